@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/internal/pipeline"
+)
+
+var envLookup = os.LookupEnv
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	cfgPath := fs.String("config", "", "config file (required)")
+	roles := fs.String("role", "all", "roles to run: ingest, detect, deliver, comma-separated, or all")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return fmt.Errorf("%w: --config is required", errUsage)
+	}
+	rs, err := pipeline.ParseRoles(*roles)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	p, closeFn, err := pipeline.Build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	log.Info("tokenwatch running", "version", version, "roles", rs, "brokers", p.Cfg.Kafka.Brokers, "detectors", len(p.Detectors))
+	err = p.Run(ctx, rs)
+	log.Info("tokenwatch stopped")
+	return err
+}

@@ -1,0 +1,158 @@
+package all
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+)
+
+const module = "github.com/tokenwatch/tokenwatch/detect/"
+
+// detectorDirs lists the folders under detect/ (relative, slash-separated)
+// whose non-test Go files call detect.Register.
+func detectorDirs(t *testing.T) []string {
+	t.Helper()
+	dirs := map[string]bool{}
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), "detect.Register(") {
+			rel, err := filepath.Rel("..", filepath.Dir(path))
+			if err != nil {
+				return err
+			}
+			dirs[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, 0, len(dirs))
+	for d := range dirs {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		t.Fatal("found no detector folders: is the walk rooted at detect/?")
+	}
+	return out
+}
+
+func allImports(t *testing.T) map[string]bool {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "all.go", nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, imp := range f.Imports {
+		p, _ := strconv.Unquote(imp.Path.Value)
+		out[p] = true
+	}
+	return out
+}
+
+// TestEveryDetectorFolderIsComplete is the checklist for a new detector:
+// README.md, sample.yaml, a test, and its line in all.go.
+func TestEveryDetectorFolderIsComplete(t *testing.T) {
+	imports := allImports(t)
+	for _, dir := range detectorDirs(t) {
+		t.Run(dir, func(t *testing.T) {
+			abs := filepath.Join("..", filepath.FromSlash(dir))
+			for _, f := range []string{"README.md", "sample.yaml"} {
+				if _, err := os.Stat(filepath.Join(abs, f)); err != nil {
+					t.Errorf("missing %s", f)
+				}
+			}
+			if tests, _ := filepath.Glob(filepath.Join(abs, "*_test.go")); len(tests) == 0 {
+				t.Error("missing a _test.go")
+			}
+			if !imports[module+dir] {
+				t.Errorf("detect/all/all.go lacks _ %q", module+dir)
+			}
+		})
+	}
+}
+
+// TestSampleConfigsBuildRegisteredDetectors checks each sample.yaml names a
+// registered detector and configures it without error, and that every
+// registered detector has a folder with a sample.
+func TestSampleConfigsBuildRegisteredDetectors(t *testing.T) {
+	sampled := map[string]string{}
+	for _, dir := range detectorDirs(t) {
+		abs, err := filepath.Abs(filepath.Join("..", filepath.FromSlash(dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(abs, "sample.yaml"))
+		if err != nil {
+			continue // reported by TestEveryDetectorFolderIsComplete
+		}
+		var doc map[string]yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Errorf("%s/sample.yaml: %v", dir, err)
+			continue
+		}
+		for id, node := range doc {
+			sampled[id] = dir
+			spec, err := detect.Lookup(id)
+			if err != nil {
+				t.Errorf("%s/sample.yaml: %v", dir, err)
+				continue
+			}
+			t.Run(id, func(t *testing.T) {
+				t.Chdir(abs) // samples may name files relative to their folder
+				d, err := spec.New(func(v any) error {
+					dec := yaml.NewDecoder(strings.NewReader(mustEncode(t, &node)))
+					dec.KnownFields(true)
+					return dec.Decode(v)
+				})
+				if err != nil {
+					t.Fatalf("sample config rejected: %v", err)
+				}
+				if d.ID() != id {
+					t.Errorf("built detector says ID %q", d.ID())
+				}
+				if !strings.HasPrefix(id, strings.SplitN(dir, "/", 2)[0]+".") {
+					t.Errorf("id %q is not in family folder %q", id, dir)
+				}
+			})
+		}
+	}
+	for _, s := range detect.Specs() {
+		if _, ok := sampled[s.ID]; !ok {
+			t.Errorf("registered detector %s has no sample.yaml section", s.ID)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, n *yaml.Node) string {
+	t.Helper()
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,160 @@
+// Package crossapp implements chain.cross_app: an integration acting across
+// more target apps within a short window than it ever did. Attackers holding a
+// broad token pivot: consent in one app, then read mail, files and chat in a
+// burst. A normal integration touches the same few apps; breadth beyond its
+// own maximum is the chain showing.
+package crossapp
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ID is the detector id.
+const ID = "chain.cross_app"
+
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "an integration active across more target apps within a window than its baseline maximum", New: New})
+}
+
+// Config is the detector's YAML config.
+type Config struct {
+	// LearningPeriod after an integration's first event during which the
+	// baseline maximum is learned silently.
+	LearningPeriod time.Duration `yaml:"learning_period"`
+	// Window is the sliding window distinct target apps are counted in.
+	Window time.Duration `yaml:"window"`
+	// MinApps is the least breadth that may alert, whatever the baseline.
+	MinApps  int              `yaml:"min_apps"`
+	Severity schemas.Severity `yaml:"severity"`
+}
+
+// DefaultConfig is used for fields the YAML leaves out.
+func DefaultConfig() Config {
+	return Config{LearningPeriod: 7 * 24 * time.Hour, Window: time.Hour, MinApps: 3, Severity: schemas.SeverityHigh}
+}
+
+// Detector is chain.cross_app.
+type Detector struct{ cfg Config }
+
+var _ detect.Detector = (*Detector)(nil)
+
+// New builds the detector from config.
+func New(decode func(any) error) (detect.Detector, error) {
+	cfg := DefaultConfig()
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.LearningPeriod < 0:
+		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
+	case cfg.Window <= 0:
+		return nil, fmt.Errorf("window %s: must be positive", cfg.Window)
+	case cfg.MinApps < 2:
+		return nil, fmt.Errorf("min_apps %d: must be at least 2", cfg.MinApps)
+	}
+	if _, err := schemas.ParseSeverity(string(cfg.Severity)); err != nil {
+		return nil, fmt.Errorf("severity: %w", err)
+	}
+	return &Detector{cfg: cfg}, nil
+}
+
+// ID implements detect.Detector.
+func (d *Detector) ID() string { return ID }
+
+// Use is an app's latest use within the window.
+type Use struct {
+	Time    int64  `json:"t"` // Unix ms
+	EventID string `json:"id"`
+}
+
+// State is what the detector remembers per integration.
+type State struct {
+	FirstSeen int64 `json:"first_seen"` // Unix ms
+	Latest    int64 `json:"latest"`     // Unix ms of the newest event
+	// Apps holds each target app's latest use within the window.
+	Apps map[string]Use `json:"apps"`
+	// Max is the most apps ever seen within one window: the baseline.
+	Max int `json:"max"`
+}
+
+// MarshalBinary implements detect.State.
+func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalBinary implements detect.State.
+func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+
+// NewState implements detect.Detector.
+func (d *Detector) NewState() detect.State { return &State{Apps: map[string]Use{}} }
+
+// Observe implements detect.Detector.
+func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
+	s := st.(*State)
+	t := ev.Time.Time
+	ms := t.UnixMilli()
+	if s.FirstSeen == 0 {
+		s.FirstSeen = ms
+	}
+	if s.Apps == nil {
+		s.Apps = map[string]Use{}
+	}
+	s.Latest = max(s.Latest, ms)
+	if ev.TargetApp == "" {
+		return nil
+	}
+	if u, ok := s.Apps[ev.TargetApp]; !ok || ms >= u.Time {
+		s.Apps[ev.TargetApp] = Use{Time: ms, EventID: ev.EventID}
+	}
+	// The window ends at the newest event, so late events cannot stretch it.
+	cutoff := s.Latest - d.cfg.Window.Milliseconds()
+	for app, u := range s.Apps {
+		if u.Time <= cutoff {
+			delete(s.Apps, app)
+		}
+	}
+	n, prevMax := len(s.Apps), s.Max
+	s.Max = max(s.Max, n)
+	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod || n <= prevMax || n < d.cfg.MinApps {
+		return nil
+	}
+	type appUse struct {
+		app string
+		Use
+	}
+	uses := make([]appUse, 0, n)
+	for app, u := range s.Apps {
+		uses = append(uses, appUse{app, u})
+	}
+	sort.Slice(uses, func(i, j int) bool {
+		if uses[i].Time != uses[j].Time {
+			return uses[i].Time < uses[j].Time
+		}
+		return uses[i].app < uses[j].app
+	})
+	apps, ids := make([]string, n), make([]string, n)
+	for i, u := range uses {
+		apps[i], ids[i] = u.app, u.EventID
+	}
+	name := ev.Integration.Name
+	if name == "" {
+		name = ev.Integration.ID
+	}
+	latest := time.UnixMilli(s.Latest).UTC()
+	bucket := latest.Truncate(d.cfg.Window)
+	return []detect.Finding{{
+		// One alert per window bucket; a wider spread later in the same bucket
+		// is the same incident.
+		Key:      bucket.Format("2006-01-02T15:04:05Z"),
+		Title:    fmt.Sprintf("%s active across %d apps within %s", name, n, d.cfg.Window),
+		Summary:  fmt.Sprintf("%s (%s) acted in %d target apps within %s (%v); its most before was %d.", name, ev.Integration.ID, n, d.cfg.Window, apps, prevMax),
+		Severity: d.cfg.Severity,
+		Observed: map[string]any{"apps": apps, "count": n, "window_bucket": schemas.NewTime(bucket)},
+		Baseline: map[string]any{"max_apps": prevMax, "min_apps": d.cfg.MinApps, "window": d.cfg.Window.String(), "since": schemas.UnixMilli(s.FirstSeen)},
+		EventIDs: ids, FirstSeen: time.UnixMilli(uses[0].Time).UTC(), LastSeen: time.UnixMilli(uses[n-1].Time).UTC(),
+	}}
+}

@@ -1,0 +1,231 @@
+// Package hosting implements geo.hosting_or_anonymizer: an integration acting
+// from a hosting/cloud/VPN network or a Tor exit it never used during its
+// learning period. Attackers replay stolen tokens from rented VPS, commercial
+// VPNs and Tor; legitimate integrations that run in a cloud show that cloud
+// while learning, so only a hosting network new to the integration alerts.
+package hosting
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ID is the detector id.
+const ID = "geo.hosting_or_anonymizer"
+
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "activity from a hosting/VPN network or Tor exit the integration never used while learning", New: New})
+}
+
+// Config is the detector's YAML config.
+type Config struct {
+	// LearningPeriod after an integration's first event during which hosting
+	// networks it uses are learned silently.
+	LearningPeriod time.Duration `yaml:"learning_period"`
+	// HostingASNs and HostingOrgPatterns (case-insensitive regular expressions
+	// over the AS organisation) say which networks count as hosting or VPN.
+	HostingASNs        []uint32 `yaml:"hosting_asns"`
+	HostingOrgPatterns []string `yaml:"hosting_org_patterns"`
+	// TorExitList is a file of Tor exit addresses, one per line ('#' comments),
+	// e.g. a copy of https://check.torproject.org/torbulkexitlist. Empty: no Tor check.
+	TorExitList string           `yaml:"tor_exit_list"`
+	Severity    schemas.Severity `yaml:"severity"`
+	TorSeverity schemas.Severity `yaml:"tor_severity"`
+}
+
+// DefaultConfig is used for fields the YAML leaves out.
+func DefaultConfig() Config {
+	return Config{
+		LearningPeriod: 7 * 24 * time.Hour,
+		HostingASNs: []uint32{
+			16509, 14618, // Amazon
+			15169, 396982, // Google, Google Cloud
+			8075,          // Microsoft
+			20473,         // Choopa / Vultr
+			14061,         // DigitalOcean
+			16276,         // OVH
+			24940, 213230, // Hetzner
+			63949,  // Linode / Akamai
+			9009,   // M247 (behind many commercial VPNs)
+			31898,  // Oracle Cloud
+			45102,  // Alibaba Cloud
+			51167,  // Contabo
+			12876,  // Scaleway
+			60781,  // LeaseWeb
+			212238, // Datacamp (CDN77, VPN exits)
+		},
+		HostingOrgPatterns: []string{
+			`amazon`, `google[- ]cloud`, `microsoft`, `choopa|vultr`, `digitalocean`, `\bovh`,
+			`hetzner`, `linode`, `m247`, `oracle`, `alibaba`, `contabo`, `scaleway`, `leaseweb`,
+			`datacamp`, `mullvad`, `nordvpn|tefincom`, `expressvpn`, `proton`,
+		},
+		Severity:    schemas.SeverityMedium,
+		TorSeverity: schemas.SeverityHigh,
+	}
+}
+
+// Detector is geo.hosting_or_anonymizer.
+type Detector struct {
+	cfg  Config
+	asns map[uint32]bool
+	orgs []*regexp.Regexp
+	tor  map[netip.Addr]bool
+}
+
+var _ detect.Detector = (*Detector)(nil)
+
+// New builds the detector from config; it reads the Tor exit list once.
+func New(decode func(any) error) (detect.Detector, error) {
+	cfg := DefaultConfig()
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.LearningPeriod < 0 {
+		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
+	}
+	for k, sev := range map[string]schemas.Severity{"severity": cfg.Severity, "tor_severity": cfg.TorSeverity} {
+		if _, err := schemas.ParseSeverity(string(sev)); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	d := &Detector{cfg: cfg, asns: map[uint32]bool{}, tor: map[netip.Addr]bool{}}
+	for _, a := range cfg.HostingASNs {
+		d.asns[a] = true
+	}
+	for _, p := range cfg.HostingOrgPatterns {
+		re, err := regexp.Compile("(?i)" + p)
+		if err != nil {
+			return nil, fmt.Errorf("hosting_org_patterns %q: %w", p, err)
+		}
+		d.orgs = append(d.orgs, re)
+	}
+	if cfg.TorExitList != "" {
+		if err := d.loadTor(cfg.TorExitList); err != nil {
+			return nil, fmt.Errorf("tor_exit_list: %w", err)
+		}
+	}
+	return d, nil
+}
+
+func (d *Detector) loadTor(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		a, err := netip.ParseAddr(line)
+		if err != nil {
+			return fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+		d.tor[a.Unmap()] = true
+	}
+	return sc.Err()
+}
+
+// ID implements detect.Detector.
+func (d *Detector) ID() string { return ID }
+
+// State is what the detector remembers per integration.
+type State struct {
+	FirstSeen int64 `json:"first_seen"` // Unix ms of the first event
+	// Networks are the hosting networks ("AS<n>", "org:<name>") and "tor" the
+	// integration has used.
+	Networks baseline.Seen `json:"networks"`
+}
+
+// MarshalBinary implements detect.State.
+func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalBinary implements detect.State.
+func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+
+// NewState implements detect.Detector.
+func (d *Detector) NewState() detect.State { return &State{Networks: baseline.Seen{}} }
+
+// Observe implements detect.Detector.
+func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
+	s := st.(*State)
+	t := ev.Time.Time
+	if s.FirstSeen == 0 {
+		s.FirstSeen = t.UnixMilli()
+	}
+	key, kind := d.classify(ev)
+	if key == "" || s.Networks.Has(key) {
+		return nil
+	}
+	known := s.Networks.Keys()
+	s.Networks.Add(key, t)
+	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+		return nil
+	}
+	name := ev.Integration.Name
+	if name == "" {
+		name = ev.Integration.ID
+	}
+	sev, where := d.cfg.Severity, key
+	if ev.Geo != nil && ev.Geo.ASOrg != "" && key != "tor" {
+		where = key + " " + ev.Geo.ASOrg
+	}
+	if kind == "tor" {
+		sev, where = d.cfg.TorSeverity, "Tor exit "+ev.Network.IP
+	}
+	obs := map[string]any{"kind": kind, "ip": ev.Network.IP, "action": ev.Action.Name}
+	if ev.Geo != nil {
+		obs["asn"], obs["as_org"], obs["country"] = ev.Geo.ASN, ev.Geo.ASOrg, ev.Geo.Country
+	}
+	return []detect.Finding{{
+		Key:      key,
+		Title:    fmt.Sprintf("%s used from %s", name, where),
+		Summary:  fmt.Sprintf("%s (%s) acted from %s (%s, IP %s), which it never used in %.0f days of history.", name, ev.Integration.ID, where, kind, ev.Network.IP, t.Sub(time.UnixMilli(s.FirstSeen)).Hours()/24),
+		Severity: sev,
+		Observed: obs,
+		Baseline: map[string]any{"hosting_networks": known, "since": schemas.UnixMilli(s.FirstSeen)},
+		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
+	}}
+}
+
+// classify returns the baseline key and kind ("tor" or "hosting") of ev's
+// origin, or "" when it is neither. Tor wins: an exit may sit in a hosting AS.
+func (d *Detector) classify(ev *schemas.Event) (key, kind string) {
+	if len(d.tor) > 0 && ev.Network.IP != "" {
+		if a, err := netip.ParseAddr(ev.Network.IP); err == nil && d.tor[a.Unmap()] {
+			return "tor", "tor"
+		}
+	}
+	g := ev.Geo
+	if g == nil {
+		return "", ""
+	}
+	hosting := d.asns[g.ASN]
+	for _, re := range d.orgs {
+		if hosting || g.ASOrg == "" {
+			break
+		}
+		hosting = re.MatchString(g.ASOrg)
+	}
+	switch {
+	case !hosting:
+		return "", ""
+	case g.ASN != 0:
+		return "AS" + strconv.FormatUint(uint64(g.ASN), 10), "hosting"
+	default:
+		return "org:" + strings.ToLower(g.ASOrg), "hosting"
+	}
+}

@@ -1,0 +1,126 @@
+// Package newcountry implements geo.new_country: activity by an integration
+// from a country it was never seen in once its learning period is over, and
+// that is not among its approved countries. A stolen OAuth token replayed from
+// attacker infrastructure usually shows up here first.
+package newcountry
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ID is the detector id.
+const ID = "geo.new_country"
+
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "activity from a country never seen for the integration after its learning period", New: New})
+}
+
+// Config is the detector's YAML config.
+type Config struct {
+	// LearningPeriod after an integration's first event during which new
+	// countries are learned silently.
+	LearningPeriod time.Duration `yaml:"learning_period"`
+	// ApprovedCountries (ISO alpha-2) never alert, for every integration.
+	ApprovedCountries []string         `yaml:"approved_countries"`
+	Severity          schemas.Severity `yaml:"severity"`
+}
+
+// DefaultConfig is used for fields the YAML leaves out.
+func DefaultConfig() Config {
+	return Config{LearningPeriod: 7 * 24 * time.Hour, Severity: schemas.SeverityHigh}
+}
+
+// Detector is geo.new_country.
+type Detector struct {
+	cfg      Config
+	approved map[string]bool
+}
+
+var _ detect.Detector = (*Detector)(nil)
+
+// New builds the detector from config.
+func New(decode func(any) error) (detect.Detector, error) {
+	cfg := DefaultConfig()
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.LearningPeriod < 0 {
+		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
+	}
+	if _, err := schemas.ParseSeverity(string(cfg.Severity)); err != nil {
+		return nil, fmt.Errorf("severity: %w", err)
+	}
+	d := &Detector{cfg: cfg, approved: map[string]bool{}}
+	for _, c := range cfg.ApprovedCountries {
+		d.approved[strings.ToUpper(c)] = true
+	}
+	return d, nil
+}
+
+// ID implements detect.Detector.
+func (d *Detector) ID() string { return ID }
+
+// State is what the detector remembers per integration.
+type State struct {
+	FirstSeen int64         `json:"first_seen"` // Unix ms of the first event
+	Countries baseline.Seen `json:"countries"`
+}
+
+// MarshalBinary implements detect.State.
+func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalBinary implements detect.State.
+func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+
+// NewState implements detect.Detector.
+func (d *Detector) NewState() detect.State { return &State{Countries: baseline.Seen{}} }
+
+// Observe implements detect.Detector.
+func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
+	s := st.(*State)
+	t := ev.Time.Time
+	if s.FirstSeen == 0 {
+		s.FirstSeen = t.UnixMilli()
+	}
+	if ev.Geo == nil || ev.Geo.Country == "" {
+		return nil
+	}
+	c := ev.Geo.Country
+	if s.Countries.Has(c) {
+		return nil
+	}
+	known := s.Countries.Keys()
+	s.Countries.Add(c, t)
+	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
+	if learning || d.approved[c] {
+		return nil
+	}
+	where := c
+	if ev.Geo.City != "" {
+		where = ev.Geo.City + ", " + c
+	}
+	name := ev.Integration.Name
+	if name == "" {
+		name = ev.Integration.ID
+	}
+	return []detect.Finding{{
+		Key:      c,
+		Title:    fmt.Sprintf("%s used from new country %s", name, c),
+		Summary:  fmt.Sprintf("%s (%s) acted from %s (IP %s, AS%d %s); in %s of history it had been seen only in %s.", name, ev.Integration.ID, where, ev.Network.IP, ev.Geo.ASN, ev.Geo.ASOrg, roundDays(t.Sub(time.UnixMilli(s.FirstSeen))), strings.Join(known, ", ")),
+		Severity: d.cfg.Severity,
+		Observed: map[string]any{"country": c, "city": ev.Geo.City, "ip": ev.Network.IP, "asn": ev.Geo.ASN, "as_org": ev.Geo.ASOrg, "action": ev.Action.Name},
+		Baseline: map[string]any{"countries": known, "since": schemas.UnixMilli(s.FirstSeen)},
+		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
+	}}
+}
+
+func roundDays(d time.Duration) string {
+	return fmt.Sprintf("%.0f days", d.Hours()/24)
+}

@@ -1,0 +1,90 @@
+package newcountry
+
+import (
+	_ "embed"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/detecttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+//go:embed sample.yaml
+var sample []byte
+
+func newDetector(t *testing.T) detect.Detector {
+	t.Helper()
+	d, err := New(detecttest.Config(t, sample, ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+const day = 24 * time.Hour
+
+func from(id string, at time.Duration, country string) schemas.Event {
+	ev := detecttest.Event(id, at)
+	if country != "" {
+		ev.Geo = &schemas.Geo{Country: country, City: "Somewhere", ASN: 64500, ASOrg: "EXAMPLE"}
+	}
+	return ev
+}
+
+func TestNewCountry(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []schemas.Event
+		want   []string
+	}{
+		{"new country after learning alerts once", []schemas.Event{
+			from("e1", 0, "DE"), from("e2", 8*day, "RU"), from("e3", 9*day, "RU"),
+		}, []string{"RU"}},
+		{"countries seen while learning are baseline", []schemas.Event{
+			from("e1", 0, "DE"), from("e2", 3*day, "FR"), from("e3", 9*day, "FR"),
+		}, nil},
+		{"approved countries never alert", []schemas.Event{
+			from("e1", 0, "DE"), from("e2", 8*day, "IE"),
+		}, nil},
+		{"events without geo are skipped", []schemas.Event{
+			from("e1", 0, "DE"), from("e2", 8*day, ""),
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := detecttest.Run(t, newDetector(t), tc.events)
+			if g := detecttest.Keys(got); !slices.Equal(g, tc.want) {
+				t.Fatalf("keys = %v, want %v", g, tc.want)
+			}
+			for _, f := range got {
+				if f.Severity != schemas.SeverityHigh {
+					t.Errorf("severity = %s", f.Severity)
+				}
+			}
+		})
+	}
+}
+
+func TestNewCountryStateRoundTrip(t *testing.T) {
+	d := newDetector(t)
+	st := d.NewState()
+	e1 := from("e1", 0, "DE")
+	d.Observe(&e1, st)
+	b, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := d.NewState()
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := back.MarshalBinary(); string(b) != string(b2) {
+		t.Fatalf("round trip changed state:\n%s\n%s", b, b2)
+	}
+	e2 := from("e2", 30*day, "DE")
+	if fs := d.Observe(&e2, back); len(fs) != 0 {
+		t.Errorf("restored state forgot DE: %v", fs)
+	}
+}

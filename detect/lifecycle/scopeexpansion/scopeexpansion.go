@@ -1,0 +1,167 @@
+// Package scopeexpansion implements lifecycle.scope_expansion: an integration
+// granted or using an OAuth scope it never had during its learning period.
+// Consent phishing and compromised apps escalate by re-consenting with broader
+// scopes (mail, files, admin); a quiet integration suddenly holding
+// gmail.readonly is worth a look even when nothing else changed.
+package scopeexpansion
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ID is the detector id.
+const ID = "lifecycle.scope_expansion"
+
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "an OAuth scope granted or used that the integration never had while learning", New: New})
+}
+
+// Config is the detector's YAML config.
+type Config struct {
+	// LearningPeriod after an integration's first event during which scopes
+	// are learned silently.
+	LearningPeriod time.Duration `yaml:"learning_period"`
+	// SensitiveScopes are case-insensitive substrings; a new scope containing
+	// one alerts with SensitiveSeverity, any other with Severity.
+	SensitiveScopes   []string         `yaml:"sensitive_scopes"`
+	SensitiveSeverity schemas.Severity `yaml:"sensitive_severity"`
+	Severity          schemas.Severity `yaml:"severity"`
+}
+
+// DefaultConfig is used for fields the YAML leaves out.
+func DefaultConfig() Config {
+	return Config{
+		LearningPeriod: 7 * 24 * time.Hour,
+		SensitiveScopes: []string{
+			"mail", "drive", "admin", "full_access", "directory", "files.readwrite",
+			"repo", "write", "delete", "sudo", "refresh_token", "offline_access", "cloud-platform",
+		},
+		SensitiveSeverity: schemas.SeverityHigh,
+		Severity:          schemas.SeverityMedium,
+	}
+}
+
+// Detector is lifecycle.scope_expansion.
+type Detector struct {
+	cfg       Config
+	sensitive []string // lowercased
+}
+
+var _ detect.Detector = (*Detector)(nil)
+
+// New builds the detector from config.
+func New(decode func(any) error) (detect.Detector, error) {
+	cfg := DefaultConfig()
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.LearningPeriod < 0 {
+		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
+	}
+	for k, sev := range map[string]schemas.Severity{"severity": cfg.Severity, "sensitive_severity": cfg.SensitiveSeverity} {
+		if _, err := schemas.ParseSeverity(string(sev)); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	d := &Detector{cfg: cfg}
+	for _, s := range cfg.SensitiveScopes {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" {
+			return nil, fmt.Errorf("sensitive_scopes: an empty entry would match every scope")
+		}
+		d.sensitive = append(d.sensitive, s)
+	}
+	return d, nil
+}
+
+// ID implements detect.Detector.
+func (d *Detector) ID() string { return ID }
+
+// State is what the detector remembers per integration.
+type State struct {
+	FirstSeen int64         `json:"first_seen"` // Unix ms
+	Scopes    baseline.Seen `json:"scopes"`
+}
+
+// MarshalBinary implements detect.State.
+func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalBinary implements detect.State.
+func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+
+// NewState implements detect.Detector.
+func (d *Detector) NewState() detect.State { return &State{Scopes: baseline.Seen{}} }
+
+// Observe implements detect.Detector.
+func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
+	s := st.(*State)
+	t := ev.Time.Time
+	if s.FirstSeen == 0 {
+		s.FirstSeen = t.UnixMilli()
+	}
+	if s.Scopes == nil {
+		s.Scopes = baseline.Seen{}
+	}
+	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
+	var known []string
+	var out []detect.Finding
+	for _, scope := range ev.Scopes {
+		scope = strings.TrimSpace(scope)
+		if scope == "" || s.Scopes.Has(scope) {
+			continue
+		}
+		if known == nil {
+			known = s.Scopes.Keys() // the baseline before this event
+		}
+		s.Scopes.Add(scope, t)
+		if learning {
+			continue
+		}
+		sev, match := d.cfg.Severity, d.sensitiveMatch(scope)
+		if match != "" {
+			sev = d.cfg.SensitiveSeverity
+		}
+		name := ev.Integration.Name
+		if name == "" {
+			name = ev.Integration.ID
+		}
+		how, verb := "used", "used"
+		if ev.Action.Category == schemas.CategoryAuthorize {
+			how, verb = "granted", "was granted"
+		}
+		out = append(out, detect.Finding{
+			Key:      scope,
+			Title:    fmt.Sprintf("%s %s new scope %s", name, verb, scope),
+			Summary:  fmt.Sprintf("%s (%s) %s scope %s (%s by %s); its %d known scopes did not include it.", name, ev.Integration.ID, verb, scope, ev.Action.Name, principal(ev), len(known)),
+			Severity: sev,
+			Observed: map[string]any{"scope": scope, "how": how, "sensitive_match": match, "action": ev.Action.Name, "principal": ev.Principal.ID, "credential": ev.Credential.ID},
+			Baseline: map[string]any{"scopes": known, "since": schemas.UnixMilli(s.FirstSeen)},
+			EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
+		})
+	}
+	return out
+}
+
+func (d *Detector) sensitiveMatch(scope string) string {
+	l := strings.ToLower(scope)
+	for _, s := range d.sensitive {
+		if strings.Contains(l, s) {
+			return s
+		}
+	}
+	return ""
+}
+
+func principal(ev *schemas.Event) string {
+	if ev.Principal.ID == "" {
+		return "an unknown principal"
+	}
+	return ev.Principal.ID
+}

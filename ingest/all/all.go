@@ -1,0 +1,10 @@
+// Package all links every source connector into the binary: one blank import
+// per connector folder.
+package all
+
+import (
+	_ "github.com/tokenwatch/tokenwatch/ingest/github"
+	_ "github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
+	_ "github.com/tokenwatch/tokenwatch/ingest/okta"
+	_ "github.com/tokenwatch/tokenwatch/ingest/slack"
+)

@@ -1,0 +1,340 @@
+package slack
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
+
+//go:embed sample.yaml
+var sampleYAML []byte
+
+const testToken = "xoxp-1234567890-0987654321-test"
+
+func yamlDecoder(doc []byte) func(any) error {
+	return func(v any) error { return yaml.Unmarshal(doc, v) }
+}
+
+func TestNormalize(t *testing.T) {
+	type want struct {
+		id, integration, appName, credType, category, outcome, principal, resource, ip, ua, time string
+		scopes                                                                                   []string
+	}
+	loc := `"context":{"location":{"type":"workspace","id":"T1"},"ua":"UA/1","ip_address":"198.51.100.7"}`
+	cases := []struct {
+		name    string
+		raw     string
+		want    *want
+		wantErr string
+	}{
+		{
+			name: "install grants the app's scopes",
+			raw:  `{"id":"e1","date_create":1793067187,"action":"app_installed","actor":{"type":"user","user":{"id":"W1","email":"ops@example.com"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM","scopes":["chat:write","users:read"]}},` + loc + `}`,
+			want: &want{id: "e1", integration: "A1", appName: "CRM", credType: "oauth_token", category: "authorize", outcome: "success", principal: "ops@example.com",
+				resource: "workspace:T1", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T02:13:07.000Z", scopes: []string{"chat:write", "users:read"}},
+		},
+		{
+			name: "scope expansion carries only the new scopes",
+			raw:  `{"id":"e2","date_create":1793067187,"action":"app_scopes_expanded","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM","scopes":["chat:write","files:read"]}},` + loc + `,"details":{"new_scopes":["files:read"],"previous_scopes":["chat:write"]}}`,
+			want: &want{id: "e2", integration: "A1", appName: "CRM", credType: "oauth_token", category: "authorize", outcome: "success", principal: "W1",
+				resource: "workspace:T1", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T02:13:07.000Z", scopes: []string{"files:read"}},
+		},
+		{
+			name: "uninstall revokes",
+			raw:  `{"id":"e3","date_create":1793073000,"action":"app_uninstalled","actor":{"type":"user","user":{"id":"W0","email":"it@example.com"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM"}},` + loc + `}`,
+			want: &want{id: "e3", integration: "A1", appName: "CRM", credType: "oauth_token", category: "revoke", outcome: "success", principal: "it@example.com",
+				resource: "workspace:T1", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T03:50:00.000Z"},
+		},
+		{
+			name: "bot token upgrade is an authorize of a bot token",
+			raw:  `{"id":"e4","date_create":"1793071000","action":"bot_token_upgraded","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"app","app":{"id":"A1","scopes":["files:read"]}},` + loc + `}`,
+			want: &want{id: "e4", integration: "A1", credType: "bot_token", category: "authorize", outcome: "success", principal: "W1",
+				resource: "workspace:T1", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T03:16:40.000Z", scopes: []string{"files:read"}},
+		},
+		{
+			name: "token preserved after the installer left is admin",
+			raw:  `{"id":"e5","date_create":1793072000,"action":"app_token_preserved","actor":{"type":"user","user":{"id":"USLACKUSER"}},"entity":{"type":"app","app":{"id":"A2","name":"Legacy"}},"context":{"location":{"type":"enterprise","id":"E1"}}}`,
+			want: &want{id: "e5", integration: "A2", appName: "Legacy", credType: "oauth_token", category: "admin", outcome: "success", principal: "USLACKUSER",
+				resource: "enterprise:E1", time: "2026-10-27T03:33:20.000Z"},
+		},
+		{
+			name: "an app downloading a file is access to that file",
+			raw:  `{"id":"e6","date_create":1793070000,"action":"file_downloaded","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"file","file":{"id":"F1","name":"payroll.xlsx"}},"context":{"location":{"type":"workspace","id":"T1"},"ua":"python-requests/2.31.0","ip_address":"102.89.0.1","app":{"id":"A1","name":"CRM"}}}`,
+			want: &want{id: "e6", integration: "A1", appName: "CRM", credType: "oauth_token", category: "access", outcome: "success", principal: "W1",
+				resource: "file:F1", ip: "102.89.0.1", ua: "python-requests/2.31.0", time: "2026-10-27T03:00:00.000Z"},
+		},
+		{
+			name: "a blocked download by an app is an auth failure",
+			raw:  `{"id":"e7","date_create":1793070000,"action":"file_downloaded_blocked","actor":{"type":"app","app":{"id":"A1","name":"CRM"}},"entity":{"type":"file","file":{"id":"F1"}}}`,
+			want: &want{id: "e7", integration: "A1", appName: "CRM", credType: "oauth_token", category: "auth_failure", outcome: "failure", principal: "A1",
+				resource: "file:F1", time: "2026-10-27T03:00:00.000Z"},
+		},
+		{name: "a person downloading a file is not app activity", raw: `{"id":"e8","date_create":1793070100,"action":"file_downloaded","actor":{"type":"user","user":{"id":"W9"}},"entity":{"type":"file","file":{"id":"F2"}}}`},
+		{name: "missing time", raw: `{"id":"x","action":"app_installed","entity":{"app":{"id":"A1"}}}`, wantErr: "no date_create"},
+		{name: "time in the wrong unit", raw: `{"id":"x","date_create":"2026-10-27","action":"app_installed","entity":{"app":{"id":"A1"}}}`, wantErr: `date_create "2026-10-27"`},
+		{name: "not an audit entry", raw: `{"ok":true,"entries":[]}`, wantErr: "no action"},
+		{name: "scopes of the wrong shape", raw: `{"id":"x","date_create":1,"action":"app_installed","details":{"new_scopes":"files:read"}}`, wantErr: "decode audit entry"},
+	}
+	src := NewNormalizer("acme")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			evs, err := src.Normalize([]byte(c.raw))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.want == nil {
+				if len(evs) != 0 {
+					t.Fatalf("want no events, got %+v", evs)
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("want 1 event, got %d", len(evs))
+			}
+			ev := evs[0]
+			if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Tenant != "acme" || string(ev.Raw) != c.raw || !strings.HasPrefix(ev.Credential.ID, "i-") {
+				t.Errorf("tenant %q, credential id %q, or raw not kept", ev.Tenant, ev.Credential.ID)
+			}
+			tm, _ := ev.Time.MarshalJSON()
+			got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type,
+				category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, ip: ev.Network.IP,
+				ua: ev.Network.UserAgent, time: strings.Trim(string(tm), `"`), scopes: ev.Scopes}
+			if ev.Resource.ID != "" {
+				got.resource = ev.Resource.Type + ":" + ev.Resource.ID
+			}
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *c.want) {
+				t.Errorf("got  %+v\nwant %+v", got, *c.want)
+			}
+		})
+	}
+}
+
+func TestInstallationIDSeparatesWorkspaces(t *testing.T) {
+	if installationID("A1", "T1") == installationID("A1", "T2") || installationID("A1", "T1") != installationID("A1", "T1") {
+		t.Fatal("installation id must be stable per (app, workspace) and differ across workspaces")
+	}
+}
+
+func TestNormalizeGolden(t *testing.T) {
+	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
+	ingesttest.GoldenEvents(t, NewNormalizer("acme"), records, "testdata/golden/normalized.jsonl", *update)
+	if *update {
+		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
+		f.Add(r)
+	}
+	src := NewNormalizer("acme")
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if err := ingesttest.CheckNormalize(src, raw); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// fakeAuditLogs reproduces GET /audit/v1/logs: bearer auth, entries newest
+// first, oldest (inclusive, epoch seconds), limit, action, and cursor paging
+// through response_metadata.next_cursor (empty on the last page). The first
+// request carrying a cursor gets a 429 with Retry-After.
+type fakeAuditLogs struct {
+	t       *testing.T
+	srv     *httptest.Server
+	mu      sync.Mutex
+	records [][]byte
+	limited bool
+	queries []string
+}
+
+func newFakeAuditLogs(t *testing.T, records [][]byte) *fakeAuditLogs {
+	f := &fakeAuditLogs{t: t, records: records}
+	f.srv = httptest.NewServer(f)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAuditLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.Header.Get("Authorization") != "Bearer "+testToken {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"ok":false,"error":"invalid_auth"}`)
+		return
+	}
+	if r.URL.Path != "/audit/v1/logs" {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"ok":false,"error":"unknown_method"}`)
+		return
+	}
+	q := r.URL.Query()
+	f.queries = append(f.queries, r.URL.RawQuery)
+	if q.Get("action") != strings.Join(DefaultActions, ",") {
+		f.t.Errorf("action filter %q, want the default actions", q.Get("action"))
+	}
+	oldest, _ := strconv.ParseInt(q.Get("oldest"), 10, 64)
+	var match [][]byte
+	for _, raw := range f.records {
+		if tm, _, ok := recordKey(raw); ok && tm.Unix() >= oldest {
+			match = append(match, raw)
+		}
+	}
+	sort.SliceStable(match, func(i, j int) bool {
+		a, _, _ := recordKey(match[i])
+		b, _, _ := recordKey(match[j])
+		return a.After(b)
+	})
+	off := 0
+	if c := q.Get("cursor"); c != "" {
+		if !f.limited {
+			f.limited = true
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"ok":false,"error":"ratelimited"}`)
+			return
+		}
+		b, _ := base64.StdEncoding.DecodeString(c)
+		off, _ = strconv.Atoi(strings.TrimPrefix(string(b), "next:"))
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	off = min(off, len(match))
+	end := min(off+limit, len(match))
+	next := ""
+	if end < len(match) {
+		next = base64.StdEncoding.EncodeToString([]byte("next:" + strconv.Itoa(end)))
+	}
+	fmt.Fprint(w, `{"entries":[`)
+	for i, raw := range match[off:end] {
+		if i > 0 {
+			fmt.Fprint(w, ",")
+		}
+		w.Write(raw)
+	}
+	fmt.Fprintf(w, `],"response_metadata":{"next_cursor":%q}}`, next)
+}
+
+func newTestSource(t *testing.T, f *fakeAuditLogs, limit int) *Source {
+	t.Setenv("SLACK_AUDIT_TOKEN", testToken)
+	src, err := New(func(v any) error {
+		if err := yamlDecoder(sampleYAML)(v); err != nil {
+			return err
+		}
+		v.(*Config).Limit = limit
+		return nil
+	}, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.(*Source)
+}
+
+func TestFetchConformance(t *testing.T) {
+	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
+	f := newFakeAuditLogs(t, records)
+	res := ingesttest.Run(t, newTestSource(t, f, 3))
+	if len(res.Records) != len(records) || res.Pages != 3 {
+		t.Errorf("read %d records in %d pages, want %d in 3", len(res.Records), res.Pages, len(records))
+	}
+	if rl := res.RateLimits[0]; rl.Status != http.StatusTooManyRequests || rl.RetryAfter != 3*time.Second {
+		t.Errorf("rate limit = %+v, want 429 with Retry-After 3s", rl)
+	}
+	if len(res.Events) != len(records)-1 {
+		t.Errorf("got %d events, want one per record but the person's download", len(res.Events))
+	}
+	// Newest first: the window's end is only known from the first page, and
+	// must survive the later pages in the token.
+	if want := time.Unix(1793073500, 0).UTC(); !res.Final.Time.Equal(want) || res.Final.Token != "" {
+		t.Errorf("final cursor %+v, want time %s", res.Final, want)
+	}
+	for _, q := range f.queries[1 : len(f.queries)-1] { // the last is the re-poll from the final cursor
+		if !strings.Contains(q, "cursor=") {
+			t.Errorf("follow-up request %q has no cursor", q)
+		}
+	}
+}
+
+func TestFetchResumesFromCursorWithoutGapOrDuplicate(t *testing.T) {
+	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
+	f := newFakeAuditLogs(t, records[:2]) // both at 1793067187
+	src := newTestSource(t, f, 1000)
+	page, err := src.Fetch(context.Background(), ingest.Cursor{})
+	if err != nil || !page.Done || len(page.Records) != 2 {
+		t.Fatalf("first poll: %d records, done %v, err %v", len(page.Records), page.Done, err)
+	}
+	sameSecond := `{"id":"late-same-second","date_create":1793067187,"action":"app_resources_added","entity":{"type":"app","app":{"id":"A0W1CRMSYNC"}}}`
+	f.records = append(f.records, []byte(sameSecond), records[2])
+	page, err = src.Fetch(context.Background(), page.Next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, raw := range page.Records {
+		_, id, _ := recordKey(raw)
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"2123a45b-6c7d-8e9f-a0b1-c2d3e4f5a6b9", "late-same-second"}) {
+		t.Errorf("second poll delivered %v, want only the two new entries", ids)
+	}
+	if !strings.Contains(f.queries[1], "oldest=1793067187") {
+		t.Errorf("second poll %q does not start at the cursor second", f.queries[1])
+	}
+}
+
+func TestFetchAuthErrorIsNotRetried(t *testing.T) {
+	f := newFakeAuditLogs(t, nil)
+	src, _ := New(yamlDecoder([]byte("token: xoxp-wrong\n")), ingest.Options{BaseURL: f.srv.URL})
+	_, err := src.Fetch(context.Background(), ingest.Cursor{})
+	var rl *ingest.RateLimitError
+	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "invalid_auth") {
+		t.Fatalf("err = %v, want an invalid_auth error", err)
+	}
+	if strings.Contains(err.Error(), "xoxp-wrong") {
+		t.Fatal("error leaks the token")
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	cases := []struct{ yaml, wantErr string }{
+		{"limit: 10\n", "token: required"},
+		{"token: x\nlimit: 0\n", "limit 0"},
+		{"token: x\nactions: ['app_installed,app_uninstalled']\n", "not an audit action name"},
+		{"token: x\nactions: [app_installed]\n", ""},
+	}
+	for _, c := range cases {
+		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
+		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
+		}
+	}
+}

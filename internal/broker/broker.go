@@ -1,0 +1,251 @@
+// Package broker owns tokenwatch's Kafka plumbing: writers and group readers
+// built from config (segmentio/kafka-go), topic creation, the batch consumer
+// loop that commits offsets only after a batch's results are durable.
+// Production points Brokers at real Kafka; broker/embedded is the in-process
+// broker for the demo, the embedded default and tests.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Config is the `kafka:` block.
+type Config struct {
+	// Brokers of a real cluster; empty runs the embedded in-process broker.
+	Brokers           []string `yaml:"brokers"`
+	Partitions        int      `yaml:"partitions"`         // for topics tokenwatch creates
+	ReplicationFactor int      `yaml:"replication_factor"` // for topics tokenwatch creates
+	// GroupPrefix prefixes consumer group ids ("tokenwatch" → "tokenwatch-detect").
+	GroupPrefix string `yaml:"group_prefix"`
+	// DataDir makes the embedded broker persist its log (survives restarts).
+	DataDir string `yaml:"data_dir"`
+}
+
+// DefaultConfig: embedded broker, 4 partitions.
+func DefaultConfig() Config {
+	return Config{Partitions: 4, ReplicationFactor: 1, GroupPrefix: "tokenwatch"}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Partitions < 1 {
+		return fmt.Errorf("kafka.partitions %d: must be at least 1", c.Partitions)
+	}
+	if c.ReplicationFactor < 1 {
+		return fmt.Errorf("kafka.replication_factor %d: must be at least 1", c.ReplicationFactor)
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("kafka.brokers %q: want host:port", b)
+		}
+	}
+	if c.GroupPrefix == "" {
+		return errors.New("kafka.group_prefix: must not be empty")
+	}
+	return nil
+}
+
+// Group returns the consumer group id for a role or sink.
+func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
+
+// AllTopics are the topics tokenwatch writes.
+var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter}
+
+// EnsureTopics creates missing topics (existing ones are left as they are).
+func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
+	if len(cfg.Brokers) == 0 {
+		return errors.New("kafka: no brokers")
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor})
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics: %w", err)
+	}
+	for t, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// NewWriter returns a writer for topic that partitions by key (integration id)
+// and waits for all in-sync replicas. WriteMessages returns once the batch is
+// acknowledged.
+func NewWriter(cfg Config, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Topic:                  topic,
+		Balancer:               &kafka.Hash{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchSize:              5000,
+		BatchBytes:             1 << 20, // Kafka's default message.max.bytes
+		BatchTimeout:           2 * time.Millisecond,
+		MaxAttempts:            10,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        2 * time.Second,
+		AllowAutoTopicCreation: false,
+	}
+}
+
+// NewReader returns a consumer-group reader of topic that starts at the
+// earliest offset when the group has none, and commits only when told.
+func NewReader(cfg Config, topic, group string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:               cfg.Brokers,
+		Topic:                 topic,
+		GroupID:               group,
+		MinBytes:              1,
+		MaxBytes:              16 << 20,
+		MaxWait:               100 * time.Millisecond,
+		ReadBatchTimeout:      2 * time.Second,
+		StartOffset:           kafka.FirstOffset,
+		CommitInterval:        0, // synchronous commits, after results are durable
+		HeartbeatInterval:     1 * time.Second,
+		SessionTimeout:        10 * time.Second,
+		RebalanceTimeout:      10 * time.Second,
+		JoinGroupBackoff:      500 * time.Millisecond,
+		WatchPartitionChanges: true,
+	})
+}
+
+// Handler processes one batch. It returns nil once the batch's results are
+// durable (produced and acknowledged, or written); only then are the offsets
+// committed. An error is retried with backoff: the batch is never skipped.
+type Handler func(ctx context.Context, batch []kafka.Message) error
+
+// Consume runs the batch loop until ctx is done: up to maxBatch messages or
+// maxWait after the first, handled, then committed. The channel between the
+// fetcher and the loop is bounded, so a stuck handler stops consumption
+// (backpressure) rather than buffering without limit.
+func Consume(ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Duration, log *slog.Logger, handle Handler) error {
+	msgs := make(chan kafka.Message, maxBatch)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	batch := make([]kafka.Message, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		m, ok := <-msgs
+		if !ok {
+			return fetchStop(ctx, fetchErr)
+		}
+		batch = append(batch, m)
+		timer := time.NewTimer(maxWait)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		// Handle with retry; the context for handling outlives ctx briefly so a
+		// shutdown flushes the batch in hand instead of abandoning it.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := retry(hctx, log, func() error { return handle(hctx, batch) })
+		if err == nil {
+			err = r.CommitMessages(hctx, batch...)
+		}
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consume %s: %w", r.Config().Topic, err)
+		}
+	}
+}
+
+func fetchStop(ctx context.Context, fetchErr chan error) error {
+	select {
+	case err := <-fetchErr:
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil
+		}
+		return err
+	default:
+		return nil
+	}
+}
+
+// retry runs f until it succeeds or ctx ends, backing off 100 ms → 5 s.
+func retry(ctx context.Context, log *slog.Logger, f func() error) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		log.Warn("batch failed, retrying", "attempt", attempt, "err", err, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// Headers used on tokenwatch messages.
+const (
+	HeaderSource = "tokenwatch-source"
+	HeaderReason = "tokenwatch-reason"
+)
+
+// Header builds a kafka header.
+func Header(k, v string) kafka.Header { return kafka.Header{Key: k, Value: []byte(v)} }
+
+// Condense shortens kafka-go's WriteErrors (one entry per message) to a count
+// and the first distinct error, so a failed batch logs one readable line.
+func Condense(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	var first error
+	n := 0
+	for _, e := range we {
+		if e != nil {
+			n++
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	if first == nil {
+		return err
+	}
+	return fmt.Errorf("%d of %d messages failed, first: %w", n, len(we), first)
+}

@@ -1,0 +1,208 @@
+// Package chtest starts a throwaway clickhouse-server from PATH for tests,
+// benchmarks and the demo: the package's own config copied to a temp dir with
+// its data and log paths and ports rewritten, so nothing on the machine is
+// touched and several servers can run at once. Nothing outside tests, benches
+// and dev wiring may use it.
+package chtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running clickhouse-server.
+type Server struct {
+	Dir      string
+	TCPAddr  string // native protocol host:port
+	HTTPAddr string
+	cmd      *exec.Cmd
+	exited   chan error
+}
+
+// ErrNotInstalled means no clickhouse-server on PATH.
+var ErrNotInstalled = errors.New("clickhouse-server not found on PATH (make test installs it: apt-get install clickhouse-server)")
+
+// Binary returns the clickhouse-server path.
+func Binary() (string, error) {
+	for _, name := range []string{"clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", ErrNotInstalled
+}
+
+// Required reports whether tests must fail rather than skip without ClickHouse
+// (CI sets TOKENWATCH_REQUIRE_CLICKHOUSE=1).
+func Required() bool { return os.Getenv("TOKENWATCH_REQUIRE_CLICKHOUSE") == "1" }
+
+// New starts a server for t and stops it at cleanup. Without clickhouse-server
+// it skips the test, or fails it when Required.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start(context.Background(), t.TempDir())
+	if err != nil {
+		if errors.Is(err, ErrNotInstalled) && !Required() {
+			t.Skip(err)
+		}
+		t.Fatalf("start clickhouse: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start launches clickhouse-server with its data under dir and waits until it
+// answers, at most 60 s.
+func Start(ctx context.Context, dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	src := "/etc/clickhouse-server"
+	cfg, err := os.ReadFile(filepath.Join(src, "config.xml"))
+	if err != nil {
+		return nil, fmt.Errorf("read packaged config: %w", err)
+	}
+	users, err := os.ReadFile(filepath.Join(src, "users.xml"))
+	if err != nil {
+		return nil, fmt.Errorf("read packaged users.xml: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data") + "/"
+	logs := filepath.Join(dir, "log") + "/"
+	for _, d := range []string{data, logs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c := string(cfg)
+	c = strings.ReplaceAll(c, "/var/lib/clickhouse/", data)
+	c = strings.ReplaceAll(c, "/var/log/clickhouse-server/", logs)
+	c = replaceTag(c, "http_port", ports[0])
+	c = replaceTag(c, "tcp_port", ports[1])
+	c = replaceTag(c, "interserver_http_port", ports[2])
+	c = regexp.MustCompile(`<level>[a-z]+</level>`).ReplaceAllString(c, "<level>warning</level>")
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(c), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), users, 0o644); err != nil {
+		return nil, err
+	}
+	s := &Server{Dir: dir, TCPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), exited: make(chan error, 1)}
+	stderr, err := os.Create(filepath.Join(logs, "stderr.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
+	s.cmd.Dir = dir
+	s.cmd.Stdout, s.cmd.Stderr = stderr, stderr
+	// Its own process group, so a killed test run does not leave it behind
+	// attached to the terminal; Pdeathsig stops it if the test binary dies.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		stderr.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { s.exited <- s.cmd.Wait(); stderr.Close() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := s.ping(); err == nil {
+			return s, nil
+		}
+		select {
+		case err := <-s.exited:
+			tail, _ := os.ReadFile(filepath.Join(logs, "clickhouse-server.err.log"))
+			return nil, fmt.Errorf("clickhouse-server exited: %v: %s", err, lastLines(string(tail), 5))
+		case <-ctx.Done():
+			s.Stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, errors.New("clickhouse-server did not answer within 60s")
+		}
+	}
+}
+
+func (s *Server) ping() error {
+	resp, err := http.Get("http://" + s.HTTPAddr + "/?query=SELECT%201")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Stop terminates the server and waits for it.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.cmd = nil
+}
+
+// Kill stops the server abruptly (fault-injection tests).
+func (s *Server) Kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		s.cmd = nil
+	}
+}
+
+func replaceTag(c, tag string, port int) string {
+	re := regexp.MustCompile(`<` + tag + `>\d+</` + tag + `>`)
+	return re.ReplaceAllString(c, fmt.Sprintf("<%s>%d</%s>", tag, port, tag))
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

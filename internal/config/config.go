@@ -1,0 +1,202 @@
+// Package config owns tokenwatch's one YAML config file: its shape, defaults,
+// environment overrides and validation. Every role validates the same way at
+// start, so a bad file fails fast with the field named.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/internal/broker"
+)
+
+// Config is the whole file.
+type Config struct {
+	Log        Log               `yaml:"log"`
+	Kafka      broker.Config     `yaml:"kafka"`
+	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	GeoIP      GeoIP             `yaml:"geoip"`
+	Ingest     Ingest            `yaml:"ingest"`
+	Detect     Detect            `yaml:"detect"`
+	Deliver    Deliver           `yaml:"deliver"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// GeoIP names the MaxMind databases.
+type GeoIP struct {
+	City      string `yaml:"city"`
+	ASN       string `yaml:"asn"`
+	CacheSize int    `yaml:"cache_size"`
+}
+
+// Ingest configures the ingest role.
+type Ingest struct {
+	// Files are raw vendor records to ingest once at start (dev, backfill).
+	Files []FileInput `yaml:"files"`
+}
+
+// FileInput is a raw file and the source whose shape it holds.
+type FileInput struct {
+	Source string `yaml:"source"`
+	Tenant string `yaml:"tenant"`
+	Path   string `yaml:"path"`
+}
+
+// Detect configures detection.
+type Detect struct {
+	// Detectors maps a detector id to its config; `enabled: false` turns it off.
+	Detectors map[string]yaml.Node `yaml:"detectors"`
+	// BatchSize and FlushInterval bound the detect consumer's batches.
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// Deliver configures sinks.
+type Deliver struct {
+	Retry deliver.RetryPolicy `yaml:"retry"`
+	Sinks []Sink              `yaml:"sinks"`
+	// EventsToClickHouse writes every event to the events table (needs clickhouse.addr).
+	EventsToClickHouse bool          `yaml:"events_to_clickhouse"`
+	BatchSize          int           `yaml:"batch_size"`
+	FlushInterval      time.Duration `yaml:"flush_interval"`
+}
+
+// Sink is one configured alert sink.
+type Sink struct {
+	Name   string    `yaml:"name"`
+	Kind   string    `yaml:"kind"`
+	Config yaml.Node `yaml:"config"`
+}
+
+// Default is the configuration with nothing set.
+func Default() Config {
+	return Config{
+		Log:        Log{Level: "info", Format: "text"},
+		Kafka:      broker.DefaultConfig(),
+		ClickHouse: clickhouse.DefaultConfig(),
+		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond},
+		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 10000,
+			FlushInterval: 200 * time.Millisecond},
+	}
+}
+
+// Load reads, decodes strictly (unknown fields are errors), applies env
+// overrides and validates.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes config bytes; name labels errors.
+func Parse(b []byte, name string) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	cfg.ApplyEnv(os.LookupEnv)
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// ApplyEnv overrides fields from TOKENWATCH_* variables, for containers.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	if v, ok := lookup("TOKENWATCH_KAFKA_BROKERS"); ok && v != "" {
+		c.Kafka.Brokers = strings.Split(v, ",")
+	}
+	if v, ok := lookup("TOKENWATCH_CLICKHOUSE_ADDR"); ok && v != "" {
+		c.ClickHouse.Addr = strings.Split(v, ",")
+	}
+	if v, ok := lookup("TOKENWATCH_LOG_LEVEL"); ok && v != "" {
+		c.Log.Level = v
+	}
+	if v, ok := lookup("TOKENWATCH_GEOIP_CITY"); ok {
+		c.GeoIP.City = v
+	}
+	if v, ok := lookup("TOKENWATCH_GEOIP_ASN"); ok {
+		c.GeoIP.ASN = v
+	}
+}
+
+// ClickHouseEnabled reports whether a ClickHouse server is configured.
+func (c *Config) ClickHouseEnabled() bool { return len(c.ClickHouse.Addr) > 0 }
+
+// Validate checks every section and names the field at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClickHouseEnabled() {
+		if err := c.ClickHouse.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range []struct{ field, path string }{{"geoip.city", c.GeoIP.City}, {"geoip.asn", c.GeoIP.ASN}} {
+		if p.path != "" {
+			if _, err := os.Stat(p.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.field, err))
+			}
+		}
+	}
+	for i, f := range c.Ingest.Files {
+		if f.Source == "" || f.Path == "" {
+			errs = append(errs, fmt.Errorf("ingest.files[%d]: source and path are required", i))
+		}
+	}
+	if c.Detect.BatchSize < 1 || c.Deliver.BatchSize < 1 {
+		errs = append(errs, errors.New("detect.batch_size and deliver.batch_size: must be at least 1"))
+	}
+	if c.Detect.FlushInterval <= 0 || c.Deliver.FlushInterval <= 0 {
+		errs = append(errs, errors.New("detect.flush_interval and deliver.flush_interval: must be positive durations like 100ms"))
+	}
+	if err := c.Deliver.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("deliver.retry.%w", err))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Deliver.Sinks {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("deliver.sinks[%d].name: required", i))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("deliver.sinks[%d].name %q: duplicate", i, s.Name))
+		}
+		seen[s.Name] = true
+		if s.Kind == "" {
+			errs = append(errs, fmt.Errorf("deliver.sinks[%d].kind: required (one of %v)", i, deliver.Kinds()))
+		}
+	}
+	if c.Deliver.EventsToClickHouse && !c.ClickHouseEnabled() {
+		// Not an error: the embedded default runs without ClickHouse.
+		c.Deliver.EventsToClickHouse = false
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,179 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/internal/broker"
+	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/config"
+)
+
+// Roles a process can run.
+const (
+	RoleIngest  = "ingest"
+	RoleDetect  = "detect"
+	RoleDeliver = "deliver"
+)
+
+// ParseRoles reads a comma-separated role list ("all" or empty = every role).
+func ParseRoles(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return []string{RoleIngest, RoleDetect, RoleDeliver}, nil
+	}
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r != RoleIngest && r != RoleDetect && r != RoleDeliver {
+			return nil, fmt.Errorf("role %q: want ingest, detect, deliver or all", r)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Build prepares a pipeline from cfg: the embedded broker when no brokers are
+// configured (cfg.Kafka.Brokers is filled in), topics, GeoIP, detectors and,
+// when configured, ClickHouse. close releases all of it.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipeline, closeFn func(), err error) {
+	var closers []func()
+	closeFn = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeFn()
+		}
+	}()
+	if len(cfg.Kafka.Brokers) == 0 {
+		b, err := embedded.Start(cfg.Kafka.Partitions, cfg.Kafka.DataDir)
+		if err != nil {
+			return nil, closeFn, err
+		}
+		closers = append(closers, b.Close)
+		cfg.Kafka.Brokers = b.Addrs()
+		log.Info("started in-process Kafka broker", "addrs", cfg.Kafka.Brokers, "data_dir", cfg.Kafka.DataDir)
+	}
+	if err := broker.EnsureTopics(ctx, cfg.Kafka, broker.AllTopics...); err != nil {
+		return nil, closeFn, err
+	}
+	p = &Pipeline{Cfg: cfg, Log: log}
+	if cfg.GeoIP.City != "" || cfg.GeoIP.ASN != "" {
+		g, err := geoip.Open(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize)
+		if err != nil {
+			return nil, closeFn, err
+		}
+		closers = append(closers, func() { g.Close() })
+		p.Enricher = g
+	}
+	if p.Detectors, err = engine.Build(cfg.Detect.Detectors); err != nil {
+		return nil, closeFn, err
+	}
+	if cfg.ClickHouseEnabled() {
+		c, err := clickhouse.Open(ctx, cfg.ClickHouse)
+		if err != nil {
+			return nil, closeFn, err
+		}
+		closers = append(closers, func() { c.Close() })
+		if err := c.Ping(ctx); err != nil {
+			return nil, closeFn, fmt.Errorf("clickhouse %v: %w", cfg.ClickHouse.Addr, err)
+		}
+		p.CH = c
+	}
+	return p, closeFn, nil
+}
+
+// Sinks builds the configured alert sinks, plus the ClickHouse alerts table
+// when ClickHouse is configured.
+func (p *Pipeline) Sinks() ([]deliver.Sink, error) {
+	var out []deliver.Sink
+	if p.CH != nil {
+		out = append(out, clickhouse.NewAlertSink("clickhouse-alerts", p.CH))
+	}
+	for i, s := range p.Cfg.Deliver.Sinks {
+		node := s.Config
+		sink, err := deliver.New(s.Kind, s.Name, func(v any) error {
+			if node.Kind == 0 {
+				return nil
+			}
+			return node.Decode(v)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
+		}
+		out = append(out, sink)
+	}
+	return out, nil
+}
+
+// Run starts roles and blocks until ctx ends or a role fails. Files from
+// ingest.files are ingested once by the ingest role. extra sinks (the demo's
+// console) run beside the configured ones.
+func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sink) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	if slices.Contains(roles, RoleDetect) {
+		start("detect", p.RunDetect)
+	}
+	if slices.Contains(roles, RoleDeliver) {
+		sinks, err := p.Sinks()
+		if err != nil {
+			return err
+		}
+		for _, s := range append(sinks, extra...) {
+			s := s
+			start("sink "+s.Name(), func(ctx context.Context) error { return p.RunSink(ctx, s) })
+			if c, ok := s.(deliver.Closer); ok {
+				defer c.Close()
+			}
+		}
+		if p.CH != nil && p.Cfg.Deliver.EventsToClickHouse {
+			start("clickhouse events", p.RunEventWriter)
+		}
+	}
+	if slices.Contains(roles, RoleIngest) && len(p.Cfg.Ingest.Files) > 0 {
+		start("ingest files", func(ctx context.Context) error {
+			pub := publish.New(p.Cfg.Kafka)
+			defer pub.Close()
+			for _, f := range p.Cfg.Ingest.Files {
+				n, err := ingest.NewNormalizer(f.Source, f.Tenant)
+				if err != nil {
+					return err
+				}
+				if err := p.IngestFile(ctx, pub, n, f.Path); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package pipeline wires the stages into tokenwatch's long-running roles over
+// Kafka: ingest (raw records → tokenwatch.events / tokenwatch.deadletter),
+// detect (events → enrich → detectors → tokenwatch.alerts) and deliver (one
+// consumer group per sink on tokenwatch.alerts, plus the ClickHouse events
+// writer on tokenwatch.events). Each role commits offsets only after its
+// output is durable, so a crash re-reads rather than loses.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/internal/broker"
+	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Stats counts what went through, for the demo's progress and tests.
+type Stats struct {
+	EventsPublished atomic.Int64
+	DeadLetters     atomic.Int64
+	EventsDetected  atomic.Int64
+	AlertsProduced  atomic.Int64
+	EventsWritten   atomic.Int64
+	mu              sync.Mutex
+	delivered       map[string]int64
+	deadAlerts      map[string]int64
+}
+
+// Delivered returns how many alerts sink has delivered.
+func (s *Stats) Delivered(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered[sink]
+}
+
+// DeadAlerts returns how many alerts sink dead-lettered.
+func (s *Stats) DeadAlerts(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deadAlerts[sink]
+}
+
+func (s *Stats) add(m *map[string]int64, sink string, n int) {
+	s.mu.Lock()
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	(*m)[sink] += int64(n)
+	s.mu.Unlock()
+}
+
+// Pipeline holds what the roles share.
+type Pipeline struct {
+	Cfg       config.Config
+	Log       *slog.Logger
+	Enricher  enrich.Enricher
+	Detectors []detect.Detector
+	CH        *clickhouse.Client // nil without ClickHouse
+	Stats     Stats
+}
+
+// IngestFile reads a raw file, normalizes it with the named source's
+// normalizer and publishes events and dead letters. It returns once Kafka
+// acknowledged both.
+func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ingest.Normalizer, path string) error {
+	recs, err := ingest.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	b := ingest.NormalizeRecords(n, path, recs)
+	if err := pub.Events(ctx, b.Events); err != nil {
+		return err
+	}
+	if err := pub.DeadLetters(ctx, b.Dead); err != nil {
+		return err
+	}
+	p.Stats.EventsPublished.Add(int64(len(b.Events)))
+	p.Stats.DeadLetters.Add(int64(len(b.Dead)))
+	p.Log.Info("ingested file", "path", path, "source", n.Name(), "events", len(b.Events), "dead_letters", len(b.Dead))
+	for _, d := range b.Dead {
+		p.Log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
+	}
+	return nil
+}
+
+// RunDetect consumes tokenwatch.events in the detect group until ctx ends. It
+// keeps one engine per partition (an integration's events all land on one),
+// and commits a batch's offsets only after its alerts are acknowledged.
+func (p *Pipeline) RunDetect(ctx context.Context) error {
+	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicEvents, p.Cfg.Kafka.Group("detect"))
+	defer r.Close()
+	alerts := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlerts)
+	defer alerts.Close()
+	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicDeadLetter)
+	defer dead.Close()
+	engines := map[int]*engine.Engine{}
+	log := p.Log.With("component", "detect")
+	return broker.Consume(ctx, r, p.Cfg.Detect.BatchSize, p.Cfg.Detect.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		var out, deadMsgs []kafka.Message
+		for _, m := range batch {
+			var ev schemas.Event
+			if err := json.Unmarshal(m.Value, &ev); err != nil {
+				deadMsgs = append(deadMsgs, deadLetterMessage("decode", "detect", fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
+				continue
+			}
+			if p.Enricher != nil {
+				p.Enricher.Enrich(&ev)
+			}
+			e := engines[m.Partition]
+			if e == nil {
+				e = engine.New(p.Detectors)
+				engines[m.Partition] = e
+			}
+			for _, a := range e.Observe(&ev) {
+				v, _ := json.Marshal(&a)
+				out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
+			}
+		}
+		if len(out) > 0 {
+			if err := alerts.WriteMessages(ctx, out...); err != nil {
+				return fmt.Errorf("produce %d alerts: %w", len(out), broker.Condense(err))
+			}
+		}
+		if len(deadMsgs) > 0 {
+			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+				return fmt.Errorf("produce %d dead letters: %w", len(deadMsgs), err)
+			}
+		}
+		p.Stats.EventsDetected.Add(int64(len(batch)))
+		p.Stats.AlertsProduced.Add(int64(len(out)))
+		p.Stats.DeadLetters.Add(int64(len(deadMsgs)))
+		return nil
+	})
+}
+
+// RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
+// broken sink only lags itself. Each batch is sent with retries; when they are
+// exhausted the alerts go to tokenwatch.alerts.deadletter with the error and
+// the offsets move on.
+func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
+	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlerts, p.Cfg.Kafka.Group("sink-"+s.Name()))
+	defer r.Close()
+	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlertDeadLetter)
+	defer dead.Close()
+	log := p.Log.With("component", "deliver", "sink", s.Name())
+	return broker.Consume(ctx, r, 500, p.Cfg.Deliver.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		alerts := make([]schemas.Alert, 0, len(batch))
+		var deadMsgs []kafka.Message
+		for _, m := range batch {
+			var a schemas.Alert
+			if err := json.Unmarshal(m.Value, &a); err != nil {
+				deadMsgs = append(deadMsgs, deadLetterMessage("decode", s.Name(), fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
+				continue
+			}
+			alerts = append(alerts, a)
+		}
+		attempts, err := deliver.SendWithRetry(ctx, s, alerts, p.Cfg.Deliver.Retry)
+		if err != nil {
+			log.Error("sink failed, dead-lettering", "alerts", len(alerts), "attempts", attempts, "err", err)
+			for _, a := range alerts {
+				v, _ := json.Marshal(&a)
+				deadMsgs = append(deadMsgs, deadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
+			}
+			p.Stats.add(&p.Stats.deadAlerts, s.Name(), len(alerts))
+		} else {
+			p.Stats.add(&p.Stats.delivered, s.Name(), len(alerts))
+		}
+		if len(deadMsgs) > 0 {
+			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+				return fmt.Errorf("produce %d alert dead letters: %w", len(deadMsgs), err)
+			}
+		}
+		return nil
+	})
+}
+
+// RunEventWriter consumes tokenwatch.events in its own group and writes them,
+// enriched, to the ClickHouse events table in batches.
+func (p *Pipeline) RunEventWriter(ctx context.Context) error {
+	if p.CH == nil {
+		return fmt.Errorf("events writer: no ClickHouse configured")
+	}
+	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicEvents, p.Cfg.Kafka.Group("sink-clickhouse-events"))
+	defer r.Close()
+	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicDeadLetter)
+	defer dead.Close()
+	log := p.Log.With("component", "deliver", "sink", "clickhouse-events")
+	return broker.Consume(ctx, r, p.Cfg.Deliver.BatchSize, p.Cfg.Deliver.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		evs := make([]schemas.Event, 0, len(batch))
+		var deadMsgs []kafka.Message
+		for _, m := range batch {
+			var ev schemas.Event
+			if err := json.Unmarshal(m.Value, &ev); err != nil {
+				deadMsgs = append(deadMsgs, deadLetterMessage("decode", "clickhouse-events", fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
+				continue
+			}
+			if p.Enricher != nil {
+				p.Enricher.Enrich(&ev)
+			}
+			evs = append(evs, ev)
+		}
+		// ClickHouse down: this errors, Consume retries the same batch, and the
+		// bounded fetch channel stops reading: backpressure, not loss.
+		if err := p.CH.WriteEvents(ctx, evs); err != nil {
+			return err
+		}
+		if len(deadMsgs) > 0 {
+			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+				return err
+			}
+		}
+		p.Stats.EventsWritten.Add(int64(len(evs)))
+		return nil
+	})
+}
+
+func deadLetterMessage(stage, source, input, reason string, record []byte) kafka.Message {
+	d := schemas.NewDeadLetter(stage, source, input, reason, record)
+	v, _ := json.Marshal(&d)
+	return kafka.Message{Key: []byte(source), Value: v, Headers: []kafka.Header{
+		broker.Header(broker.HeaderSource, source), broker.Header(broker.HeaderReason, reason)}}
+}
+
+// WaitFor polls cond every 50 ms until it holds or timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}

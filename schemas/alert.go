@@ -1,0 +1,76 @@
+package schemas
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Severity orders alerts for routing and paging.
+type Severity string
+
+// Severities, lowest first.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Rank returns 0 (info) … 4 (critical), -1 for an unknown severity.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityInfo:
+		return 0
+	case SeverityLow:
+		return 1
+	case SeverityMedium:
+		return 2
+	case SeverityHigh:
+		return 3
+	case SeverityCritical:
+		return 4
+	}
+	return -1
+}
+
+// ParseSeverity validates a severity name.
+func ParseSeverity(s string) (Severity, error) {
+	v := Severity(strings.ToLower(s))
+	if v.Rank() < 0 {
+		return "", fmt.Errorf("unknown severity %q (want info, low, medium, high or critical)", s)
+	}
+	return v, nil
+}
+
+// Alert is an explained detection: what was observed, against which baseline,
+// and the events that prove it. Its ID is a pure function of the detector, the
+// tenant, the integration and the finding's key, so replaying the same input
+// yields the same ids and sinks can deduplicate on them.
+type Alert struct {
+	ID            string          `json:"id"`
+	Detector      string          `json:"detector"`
+	Severity      Severity        `json:"severity"`
+	IntegrationID string          `json:"integration_id"`
+	Tenant        string          `json:"tenant"`
+	Title         string          `json:"title"`
+	Summary       string          `json:"summary"`
+	FirstSeen     Time            `json:"first_seen"`
+	LastSeen      Time            `json:"last_seen"`
+	EventIDs      []string        `json:"event_ids"`
+	Observed      json.RawMessage `json:"observed,omitempty"`
+	Baseline      json.RawMessage `json:"baseline,omitempty"`
+}
+
+// AlertID derives the deterministic alert id.
+func AlertID(detector, tenant, integrationID, key string) string {
+	h := sha256.New()
+	for _, p := range []string{detector, tenant, integrationID, key} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,128 @@
+package schemas
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Action categories: the coarse verbs detectors reason about, whatever the vendor calls them.
+const (
+	CategoryAuthorize   = "authorize"
+	CategoryRevoke      = "revoke"
+	CategoryAccess      = "access"
+	CategoryModify      = "modify"
+	CategoryAdmin       = "admin"
+	CategoryAuthFailure = "auth_failure"
+)
+
+// Categories lists every valid action category.
+var Categories = []string{CategoryAuthorize, CategoryRevoke, CategoryAccess, CategoryModify, CategoryAdmin, CategoryAuthFailure}
+
+// Event is one normalized token-usage record: what a non-human identity did, when
+// (event time, not ingest time), with which credential, from where. Connectors
+// produce it; enrichment fills Geo; detectors read it. Field mapping to OCSF API
+// Activity (class_uid 6003) is in ocsf.md.
+type Event struct {
+	// EventID is the source's own id, or a stable hash of the raw record. With
+	// Source and Tenant it identifies the record across re-polls (dedup key).
+	EventID     string      `json:"event_id"`
+	Source      string      `json:"source"`
+	Tenant      string      `json:"tenant"`
+	Time        Time        `json:"time"`
+	Integration Integration `json:"integration"`
+	Credential  Credential  `json:"credential"`
+	Principal   Principal   `json:"principal"`
+	Action      Action      `json:"action"`
+	TargetApp   string      `json:"target_app,omitempty"`
+	Resource    Resource    `json:"resource"`
+	Scopes      []string    `json:"scopes,omitempty"`
+	Network     Network     `json:"network"`
+	Outcome     string      `json:"outcome,omitempty"` // success | failure | unknown
+	Bytes       int64       `json:"bytes,omitempty"`
+	Records     int64       `json:"records,omitempty"`
+	Geo         *Geo        `json:"geo,omitempty"` // set by enrich
+	// Raw is the original vendor record, kept for evidence and re-normalization.
+	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// Integration names the non-human identity: an OAuth app, API key owner, GitHub App…
+type Integration struct {
+	// ID is the key everything is partitioned and baselined by. Connectors set
+	// it to the source's app id; the inventory may map several source ids to one.
+	ID          string `json:"id"`
+	SourceAppID string `json:"source_app_id"`
+	Name        string `json:"name,omitempty"`
+}
+
+// Credential identifies the token or key used, never its secret: an id the
+// vendor assigns, or a hash.
+type Credential struct {
+	Type string `json:"type,omitempty"` // oauth_token, api_key, pat, service_account_key, client_secret…
+	ID   string `json:"id,omitempty"`
+}
+
+// Principal is the user or service the integration acted as.
+type Principal struct {
+	ID   string `json:"id,omitempty"`
+	Type string `json:"type,omitempty"` // user, service_account, app, bot
+}
+
+// Action is what happened: the vendor's name and tokenwatch's category.
+type Action struct {
+	Name     string `json:"name"`
+	Category string `json:"category"`
+}
+
+// Resource is the object acted on, when the source says.
+type Resource struct {
+	Type string `json:"type,omitempty"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Network is where the call came from.
+type Network struct {
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// Geo is enrichment from GeoIP City and ASN databases.
+type Geo struct {
+	Country string  `json:"country,omitempty"` // ISO 3166-1 alpha-2
+	City    string  `json:"city,omitempty"`
+	Lat     float64 `json:"lat,omitempty"`
+	Lon     float64 `json:"lon,omitempty"`
+	// AccuracyKM is the GeoIP accuracy radius; 0 means unknown.
+	AccuracyKM uint16 `json:"accuracy_km,omitempty"`
+	ASN        uint32 `json:"asn,omitempty"`
+	ASOrg      string `json:"as_org,omitempty"`
+}
+
+// Time is a UTC instant with millisecond precision. It marshals as RFC 3339
+// with milliseconds ("2026-10-27T02:13:07.412Z") so JSON output is stable.
+type Time struct{ time.Time }
+
+// NewTime truncates t to milliseconds in UTC.
+func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)} }
+
+// UnixMilli builds a Time from epoch milliseconds.
+func UnixMilli(ms int64) Time { return Time{time.UnixMilli(ms).UTC()} }
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(timeLayout)+2)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, timeLayout)
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var p time.Time
+	if err := p.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*t = NewTime(p)
+	return nil
+}

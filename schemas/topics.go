@@ -1,0 +1,30 @@
+package schemas
+
+import "time"
+
+// Kafka topics. Every topic but the cursor and state topics is keyed by
+// integration id, so one integration's events stay ordered on one partition
+// and its baseline lives with exactly one detect instance.
+const (
+	TopicEvents          = "tokenwatch.events"
+	TopicDeadLetter      = "tokenwatch.deadletter"
+	TopicAlerts          = "tokenwatch.alerts"
+	TopicAlertDeadLetter = "tokenwatch.alerts.deadletter"
+)
+
+// DeadLetter is what lands on a dead-letter topic: the input that could not be
+// processed, untouched, with the reason and where it came from.
+type DeadLetter struct {
+	Stage  string `json:"stage"`  // normalize, parse, deliver
+	Source string `json:"source"` // connector or sink name
+	Reason string `json:"reason"`
+	Input  string `json:"input,omitempty"` // file, URL or topic
+	// Record is the raw bytes as received (a string, since they may not be JSON).
+	Record string `json:"record"`
+	Time   Time   `json:"time"` // when it was dead-lettered (wall clock: operational only)
+}
+
+// NewDeadLetter fills Time with the current wall clock.
+func NewDeadLetter(stage, source, input, reason string, record []byte) DeadLetter {
+	return DeadLetter{Stage: stage, Source: source, Input: input, Reason: reason, Record: string(record), Time: NewTime(time.Now())}
+}
