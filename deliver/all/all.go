@@ -6,4 +6,5 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/deliver/pagerduty"
 	_ "github.com/tokenwatch/tokenwatch/deliver/slack"
 	_ "github.com/tokenwatch/tokenwatch/deliver/syslog"
+	_ "github.com/tokenwatch/tokenwatch/deliver/webhook"
 )

@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/tokenwatch/tokenwatch/ingest/github"
 	_ "github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
+	_ "github.com/tokenwatch/tokenwatch/ingest/microsoft"
 	_ "github.com/tokenwatch/tokenwatch/ingest/okta"
 	_ "github.com/tokenwatch/tokenwatch/ingest/slack"
 )

@@ -1,0 +1,59 @@
+# tokenwatch — the two commands are `make demo` and `make test`.
+GO        ?= go
+PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build demo test test-short bench lint fuzz clickhouse scenario geoip-testdata clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tokenwatch ./cmd/tokenwatch
+
+## demo: replay the bundled attack through the whole pipeline on an in-process broker.
+demo: build
+	./bin/tokenwatch demo
+
+## test: every test; installs clickhouse-server from the OS packages when missing.
+test: clickhouse
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+## test-short: unit tests only (no ClickHouse install).
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+## clickhouse: make sure clickhouse-server is on this machine (Debian/Ubuntu packages).
+clickhouse:
+	@command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || { \
+		echo "installing clickhouse-server from the OS packages…"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; }
+
+## bench: Go benchmarks of the hot paths; figures go to BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./enrich/geoip/ | tee bench.txt
+
+## lint: go vet and gofmt.
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: a short run of every fuzz target (seed corpora live in testdata/fuzz).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$pkg || exit 1; \
+		done; \
+	done
+
+## scenario, geoip-testdata: regenerate the committed test data.
+scenario:
+	$(GO) run ./internal/scenario/gen -out testdata/scenarios/google_oauth_theft
+geoip-testdata:
+	$(GO) run ./enrich/geoip/gen/mmdbgen -out testdata/geoip
+
+clean:
+	rm -rf bin bench.txt

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch/internal/scenario"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+const (
+	scen = "../../testdata/scenarios/google_oauth_theft"
+	city = "../../testdata/geoip/test-city.mmdb"
+	asn  = "../../testdata/geoip/test-asn.mmdb"
+)
+
+func tokenwatch(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestReplayIsDeterministicAndFindsTheAttack(t *testing.T) {
+	args := []string{"replay", "--source", "google_workspace", "--geoip-city", city, "--geoip-asn", asn, filepath.Join(scen, scenario.PagesFile)}
+	code, out1, errOut := tokenwatch(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	_, out2, _ := tokenwatch(t, args...)
+	if out1 != out2 {
+		t.Fatal("two replays of the same input differ")
+	}
+	var alerts []schemas.Alert
+	for _, line := range strings.Split(strings.TrimSpace(out1), "\n") {
+		var a schemas.Alert
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("stdout line is not an alert: %q", line)
+		}
+		alerts = append(alerts, a)
+	}
+	raw, _ := os.ReadFile(filepath.Join(scen, scenario.ExpectedFile))
+	expected, _ := scenario.ReadExpected(raw)
+	if problems := scenario.Match(expected, alerts); len(problems) > 0 {
+		t.Fatalf("replay vs expected:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+func TestNormalizeWritesEventsAndDeadLettersApart(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "in.jsonl")
+	os.WriteFile(f, []byte(`{"id":{"time":"2026-10-05T10:00:00Z","uniqueQualifier":"1"},"events":[{"name":"revoke","parameters":[{"name":"client_id","value":"c"}]}]}`+"\n{oops\n"), 0o644)
+	code, out, errOut := tokenwatch(t, "normalize", "--source", "google_workspace", f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var ev schemas.Event
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &ev); err != nil || ev.Action.Category != "revoke" {
+		t.Fatalf("stdout %q: %v", out, err)
+	}
+	if !strings.Contains(errOut, "1 record(s) dead-lettered") || !strings.Contains(errOut, "malformed JSON") {
+		t.Errorf("stderr %q", errOut)
+	}
+}
+
+func TestBadInvocationsFailWithOneLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"unknown flag", []string{"replay", "--nope"}, "flag provided but not defined"},
+		{"missing source", []string{"replay", "x.json"}, "--source is required"},
+		{"unknown source", []string{"normalize", "--source", "myspace", "x.json"}, `unknown source "myspace"`},
+		{"missing file", []string{"replay", "--source", "google_workspace", "/nonexistent.json"}, "no such file"},
+		{"missing config", []string{"run", "--config", "/nonexistent.yaml"}, "no such file"},
+		{"no config", []string{"run"}, "--config is required"},
+		{"bad role", []string{"run", "--config", "x", "--role", "dance"}, `role "dance"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := tokenwatch(t, tc.args...)
+			if code == 0 {
+				t.Fatal("exit 0")
+			}
+			if out != "" {
+				t.Errorf("stdout %q", out)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr %q, want one line containing %q", errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestBadConfigNamesTheField(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(f, []byte("kafka:\n  partitions: 0\nlog:\n  level: loud\n"), 0o644)
+	code, _, errOut := tokenwatch(t, "run", "--config", f)
+	if code == 0 || !strings.Contains(errOut, "kafka.partitions") || !strings.Contains(errOut, "log.level") {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+	os.WriteFile(f, []byte("kafak: {}\n"), 0o644)
+	if code, _, errOut = tokenwatch(t, "run", "--config", f); code == 0 || !strings.Contains(errOut, "kafak") {
+		t.Fatalf("unknown key: exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestDemoPrintsTheAttack(t *testing.T) {
+	code, out, errOut := tokenwatch(t, "demo", "--scenario", scen, "--geoip-city", city, "--geoip-asn", asn, "--clickhouse", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"geo.new_country", "volume.spike", "Pipeline CRM Sync used from new country NG"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if code, out, _ := tokenwatch(t, "version"); code != 0 || !strings.HasPrefix(out, "tokenwatch ") {
+		t.Fatalf("exit %d out %q", code, out)
+	}
+}

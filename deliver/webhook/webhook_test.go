@@ -1,0 +1,104 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+var alert = schemas.Alert{ID: "a1", Detector: "geo.new_country", Severity: schemas.SeverityHigh, IntegrationID: "app", Title: "t"}
+
+func TestSignatureVerifiesWithTheDocumentedRecipe(t *testing.T) {
+	key := []byte("s3cret")
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := Verify(key, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var a schemas.Alert
+		if err := json.Unmarshal(body, &a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got.Store(a.ID)
+	}))
+	defer srv.Close()
+	s, err := New("soc", Config{URL: secret.New(srv.URL), Secret: secret.New(string(key)), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), []schemas.Alert{alert}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Load() != "a1" {
+		t.Fatalf("receiver got %v", got.Load())
+	}
+	// A wrong key, a tampered body and a stale timestamp are all rejected.
+	ts := time.Now().Unix()
+	body := []byte(`{"id":"a1"}`)
+	sig := Sign(key, ts, body)
+	for name, err := range map[string]error{
+		"wrong key": Verify([]byte("other"), itoa(ts), sig, body, time.Now(), time.Minute),
+		"tampered":  Verify(key, itoa(ts), sig, []byte(`{"id":"a2"}`), time.Now(), time.Minute),
+		"replayed":  Verify(key, itoa(ts), sig, body, time.Now().Add(10*time.Minute), 5*time.Minute),
+	} {
+		if err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func TestRetriesServerErrorsThenSucceeds(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusInternalServerError)
+		case 2:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	s, _ := New("soc", Config{URL: secret.New(srv.URL), Secret: secret.New("k"), Timeout: time.Second})
+	p := deliver.RetryPolicy{MaxAttempts: 5, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}
+	attempts, err := deliver.SendWithRetry(context.Background(), s, []schemas.Alert{alert}, p)
+	if err != nil || attempts != 3 || calls.Load() != 3 {
+		t.Fatalf("attempts %d calls %d err %v; want success on the third", attempts, calls.Load(), err)
+	}
+}
+
+func TestClientErrorIsPermanentAndURLNeverLeaks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) }))
+	defer srv.Close()
+	s, _ := New("soc", Config{URL: secret.New(srv.URL + "/hook?token=abcdef123"), Secret: secret.New("k"), Timeout: time.Second})
+	p := deliver.RetryPolicy{MaxAttempts: 5, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}
+	attempts, err := deliver.SendWithRetry(context.Background(), s, []schemas.Alert{alert}, p)
+	if !deliver.IsPermanent(err) || attempts != 1 {
+		t.Fatalf("attempts %d err %v; want one permanent failure", attempts, err)
+	}
+	// Unreachable receiver: the transport error must not carry the token.
+	srv.Close()
+	err = s.Send(context.Background(), []schemas.Alert{alert})
+	if err == nil || strings.Contains(err.Error(), "abcdef123") {
+		t.Fatalf("error leaks the URL token: %v", err)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+

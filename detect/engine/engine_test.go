@@ -1,0 +1,115 @@
+package engine_test
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/internal/scenario"
+	"github.com/tokenwatch/tokenwatch/schemas"
+	"gopkg.in/yaml.v3"
+
+	_ "github.com/tokenwatch/tokenwatch/detect/all"
+	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
+)
+
+func scenarioEvents(tb testing.TB) []schemas.Event {
+	tb.Helper()
+	s, err := scenario.Generate(scenario.DefaultOptions())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	recs, err := ingest.ReadRecords(bytesReader(s.Pages))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := ingest.NormalizeRecords(googleworkspace.NewNormalizer(""), "scenario", recs)
+	if len(b.Dead) > 0 {
+		tb.Fatalf("dead letters: %v", b.Dead[0].Reason)
+	}
+	return b.Events
+}
+
+func enricher(tb testing.TB) *geoip.Enricher {
+	g, err := geoip.Open("../../testdata/geoip/test-city.mmdb", "../../testdata/geoip/test-asn.mmdb", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.Close() })
+	return g
+}
+
+func TestSameInputSameAlertsAndIDs(t *testing.T) {
+	evs := scenarioEvents(t)
+	g := enricher(t)
+	run := func() []schemas.Alert {
+		dets, err := engine.Build(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := engine.New(dets)
+		var out []schemas.Alert
+		for i := range evs {
+			ev := evs[i]
+			g.Enrich(&ev)
+			out = append(out, e.Observe(&ev)...)
+		}
+		return out
+	}
+	a, b := run(), run()
+	if len(a) == 0 || !reflect.DeepEqual(a, b) {
+		t.Fatalf("runs differ or found nothing: %d vs %d alerts", len(a), len(b))
+	}
+}
+
+func TestBuildHonoursEnabledFalseAndRejectsUnknownIDs(t *testing.T) {
+	all, err := engine.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off yaml.Node
+	yaml.Unmarshal([]byte("enabled: false"), &off)
+	some, err := engine.Build(map[string]yaml.Node{"volume.spike": *off.Content[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(some) != len(all)-1 {
+		t.Fatalf("disabling one detector: %d of %d left", len(some), len(all))
+	}
+	for _, d := range some {
+		if d.ID() == "volume.spike" {
+			t.Fatal("volume.spike still built")
+		}
+	}
+	if _, err := engine.Build(map[string]yaml.Node{"geo.nope": {}}); err == nil {
+		t.Fatal("unknown detector id accepted")
+	}
+}
+
+// BenchmarkEnrichDetect measures the detection core: GeoIP enrichment plus
+// every registered detector, per event, over the bundled scenario.
+func BenchmarkEnrichDetect(b *testing.B) {
+	evs := scenarioEvents(b)
+	g := enricher(b)
+	dets, err := engine.Build(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var e *engine.Engine
+	for i := 0; i < b.N; i++ {
+		if i%len(evs) == 0 {
+			e = engine.New(dets)
+		}
+		ev := evs[i%len(evs)]
+		g.Enrich(&ev)
+		e.Observe(&ev)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,165 @@
+package googleworkspace
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestNormalizeMapsTokenActivity(t *testing.T) {
+	const base = `{"kind":"admin#reports#activity","id":{"time":"2026-10-27T02:13:07.412Z","uniqueQualifier":"-45","applicationName":"token","customerId":"C03az79cb"},"actor":{"callerType":"USER","email":"ops@example.com","profileId":"1049"},"ipAddress":"102.89.0.1","events":[%s]}`
+	tests := []struct {
+		name   string
+		events string
+		want   func(t *testing.T, evs []schemas.Event)
+	}{
+		{"activity read is access with bytes", `{"type":"auth","name":"activity","parameters":[{"name":"api_name","value":"gmail"},{"name":"method_name","value":"gmail.users.messages.get"},{"name":"client_id","value":"c1"},{"name":"num_response_bytes","intValue":"51234"},{"name":"app_name","value":"CRM"}]}`,
+			func(t *testing.T, evs []schemas.Event) {
+				e := evs[0]
+				check(t, e.Action.Category, schemas.CategoryAccess)
+				check(t, e.Action.Name, "activity:gmail.users.messages.get")
+				check(t, e.Integration.ID, "c1")
+				check(t, e.Integration.Name, "CRM")
+				check(t, e.TargetApp, "gmail")
+				check(t, e.Resource.ID, "gmail.users.messages.get")
+				check(t, e.Network.IP, "102.89.0.1")
+				check(t, e.Principal.ID, "ops@example.com")
+				check(t, e.Tenant, "C03az79cb")
+				check(t, e.EventID, "2026-10-27T02:13:07.412Z/-45/0")
+				check(t, e.Time.UnixMilli(), int64(1793067187412))
+				check(t, e.Bytes, int64(51234))
+				if !strings.HasPrefix(e.Credential.ID, "g-") || e.Credential.Type != "oauth_token" {
+					t.Errorf("credential %+v", e.Credential)
+				}
+			}},
+		{"activity write is modify", `{"name":"activity","parameters":[{"name":"method_name","value":"drive.files.create"},{"name":"client_id","value":"c1"}]}`,
+			func(t *testing.T, evs []schemas.Event) { check(t, evs[0].Action.Category, schemas.CategoryModify) }},
+		{"authorize carries scopes", `{"name":"authorize","parameters":[{"name":"client_id","value":"c1"},{"name":"scope","multiValue":["s1","s2"]}]}`,
+			func(t *testing.T, evs []schemas.Event) {
+				check(t, evs[0].Action.Category, schemas.CategoryAuthorize)
+				check(t, strings.Join(evs[0].Scopes, ","), "s1,s2")
+			}},
+		{"revoke", `{"name":"revoke","parameters":[{"name":"client_id","value":"c1"}]}`,
+			func(t *testing.T, evs []schemas.Event) { check(t, evs[0].Action.Category, schemas.CategoryRevoke) }},
+		{"several events get distinct ids", `{"name":"authorize","parameters":[{"name":"client_id","value":"c1"}]},{"name":"activity","parameters":[{"name":"client_id","value":"c1"}]}`,
+			func(t *testing.T, evs []schemas.Event) {
+				if len(evs) != 2 || evs[0].EventID == evs[1].EventID {
+					t.Fatalf("events %d, ids %q", len(evs), []string{evs[0].EventID, evs[1].EventID})
+				}
+			}},
+	}
+	s := NewNormalizer("fallback")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := json.RawMessage(strings.Replace(base, "%s", tc.events, 1))
+			evs, err := s.Normalize(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				if !bytes.Equal(e.Raw, raw) {
+					t.Error("raw record not kept")
+				}
+			}
+			tc.want(t, evs)
+		})
+	}
+}
+
+func TestNormalizeRejectsWithReason(t *testing.T) {
+	tests := []struct{ name, raw, reason string }{
+		{"malformed", `{"id":`, "decode activity"},
+		{"missing time", `{"id":{"uniqueQualifier":"1"},"events":[{"name":"activity","parameters":[{"name":"client_id","value":"c"}]}]}`, "no id.time"},
+		{"bad time", `{"id":{"time":"yesterday"},"events":[{"name":"activity"}]}`, "id.time"},
+		{"unknown event", `{"id":{"time":"2026-10-27T02:13:07Z"},"events":[{"name":"teleport","parameters":[{"name":"client_id","value":"c"}]}]}`, `unknown token event name "teleport"`},
+		{"no client", `{"id":{"time":"2026-10-27T02:13:07Z"},"events":[{"name":"activity","parameters":[]}]}`, "no client_id"},
+		{"other application", `{"id":{"time":"2026-10-27T02:13:07Z","applicationName":"drive"},"events":[{"name":"activity"}]}`, "not token activity"},
+		{"no events", `{"id":{"time":"2026-10-27T02:13:07Z"}}`, "no events"},
+	}
+	s := NewNormalizer("")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Normalize(json.RawMessage(tc.raw))
+			if err == nil || !strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestNormalizeGolden(t *testing.T) {
+	recs, err := ingest.ReadFile("testdata/pages/page1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ingest.NormalizeRecords(NewNormalizer(""), "page1.json", recs)
+	if len(b.Dead) != 0 {
+		t.Fatalf("dead letters: %+v", b.Dead)
+	}
+	var got bytes.Buffer
+	enc := json.NewEncoder(&got)
+	for i := range b.Events {
+		b.Events[i].Raw = nil // the golden file checks the mapping, not the copy
+		if err := enc.Encode(&b.Events[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden := filepath.Join("testdata", "golden", "normalized.jsonl")
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("normalized output differs from %s:\n%s", golden, got.String())
+	}
+}
+
+// FuzzNormalize: no panic, and every event that comes out is complete and
+// the mapping is deterministic.
+func FuzzNormalize(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/pages/*.json")
+	for _, p := range seeds {
+		recs, _ := ingest.ReadFile(p)
+		for _, r := range recs {
+			f.Add([]byte(r.Data))
+		}
+	}
+	f.Add([]byte(`{"id":{"time":"2026-10-27T02:13:07Z"},"events":[{"name":"activity","parameters":[{"name":"client_id","value":"c"}]}]}`))
+	s := NewNormalizer("t")
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		evs, err := s.Normalize(raw)
+		if err != nil {
+			return
+		}
+		again, _ := s.Normalize(raw)
+		for i, e := range evs {
+			if e.EventID == "" || e.Source != SourceName || e.Time.IsZero() || e.Integration.ID == "" || e.Action.Category == "" {
+				t.Fatalf("incomplete event %+v", e)
+			}
+			if again[i].EventID != e.EventID {
+				t.Fatalf("event id not stable: %q vs %q", e.EventID, again[i].EventID)
+			}
+		}
+	})
+}
+
+func check[T comparable](t *testing.T, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestExampleConfigIsValid(t *testing.T) {
+	t.Setenv("TOKENWATCH_CLICKHOUSE_PASSWORD", "pw")
+	t.Setenv("TOKENWATCH_WEBHOOK_URL", "http://127.0.0.1:1/hook")
+	t.Setenv("TOKENWATCH_WEBHOOK_SECRET", "k")
+	b, err := os.ReadFile("../../deploy/tokenwatch.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Paths in the example are relative to the repository root.
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir("../..")
+	cfg, err := Parse(b, "example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClickHouse.Password.Reveal() != "pw" || len(cfg.Deliver.Sinks) != 1 || len(cfg.Detect.Detectors) != 3 {
+		t.Fatalf("decoded %+v", cfg)
+	}
+	if s := cfg.ClickHouse.Password.String(); strings.Contains(s, "pw") {
+		t.Fatalf("secret prints as %q", s)
+	}
+}
+
+func TestValidationNamesEachBadField(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"log: {level: loud}", "log.level"},
+		{"log: {format: xml}", "log.format"},
+		{"kafka: {partitions: 0}", "kafka.partitions"},
+		{"kafka: {brokers: [nohostport]}", "kafka.brokers"},
+		{"clickhouse: {addr: [a:1], database: 'x;drop'}", "clickhouse.database"},
+		{"geoip: {city: /nonexistent.mmdb}", "geoip.city"},
+		{"ingest: {files: [{path: x}]}", "ingest.files[0]"},
+		{"deliver: {retry: {max_attempts: 0}}", "deliver.retry.max_attempts"},
+		{"deliver: {sinks: [{kind: webhook}]}", "deliver.sinks[0].name"},
+		{"deliver: {sinks: [{name: a, kind: webhook}, {name: a, kind: webhook}]}", "duplicate"},
+		{"detect: {flush_interval: 0s}", "flush_interval"},
+		{"unknown_key: 1", "unknown_key"},
+		{"clickhouse: {password: env:TW_SURELY_UNSET}", "TW_SURELY_UNSET"},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(tc.yaml), "t")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want it to name %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Setenv("TOKENWATCH_KAFKA_BROKERS", "k1:9092,k2:9092")
+	t.Setenv("TOKENWATCH_CLICKHOUSE_ADDR", "ch:9000")
+	cfg, err := Parse([]byte(""), "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Kafka.Brokers) != 2 || cfg.ClickHouse.Addr[0] != "ch:9000" || !cfg.ClickHouseEnabled() {
+		t.Fatalf("%+v %+v", cfg.Kafka, cfg.ClickHouse)
+	}
+}
