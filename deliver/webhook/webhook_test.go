@@ -101,4 +101,3 @@ func TestClientErrorIsPermanentAndURLNeverLeaks(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-

@@ -104,7 +104,9 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	defer closeFn()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver}) }()
+	go func() {
+		done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver})
+	}()
 	drained := pipeline.WaitFor(ctx, 2*time.Minute, func() bool {
 		n, a := p.Stats.EventsPublished.Load(), p.Stats.AlertsProduced.Load()
 		return n > 0 && p.Stats.EventsDetected.Load() >= n && p.Stats.EventsWritten.Load() >= n &&
