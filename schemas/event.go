@@ -40,7 +40,8 @@ type Event struct {
 	Outcome     string      `json:"outcome,omitempty"` // success | failure | unknown
 	Bytes       int64       `json:"bytes,omitempty"`
 	Records     int64       `json:"records,omitempty"`
-	Geo         *Geo        `json:"geo,omitempty"` // set by enrich
+	Geo         *Geo        `json:"geo,omitempty"`       // set by enrich (GeoIP)
+	Inventory   *Inventory  `json:"inventory,omitempty"` // set by enrich (catalog)
 	// Raw is the original vendor record, kept for evidence and re-normalization.
 	Raw json.RawMessage `json:"raw,omitempty"`
 }
@@ -125,4 +126,19 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	}
 	*t = NewTime(p)
 	return nil
+}
+
+// Inventory is what the integration catalog says about the event's
+// integration, attached by enrichment so detectors can weigh an alert by
+// criticality and compare behaviour with what was approved.
+type Inventory struct {
+	// Catalogued is false for an integration seen but not in the catalog.
+	Catalogued        bool     `json:"catalogued"`
+	Name              string   `json:"name,omitempty"`
+	Owner             string   `json:"owner,omitempty"`
+	Purpose           string   `json:"purpose,omitempty"`
+	Criticality       string   `json:"criticality,omitempty"` // low, medium, high, critical
+	ApprovedScopes    []string `json:"approved_scopes,omitempty"`
+	ApprovedCountries []string `json:"approved_countries,omitempty"`
+	ExpiresAt         *Time    `json:"expires_at,omitempty"`
 }
