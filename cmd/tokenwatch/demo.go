@@ -39,6 +39,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := config.Default()
 	cfg.GeoIP.City, cfg.GeoIP.ASN = *city, *asn
+	cfg.HTTP.Listen = "" // the demo serves nothing
 	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: pages}}
 	if *chAddr != "" {
 		cfg.ClickHouse.Addr = []string{*chAddr}

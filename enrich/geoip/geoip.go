@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/oschwald/geoip2-golang"
@@ -109,4 +110,17 @@ func (e *Enricher) lookup(addr string) *schemas.Geo {
 		return nil
 	}
 	return &g
+}
+
+// BuildTimes reports when each loaded database was built ("city", "asn"), for
+// the database-age metric: stale GeoIP data quietly degrades geo detectors.
+func (e *Enricher) BuildTimes() map[string]time.Time {
+	out := map[string]time.Time{}
+	if e.city != nil {
+		out["city"] = time.Unix(int64(e.city.Metadata().BuildEpoch), 0)
+	}
+	if e.asn != nil {
+		out["asn"] = time.Unix(int64(e.asn.Metadata().BuildEpoch), 0)
+	}
+	return out
 }

@@ -7,5 +7,6 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
 	_ "github.com/tokenwatch/tokenwatch/ingest/microsoft"
 	_ "github.com/tokenwatch/tokenwatch/ingest/okta"
+	_ "github.com/tokenwatch/tokenwatch/ingest/salesforce"
 	_ "github.com/tokenwatch/tokenwatch/ingest/slack"
 )

@@ -22,6 +22,7 @@ import (
 // Config is the whole file.
 type Config struct {
 	Log        Log               `yaml:"log"`
+	HTTP       HTTP              `yaml:"http"`
 	Kafka      broker.Config     `yaml:"kafka"`
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 	GeoIP      GeoIP             `yaml:"geoip"`
@@ -34,6 +35,11 @@ type Config struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text, json
+}
+
+// HTTP is where /metrics, /healthz and /readyz are served.
+type HTTP struct {
+	Listen string `yaml:"listen"` // "" turns the endpoints off
 }
 
 // GeoIP names the MaxMind databases.
@@ -69,6 +75,9 @@ type Detect struct {
 type Deliver struct {
 	Retry deliver.RetryPolicy `yaml:"retry"`
 	Sinks []Sink              `yaml:"sinks"`
+	// Routes send alerts to sinks by severity, detector, tenant; none = every
+	// sink gets every alert. The ClickHouse alerts table always gets all.
+	Routes deliver.Routes `yaml:"routes"`
 	// EventsToClickHouse writes every event to the events table (needs clickhouse.addr).
 	EventsToClickHouse bool          `yaml:"events_to_clickhouse"`
 	BatchSize          int           `yaml:"batch_size"`
@@ -77,15 +86,29 @@ type Deliver struct {
 
 // Sink is one configured alert sink.
 type Sink struct {
-	Name   string    `yaml:"name"`
-	Kind   string    `yaml:"kind"`
-	Config yaml.Node `yaml:"config"`
+	Name      string                  `yaml:"name"`
+	Kind      string                  `yaml:"kind"`
+	Config    yaml.Node               `yaml:"config"`
+	Breaker   deliver.BreakerConfig   `yaml:"breaker"`
+	RateLimit deliver.RateLimitConfig `yaml:"rate_limit"`
+}
+
+// UnmarshalYAML applies the sink defaults before decoding.
+func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
+	type plain Sink
+	p := plain{Breaker: deliver.DefaultBreakerConfig()}
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*s = Sink(p)
+	return nil
 }
 
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
 		Log:        Log{Level: "info", Format: "text"},
+		HTTP:       HTTP{Listen: ":9464"},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond},
@@ -193,6 +216,23 @@ func (c *Config) Validate() error {
 		if s.Kind == "" {
 			errs = append(errs, fmt.Errorf("deliver.sinks[%d].kind: required (one of %v)", i, deliver.Kinds()))
 		}
+	}
+	names := make([]string, 0, len(c.Deliver.Sinks))
+	for i := range c.Deliver.Sinks {
+		s := &c.Deliver.Sinks[i]
+		if s.Breaker == (deliver.BreakerConfig{}) {
+			s.Breaker = deliver.DefaultBreakerConfig()
+		}
+		names = append(names, s.Name)
+		if err := s.Breaker.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("deliver.sinks[%d].breaker.%w", i, err))
+		}
+		if err := s.RateLimit.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("deliver.sinks[%d].rate_limit.%w", i, err))
+		}
+	}
+	if err := c.Deliver.Routes.Validate(names); err != nil {
+		errs = append(errs, fmt.Errorf("deliver.routes: %w", err))
 	}
 	if c.Deliver.EventsToClickHouse && !c.ClickHouseEnabled() {
 		// Not an error: the embedded default runs without ClickHouse.

@@ -8,6 +8,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
@@ -70,7 +74,9 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 	if err := broker.EnsureTopics(ctx, cfg.Kafka, broker.AllTopics...); err != nil {
 		return nil, closeFn, err
 	}
-	p = &Pipeline{Cfg: cfg, Log: log}
+	p = &Pipeline{Cfg: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.Metrics = NewMetrics(p.Registry)
 	if cfg.GeoIP.City != "" || cfg.GeoIP.ASN != "" {
 		g, err := geoip.Open(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize)
 		if err != nil {
@@ -78,6 +84,9 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 		}
 		closers = append(closers, func() { g.Close() })
 		p.Enricher = g
+		for db, built := range g.BuildTimes() {
+			p.Metrics.GeoIPDatabaseAge.WithLabelValues(db).Set(time.Since(built).Seconds())
+		}
 	}
 	if p.Detectors, err = engine.Build(cfg.Detect.Detectors); err != nil {
 		return nil, closeFn, err
@@ -101,7 +110,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 func (p *Pipeline) Sinks() ([]deliver.Sink, error) {
 	var out []deliver.Sink
 	if p.CH != nil {
-		out = append(out, clickhouse.NewAlertSink("clickhouse-alerts", p.CH))
+		out = append(out, clickhouse.NewAlertSink(ClickHouseAlertSink, p.CH))
 	}
 	for i, s := range p.Cfg.Deliver.Sinks {
 		node := s.Config
@@ -113,6 +122,22 @@ func (p *Pipeline) Sinks() ([]deliver.Sink, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
+		}
+		// Rate limit inside the breaker: waiting for a token is not a failure.
+		if s.RateLimit.PerSecond > 0 {
+			if sink, err = deliver.NewRateLimited(sink, s.RateLimit); err != nil {
+				return nil, fmt.Errorf("deliver.sinks[%d].rate_limit: %w", i, err)
+			}
+		}
+		m := p.Metrics
+		if sink, err = deliver.NewBreaker(sink, s.Breaker, func(name, _, to string) {
+			v := 0.0
+			if to == "open" {
+				v = 1
+			}
+			m.BreakerOpen.WithLabelValues(name).Set(v)
+		}); err != nil {
+			return nil, fmt.Errorf("deliver.sinks[%d].breaker: %w", i, err)
 		}
 		out = append(out, sink)
 	}
@@ -134,6 +159,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 				cancel(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
+	}
+	if p.Cfg.HTTP.Listen != "" {
+		start("http", func(ctx context.Context) error { return p.Serve(ctx, p.Cfg.HTTP.Listen) })
 	}
 	if slices.Contains(roles, RoleDetect) {
 		start("detect", p.RunDetect)

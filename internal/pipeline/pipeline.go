@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
@@ -72,6 +74,8 @@ type Pipeline struct {
 	Detectors []detect.Detector
 	CH        *clickhouse.Client // nil without ClickHouse
 	Stats     Stats
+	Metrics   *Metrics
+	Registry  *prometheus.Registry
 }
 
 // IngestFile reads a raw file, normalizes it with the named source's
@@ -91,6 +95,12 @@ func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ing
 	}
 	p.Stats.EventsPublished.Add(int64(len(b.Events)))
 	p.Stats.DeadLetters.Add(int64(len(b.Dead)))
+	for i := range b.Events {
+		p.Metrics.IngestEvents.WithLabelValues(b.Events[i].Source, b.Events[i].Tenant).Inc()
+	}
+	for _, d := range b.Dead {
+		p.Metrics.DeadLetters.WithLabelValues(d.Stage, d.Source).Inc()
+	}
 	p.Log.Info("ingested file", "path", path, "source", n.Name(), "events", len(b.Events), "dead_letters", len(b.Dead))
 	for _, d := range b.Dead {
 		p.Log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
@@ -110,8 +120,11 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 	defer dead.Close()
 	engines := map[int]*engine.Engine{}
 	log := p.Log.With("component", "detect")
+	group := p.Cfg.Kafka.Group("detect")
 	return broker.Consume(ctx, r, p.Cfg.Detect.BatchSize, p.Cfg.Detect.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
 		var out, deadMsgs []kafka.Message
+		var raised []schemas.Alert
+		start := time.Now()
 		for _, m := range batch {
 			var ev schemas.Event
 			if err := json.Unmarshal(m.Value, &ev); err != nil {
@@ -129,12 +142,17 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 			for _, a := range e.Observe(&ev) {
 				v, _ := json.Marshal(&a)
 				out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
+				raised = append(raised, a)
 			}
+			p.Metrics.DetectLag.Observe(time.Since(m.Time).Seconds())
 		}
+		p.Metrics.DetectBatch.Observe(time.Since(start).Seconds())
 		if len(out) > 0 {
+			t0 := time.Now()
 			if err := alerts.WriteMessages(ctx, out...); err != nil {
 				return fmt.Errorf("produce %d alerts: %w", len(out), broker.Condense(err))
 			}
+			p.Metrics.ProduceSeconds.WithLabelValues(schemas.TopicAlerts).Observe(time.Since(t0).Seconds())
 		}
 		if len(deadMsgs) > 0 {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
@@ -144,20 +162,34 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 		p.Stats.EventsDetected.Add(int64(len(batch)))
 		p.Stats.AlertsProduced.Add(int64(len(out)))
 		p.Stats.DeadLetters.Add(int64(len(deadMsgs)))
+		p.Metrics.DetectEvents.Add(float64(len(batch)))
+		p.Metrics.DeadLetters.WithLabelValues("decode", "detect").Add(float64(len(deadMsgs)))
+		for _, a := range raised {
+			p.Metrics.Alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
+		}
+		n := 0
+		for _, e := range engines {
+			n += e.Integrations()
+		}
+		p.Metrics.Integrations.Set(float64(n))
+		p.Metrics.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
 		return nil
 	})
 }
 
 // RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
-// broken sink only lags itself. Each batch is sent with retries; when they are
+// broken sink only lags itself. Alerts the routing table does not send to
+// this sink are skipped. Each batch is sent with retries; when they are
 // exhausted the alerts go to tokenwatch.alerts.deadletter with the error and
 // the offsets move on.
 func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
-	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlerts, p.Cfg.Kafka.Group("sink-"+s.Name()))
+	group := p.Cfg.Kafka.Group("sink-" + s.Name())
+	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlerts, group)
 	defer r.Close()
 	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlertDeadLetter)
 	defer dead.Close()
 	log := p.Log.With("component", "deliver", "sink", s.Name())
+	routed := len(p.Cfg.Deliver.Routes) > 0 && s.Name() != ClickHouseAlertSink
 	return broker.Consume(ctx, r, 500, p.Cfg.Deliver.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
 		alerts := make([]schemas.Alert, 0, len(batch))
 		var deadMsgs []kafka.Message
@@ -167,24 +199,34 @@ func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
 				deadMsgs = append(deadMsgs, deadLetterMessage("decode", s.Name(), fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
 				continue
 			}
+			if routed && !slices.Contains(p.Cfg.Deliver.Routes.SinksFor(a, ""), s.Name()) {
+				continue
+			}
 			alerts = append(alerts, a)
 		}
-		attempts, err := deliver.SendWithRetry(ctx, s, alerts, p.Cfg.Deliver.Retry)
-		if err != nil {
-			log.Error("sink failed, dead-lettering", "alerts", len(alerts), "attempts", attempts, "err", err)
-			for _, a := range alerts {
-				v, _ := json.Marshal(&a)
-				deadMsgs = append(deadMsgs, deadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
+		if len(alerts) > 0 {
+			attempts, err := deliver.SendWithRetry(ctx, s, alerts, p.Cfg.Deliver.Retry)
+			p.Metrics.SinkRetries.WithLabelValues(s.Name()).Add(float64(attempts - 1))
+			if err != nil {
+				log.Error("sink failed, dead-lettering", "alerts", len(alerts), "attempts", attempts, "err", err)
+				for _, a := range alerts {
+					v, _ := json.Marshal(&a)
+					deadMsgs = append(deadMsgs, deadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
+				}
+				p.Stats.add(&p.Stats.deadAlerts, s.Name(), len(alerts))
+				p.Metrics.SinkFailures.WithLabelValues(s.Name()).Inc()
+				p.Metrics.SinkDeadLetters.WithLabelValues(s.Name()).Add(float64(len(alerts)))
+			} else {
+				p.Stats.add(&p.Stats.delivered, s.Name(), len(alerts))
+				p.Metrics.SinkSent.WithLabelValues(s.Name()).Add(float64(len(alerts)))
 			}
-			p.Stats.add(&p.Stats.deadAlerts, s.Name(), len(alerts))
-		} else {
-			p.Stats.add(&p.Stats.delivered, s.Name(), len(alerts))
 		}
 		if len(deadMsgs) > 0 {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
-				return fmt.Errorf("produce %d alert dead letters: %w", len(deadMsgs), err)
+				return fmt.Errorf("produce %d alert dead letters: %w", len(deadMsgs), broker.Condense(err))
 			}
 		}
+		p.Metrics.ConsumerLag.WithLabelValues(group, schemas.TopicAlerts).Set(float64(r.Stats().Lag))
 		return nil
 	})
 }
@@ -225,6 +267,8 @@ func (p *Pipeline) RunEventWriter(ctx context.Context) error {
 			}
 		}
 		p.Stats.EventsWritten.Add(int64(len(evs)))
+		p.Metrics.EventsWritten.Add(float64(len(evs)))
+		p.Metrics.ConsumerLag.WithLabelValues(p.Cfg.Kafka.Group("sink-clickhouse-events"), schemas.TopicEvents).Set(float64(r.Stats().Lag))
 		return nil
 	})
 }
@@ -235,6 +279,10 @@ func deadLetterMessage(stage, source, input, reason string, record []byte) kafka
 	return kafka.Message{Key: []byte(source), Value: v, Headers: []kafka.Header{
 		broker.Header(broker.HeaderSource, source), broker.Header(broker.HeaderReason, reason)}}
 }
+
+// ClickHouseAlertSink is the name of the built-in sink that writes every alert
+// to the ClickHouse alerts table (routing never filters it: it is the record).
+const ClickHouseAlertSink = "clickhouse-alerts"
 
 // WaitFor polls cond every 50 ms until it holds or timeout passes.
 func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {

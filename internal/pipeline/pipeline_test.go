@@ -82,6 +82,7 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	cfg := config.Default()
 	cfg.ClickHouse.Addr = []string{srv.TCPAddr}
 	cfg.Deliver.EventsToClickHouse = true
+	cfg.HTTP.Listen = ""
 	cfg.GeoIP.City = filepath.Join(root, "testdata/geoip/test-city.mmdb")
 	cfg.GeoIP.ASN = filepath.Join(root, "testdata/geoip/test-asn.mmdb")
 	scen := filepath.Join(root, "testdata/scenarios/google_oauth_theft")
@@ -171,6 +172,22 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 		t.Errorf("webhook: %d alerts, %d rejected; ClickHouse has %d", len(rc.alerts), rc.rejected, len(stored))
 	}
 	rc.mu.Unlock()
+
+	// The operator sees it all in /metrics, and /readyz is green.
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`tokenwatch_alerts_total{detector="geo.new_country",severity="high"} 1`,
+		`tokenwatch_sink_deliveries_total{sink="soc"}`, `tokenwatch_dead_letters_total{source="google_workspace",stage="normalize"} 2`,
+		`tokenwatch_clickhouse_events_written_total`, `tokenwatch_geoip_database_age_seconds{database="asn"}`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	rec = httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", rec.Code, rec.Body)
+	}
 
 	// The three bad records are on the dead-letter topic with their reasons.
 	reasons := readDeadLetters(t, ctx, p.Cfg.Kafka.Brokers, 3)
