@@ -39,6 +39,7 @@ func commands() []command {
 		{"normalize", "normalize raw vendor records; events as JSON lines on stdout", runNormalize},
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
+		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -128,3 +128,24 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d out %q", code, out)
 	}
 }
+
+func TestNormalizeAndReplayWorkForEverySource(t *testing.T) {
+	for _, src := range []string{"github", "okta", "slack", "microsoft", "salesforce"} {
+		t.Run(src, func(t *testing.T) {
+			in := filepath.Join("../../ingest", src, "testdata/records.jsonl")
+			code, out, errOut := tokenwatch(t, "normalize", "--source", src, in)
+			if code != 0 || strings.Count(out, "\n") == 0 {
+				t.Fatalf("normalize: exit %d, %d lines, stderr %q", code, strings.Count(out, "\n"), errOut)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var ev schemas.Event
+				if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Source != src {
+					t.Fatalf("not an event of %s: %q", src, line)
+				}
+			}
+			if code, _, errOut := tokenwatch(t, "replay", "--source", src, "--geoip-city", city, "--geoip-asn", asn, in); code != 0 {
+				t.Fatalf("replay: exit %d: %s", code, errOut)
+			}
+		})
+	}
+}

@@ -27,7 +27,10 @@ import (
 // SourceName is the registered id of this connector.
 const SourceName = "github"
 
-func init() { ingest.Register(SourceName, New) }
+func init() {
+	ingest.Register(SourceName, New)
+	ingest.RegisterNormalizer(SourceName, func(tenant string) ingest.Normalizer { return NewNormalizer(tenant) })
+}
 
 // DefaultBaseURL is the GitHub.com REST API root; GitHub Enterprise Server
 // uses https://HOST/api/v3 through ingest.Options.BaseURL.

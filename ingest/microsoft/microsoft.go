@@ -29,7 +29,10 @@ import (
 // SourceName is the registered id of this connector.
 const SourceName = "microsoft"
 
-func init() { ingest.Register(SourceName, New) }
+func init() {
+	ingest.Register(SourceName, New)
+	ingest.RegisterNormalizer(SourceName, func(tenant string) ingest.Normalizer { return NewNormalizer(tenant) })
+}
 
 // DefaultBaseURL is the Microsoft Graph root (national clouds differ).
 const DefaultBaseURL = "https://graph.microsoft.com"

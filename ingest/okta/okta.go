@@ -24,7 +24,10 @@ import (
 // SourceName is the registered id of this connector.
 const SourceName = "okta"
 
-func init() { ingest.Register(SourceName, New) }
+func init() {
+	ingest.Register(SourceName, New)
+	ingest.RegisterNormalizer(SourceName, func(tenant string) ingest.Normalizer { return NewNormalizer(tenant) })
+}
 
 // DefaultFilter asks the System Log for token-related event types only.
 const DefaultFilter = `eventType sw "app.oauth2" or eventType sw "system.api_token"`

@@ -362,3 +362,21 @@ func TestNewValidatesConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchRateLimitPrefersRetryAfterOverReset(t *testing.T) {
+	now := time.Date(2026, 10, 27, 2, 0, 0, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "12")
+		w.Header().Set("X-Rate-Limit-Reset", strconv.FormatInt(now.Add(50*time.Second).Unix(), 10))
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}`)
+	}))
+	defer srv.Close()
+	src, _ := New(yamlDecoder([]byte("token: x\n")), ingest.Options{BaseURL: srv.URL})
+	src.(*Source).now = func() time.Time { return now }
+	_, err := src.Fetch(context.Background(), ingest.Cursor{})
+	var rl *ingest.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter != 12*time.Second {
+		t.Fatalf("err = %v, want a rate limit honouring Retry-After 12s", err)
+	}
+}

@@ -26,7 +26,10 @@ import (
 // SourceName is the registered id of this connector.
 const SourceName = "salesforce"
 
-func init() { ingest.Register(SourceName, New) }
+func init() {
+	ingest.Register(SourceName, New)
+	ingest.RegisterNormalizer(SourceName, func(tenant string) ingest.Normalizer { return NewNormalizer(tenant) })
+}
 
 // Objects this connector can query, in the order a window reads them.
 const (

@@ -23,7 +23,10 @@ import (
 // SourceName is the registered id of this connector.
 const SourceName = "slack"
 
-func init() { ingest.Register(SourceName, New) }
+func init() {
+	ingest.Register(SourceName, New)
+	ingest.RegisterNormalizer(SourceName, func(tenant string) ingest.Normalizer { return NewNormalizer(tenant) })
+}
 
 // DefaultBaseURL is the Audit Logs API host.
 const DefaultBaseURL = "https://api.slack.com"

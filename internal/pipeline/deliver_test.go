@@ -1,0 +1,134 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/internal/broker"
+	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/internal/pipeline"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// flakyReceiver answers 500 while broken, and records alert ids otherwise.
+type flakyReceiver struct {
+	broken atomic.Bool
+	calls  atomic.Int32
+	mu     sync.Mutex
+	ids    map[string]int
+}
+
+func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	if f.broken.Load() {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	var a schemas.Alert
+	body, _ := io.ReadAll(r.Body)
+	json.Unmarshal(body, &a)
+	f.mu.Lock()
+	f.ids[a.ID]++
+	f.mu.Unlock()
+}
+
+func (f *flakyReceiver) distinct() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.ids) }
+
+func webhookSink(t *testing.T, name, url string) config.Sink {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("url: "+url+"\nsecret: k\ntimeout: 2s\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	return config.Sink{Name: name, Kind: "webhook", Config: *n.Content[0]}
+}
+
+func TestBrokenSinkDeadLettersWithoutDelayingOthersAndRedriveDelivers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	good, bad := &flakyReceiver{ids: map[string]int{}}, &flakyReceiver{ids: map[string]int{}}
+	bad.broken.Store(true)
+	gs, bs := httptest.NewServer(good), httptest.NewServer(bad)
+	defer gs.Close()
+	defer bs.Close()
+
+	cfg := config.Default()
+	cfg.HTTP.Listen = ""
+	cfg.Deliver.Retry = deliver.RetryPolicy{MaxAttempts: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
+	cfg.Deliver.Sinks = []config.Sink{webhookSink(t, "good", gs.URL), webhookSink(t, "bad", bs.URL)}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, closeFn, err := pipeline.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	const n = 5
+	w := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlerts)
+	var msgs []kafka.Message
+	for i := 0; i < n; i++ {
+		a := schemas.Alert{ID: fmt.Sprintf("alert-%d", i), Detector: "geo.new_country", Severity: schemas.SeverityHigh, IntegrationID: fmt.Sprintf("app%d", i), Tenant: "t"}
+		v, _ := json.Marshal(a)
+		msgs = append(msgs, kafka.Message{Key: []byte(a.IntegrationID), Value: v})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, []string{pipeline.RoleDeliver}) }()
+	ok := pipeline.WaitFor(ctx, time.Minute, func() bool {
+		return p.Stats.Delivered("good") == n && p.Stats.DeadAlerts("bad") == n
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatalf("good delivered %d, bad dead-lettered %d; want %d each", p.Stats.Delivered("good"), p.Stats.DeadAlerts("bad"), n)
+	}
+	if good.distinct() != n {
+		t.Errorf("good receiver got %d distinct alerts", good.distinct())
+	}
+	// Every batch to the bad sink was tried exactly MaxAttempts times.
+	if c := int(bad.calls.Load()); c%3 != 0 || c == 0 {
+		t.Errorf("bad receiver saw %d calls, want a multiple of max_attempts=3", c)
+	}
+
+	// The receiver is mended: redrive sends each dead-lettered alert once.
+	bad.broken.Store(false)
+	sinks, err := p.Sinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var badSink deliver.Sink
+	for _, s := range sinks {
+		if s.Name() == "bad" {
+			badSink = s
+		}
+	}
+	res, err := p.Redrive(ctx, badSink, 2*time.Second)
+	if err != nil || res.Sent != n || bad.distinct() != n {
+		t.Fatalf("redrive: %+v err %v, receiver has %d alerts", res, err, bad.distinct())
+	}
+	// A second redrive finds nothing left.
+	res, err = p.Redrive(ctx, badSink, time.Second)
+	if err != nil || res.Sent != 0 {
+		t.Fatalf("second redrive: %+v err %v", res, err)
+	}
+}
