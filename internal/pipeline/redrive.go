@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -53,4 +52,3 @@ func (p *Pipeline) Redrive(ctx context.Context, s deliver.Sink, idle time.Durati
 		}
 	}
 }
-
