@@ -10,6 +10,12 @@ const (
 	TopicDeadLetter      = "tokenwatch.deadletter"
 	TopicAlerts          = "tokenwatch.alerts"
 	TopicAlertDeadLetter = "tokenwatch.alerts.deadletter"
+	// TopicState is compacted: the latest detector state per integration,
+	// written to the same partition number as the integration's events, plus
+	// one checkpoint marker per partition (the events offset it covers).
+	TopicState = "tokenwatch.state"
+	// TopicCursors is compacted: the latest poll cursor per (source, tenant).
+	TopicCursors = "tokenwatch.cursors"
 )
 
 // DeadLetter is what lands on a dead-letter topic: the input that could not be

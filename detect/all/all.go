@@ -9,6 +9,8 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/impossibletravel"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/newasn"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/newcountry"
+	_ "github.com/tokenwatch/tokenwatch/detect/inventory/expired"
+	_ "github.com/tokenwatch/tokenwatch/detect/inventory/unowned"
 	_ "github.com/tokenwatch/tokenwatch/detect/lifecycle/dormant"
 	_ "github.com/tokenwatch/tokenwatch/detect/lifecycle/newuseragent"
 	_ "github.com/tokenwatch/tokenwatch/detect/lifecycle/scopeexpansion"

@@ -22,22 +22,29 @@ import (
 type Engine struct {
 	detectors []detect.Detector
 	tickers   []int // indexes of detectors that implement detect.Ticker
-	ints      map[integrationKey]*integration
+	ints      map[Key]*integration
 	watermark time.Time
-	// emitted remembers alert ids already returned, so a finding re-raised with
-	// the same key (after a restore, say) is not a second alert.
-	emitted map[string]struct{}
+	dirty     map[Key]struct{}
 }
 
-type integrationKey struct{ tenant, id string }
+// Key names one integration's state.
+type Key struct{ Tenant, ID string }
 
 type integration struct {
 	states []detect.State
+	// emitted remembers alert ids already raised for this integration (with
+	// the event time they were raised at), so a finding re-raised with the
+	// same key after a restore or a reprocessed offset is not a second
+	// alert. Bounded by DedupWindow of event time.
+	emitted map[string]int64
 }
+
+// DedupWindow is how long (in event time) an alert id is remembered.
+const DedupWindow = 30 * 24 * time.Hour
 
 // New builds an engine over detectors, in the order given.
 func New(detectors []detect.Detector) *Engine {
-	e := &Engine{detectors: detectors, ints: map[integrationKey]*integration{}, emitted: map[string]struct{}{}}
+	e := &Engine{detectors: detectors, ints: map[Key]*integration{}, dirty: map[Key]struct{}{}}
 	for i, d := range detectors {
 		if _, ok := d.(detect.Ticker); ok {
 			e.tickers = append(e.tickers, i)
@@ -96,18 +103,16 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		}
 		e.watermark = t
 	}
-	k := integrationKey{ev.Tenant, ev.Integration.ID}
+	k := Key{ev.Tenant, ev.Integration.ID}
 	in := e.ints[k]
 	if in == nil {
-		in = &integration{states: make([]detect.State, len(e.detectors))}
-		for i, d := range e.detectors {
-			in.states[i] = d.NewState()
-		}
+		in = e.newIntegration()
 		e.ints[k] = in
 	}
+	e.dirty[k] = struct{}{}
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
-			if a, ok := e.alert(d.ID(), k, f); ok {
+			if a, ok := e.alert(d.ID(), k, in, f); ok {
 				alerts = append(alerts, a)
 			}
 		}
@@ -128,24 +133,28 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 	if len(e.tickers) == 0 {
 		return nil
 	}
-	keys := make([]integrationKey, 0, len(e.ints))
+	keys := make([]Key, 0, len(e.ints))
 	for k := range e.ints {
 		keys = append(keys, k)
 	}
 	// Map order is random; alerts must come out in a stable order.
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].tenant != keys[j].tenant {
-			return keys[i].tenant < keys[j].tenant
+		if keys[i].Tenant != keys[j].Tenant {
+			return keys[i].Tenant < keys[j].Tenant
 		}
-		return keys[i].id < keys[j].id
+		return keys[i].ID < keys[j].ID
 	})
 	var alerts []schemas.Alert
 	for _, k := range keys {
 		in := e.ints[k]
 		for _, i := range e.tickers {
 			d := e.detectors[i]
-			for _, f := range d.(detect.Ticker).Tick(wm, in.states[i]) {
-				if a, ok := e.alert(d.ID(), k, f); ok {
+			fs := d.(detect.Ticker).Tick(wm, in.states[i])
+			if len(fs) > 0 {
+				e.dirty[k] = struct{}{}
+			}
+			for _, f := range fs {
+				if a, ok := e.alert(d.ID(), k, in, f); ok {
 					alerts = append(alerts, a)
 				}
 			}
@@ -154,18 +163,26 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 	return alerts
 }
 
-func (e *Engine) alert(detector string, k integrationKey, f detect.Finding) (schemas.Alert, bool) {
-	id := schemas.AlertID(detector, k.tenant, k.id, f.Key)
-	if _, dup := e.emitted[id]; dup {
+func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding) (schemas.Alert, bool) {
+	id := schemas.AlertID(detector, k.Tenant, k.ID, f.Key)
+	if _, dup := in.emitted[id]; dup {
 		return schemas.Alert{}, false
 	}
-	e.emitted[id] = struct{}{}
+	now := e.watermark.UnixMilli()
+	if len(in.emitted) >= 64 {
+		for old, at := range in.emitted {
+			if now-at > DedupWindow.Milliseconds() {
+				delete(in.emitted, old)
+			}
+		}
+	}
+	in.emitted[id] = now
 	a := schemas.Alert{
 		ID:            id,
 		Detector:      detector,
 		Severity:      f.Severity,
-		IntegrationID: k.id,
-		Tenant:        k.tenant,
+		IntegrationID: k.ID,
+		Tenant:        k.Tenant,
 		Title:         f.Title,
 		Summary:       f.Summary,
 		FirstSeen:     schemas.NewTime(f.FirstSeen),
@@ -191,4 +208,87 @@ func mustJSON(v any) json.RawMessage {
 		b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
 	}
 	return b
+}
+
+func (e *Engine) newIntegration() *integration {
+	in := &integration{states: make([]detect.State, len(e.detectors)), emitted: map[string]int64{}}
+	for i, d := range e.detectors {
+		in.states[i] = d.NewState()
+	}
+	return in
+}
+
+// snapshot is one integration's checkpoint: every detector's state by
+// detector id (so adding or removing a detector keeps the others' state) and
+// the alert ids it already raised.
+type snapshot struct {
+	Tenant    string            `json:"tenant"`
+	ID        string            `json:"id"`
+	Detectors map[string][]byte `json:"detectors"`
+	Emitted   map[string]int64  `json:"emitted,omitempty"`
+}
+
+// Dirty returns the integrations changed since the last ClearDirty, sorted.
+func (e *Engine) Dirty() []Key {
+	out := make([]Key, 0, len(e.dirty))
+	for k := range e.dirty {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Tenant != out[j].Tenant {
+			return out[i].Tenant < out[j].Tenant
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// ClearDirty forgets which integrations changed (after a checkpoint).
+func (e *Engine) ClearDirty() { clear(e.dirty) }
+
+// Snapshot serialises one integration's state for a checkpoint.
+func (e *Engine) Snapshot(k Key) ([]byte, error) {
+	in := e.ints[k]
+	if in == nil {
+		return nil, fmt.Errorf("engine: no state for %s/%s", k.Tenant, k.ID)
+	}
+	s := snapshot{Tenant: k.Tenant, ID: k.ID, Detectors: make(map[string][]byte, len(e.detectors)), Emitted: in.emitted}
+	for i, d := range e.detectors {
+		b, err := in.states[i].MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("engine: snapshot %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
+		}
+		s.Detectors[d.ID()] = b
+	}
+	return json.Marshal(&s)
+}
+
+// Restore loads an integration's checkpoint, replacing any state held for it.
+// A detector missing from the snapshot starts empty.
+func (e *Engine) Restore(b []byte) (Key, error) {
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Key{}, fmt.Errorf("engine: restore: %w", err)
+	}
+	k := Key{s.Tenant, s.ID}
+	in := e.newIntegration()
+	for i, d := range e.detectors {
+		if raw, ok := s.Detectors[d.ID()]; ok {
+			if err := in.states[i].UnmarshalBinary(raw); err != nil {
+				return k, fmt.Errorf("engine: restore %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
+			}
+		}
+	}
+	if s.Emitted != nil {
+		in.emitted = s.Emitted
+	}
+	e.ints[k] = in
+	return k, nil
+}
+
+// SetWatermark restores the event-time watermark from a checkpoint.
+func (e *Engine) SetWatermark(t time.Time) {
+	if t.After(e.watermark) {
+		e.watermark = t
+	}
 }

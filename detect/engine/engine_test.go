@@ -113,3 +113,51 @@ func BenchmarkEnrichDetect(b *testing.B) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func TestSnapshotRestoreMidStreamGivesTheSameAlerts(t *testing.T) {
+	evs := scenarioEvents(t)
+	g := enricher(t)
+	for i := range evs {
+		g.Enrich(&evs[i])
+	}
+	dets, _ := engine.Build(nil)
+	whole := engine.New(dets)
+	var want []schemas.Alert
+	for i := range evs {
+		want = append(want, whole.Observe(&evs[i])...)
+	}
+
+	first := engine.New(dets)
+	var got []schemas.Alert
+	half := len(evs) * 9 / 10 // after the learning period, before the attack ends
+	for i := range evs[:half] {
+		got = append(got, first.Observe(&evs[i])...)
+	}
+	// Checkpoint, then a fresh engine (another instance, after a rebalance or
+	// a crash) restores and goes on from the checkpoint's offset.
+	second := engine.New(dets)
+	for _, k := range first.Dirty() {
+		b, err := first.Snapshot(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := second.Restore(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second.SetWatermark(first.Watermark())
+	if second.Integrations() != first.Integrations() {
+		t.Fatalf("restored %d of %d integrations", second.Integrations(), first.Integrations())
+	}
+	for i := range evs[half:] {
+		got = append(got, second.Observe(&evs[half+i])...)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("restored run raised %d alerts, single run %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID {
+			t.Fatalf("alert %d: %s vs %s", i, got[i].ID, want[i].ID)
+		}
+	}
+}

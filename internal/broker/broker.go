@@ -58,7 +58,11 @@ func (c Config) Validate() error {
 func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
 
 // AllTopics are the topics tokenwatch writes.
-var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter}
+var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter,
+	schemas.TopicState, schemas.TopicCursors}
+
+// compacted topics keep the latest value per key forever.
+var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicCursors: true}
 
 // EnsureTopics creates missing topics (existing ones are left as they are).
 func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
@@ -68,7 +72,11 @@ func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor})
+		tc := kafka.TopicConfig{Topic: t, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}
+		if compacted[t] {
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	resp, err := client.CreateTopics(ctx, req)
 	if err != nil {
@@ -127,17 +135,34 @@ func NewReader(cfg Config, topic, group string) *kafka.Reader {
 // committed. An error is retried with backoff: the batch is never skipped.
 type Handler func(ctx context.Context, batch []kafka.Message) error
 
-// Consume runs the batch loop until ctx is done: up to maxBatch messages or
-// maxWait after the first, handled, then committed. The channel between the
-// fetcher and the loop is bounded, so a stuck handler stops consumption
-// (backpressure) rather than buffering without limit.
+// Consume runs the batch loop of a group reader until ctx is done: up to
+// maxBatch messages or maxWait after the first, handled, then committed.
 func Consume(ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Duration, log *slog.Logger, handle Handler) error {
+	err := Batches(ctx, r.FetchMessage, maxBatch, maxWait, log, func(ctx context.Context, batch []kafka.Message) error {
+		if err := handle(ctx, batch); err != nil {
+			return err
+		}
+		return r.CommitMessages(ctx, batch...)
+	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", r.Config().Topic, err)
+	}
+	return nil
+}
+
+// Batches feeds fetched messages to handle in batches of up to maxBatch, or
+// what arrived within maxWait of a batch's first message. A failing handle is
+// retried with backoff (the batch is never skipped). The channel between the
+// fetcher and the loop is bounded, so a stuck handler stops fetching
+// (backpressure) rather than buffering without limit. When ctx ends, the batch
+// in hand is still handled (graceful shutdown), then Batches returns nil.
+func Batches(ctx context.Context, fetch func(context.Context) (kafka.Message, error), maxBatch int, maxWait time.Duration, log *slog.Logger, handle Handler) error {
 	msgs := make(chan kafka.Message, maxBatch)
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
 		for {
-			m, err := r.FetchMessage(ctx)
+			m, err := fetch(ctx)
 			if err != nil {
 				fetchErr <- err
 				return
@@ -171,19 +196,12 @@ func Consume(ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Du
 			}
 		}
 		timer.Stop()
-		// Handle with retry; the context for handling outlives ctx briefly so a
-		// shutdown flushes the batch in hand instead of abandoning it.
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := retry(hctx, log, func() error { return handle(hctx, batch) })
-		if err == nil {
-			err = r.CommitMessages(hctx, batch...)
-		}
-		cancel()
+		err := retry(ctx, log, func(actx context.Context) error { return handle(actx, batch) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("consume %s: %w", r.Config().Topic, err)
+			return err
 		}
 	}
 }
@@ -200,13 +218,21 @@ func fetchStop(ctx context.Context, fetchErr chan error) error {
 	}
 }
 
-// retry runs f until it succeeds or ctx ends, backing off 100 ms → 5 s.
-func retry(ctx context.Context, log *slog.Logger, f func() error) error {
+// retry runs f until it succeeds or ctx ends, backing off 100 ms → 5 s. Each
+// attempt gets its own context that outlives ctx by up to 30 s, so a shutdown
+// finishes the batch in hand instead of abandoning it half-done; an outage
+// (ClickHouse down) just keeps retrying, which stops fetching: backpressure.
+func retry(ctx context.Context, log *slog.Logger, f func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := f()
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := f(actx)
+		cancel()
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			return err
 		}
 		log.Warn("batch failed, retrying", "attempt", attempt, "err", err, "wait", wait)
 		select {
@@ -248,4 +274,55 @@ func Condense(err error) error {
 		return err
 	}
 	return fmt.Errorf("%d of %d messages failed, first: %w", n, len(we), first)
+}
+
+// ExplicitPartition is a balancer that keeps the partition the caller set on
+// the message: detector state is written to the partition number of the
+// events it was built from, so a new owner of events partition p restores
+// state partition p and nothing else.
+type ExplicitPartition struct{}
+
+// Balance implements kafka.Balancer.
+func (ExplicitPartition) Balance(m kafka.Message, partitions ...int) int {
+	if m.Partition >= 0 && m.Partition < len(partitions) {
+		return partitions[m.Partition]
+	}
+	return partitions[0]
+}
+
+// Partitions returns the partition count of topic.
+func Partitions(ctx context.Context, cfg Config, topic string) (int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: metadata of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic {
+			if t.Error != nil {
+				return 0, fmt.Errorf("kafka: topic %s: %w", topic, t.Error)
+			}
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, fmt.Errorf("kafka: topic %s not found", topic)
+}
+
+// EndOffset returns the offset after the last message of a partition.
+func EndOffset(ctx context.Context, cfg Config, topic string, partition int) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.LastOffsetOf(partition)}}})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: end offset of %s[%d]: %w", topic, partition, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition == partition {
+			if po.Error != nil {
+				return 0, po.Error
+			}
+			return po.LastOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("kafka: no offset for %s[%d]", topic, partition)
 }

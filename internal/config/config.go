@@ -69,6 +69,9 @@ type Detect struct {
 	// BatchSize and FlushInterval bound the detect consumer's batches.
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// CheckpointInterval is how often detector state is written to
+	// tokenwatch.state and offsets committed: the most a crash replays.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Deliver configures sinks.
@@ -111,7 +114,7 @@ func Default() Config {
 		HTTP:       HTTP{Listen: ":9464"},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
-		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond},
+		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
 		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 10000,
 			FlushInterval: 200 * time.Millisecond},
 	}
@@ -197,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detect.BatchSize < 1 || c.Deliver.BatchSize < 1 {
 		errs = append(errs, errors.New("detect.batch_size and deliver.batch_size: must be at least 1"))
+	}
+	if c.Detect.CheckpointInterval <= 0 {
+		errs = append(errs, errors.New("detect.checkpoint_interval: must be a positive duration like 5s"))
 	}
 	if c.Detect.FlushInterval <= 0 || c.Deliver.FlushInterval <= 0 {
 		errs = append(errs, errors.New("detect.flush_interval and deliver.flush_interval: must be positive durations like 100ms"))

@@ -22,7 +22,6 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/detect"
-	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
@@ -106,75 +105,6 @@ func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ing
 		p.Log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
 	}
 	return nil
-}
-
-// RunDetect consumes tokenwatch.events in the detect group until ctx ends. It
-// keeps one engine per partition (an integration's events all land on one),
-// and commits a batch's offsets only after its alerts are acknowledged.
-func (p *Pipeline) RunDetect(ctx context.Context) error {
-	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicEvents, p.Cfg.Kafka.Group("detect"))
-	defer r.Close()
-	alerts := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlerts)
-	defer alerts.Close()
-	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicDeadLetter)
-	defer dead.Close()
-	engines := map[int]*engine.Engine{}
-	log := p.Log.With("component", "detect")
-	group := p.Cfg.Kafka.Group("detect")
-	return broker.Consume(ctx, r, p.Cfg.Detect.BatchSize, p.Cfg.Detect.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
-		var out, deadMsgs []kafka.Message
-		var raised []schemas.Alert
-		start := time.Now()
-		for _, m := range batch {
-			var ev schemas.Event
-			if err := json.Unmarshal(m.Value, &ev); err != nil {
-				deadMsgs = append(deadMsgs, deadLetterMessage("decode", "detect", fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
-				continue
-			}
-			if p.Enricher != nil {
-				p.Enricher.Enrich(&ev)
-			}
-			e := engines[m.Partition]
-			if e == nil {
-				e = engine.New(p.Detectors)
-				engines[m.Partition] = e
-			}
-			for _, a := range e.Observe(&ev) {
-				v, _ := json.Marshal(&a)
-				out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
-				raised = append(raised, a)
-			}
-			p.Metrics.DetectLag.Observe(time.Since(m.Time).Seconds())
-		}
-		p.Metrics.DetectBatch.Observe(time.Since(start).Seconds())
-		if len(out) > 0 {
-			t0 := time.Now()
-			if err := alerts.WriteMessages(ctx, out...); err != nil {
-				return fmt.Errorf("produce %d alerts: %w", len(out), broker.Condense(err))
-			}
-			p.Metrics.ProduceSeconds.WithLabelValues(schemas.TopicAlerts).Observe(time.Since(t0).Seconds())
-		}
-		if len(deadMsgs) > 0 {
-			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
-				return fmt.Errorf("produce %d dead letters: %w", len(deadMsgs), err)
-			}
-		}
-		p.Stats.EventsDetected.Add(int64(len(batch)))
-		p.Stats.AlertsProduced.Add(int64(len(out)))
-		p.Stats.DeadLetters.Add(int64(len(deadMsgs)))
-		p.Metrics.DetectEvents.Add(float64(len(batch)))
-		p.Metrics.DeadLetters.WithLabelValues("decode", "detect").Add(float64(len(deadMsgs)))
-		for _, a := range raised {
-			p.Metrics.Alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
-		}
-		n := 0
-		for _, e := range engines {
-			n += e.Integrations()
-		}
-		p.Metrics.Integrations.Set(float64(n))
-		p.Metrics.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
-		return nil
-	})
 }
 
 // RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a

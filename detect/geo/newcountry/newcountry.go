@@ -1,7 +1,9 @@
 // Package newcountry implements geo.new_country: activity by an integration
 // from a country it was never seen in once its learning period is over, and
 // that is not among its approved countries. A stolen OAuth token replayed from
-// attacker infrastructure usually shows up here first.
+// attacker infrastructure usually shows up here first. Countries approved for
+// every integration come from config, those approved for one integration from
+// its catalog entry (ev.Inventory.ApprovedCountries).
 package newcountry
 
 import (
@@ -99,7 +101,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	known := s.Countries.Keys()
 	s.Countries.Add(c, t)
 	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
-	if learning || d.approved[c] {
+	if learning || d.approved[c] || catalogApproves(ev.Inventory, c) {
 		return nil
 	}
 	where := c
@@ -119,6 +121,21 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"countries": known, "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
+}
+
+// catalogApproves reports whether the integration's catalog entry lists c
+// among its approved countries. Like the config's list it only silences the
+// alert: the country still joins the baseline.
+func catalogApproves(inv *schemas.Inventory, c string) bool {
+	if inv == nil {
+		return false
+	}
+	for _, a := range inv.ApprovedCountries {
+		if strings.EqualFold(a, c) {
+			return true
+		}
+	}
+	return false
 }
 
 func roundDays(d time.Duration) string {

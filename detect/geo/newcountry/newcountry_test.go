@@ -33,6 +33,12 @@ func from(id string, at time.Duration, country string) schemas.Event {
 	return ev
 }
 
+// approvedIn attaches a catalog entry approving countries.
+func approvedIn(ev schemas.Event, countries ...string) schemas.Event {
+	ev.Inventory = &schemas.Inventory{Catalogued: true, ApprovedCountries: countries}
+	return ev
+}
+
 func TestNewCountry(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -48,6 +54,12 @@ func TestNewCountry(t *testing.T) {
 		{"approved countries never alert", []schemas.Event{
 			from("e1", 0, "DE"), from("e2", 8*day, "IE"),
 		}, nil},
+		{"countries the catalog approves for the integration never alert", []schemas.Event{
+			from("e1", 0, "DE"), approvedIn(from("e2", 8*day, "PL"), "fr", "PL"), from("e3", 9*day, "PL"),
+		}, nil},
+		{"another integration's approval does not count", []schemas.Event{
+			from("e1", 0, "DE"), approvedIn(from("e2", 8*day, "RU"), "PL"),
+		}, []string{"RU"}},
 		{"events without geo are skipped", []schemas.Event{
 			from("e1", 0, "DE"), from("e2", 8*day, ""),
 		}, nil},

@@ -8,6 +8,7 @@ package scopeexpansion
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,9 @@ func (d *Detector) ID() string { return ID }
 type State struct {
 	FirstSeen int64         `json:"first_seen"` // Unix ms
 	Scopes    baseline.Seen `json:"scopes"`
+	// Unapproved are scopes already reported as outside the catalog's
+	// approved scopes, so each is reported once.
+	Unapproved baseline.Seen `json:"unapproved,omitempty"`
 }
 
 // MarshalBinary implements detect.State.
@@ -99,7 +103,10 @@ func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{Scopes: baseline.Seen{}} }
 
-// Observe implements detect.Detector.
+// Observe implements detect.Detector. When the integration's catalog entry
+// lists approved scopes, that list is the baseline: a scope outside it alerts
+// (even while learning), a scope on it never does. Otherwise the learned
+// scopes are.
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	t := ev.Time.Time
@@ -109,44 +116,75 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.Scopes == nil {
 		s.Scopes = baseline.Seen{}
 	}
+	var approved []string
+	if ev.Inventory != nil {
+		approved = ev.Inventory.ApprovedScopes
+	}
 	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
 	var known []string
 	var out []detect.Finding
 	for _, scope := range ev.Scopes {
 		scope = strings.TrimSpace(scope)
-		if scope == "" || s.Scopes.Has(scope) {
+		if scope == "" {
 			continue
 		}
-		if known == nil {
-			known = s.Scopes.Keys() // the baseline before this event
+		isNew := !s.Scopes.Has(scope)
+		if isNew {
+			if known == nil {
+				known = s.Scopes.Keys() // the baseline before this event
+			}
+			s.Scopes.Add(scope, t)
 		}
-		s.Scopes.Add(scope, t)
-		if learning {
-			continue
+		switch {
+		case len(approved) > 0:
+			if slices.Contains(approved, scope) || s.Unapproved.Has(scope) {
+				continue
+			}
+			if s.Unapproved == nil {
+				s.Unapproved = baseline.Seen{}
+			}
+			s.Unapproved.Add(scope, t)
+			out = append(out, d.finding(ev, scope, "not_approved", len(known),
+				map[string]any{"approved_scopes": approved, "since": schemas.UnixMilli(s.FirstSeen)}))
+		case isNew && !learning:
+			out = append(out, d.finding(ev, scope, "new", len(known),
+				map[string]any{"scopes": known, "since": schemas.UnixMilli(s.FirstSeen)}))
 		}
-		sev, match := d.cfg.Severity, d.sensitiveMatch(scope)
-		if match != "" {
-			sev = d.cfg.SensitiveSeverity
-		}
-		name := ev.Integration.Name
-		if name == "" {
-			name = ev.Integration.ID
-		}
-		how, verb := "used", "used"
-		if ev.Action.Category == schemas.CategoryAuthorize {
-			how, verb = "granted", "was granted"
-		}
-		out = append(out, detect.Finding{
-			Key:      scope,
-			Title:    fmt.Sprintf("%s %s new scope %s", name, verb, scope),
-			Summary:  fmt.Sprintf("%s (%s) %s scope %s (%s by %s); its %d known scopes did not include it.", name, ev.Integration.ID, verb, scope, ev.Action.Name, principal(ev), len(known)),
-			Severity: sev,
-			Observed: map[string]any{"scope": scope, "how": how, "sensitive_match": match, "action": ev.Action.Name, "principal": ev.Principal.ID, "credential": ev.Credential.ID},
-			Baseline: map[string]any{"scopes": known, "since": schemas.UnixMilli(s.FirstSeen)},
-			EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
-		})
 	}
 	return out
+}
+
+// finding builds the alert for scope; reason is "new" (outside the learned
+// baseline) or "not_approved" (outside the catalog's approved scopes).
+func (d *Detector) finding(ev *schemas.Event, scope, reason string, nKnown int, base map[string]any) detect.Finding {
+	t := ev.Time.Time
+	sev, match := d.cfg.Severity, d.sensitiveMatch(scope)
+	if match != "" {
+		sev = d.cfg.SensitiveSeverity
+	}
+	name := ev.Integration.Name
+	if name == "" {
+		name = ev.Integration.ID
+	}
+	how, verb := "used", "used"
+	if ev.Action.Category == schemas.CategoryAuthorize {
+		how, verb = "granted", "was granted"
+	}
+	title := fmt.Sprintf("%s %s new scope %s", name, verb, scope)
+	summary := fmt.Sprintf("%s (%s) %s scope %s (%s by %s); its %d known scopes did not include it.", name, ev.Integration.ID, verb, scope, ev.Action.Name, principal(ev), nKnown)
+	if reason == "not_approved" {
+		title = fmt.Sprintf("%s %s scope %s outside its approved scopes", name, verb, scope)
+		summary = fmt.Sprintf("%s (%s) %s scope %s (%s by %s), which is not among the %d scopes its catalog entry approves.", name, ev.Integration.ID, verb, scope, ev.Action.Name, principal(ev), len(base["approved_scopes"].([]string)))
+	}
+	return detect.Finding{
+		Key:      scope,
+		Title:    title,
+		Summary:  summary,
+		Severity: sev,
+		Observed: map[string]any{"scope": scope, "how": how, "reason": reason, "sensitive_match": match, "action": ev.Action.Name, "principal": ev.Principal.ID, "credential": ev.Credential.ID},
+		Baseline: base,
+		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
+	}
 }
 
 func (d *Detector) sensitiveMatch(scope string) string {

@@ -38,6 +38,12 @@ func scoped(id string, at time.Duration, category string, scopes ...string) sche
 	return ev
 }
 
+// approving attaches a catalog entry that approves scopes.
+func approving(ev schemas.Event, scopes ...string) schemas.Event {
+	ev.Inventory = &schemas.Inventory{Catalogued: true, ApprovedScopes: scopes}
+	return ev
+}
+
 func TestScopeExpansion(t *testing.T) {
 	type want struct {
 		key string
@@ -70,6 +76,16 @@ func TestScopeExpansion(t *testing.T) {
 			scoped("e1", 0, schemas.CategoryAccess, "read:user"),
 			scoped("e2", 8*day, schemas.CategoryAuthorize, "Mail.ReadWrite"),
 		}, []want{{"Mail.ReadWrite", schemas.SeverityHigh}}},
+		{"catalog's approved scopes replace the learned baseline", []schemas.Event{
+			approving(scoped("e1", 0, schemas.CategoryAuthorize, calendar, gmail), calendar),
+			approving(scoped("e2", day, schemas.CategoryAccess, gmail), calendar),
+			approving(scoped("e3", 8*day, schemas.CategoryAuthorize, contacts), calendar, contacts),
+		}, []want{{gmail, schemas.SeverityHigh}}},
+		{"unapproved scope learned before the catalog listed scopes alerts once listed", []schemas.Event{
+			scoped("e1", 0, schemas.CategoryAuthorize, calendar, contacts),
+			approving(scoped("e2", 2*day, schemas.CategoryAccess, contacts), calendar),
+			approving(scoped("e3", 3*day, schemas.CategoryAccess, contacts), calendar),
+		}, []want{{contacts, schemas.SeverityMedium}}},
 		{"events without scopes change nothing", []schemas.Event{
 			scoped("e1", 0, schemas.CategoryAccess),
 			scoped("e2", 8*day, schemas.CategoryAccess),
@@ -101,6 +117,24 @@ func TestScopeExpansionBaselineListsPriorScopes(t *testing.T) {
 		t.Errorf("baseline scopes = %v", known)
 	}
 	if got[0].Title != "Acme Sync was granted new scope "+gmail {
+		t.Errorf("title = %q", got[0].Title)
+	}
+}
+
+func TestScopeExpansionNamesTheApprovedScopes(t *testing.T) {
+	got := detecttest.Run(t, newDetector(t), []schemas.Event{
+		approving(scoped("e1", 0, schemas.CategoryAuthorize, gmail), calendar),
+	})
+	if len(got) != 1 {
+		t.Fatalf("got %d findings, want 1", len(got))
+	}
+	if r := got[0].Observed.(map[string]any)["reason"]; r != "not_approved" {
+		t.Errorf("reason = %v", r)
+	}
+	if a := got[0].Baseline.(map[string]any)["approved_scopes"].([]string); !slices.Equal(a, []string{calendar}) {
+		t.Errorf("baseline approved_scopes = %v", a)
+	}
+	if got[0].Title != "Acme Sync was granted scope "+gmail+" outside its approved scopes" {
 		t.Errorf("title = %q", got[0].Title)
 	}
 }

@@ -1,0 +1,169 @@
+// Package unowned implements inventory.unowned: an integration acting while
+// nobody owns it in the catalog, either because it is not catalogued at all or
+// because its entry names no owner. Unowned integrations are where abuse hides:
+// nobody notices their tokens leaking, nobody rotates or revokes them, and
+// shadow-IT apps consented by one user land here first. It reads only
+// ev.Inventory (set by enrich/inventory); without a catalog configured events
+// carry no Inventory and the detector stays silent.
+package unowned
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ID is the detector id.
+const ID = "inventory.unowned"
+
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "an active integration with no owner in the catalog (uncatalogued, or catalogued without owner)", New: New})
+}
+
+// Config is the detector's YAML config.
+type Config struct {
+	// SensitiveScopes are case-insensitive substrings; an unowned integration
+	// holding a matching scope (on the event or approved in the catalog)
+	// alerts with SensitiveSeverity.
+	SensitiveScopes   []string         `yaml:"sensitive_scopes"`
+	SensitiveSeverity schemas.Severity `yaml:"sensitive_severity"`
+	Severity          schemas.Severity `yaml:"severity"`
+}
+
+// DefaultConfig is used for fields the YAML leaves out. The sensitive scopes
+// match lifecycle.scope_expansion's.
+func DefaultConfig() Config {
+	return Config{
+		SensitiveScopes: []string{
+			"mail", "drive", "admin", "full_access", "directory", "files.readwrite",
+			"repo", "write", "delete", "sudo", "refresh_token", "offline_access", "cloud-platform",
+		},
+		SensitiveSeverity: schemas.SeverityHigh,
+		Severity:          schemas.SeverityMedium,
+	}
+}
+
+// Detector is inventory.unowned.
+type Detector struct {
+	cfg       Config
+	sensitive []string // lowercased
+}
+
+var _ detect.Detector = (*Detector)(nil)
+
+// New builds the detector from config.
+func New(decode func(any) error) (detect.Detector, error) {
+	cfg := DefaultConfig()
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	for k, sev := range map[string]schemas.Severity{"severity": cfg.Severity, "sensitive_severity": cfg.SensitiveSeverity} {
+		if _, err := schemas.ParseSeverity(string(sev)); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	d := &Detector{cfg: cfg}
+	for _, s := range cfg.SensitiveScopes {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" {
+			return nil, fmt.Errorf("sensitive_scopes: an empty entry would match every scope")
+		}
+		d.sensitive = append(d.sensitive, s)
+	}
+	return d, nil
+}
+
+// ID implements detect.Detector.
+func (d *Detector) ID() string { return ID }
+
+// State remembers whether the integration was reported: once is enough, the
+// fix is an owner in the catalog, not more alerts.
+type State struct {
+	Reported bool `json:"reported,omitempty"`
+}
+
+// MarshalBinary implements detect.State.
+func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+
+// UnmarshalBinary implements detect.State.
+func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+
+// NewState implements detect.Detector.
+func (d *Detector) NewState() detect.State { return &State{} }
+
+// active reports whether ev is the integration doing something: a call that
+// did not fail and is not a revoke or an authentication failure. A dead
+// integration's failing retries or its revocation is not activity to own.
+func active(ev *schemas.Event) bool {
+	if ev.Outcome == "failure" {
+		return false
+	}
+	switch ev.Action.Category {
+	case schemas.CategoryRevoke, schemas.CategoryAuthFailure:
+		return false
+	}
+	return true
+}
+
+// Observe implements detect.Detector.
+func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
+	s := st.(*State)
+	inv := ev.Inventory
+	if s.Reported || inv == nil || (inv.Catalogued && strings.TrimSpace(inv.Owner) != "") || !active(ev) {
+		return nil
+	}
+	s.Reported = true
+	sev, scope, match := d.cfg.Severity, "", ""
+	for _, list := range [][]string{ev.Scopes, inv.ApprovedScopes} {
+		if scope, match = d.sensitiveScope(list); match != "" {
+			sev = d.cfg.SensitiveSeverity
+			break
+		}
+	}
+	name := ev.Integration.Name
+	if name == "" {
+		name = ev.Integration.ID
+	}
+	why, reason := "is not in the integration catalog", "uncatalogued"
+	if inv.Catalogued {
+		why, reason = "has no owner in the integration catalog", "no_owner"
+	}
+	summary := fmt.Sprintf("%s (%s, %s app %s) %s but performed %s (%s) as %s from %s.", name, ev.Integration.ID, ev.Source, ev.Integration.SourceAppID, why, ev.Action.Name, ev.Action.Category, principal(ev), ev.Network.IP)
+	if match != "" {
+		summary += fmt.Sprintf(" It holds the sensitive scope %s.", scope)
+	}
+	return []detect.Finding{{
+		Key:      "unowned",
+		Title:    fmt.Sprintf("%s is active but %s", name, why),
+		Summary:  summary,
+		Severity: sev,
+		Observed: map[string]any{"reason": reason, "source": ev.Source, "source_app_id": ev.Integration.SourceAppID,
+			"action": ev.Action.Name, "principal": ev.Principal.ID, "ip": ev.Network.IP, "scopes": ev.Scopes, "sensitive_scope": scope},
+		Baseline: map[string]any{"catalogued": inv.Catalogued, "owner": inv.Owner, "criticality": inv.Criticality},
+		EventIDs: []string{ev.EventID}, FirstSeen: ev.Time.Time, LastSeen: ev.Time.Time,
+	}}
+}
+
+// sensitiveScope returns the first scope of list matching a sensitive
+// substring, and the substring.
+func (d *Detector) sensitiveScope(list []string) (scope, match string) {
+	for _, sc := range list {
+		l := strings.ToLower(sc)
+		for _, s := range d.sensitive {
+			if strings.Contains(l, s) {
+				return sc, s
+			}
+		}
+	}
+	return "", ""
+}
+
+func principal(ev *schemas.Event) string {
+	if ev.Principal.ID == "" {
+		return "an unknown principal"
+	}
+	return ev.Principal.ID
+}
