@@ -26,6 +26,7 @@ type Server struct {
 	Dir      string
 	TCPAddr  string // native protocol host:port
 	HTTPAddr string
+	bin      string
 	cmd      *exec.Cmd
 	exited   chan error
 }
@@ -102,39 +103,59 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := os.WriteFile(filepath.Join(dir, "users.xml"), users, 0o644); err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, TCPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), exited: make(chan error, 1)}
-	stderr, err := os.Create(filepath.Join(logs, "stderr.log"))
-	if err != nil {
+	s := &Server{Dir: dir, TCPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), bin: bin}
+	if err := s.launch(ctx); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
-	s.cmd.Dir = dir
+	return s, nil
+}
+
+// Restart starts a stopped or killed server again on the same data and ports.
+func (s *Server) Restart(ctx context.Context) error {
+	if s.cmd != nil {
+		return errors.New("clickhouse-server is still running")
+	}
+	return s.launch(ctx)
+}
+
+func (s *Server) launch(ctx context.Context) error {
+	logs := filepath.Join(s.Dir, "log")
+	stderr, err := os.OpenFile(filepath.Join(logs, "stderr.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	s.exited = make(chan error, 1)
+	s.cmd = exec.Command(s.bin, "--config-file="+filepath.Join(s.Dir, "config.xml"))
+	s.cmd.Dir = s.Dir
 	s.cmd.Stdout, s.cmd.Stderr = stderr, stderr
 	// Its own process group, so a killed test run does not leave it behind
 	// attached to the terminal; Pdeathsig stops it if the test binary dies.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		stderr.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
-	go func() { s.exited <- s.cmd.Wait(); stderr.Close() }()
+	exited := s.exited
+	cmd := s.cmd
+	go func() { exited <- cmd.Wait(); stderr.Close() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if err := s.ping(); err == nil {
-			return s, nil
+			return nil
 		}
 		select {
-		case err := <-s.exited:
+		case err := <-exited:
+			s.cmd = nil
 			tail, _ := os.ReadFile(filepath.Join(logs, "clickhouse-server.err.log"))
-			return nil, fmt.Errorf("clickhouse-server exited: %v: %s", err, lastLines(string(tail), 5))
+			return fmt.Errorf("clickhouse-server exited: %v: %s", err, lastLines(string(tail), 5))
 		case <-ctx.Done():
 			s.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, errors.New("clickhouse-server did not answer within 60s")
+			return errors.New("clickhouse-server did not answer within 60s")
 		}
 	}
 }
