@@ -1,7 +1,7 @@
 // Package enrich owns adding context to normalized events before detection:
-// GeoIP city and ASN (enrich/geoip) and, later, the integration inventory. An
-// Enricher mutates an event in place and never fails it: missing context is
-// simply absent. It must not import ingest, detect or deliver.
+// GeoIP city and ASN (enrich/geoip) and the integration catalog
+// (enrich/inventory). An Enricher mutates an event in place and never fails
+// it: missing context is simply absent. It must not import ingest, detect or deliver.
 package enrich
 
 import "github.com/tokenwatch/tokenwatch/schemas"

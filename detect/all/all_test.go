@@ -156,3 +156,17 @@ func mustEncode(t *testing.T, n *yaml.Node) string {
 	}
 	return string(b)
 }
+
+// TestDetectorCatalogueListsEveryDetector keeps docs/detectors.md in step with
+// the registry: every registered id has a row in its table.
+func TestDetectorCatalogueListsEveryDetector(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "detectors.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range detect.Specs() {
+		if !strings.Contains(string(b), "| `"+s.ID+"` |") {
+			t.Errorf("docs/detectors.md has no catalogue row for %s", s.ID)
+		}
+	}
+}
