@@ -26,6 +26,7 @@ type Config struct {
 	Kafka      broker.Config     `yaml:"kafka"`
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 	GeoIP      GeoIP             `yaml:"geoip"`
+	Inventory  Inventory         `yaml:"inventory"`
 	Ingest     Ingest            `yaml:"ingest"`
 	Detect     Detect            `yaml:"detect"`
 	Deliver    Deliver           `yaml:"deliver"`
@@ -47,6 +48,15 @@ type GeoIP struct {
 	City      string `yaml:"city"`
 	ASN       string `yaml:"asn"`
 	CacheSize int    `yaml:"cache_size"`
+}
+
+// Inventory names the integration catalog (YAML), reloaded when it changes.
+type Inventory struct {
+	Path           string        `yaml:"path"`
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// DiscoveryInterval is how often discovered integrations are written to
+	// the ClickHouse integrations table.
+	DiscoveryInterval time.Duration `yaml:"discovery_interval"`
 }
 
 // Ingest configures the ingest role.
@@ -112,6 +122,7 @@ func Default() Config {
 	return Config{
 		Log:        Log{Level: "info", Format: "text"},
 		HTTP:       HTTP{Listen: ":9464"},
+		Inventory:  Inventory{ReloadInterval: 30 * time.Second, DiscoveryInterval: time.Minute},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
@@ -192,6 +203,14 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: %w", p.field, err))
 			}
 		}
+	}
+	if c.Inventory.Path != "" {
+		if _, err := os.Stat(c.Inventory.Path); err != nil {
+			errs = append(errs, fmt.Errorf("inventory.path: %w", err))
+		}
+	}
+	if c.Inventory.ReloadInterval <= 0 || c.Inventory.DiscoveryInterval <= 0 {
+		errs = append(errs, errors.New("inventory.reload_interval and inventory.discovery_interval: must be positive durations"))
 	}
 	for i, f := range c.Ingest.Files {
 		if f.Source == "" || f.Path == "" {

@@ -16,7 +16,9 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
@@ -88,6 +90,22 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			p.Metrics.GeoIPDatabaseAge.WithLabelValues(db).Set(time.Since(built).Seconds())
 		}
 	}
+	if cfg.Inventory.Path != "" {
+		inv, err := inventory.Open(cfg.Inventory.Path, inventory.Options{Logger: log.With("component", "inventory")})
+		if err != nil {
+			return nil, closeFn, err
+		}
+		p.Inventory = inv
+		p.Discovery = inventory.NewDiscovery(0)
+	}
+	var chain enrich.Chain
+	if p.Enricher != nil {
+		chain = append(chain, p.Enricher)
+	}
+	if p.Inventory != nil {
+		chain = append(chain, p.Inventory)
+	}
+	p.Enricher = chain
 	if p.Detectors, err = engine.Build(cfg.Detect.Detectors); err != nil {
 		return nil, closeFn, err
 	}
@@ -101,6 +119,15 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			return nil, closeFn, fmt.Errorf("clickhouse %v: %w", cfg.ClickHouse.Addr, err)
 		}
 		p.CH = c
+		if p.Discovery != nil {
+			if rows, err := c.ReadIntegrations(ctx); err == nil {
+				seed := make([]inventory.Sighting, len(rows))
+				for i, r := range rows {
+					seed[i] = inventory.Sighting(r)
+				}
+				p.Discovery.Seed(seed)
+			}
+		}
 	}
 	return p, closeFn, nil
 }
@@ -163,8 +190,14 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 	if p.Cfg.HTTP.Listen != "" {
 		start("http", func(ctx context.Context) error { return p.Serve(ctx, p.Cfg.HTTP.Listen) })
 	}
+	if p.Inventory != nil {
+		start("inventory reload", func(ctx context.Context) error { p.Inventory.Watch(ctx, p.Cfg.Inventory.ReloadInterval); return nil })
+	}
 	if slices.Contains(roles, RoleDetect) {
 		start("detect", p.RunDetect)
+		if p.CH != nil && p.Discovery != nil {
+			start("discovery", p.RunDiscovery)
+		}
 	}
 	if slices.Contains(roles, RoleDeliver) {
 		sinks, err := p.Sinks()

@@ -192,6 +192,9 @@ func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) err
 		if p.Enricher != nil {
 			p.Enricher.Enrich(&ev)
 		}
+		if p.Discovery != nil {
+			p.Discovery.Observe(&ev)
+		}
 		for _, a := range r.engine.Observe(&ev) {
 			v, _ := json.Marshal(&a)
 			out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
@@ -67,9 +68,14 @@ func (s *Stats) add(m *map[string]int64, sink string, n int) {
 
 // Pipeline holds what the roles share.
 type Pipeline struct {
-	Cfg       config.Config
-	Log       *slog.Logger
-	Enricher  enrich.Enricher
+	Cfg      config.Config
+	Log      *slog.Logger
+	Enricher enrich.Enricher
+	// Inventory maps source app ids to catalog integrations; the ingest role
+	// applies it before keying events so one catalog integration is one
+	// partition whatever SaaS app reported it. Nil without a catalog.
+	Inventory *inventory.Enricher
+	Discovery *inventory.Discovery
 	Detectors []detect.Detector
 	CH        *clickhouse.Client // nil without ClickHouse
 	Stats     Stats
@@ -86,6 +92,7 @@ func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ing
 		return err
 	}
 	b := ingest.NormalizeRecords(n, path, recs)
+	p.MapInventory(b.Events)
 	if err := pub.Events(ctx, b.Events); err != nil {
 		return err
 	}
@@ -208,6 +215,48 @@ func deadLetterMessage(stage, source, input, reason string, record []byte) kafka
 	v, _ := json.Marshal(&d)
 	return kafka.Message{Key: []byte(source), Value: v, Headers: []kafka.Header{
 		broker.Header(broker.HeaderSource, source), broker.Header(broker.HeaderReason, reason)}}
+}
+
+// MapInventory applies the catalog to events before they are keyed.
+func (p *Pipeline) MapInventory(evs []schemas.Event) {
+	if p.Inventory == nil {
+		return
+	}
+	for i := range evs {
+		p.Inventory.Enrich(&evs[i])
+	}
+}
+
+// RunDiscovery writes integrations seen by this process's detect role to the
+// ClickHouse integrations table every interval (and once more at shutdown).
+func (p *Pipeline) RunDiscovery(ctx context.Context) error {
+	t := time.NewTicker(p.Cfg.Inventory.DiscoveryInterval)
+	defer t.Stop()
+	flush := func(ctx context.Context) error {
+		rows := p.Discovery.Drain()
+		if len(rows) == 0 {
+			return nil
+		}
+		out := make([]clickhouse.IntegrationRow, len(rows))
+		for i, r := range rows {
+			out[i] = clickhouse.IntegrationRow(r)
+		}
+		// A failed write is not retried here: the next event of each
+		// integration marks its row changed again.
+		return p.CH.WriteIntegrations(ctx, out)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return flush(fctx)
+		case <-t.C:
+			if err := flush(ctx); err != nil {
+				p.Log.Warn("write discovered integrations", "err", err)
+			}
+		}
+	}
 }
 
 // ClickHouseAlertSink is the name of the built-in sink that writes every alert

@@ -1,0 +1,92 @@
+package pipeline_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/internal/chtest"
+	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/internal/pipeline"
+	"github.com/tokenwatch/tokenwatch/internal/scenario"
+)
+
+const catalog = `integrations:
+  - id: pipeline-crm
+    name: Pipeline CRM Sync
+    owner: revops@example.com
+    criticality: high
+    approved_countries: [US]
+    identities:
+      - {source: google_workspace, id: "123456789012-abc.apps.googleusercontent.com"}
+`
+
+func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
+	srv := chtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cat := filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(cat, []byte(catalog), 0o644)
+
+	cfg := config.Default()
+	cfg.HTTP.Listen = ""
+	cfg.ClickHouse.Addr = []string{srv.TCPAddr}
+	cfg.Deliver.EventsToClickHouse = false
+	cfg.GeoIP.City, cfg.GeoIP.ASN = geoCity, geoASN
+	cfg.Inventory.Path = cat
+	cfg.Inventory.DiscoveryInterval = 100 * time.Millisecond
+	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clickhouse.Migrate(ctx, cfg.ClickHouse); err != nil {
+		t.Fatal(err)
+	}
+	p, closeFn, err := pipeline.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver}) }()
+	c, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ints, catalogued uint64
+	ok := pipeline.WaitFor(ctx, 2*time.Minute, func() bool {
+		n := p.Stats.EventsPublished.Load()
+		if n == 0 || p.Stats.EventsDetected.Load() < n || p.Stats.Delivered(pipeline.ClickHouseAlertSink) < p.Stats.AlertsProduced.Load() {
+			return false
+		}
+		c.Conn().QueryRow(ctx, "SELECT count(), sum(catalogued) FROM integrations FINAL").Scan(&ints, &catalogued)
+		return ints == 20
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !ok || catalogued != 1 {
+		t.Fatalf("integrations table: %d rows, %d catalogued; want 20 and 1", ints, catalogued)
+	}
+	var owner string
+	c.Conn().QueryRow(ctx, "SELECT owner FROM integrations FINAL WHERE integration_id = 'pipeline-crm'").Scan(&owner)
+	if owner != "revops@example.com" {
+		t.Errorf("catalogued owner %q", owner)
+	}
+	// The attack alerts name the catalog identity; the 19 uncatalogued apps
+	// are each reported once as unowned.
+	var newCountry, unowned uint64
+	c.Conn().QueryRow(ctx, "SELECT countIf(detector = 'geo.new_country' AND integration_id = 'pipeline-crm'), countIf(detector = 'inventory.unowned') FROM alerts FINAL").Scan(&newCountry, &unowned)
+	if newCountry != 1 || unowned != 19 {
+		t.Errorf("alerts: new_country on pipeline-crm %d (want 1), unowned %d (want 19)", newCountry, unowned)
+	}
+}
