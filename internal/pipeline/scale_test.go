@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -383,4 +384,74 @@ func TestClickHouseOutageBackpressuresThenCatchesUp(t *testing.T) {
 		t.Fatalf("after ClickHouse came back: %d of %d events", n, len(evs))
 	}
 	t.Logf("heap in use peaked at %d MiB during a 30 s outage with %d events queued in Kafka", peak>>20, len(evs))
+}
+
+func TestBrokerFaultsAndRestartLoseNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	evs, want := scenarioEvents(t)
+	dataDir := t.TempDir()
+	port := freePort(t)
+	b, err := embedded.StartOn(4, dataDir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { b.Close() }()
+	cfg := scaleConfig(b.Addrs())
+	if err := broker.EnsureTopics(ctx, cfg.Kafka, broker.AllTopics...); err != nil {
+		t.Fatal(err)
+	}
+	// Faults while producing the input and while detecting: dropped produce
+	// and fetch requests are retried by the clients.
+	b.Fail(0, 3)
+	publishAll(t, ctx, cfg, evs)
+	p, closeFn, err := pipeline.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, []string{pipeline.RoleDetect}) }()
+	b.Fail(1, 5)
+	b.Fail(0, 3)
+	// Mid-stream, the broker restarts on its data dir.
+	if !pipeline.WaitFor(ctx, time.Minute, func() bool { return p.Stats.EventsDetected.Load() > 3000 }) {
+		t.Fatalf("detect did not start (%d)", p.Stats.EventsDetected.Load())
+	}
+	b.Close()
+	time.Sleep(500 * time.Millisecond)
+	if b, err = embedded.StartOn(4, dataDir, port); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	ok := pipeline.WaitFor(ctx, 2*time.Minute, func() bool {
+		got = alertCounts(t, ctx, cfg)
+		return len(got) >= len(want)
+	})
+	stop()
+	<-done
+	if !ok {
+		t.Fatalf("alerts %d of %d after faults (detected %d events)", len(got), len(want), p.Stats.EventsDetected.Load())
+	}
+	for id := range want {
+		if got[id] == 0 {
+			t.Errorf("missing alert %s", id)
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			t.Errorf("unexpected alert %s", id)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
