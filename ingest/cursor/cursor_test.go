@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
@@ -32,6 +34,12 @@ func TestKafkaStoreNewInstanceLoadsLatestCursor(t *testing.T) {
 	s1, err := cursor.OpenKafka(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}
+	dc, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: cursor.Topic, ConfigNames: []string{"cleanup.policy"}}}})
+	if err != nil || len(dc.Resources) != 1 || len(dc.Resources[0].ConfigEntries) != 1 || dc.Resources[0].ConfigEntries[0].ConfigValue != "compact" {
+		t.Fatalf("topic %s is not compacted: %+v %v", cursor.Topic, dc, err)
 	}
 	if _, ok, err := s1.Load(ctx, "google_workspace", "acme"); ok || err != nil {
 		t.Fatalf("empty topic: ok=%v err=%v", ok, err)

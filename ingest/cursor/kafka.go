@@ -60,7 +60,7 @@ func OpenKafka(ctx context.Context, cfg broker.Config) (*Kafka, error) {
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    1,
-		BatchBytes:   MaxCursorBytes + 64<<10,
+		BatchBytes:   topicMaxMessageBytes,
 		BatchTimeout: time.Millisecond,
 		MaxAttempts:  10,
 		// A cursor may be large; compress it (ids in it are hex/base64 and the
@@ -78,7 +78,7 @@ func createTopic(ctx context.Context, cfg broker.Config) error {
 		Topic: Topic, NumPartitions: 1, ReplicationFactor: max(cfg.ReplicationFactor, 1),
 		ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "cleanup.policy", ConfigValue: "compact"},
-			{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(MaxCursorBytes + 64<<10)},
+			{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(topicMaxMessageBytes)},
 		},
 	}}})
 	if err != nil {
@@ -88,6 +88,57 @@ func createTopic(ctx context.Context, cfg broker.Config) error {
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 			return fmt.Errorf("cursor: create topic %s: %w", t, err)
 		}
+	}
+	return ensureCompacted(ctx, client)
+}
+
+// topicMaxMessageBytes leaves room for the record framing around a cursor.
+const topicMaxMessageBytes = MaxCursorBytes + 64<<10
+
+// ensureCompacted sets the topic's configs when the topic already existed
+// without them. That happens when a broker with auto.create.topics.enable
+// created it from a metadata request before CreateTopics ran (kafka-go asks
+// for metadata first), or someone created it by hand: a cursor topic under
+// cleanup.policy=delete would lose every cursor after the retention period.
+func ensureCompacted(ctx context.Context, client *kafka.Client) error {
+	dc, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: Topic, ConfigNames: []string{"cleanup.policy", "max.message.bytes"}}}})
+	if err != nil {
+		return fmt.Errorf("cursor: describe topic %s: %w", Topic, err)
+	}
+	ok := map[string]bool{}
+	for _, r := range dc.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("cursor: describe topic %s: %w", Topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			switch e.ConfigName {
+			case "cleanup.policy":
+				ok[e.ConfigName] = e.ConfigValue == "compact"
+			case "max.message.bytes":
+				n, _ := strconv.Atoi(e.ConfigValue)
+				ok[e.ConfigName] = n >= topicMaxMessageBytes
+			}
+		}
+	}
+	if ok["cleanup.policy"] && ok["max.message.bytes"] {
+		return nil
+	}
+	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: Topic, Configs: []kafka.IncrementalAlterConfigsRequestConfig{
+			{Name: "cleanup.policy", Value: "compact", ConfigOperation: kafka.ConfigOperationSet},
+			{Name: "max.message.bytes", Value: strconv.Itoa(topicMaxMessageBytes), ConfigOperation: kafka.ConfigOperationSet},
+		}}}})
+	if err == nil {
+		for _, r := range resp.Resources {
+			if r.Error != nil {
+				err = r.Error
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cursor: topic %s exists without cleanup.policy=compact and max.message.bytes>=%d, and setting them failed: %w",
+			Topic, topicMaxMessageBytes, err)
 	}
 	return nil
 }

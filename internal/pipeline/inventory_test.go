@@ -55,7 +55,9 @@ func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
 	defer closeFn()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver}) }()
+	go func() {
+		done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver})
+	}()
 	c, err := clickhouse.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		t.Fatal(err)
