@@ -16,6 +16,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/ingest/poll"
+	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 )
 
@@ -63,6 +65,10 @@ type Inventory struct {
 type Ingest struct {
 	// Files are raw vendor records to ingest once at start (dev, backfill).
 	Files []FileInput `yaml:"files"`
+	// Pollers poll vendor audit APIs, one per (source, tenant).
+	Pollers []poll.Config `yaml:"pollers"`
+	// Push receives signed webhook pushes on POST /ingest/{source} (on http.listen).
+	Push push.Config `yaml:"push"`
 }
 
 // FileInput is a raw file and the source whose shape it holds.
@@ -123,6 +129,7 @@ func Default() Config {
 		Log:        Log{Level: "info", Format: "text"},
 		HTTP:       HTTP{Listen: ":9464"},
 		Inventory:  Inventory{ReloadInterval: 30 * time.Second, DiscoveryInterval: time.Minute},
+		Ingest:     Ingest{Push: push.DefaultConfig()},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
@@ -211,6 +218,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Inventory.ReloadInterval <= 0 || c.Inventory.DiscoveryInterval <= 0 {
 		errs = append(errs, errors.New("inventory.reload_interval and inventory.discovery_interval: must be positive durations"))
+	}
+	pollKeys := map[string]bool{}
+	for i, pc := range c.Ingest.Pollers {
+		if err := pc.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("ingest.pollers[%d]: %w", i, err))
+		}
+		k := pc.Source + "/" + pc.Tenant
+		if pollKeys[k] {
+			errs = append(errs, fmt.Errorf("ingest.pollers[%d]: a second poller for source %q tenant %q (their cursors would collide)", i, pc.Source, pc.Tenant))
+		}
+		pollKeys[k] = true
+	}
+	if err := c.Ingest.Push.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ingest.push: %w", err))
+	}
+	if len(c.Ingest.Push.Sources) > 0 && c.HTTP.Listen == "" {
+		errs = append(errs, errors.New("ingest.push.sources: needs http.listen (pushes arrive on the HTTP listener)"))
 	}
 	for i, f := range c.Ingest.Files {
 		if f.Source == "" || f.Path == "" {

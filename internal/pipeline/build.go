@@ -20,7 +20,10 @@ import (
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/cursor"
+	"github.com/tokenwatch/tokenwatch/ingest/poll"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/internal/config"
@@ -187,9 +190,6 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 			}
 		}()
 	}
-	if p.Cfg.HTTP.Listen != "" {
-		start("http", func(ctx context.Context) error { return p.Serve(ctx, p.Cfg.HTTP.Listen) })
-	}
 	if p.Inventory != nil {
 		start("inventory reload", func(ctx context.Context) error { p.Inventory.Watch(ctx, p.Cfg.Inventory.ReloadInterval); return nil })
 	}
@@ -215,6 +215,33 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 			start("clickhouse events", p.RunEventWriter)
 		}
 	}
+	if slices.Contains(roles, RoleIngest) && (len(p.Cfg.Ingest.Pollers) > 0 || len(p.Cfg.Ingest.Push.Sources) > 0) {
+		pub := publish.New(p.Cfg.Kafka)
+		defer pub.Close()
+		ip := &ingestPublisher{p: p, pub: pub}
+		if len(p.Cfg.Ingest.Push.Sources) > 0 {
+			h, err := push.New(p.Cfg.Ingest.Push, ip, p.Log.With("component", "push"))
+			if err != nil {
+				return fmt.Errorf("ingest.push: %w", err)
+			}
+			p.push = h
+		}
+		if len(p.Cfg.Ingest.Pollers) > 0 {
+			store, err := cursor.OpenKafka(ctx, p.Cfg.Kafka)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			for _, pc := range p.Cfg.Ingest.Pollers {
+				pl, err := poll.NewFromConfig(pc, store, ip, p.Log.With("component", "poll", "source", pc.Source, "tenant", pc.Tenant))
+				if err != nil {
+					return fmt.Errorf("ingest.pollers %s/%s: %w", pc.Source, pc.Tenant, err)
+				}
+				start("poller "+pc.Source+"/"+pc.Tenant, pl.Run)
+			}
+			start("poll cursor age", func(ctx context.Context) error { p.watchCursors(ctx, store); return nil })
+		}
+	}
 	if slices.Contains(roles, RoleIngest) && len(p.Cfg.Ingest.Files) > 0 {
 		start("ingest files", func(ctx context.Context) error {
 			pub := publish.New(p.Cfg.Kafka)
@@ -230,6 +257,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 			}
 			return nil
 		})
+	}
+	if p.Cfg.HTTP.Listen != "" {
+		start("http", func(ctx context.Context) error { return p.Serve(ctx, p.Cfg.HTTP.Listen) })
 	}
 	<-ctx.Done()
 	wg.Wait()

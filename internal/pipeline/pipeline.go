@@ -25,7 +25,9 @@ import (
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/cursor"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 	"github.com/tokenwatch/tokenwatch/internal/config"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -81,6 +83,56 @@ type Pipeline struct {
 	Stats     Stats
 	Metrics   *Metrics
 	Registry  *prometheus.Registry
+	push      *push.Handler // set by Run when push sources are configured
+}
+
+// ingestPublisher is what pollers and the push receiver publish through: the
+// catalog mapping, counters, then Kafka (acknowledged before returning).
+type ingestPublisher struct {
+	p   *Pipeline
+	pub *publish.Publisher
+}
+
+func (ip *ingestPublisher) Events(ctx context.Context, evs []schemas.Event) error {
+	ip.p.MapInventory(evs)
+	if err := ip.pub.Events(ctx, evs); err != nil {
+		return err
+	}
+	ip.p.Stats.EventsPublished.Add(int64(len(evs)))
+	for i := range evs {
+		ip.p.Metrics.IngestEvents.WithLabelValues(evs[i].Source, evs[i].Tenant).Inc()
+	}
+	return nil
+}
+
+func (ip *ingestPublisher) DeadLetters(ctx context.Context, dls []schemas.DeadLetter) error {
+	if err := ip.pub.DeadLetters(ctx, dls); err != nil {
+		return err
+	}
+	ip.p.Stats.DeadLetters.Add(int64(len(dls)))
+	for _, d := range dls {
+		ip.p.Metrics.DeadLetters.WithLabelValues(d.Stage, d.Source).Inc()
+	}
+	return nil
+}
+
+// watchCursors publishes each poller's cursor age every 15 s: a stalled
+// poller shows as a growing age.
+func (p *Pipeline) watchCursors(ctx context.Context, store cursor.Store) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		for _, pc := range p.Cfg.Ingest.Pollers {
+			if c, ok, err := store.Load(ctx, pc.Source, pc.Tenant); err == nil && ok && !c.Time.IsZero() {
+				p.Metrics.PollLag.WithLabelValues(pc.Source, pc.Tenant).Set(time.Since(c.Time).Seconds())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // IngestFile reads a raw file, normalizes it with the named source's
