@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql cluster/*.sql
 var migrationFS embed.FS
 
 // Migration is one versioned ClickHouse schema step (schemas/migrations/NNNN_name.sql).
@@ -20,16 +20,33 @@ type Migration struct {
 	Statements []string
 }
 
-// Migrations returns the embedded migrations in version order.
-func Migrations() ([]Migration, error) {
-	files, err := fs.Glob(migrationFS, "migrations/*.sql")
+// Migrations returns the embedded single-server migrations in version order.
+func Migrations() ([]Migration, error) { return load("migrations") }
+
+// ClusterMigrations returns the optional cluster layout (ReplicatedMergeTree
+// shards under Distributed tables) with {cluster} replaced by cluster.
+func ClusterMigrations(cluster string) ([]Migration, error) {
+	ms, err := load("cluster")
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		for j, st := range ms[i].Statements {
+			ms[i].Statements[j] = strings.ReplaceAll(st, "{cluster}", cluster)
+		}
+	}
+	return ms, nil
+}
+
+func load(dir string) ([]Migration, error) {
+	files, err := fs.Glob(migrationFS, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(files)
 	var out []Migration
 	for _, f := range files {
-		base := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
+		base := strings.TrimSuffix(strings.TrimPrefix(f, dir+"/"), ".sql")
 		num, name, ok := strings.Cut(base, "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil {

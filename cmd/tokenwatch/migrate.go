@@ -15,6 +15,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfgPath := fs.String("config", "", "config file (its clickhouse block)")
 	addr := fs.String("clickhouse", "", "ClickHouse native address host:port (overrides config)")
 	db := fs.String("database", "", "database (overrides config)")
+	cluster := fs.String("cluster", "", "apply the cluster layout (replicated shards + Distributed tables) on this cluster")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -33,7 +34,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *db != "" {
 		cfg.ClickHouse.Database = *db
 	}
-	applied, err := clickhouse.Migrate(ctx, cfg.ClickHouse)
+	migrate := clickhouse.Migrate
+	if *cluster != "" {
+		migrate = func(ctx context.Context, c clickhouse.Config) ([]string, error) { return clickhouse.MigrateCluster(ctx, c, *cluster) }
+	}
+	applied, err := migrate(ctx, cfg.ClickHouse)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,32 @@ func (c *Client) Ping(ctx context.Context) error { return c.conn.Ping(ctx) }
 // Migrate creates the database and applies migrations not yet recorded in
 // schema_migrations, in version order. It is idempotent.
 func Migrate(ctx context.Context, cfg Config) (applied []string, err error) {
+	migs, err := schemas.Migrations()
+	if err != nil {
+		return nil, err
+	}
+	return apply(ctx, cfg, migs, "")
+}
+
+// MigrateCluster applies the cluster layout (schemas/cluster) on the named
+// ClickHouse cluster: replicated local tables and Distributed tables over
+// them. It records its steps as versions 1000+ so they never collide with the
+// single-server ones.
+func MigrateCluster(ctx context.Context, cfg Config, cluster string) (applied []string, err error) {
+	if cluster == "" || strings.ContainsAny(cluster, "'`\" ;") {
+		return nil, fmt.Errorf("cluster %q: a plain cluster name from remote_servers", cluster)
+	}
+	migs, err := schemas.ClusterMigrations(cluster)
+	if err != nil {
+		return nil, err
+	}
+	for i := range migs {
+		migs[i].Version += 1000
+	}
+	return apply(ctx, cfg, migs, cluster)
+}
+
+func apply(ctx context.Context, cfg Config, migs []schemas.Migration, cluster string) (applied []string, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -101,7 +127,11 @@ func Migrate(ctx context.Context, cfg Config) (applied []string, err error) {
 		return nil, err
 	}
 	defer root.Close()
-	if err := root.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+	create := "CREATE DATABASE IF NOT EXISTS " + cfg.Database
+	if cluster != "" {
+		create += " ON CLUSTER '" + cluster + "'"
+	}
+	if err := root.Exec(ctx, create); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", cfg.Database, err)
 	}
 	conn, err := open(cfg, cfg.Database)
@@ -127,10 +157,6 @@ func Migrate(ctx context.Context, cfg Config) (applied []string, err error) {
 		done[v] = true
 	}
 	rows.Close()
-	migs, err := schemas.Migrations()
-	if err != nil {
-		return nil, err
-	}
 	for _, m := range migs {
 		if done[uint32(m.Version)] {
 			continue

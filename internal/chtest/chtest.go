@@ -96,6 +96,9 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	c = replaceTag(c, "http_port", ports[0])
 	c = replaceTag(c, "tcp_port", ports[1])
 	c = replaceTag(c, "interserver_http_port", ports[2])
+	// The packaged test clusters (test_shard_localhost…) point at 9000: aim
+	// them at this server so Distributed tables work in tests.
+	c = strings.ReplaceAll(c, "<port>9000</port>", fmt.Sprintf("<port>%d</port>", ports[1]))
 	c = regexp.MustCompile(`<level>[a-z]+</level>`).ReplaceAllString(c, "<level>warning</level>")
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(c), 0o644); err != nil {
 		return nil, err
