@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/ingest/kafkasource"
 	"github.com/tokenwatch/tokenwatch/ingest/poll"
 	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
@@ -69,6 +70,9 @@ type Ingest struct {
 	Pollers []poll.Config `yaml:"pollers"`
 	// Push receives signed webhook pushes on POST /ingest/{source} (on http.listen).
 	Push push.Config `yaml:"push"`
+	// KafkaSources consume records exported to Kafka-protocol topics
+	// (Microsoft Graph activity logs on Azure Event Hubs).
+	KafkaSources []kafkasource.Config `yaml:"kafka_sources"`
 }
 
 // FileInput is a raw file and the source whose shape it holds.
@@ -229,6 +233,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ingest.pollers[%d]: a second poller for source %q tenant %q (their cursors would collide)", i, pc.Source, pc.Tenant))
 		}
 		pollKeys[k] = true
+	}
+	for i, ks := range c.Ingest.KafkaSources {
+		if err := ks.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("ingest.kafka_sources[%d]: %w", i, err))
+		}
 	}
 	if err := c.Ingest.Push.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ingest.push: %w", err))

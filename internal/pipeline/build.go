@@ -21,6 +21,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
+	"github.com/tokenwatch/tokenwatch/ingest/kafkasource"
 	"github.com/tokenwatch/tokenwatch/ingest/poll"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/ingest/push"
@@ -215,10 +216,16 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 			start("clickhouse events", p.RunEventWriter)
 		}
 	}
-	if slices.Contains(roles, RoleIngest) && (len(p.Cfg.Ingest.Pollers) > 0 || len(p.Cfg.Ingest.Push.Sources) > 0) {
+	if slices.Contains(roles, RoleIngest) && (len(p.Cfg.Ingest.Pollers) > 0 || len(p.Cfg.Ingest.Push.Sources) > 0 || len(p.Cfg.Ingest.KafkaSources) > 0) {
 		pub := publish.New(p.Cfg.Kafka)
 		defer pub.Close()
 		ip := &ingestPublisher{p: p, pub: pub}
+		for _, ks := range p.Cfg.Ingest.KafkaSources {
+			ks := ks
+			start("kafka source "+ks.Topic, func(ctx context.Context) error {
+				return kafkasource.Run(ctx, ks, ip, p.Log.With("component", "kafkasource", "source", ks.Source, "topic", ks.Topic))
+			})
+		}
 		if len(p.Cfg.Ingest.Push.Sources) > 0 {
 			h, err := push.New(p.Cfg.Ingest.Push, ip, p.Log.With("component", "push"))
 			if err != nil {
