@@ -51,6 +51,8 @@ type GeoIP struct {
 	City      string `yaml:"city"`
 	ASN       string `yaml:"asn"`
 	CacheSize int    `yaml:"cache_size"`
+	// ReloadInterval is how often the files are checked for an update.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
 // Inventory names the integration catalog (YAML), reloaded when it changes.
@@ -133,6 +135,7 @@ func Default() Config {
 		Log:        Log{Level: "info", Format: "text"},
 		HTTP:       HTTP{Listen: ":9464"},
 		Inventory:  Inventory{ReloadInterval: 30 * time.Second, DiscoveryInterval: time.Minute},
+		GeoIP:      GeoIP{ReloadInterval: time.Minute},
 		Ingest:     Ingest{Push: push.DefaultConfig()},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
@@ -219,6 +222,9 @@ func (c *Config) Validate() error {
 		if _, err := os.Stat(c.Inventory.Path); err != nil {
 			errs = append(errs, fmt.Errorf("inventory.path: %w", err))
 		}
+	}
+	if c.GeoIP.ReloadInterval <= 0 {
+		errs = append(errs, errors.New("geoip.reload_interval: must be a positive duration like 1m"))
 	}
 	if c.Inventory.ReloadInterval <= 0 || c.Inventory.DiscoveryInterval <= 0 {
 		errs = append(errs, errors.New("inventory.reload_interval and inventory.discovery_interval: must be positive durations"))

@@ -84,15 +84,26 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.Metrics = NewMetrics(p.Registry)
 	if cfg.GeoIP.City != "" || cfg.GeoIP.ASN != "" {
-		g, err := geoip.Open(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize)
+		g, err := geoip.OpenReloading(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize)
 		if err != nil {
 			return nil, closeFn, err
 		}
 		closers = append(closers, func() { g.Close() })
 		p.Enricher = g
-		for db, built := range g.BuildTimes() {
-			p.Metrics.GeoIPDatabaseAge.WithLabelValues(db).Set(time.Since(built).Seconds())
+		p.geo = g
+		m := p.Metrics
+		setAge := func(e *geoip.Enricher, err error) {
+			if err != nil {
+				log.Warn("geoip reload failed, keeping the loaded databases", "err", err)
+				return
+			}
+			for db, built := range e.BuildTimes() {
+				m.GeoIPDatabaseAge.WithLabelValues(db).Set(time.Since(built).Seconds())
+			}
+			log.Info("geoip databases loaded")
 		}
+		g.OnReload = setAge
+		setAge(g.Current(), nil)
 	}
 	if cfg.Inventory.Path != "" {
 		inv, err := inventory.Open(cfg.Inventory.Path, inventory.Options{Logger: log.With("component", "inventory")})
@@ -190,6 +201,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 				cancel(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
+	}
+	if p.geo != nil {
+		start("geoip reload", func(ctx context.Context) error { p.geo.Watch(ctx, p.Cfg.GeoIP.ReloadInterval); return nil })
 	}
 	if p.Inventory != nil {
 		start("inventory reload", func(ctx context.Context) error { p.Inventory.Watch(ctx, p.Cfg.Inventory.ReloadInterval); return nil })

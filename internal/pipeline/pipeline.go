@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
@@ -84,6 +85,7 @@ type Pipeline struct {
 	Metrics   *Metrics
 	Registry  *prometheus.Registry
 	push      *push.Handler // set by Run when push sources are configured
+	geo       *geoip.Reloading
 }
 
 // ingestPublisher is what pollers and the push receiver publish through: the
