@@ -28,6 +28,12 @@ type Sink interface {
 	Send(ctx context.Context, alerts []schemas.Alert) error
 }
 
+// Idempotent is an optional power: a sink whose receiver collapses repeated
+// alerts by id (ClickHouse's ReplacingMergeTree) may be sent whole batches.
+// Other sinks are sent one alert per call, so a retry never repeats an alert
+// that already went through.
+type Idempotent interface{ Idempotent() bool }
+
 // Closer is an optional power of sinks holding connections.
 type Closer interface{ Close() error }
 

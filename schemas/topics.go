@@ -16,6 +16,9 @@ const (
 	TopicState = "tokenwatch.state"
 	// TopicCursors is compacted: the latest poll cursor per (source, tenant).
 	TopicCursors = "tokenwatch.cursors"
+	// TopicDelivered is compacted: "sink/alert id" → when it was delivered, so
+	// a restarted sink does not deliver an alert twice within its dedup window.
+	TopicDelivered = "tokenwatch.delivered"
 )
 
 // DeadLetter is what lands on a dead-letter topic: the input that could not be

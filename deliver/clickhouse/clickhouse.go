@@ -276,6 +276,9 @@ func NewAlertSink(name string, c *Client) *AlertSink { return &AlertSink{name: n
 // Name implements deliver.Sink.
 func (s *AlertSink) Name() string { return s.name }
 
+// Idempotent implements deliver.Idempotent: rows collapse on alert id.
+func (s *AlertSink) Idempotent() bool { return true }
+
 // Send implements deliver.Sink.
 func (s *AlertSink) Send(ctx context.Context, alerts []schemas.Alert) error {
 	return s.c.WriteAlerts(ctx, alerts)

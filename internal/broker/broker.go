@@ -59,10 +59,10 @@ func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
 
 // AllTopics are the topics tokenwatch writes.
 var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter,
-	schemas.TopicState, schemas.TopicCursors}
+	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered}
 
 // compacted topics keep the latest value per key forever.
-var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicCursors: true}
+var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicCursors: true, schemas.TopicDelivered: true}
 
 // EnsureTopics creates missing topics (existing ones are left as they are).
 func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
@@ -325,4 +325,39 @@ func EndOffset(ctx context.Context, cfg Config, topic string, partition int) (in
 		}
 	}
 	return 0, fmt.Errorf("kafka: no offset for %s[%d]", topic, partition)
+}
+
+// GroupLag is how many messages of topic the consumer group has not
+// committed yet (all of them for a group that never committed).
+func GroupLag(ctx context.Context, cfg Config, group, topic string) (int64, error) {
+	n, err := Partitions(ctx, cfg, topic)
+	if err != nil {
+		return 0, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
+	}
+	committed := map[int]int64{}
+	for _, po := range resp.Topics[topic] {
+		committed[po.Partition] = po.CommittedOffset
+	}
+	var lag int64
+	for _, part := range parts {
+		end, err := EndOffset(ctx, cfg, topic, part)
+		if err != nil {
+			return 0, err
+		}
+		c := committed[part]
+		if c < 0 {
+			c = 0
+		}
+		lag += max(end-c, 0)
+	}
+	return lag, nil
 }

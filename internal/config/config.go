@@ -104,9 +104,12 @@ type Deliver struct {
 	// sink gets every alert. The ClickHouse alerts table always gets all.
 	Routes deliver.Routes `yaml:"routes"`
 	// EventsToClickHouse writes every event to the events table (needs clickhouse.addr).
-	EventsToClickHouse bool          `yaml:"events_to_clickhouse"`
-	BatchSize          int           `yaml:"batch_size"`
-	FlushInterval      time.Duration `yaml:"flush_interval"`
+	EventsToClickHouse bool `yaml:"events_to_clickhouse"`
+	// DedupWindow: an alert id delivered to a sink is not delivered to it
+	// again within this window, across restarts (tokenwatch.delivered).
+	DedupWindow   time.Duration `yaml:"dedup_window"`
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // Sink is one configured alert sink.
@@ -140,7 +143,7 @@ func Default() Config {
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
-		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 10000,
+		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 10000, DedupWindow: 7 * 24 * time.Hour,
 			FlushInterval: 200 * time.Millisecond},
 	}
 }
@@ -258,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detect.BatchSize < 1 || c.Deliver.BatchSize < 1 {
 		errs = append(errs, errors.New("detect.batch_size and deliver.batch_size: must be at least 1"))
+	}
+	if c.Deliver.DedupWindow <= 0 {
+		errs = append(errs, errors.New("deliver.dedup_window: must be a positive duration like 168h"))
 	}
 	if c.Detect.CheckpointInterval <= 0 {
 		errs = append(errs, errors.New("detect.checkpoint_interval: must be a positive duration like 5s"))

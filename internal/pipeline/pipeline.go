@@ -170,17 +170,27 @@ func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ing
 
 // RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
 // broken sink only lags itself. Alerts the routing table does not send to
-// this sink are skipped. Each batch is sent with retries; when they are
-// exhausted the alerts go to tokenwatch.alerts.deadletter with the error and
-// the offsets move on.
+// this sink, and alerts it already delivered within deliver.dedup_window
+// (remembered in tokenwatch.delivered across restarts), are skipped. Sinks
+// that are not idempotent get one alert per send, so a retry never repeats an
+// alert that went through. When retries are exhausted the alert goes to
+// tokenwatch.alerts.deadletter with the error and the offsets move on.
 func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
 	group := p.Cfg.Kafka.Group("sink-" + s.Name())
+	delivered, err := loadDelivered(ctx, p.Cfg, s.Name())
+	if err != nil {
+		return err
+	}
 	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlerts, group)
 	defer r.Close()
 	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlertDeadLetter)
 	defer dead.Close()
+	marks := broker.NewWriter(p.Cfg.Kafka, schemas.TopicDelivered)
+	defer marks.Close()
 	log := p.Log.With("component", "deliver", "sink", s.Name())
 	routed := len(p.Cfg.Deliver.Routes) > 0 && s.Name() != ClickHouseAlertSink
+	idem, _ := s.(deliver.Idempotent)
+	batchSends := idem != nil && idem.Idempotent()
 	return broker.Consume(ctx, r, 500, p.Cfg.Deliver.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
 		alerts := make([]schemas.Alert, 0, len(batch))
 		var deadMsgs []kafka.Message
@@ -193,24 +203,40 @@ func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
 			if routed && !slices.Contains(p.Cfg.Deliver.Routes.SinksFor(a, ""), s.Name()) {
 				continue
 			}
+			if delivered.has(a.ID) {
+				continue
+			}
 			alerts = append(alerts, a)
 		}
-		if len(alerts) > 0 {
-			attempts, err := deliver.SendWithRetry(ctx, s, alerts, p.Cfg.Deliver.Retry)
+		groups := [][]schemas.Alert{alerts}
+		if !batchSends {
+			groups = groups[:0]
+			for i := range alerts {
+				groups = append(groups, alerts[i:i+1])
+			}
+		}
+		for _, g := range groups {
+			if len(g) == 0 {
+				continue
+			}
+			attempts, err := deliver.SendWithRetry(ctx, s, g, p.Cfg.Deliver.Retry)
 			p.Metrics.SinkRetries.WithLabelValues(s.Name()).Add(float64(attempts - 1))
 			if err != nil {
-				log.Error("sink failed, dead-lettering", "alerts", len(alerts), "attempts", attempts, "err", err)
-				for _, a := range alerts {
+				log.Error("sink failed, dead-lettering", "alerts", len(g), "attempts", attempts, "err", err)
+				for _, a := range g {
 					v, _ := json.Marshal(&a)
 					deadMsgs = append(deadMsgs, deadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
 				}
-				p.Stats.add(&p.Stats.deadAlerts, s.Name(), len(alerts))
+				p.Stats.add(&p.Stats.deadAlerts, s.Name(), len(g))
 				p.Metrics.SinkFailures.WithLabelValues(s.Name()).Inc()
-				p.Metrics.SinkDeadLetters.WithLabelValues(s.Name()).Add(float64(len(alerts)))
-			} else {
-				p.Stats.add(&p.Stats.delivered, s.Name(), len(alerts))
-				p.Metrics.SinkSent.WithLabelValues(s.Name()).Add(float64(len(alerts)))
+				p.Metrics.SinkDeadLetters.WithLabelValues(s.Name()).Add(float64(len(g)))
+				continue
 			}
+			if err := delivered.mark(ctx, marks, g); err != nil {
+				return err
+			}
+			p.Stats.add(&p.Stats.delivered, s.Name(), len(g))
+			p.Metrics.SinkSent.WithLabelValues(s.Name()).Add(float64(len(g)))
 		}
 		if len(deadMsgs) > 0 {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {

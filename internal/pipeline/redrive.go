@@ -24,10 +24,16 @@ type RedriveResult struct {
 // it).
 func (p *Pipeline) Redrive(ctx context.Context, s deliver.Sink, idle time.Duration) (RedriveResult, error) {
 	var res RedriveResult
-	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlertDeadLetter, p.Cfg.Kafka.Group("redrive-"+s.Name()))
+	group := p.Cfg.Kafka.Group("redrive-" + s.Name())
+	if lag, err := broker.GroupLag(ctx, p.Cfg.Kafka, group, schemas.TopicAlertDeadLetter); err == nil && lag == 0 {
+		return res, nil // nothing dead-lettered since the last redrive
+	}
+	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlertDeadLetter, group)
 	defer r.Close()
+	wait := max(idle, 15*time.Second) // the first fetch includes joining the group
 	for {
-		fctx, cancel := context.WithTimeout(ctx, idle)
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		wait = idle
 		m, err := r.FetchMessage(fctx)
 		cancel()
 		if err != nil {
