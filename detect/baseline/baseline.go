@@ -5,8 +5,11 @@
 package baseline
 
 import (
+	"encoding/json"
 	"math"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -46,27 +49,83 @@ func (p *Profile) At(t time.Time) (mean, std float64, n uint32) {
 	return p.Mean[h], math.Sqrt(p.Var[h]), p.N[h]
 }
 
-// Seen is a first-seen set: value → first time seen (Unix ms).
-type Seen map[string]int64
+// Seen is a first-seen set: value → first time seen (Unix ms). It is a
+// slice sorted by value rather than a map: most integrations see one to a few
+// countries, networks or clients, and a Go map holding one entry costs a few
+// hundred bytes where this costs 24 per value. It marshals to, and reads
+// from, the same JSON object the map did ({"value": unix_ms, ...}).
+type Seen []SeenValue
+
+// SeenValue is one member of a Seen set.
+type SeenValue struct {
+	V string
+	T int64 // Unix ms
+}
+
+func (s Seen) find(v string) (int, bool) {
+	return slices.BinarySearchFunc(s, v, func(e SeenValue, v string) int { return strings.Compare(e.V, v) })
+}
 
 // Add records v at t and reports whether it was new.
-func (s Seen) Add(v string, t time.Time) bool {
-	if _, ok := s[v]; ok {
+func (s *Seen) Add(v string, t time.Time) bool {
+	i, ok := s.find(v)
+	if ok {
 		return false
 	}
-	s[v] = t.UnixMilli()
+	*s = slices.Insert(*s, i, SeenValue{v, t.UnixMilli()})
 	return true
 }
 
 // Has reports whether v was seen.
-func (s Seen) Has(v string) bool { _, ok := s[v]; return ok }
+func (s Seen) Has(v string) bool { _, ok := s.find(v); return ok }
 
 // Keys returns the values, sorted, for alert baselines.
 func (s Seen) Keys() []string {
 	out := make([]string, 0, len(s))
-	for k := range s {
-		out = append(out, k)
+	for _, e := range s {
+		out = append(out, e.V)
 	}
-	sort.Strings(out)
 	return out
+}
+
+// MarshalJSON writes the set as the JSON object a map[string]int64 gives:
+// keys sorted, null when nil.
+func (s Seen) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("null"), nil
+	}
+	b := make([]byte, 0, 2+len(s)*24)
+	b = append(b, '{')
+	for i, e := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(e.V)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, k...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, e.T, 10)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads the JSON object MarshalJSON writes.
+func (s *Seen) UnmarshalJSON(b []byte) error {
+	var m map[string]int64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		*s = nil
+		return nil
+	}
+	out := make(Seen, 0, len(m))
+	for v, t := range m {
+		out = append(out, SeenValue{v, t})
+	}
+	slices.SortFunc(out, func(a, b SeenValue) int { return strings.Compare(a.V, b.V) })
+	*s = out
+	return nil
 }

@@ -24,13 +24,16 @@ type Engine struct {
 	tickers   []int // indexes of detectors that implement detect.Ticker
 	ints      map[Key]*integration
 	watermark time.Time
-	dirty     map[Key]struct{}
+	// dirty lists the integrations changed since the last ClearDirty; each
+	// integration's own flag keeps it listed once (cheaper than a set).
+	dirty []Key
 }
 
 // Key names one integration's state.
 type Key struct{ Tenant, ID string }
 
 type integration struct {
+	dirty  bool
 	states []detect.State
 	// emitted remembers alert ids already raised for this integration (with
 	// the event time they were raised at), so a finding re-raised with the
@@ -44,7 +47,7 @@ const DedupWindow = 30 * 24 * time.Hour
 
 // New builds an engine over detectors, in the order given.
 func New(detectors []detect.Detector) *Engine {
-	e := &Engine{detectors: detectors, ints: map[Key]*integration{}, dirty: map[Key]struct{}{}}
+	e := &Engine{detectors: detectors, ints: map[Key]*integration{}}
 	for i, d := range detectors {
 		if _, ok := d.(detect.Ticker); ok {
 			e.tickers = append(e.tickers, i)
@@ -109,7 +112,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		in = e.newIntegration()
 		e.ints[k] = in
 	}
-	e.dirty[k] = struct{}{}
+	e.markDirty(k, in)
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
 			if a, ok := e.alert(d.ID(), k, in, f); ok {
@@ -151,7 +154,7 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 			d := e.detectors[i]
 			fs := d.(detect.Ticker).Tick(wm, in.states[i])
 			if len(fs) > 0 {
-				e.dirty[k] = struct{}{}
+				e.markDirty(k, in)
 			}
 			for _, f := range fs {
 				if a, ok := e.alert(d.ID(), k, in, f); ok {
@@ -175,6 +178,9 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 				delete(in.emitted, old)
 			}
 		}
+	}
+	if in.emitted == nil {
+		in.emitted = map[string]int64{}
 	}
 	in.emitted[id] = now
 	a := schemas.Alert{
@@ -211,7 +217,8 @@ func mustJSON(v any) json.RawMessage {
 }
 
 func (e *Engine) newIntegration() *integration {
-	in := &integration{states: make([]detect.State, len(e.detectors)), emitted: map[string]int64{}}
+	// emitted stays nil until the integration's first alert: most never raise one.
+	in := &integration{states: make([]detect.State, len(e.detectors))}
 	for i, d := range e.detectors {
 		in.states[i] = d.NewState()
 	}
@@ -228,12 +235,16 @@ type snapshot struct {
 	Emitted   map[string]int64  `json:"emitted,omitempty"`
 }
 
+func (e *Engine) markDirty(k Key, in *integration) {
+	if !in.dirty {
+		in.dirty = true
+		e.dirty = append(e.dirty, k)
+	}
+}
+
 // Dirty returns the integrations changed since the last ClearDirty, sorted.
 func (e *Engine) Dirty() []Key {
-	out := make([]Key, 0, len(e.dirty))
-	for k := range e.dirty {
-		out = append(out, k)
-	}
+	out := append(make([]Key, 0, len(e.dirty)), e.dirty...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Tenant != out[j].Tenant {
 			return out[i].Tenant < out[j].Tenant
@@ -244,7 +255,14 @@ func (e *Engine) Dirty() []Key {
 }
 
 // ClearDirty forgets which integrations changed (after a checkpoint).
-func (e *Engine) ClearDirty() { clear(e.dirty) }
+func (e *Engine) ClearDirty() {
+	for _, k := range e.dirty {
+		if in := e.ints[k]; in != nil {
+			in.dirty = false
+		}
+	}
+	e.dirty = e.dirty[:0]
+}
 
 // Snapshot serialises one integration's state for a checkpoint.
 func (e *Engine) Snapshot(k Key) ([]byte, error) {
@@ -281,6 +299,9 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 	}
 	if s.Emitted != nil {
 		in.emitted = s.Emitted
+	}
+	if old := e.ints[k]; old != nil && old.dirty {
+		in.dirty = true // still listed in e.dirty
 	}
 	e.ints[k] = in
 	return k, nil

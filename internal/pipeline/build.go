@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/deliver/slack"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -164,6 +165,15 @@ func (p *Pipeline) Sinks() ([]deliver.Sink, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
+		}
+		if sl, ok := sink.(*slack.Sink); ok && p.Inventory != nil {
+			inv := p.Inventory
+			sl.Owners = func(id string) string {
+				if e, ok := inv.Catalog().Entry(id); ok {
+					return e.Owner
+				}
+				return ""
+			}
 		}
 		// Rate limit inside the breaker: waiting for a token is not a failure.
 		if s.RateLimit.PerSecond > 0 {

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -81,7 +82,22 @@ type Detector struct {
 	asns map[uint32]bool
 	orgs []*regexp.Regexp
 	tor  map[netip.Addr]bool
+
+	// classes caches classifyNetwork by (ASN, AS org): the org patterns are
+	// regular expressions, far too slow to run on every event, and an
+	// integration's traffic comes from a handful of networks. Bounded by
+	// maxClasses; detectors are shared by the partitions' goroutines.
+	mu      sync.RWMutex
+	classes map[network]string
 }
+
+type network struct {
+	asn uint32
+	org string
+}
+
+// maxClasses bounds the classification cache (distinct ASN/org pairs).
+const maxClasses = 1 << 16
 
 var _ detect.Detector = (*Detector)(nil)
 
@@ -99,7 +115,7 @@ func New(decode func(any) error) (detect.Detector, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	d := &Detector{cfg: cfg, asns: map[uint32]bool{}, tor: map[netip.Addr]bool{}}
+	d := &Detector{cfg: cfg, asns: map[uint32]bool{}, tor: map[netip.Addr]bool{}, classes: map[network]string{}}
 	for _, a := range cfg.HostingASNs {
 		d.asns[a] = true
 	}
@@ -213,19 +229,39 @@ func (d *Detector) classify(ev *schemas.Event) (key, kind string) {
 	if g == nil {
 		return "", ""
 	}
-	hosting := d.asns[g.ASN]
+	n := network{g.ASN, g.ASOrg}
+	d.mu.RLock()
+	key, ok := d.classes[n]
+	d.mu.RUnlock()
+	if !ok {
+		key = d.classifyNetwork(g.ASN, g.ASOrg)
+		d.mu.Lock()
+		if len(d.classes) < maxClasses {
+			d.classes[n] = key
+		}
+		d.mu.Unlock()
+	}
+	if key == "" {
+		return "", ""
+	}
+	return key, "hosting"
+}
+
+// classifyNetwork returns the baseline key of a hosting network, or "".
+func (d *Detector) classifyNetwork(asn uint32, org string) string {
+	hosting := d.asns[asn]
 	for _, re := range d.orgs {
-		if hosting || g.ASOrg == "" {
+		if hosting || org == "" {
 			break
 		}
-		hosting = re.MatchString(g.ASOrg)
+		hosting = re.MatchString(org)
 	}
 	switch {
 	case !hosting:
-		return "", ""
-	case g.ASN != 0:
-		return "AS" + strconv.FormatUint(uint64(g.ASN), 10), "hosting"
+		return ""
+	case asn != 0:
+		return "AS" + strconv.FormatUint(uint64(asn), 10)
 	default:
-		return "org:" + strings.ToLower(g.ASOrg), "hosting"
+		return "org:" + strings.ToLower(org)
 	}
 }

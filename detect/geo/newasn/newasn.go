@@ -98,10 +98,12 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if ev.Geo == nil || ev.Geo.ASN == 0 {
 		return nil
 	}
-	asn := "AS" + strconv.FormatUint(uint64(ev.Geo.ASN), 10)
-	if s.ASNs.Has(asn) {
+	var buf [16]byte
+	key := strconv.AppendUint(append(buf[:0], "AS"...), uint64(ev.Geo.ASN), 10)
+	if s.ASNs.Has(string(key)) { // a short non-escaping conversion: no allocation
 		return nil
 	}
+	asn := string(key)
 	known := []string{}
 	for _, k := range s.ASNs.Keys() {
 		known = append(known, label(k, s.Orgs[k]))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/baseline"
@@ -77,11 +78,17 @@ const maxFamilyLen = 64
 // "google-api-java-client/2.2.0 Google-HTTP-Java-Client/1.43.3 (gzip)" →
 // "google-api-java-client". "" when there is none.
 func Family(ua string) string {
-	f := strings.Fields(ua)
-	if len(f) == 0 {
+	// The first whitespace-separated field, as strings.Fields would split
+	// it, without building the slice of every field.
+	i := strings.IndexFunc(ua, func(r rune) bool { return !unicode.IsSpace(r) })
+	if i < 0 {
 		return ""
 	}
-	p, _, _ := strings.Cut(f[0], "/")
+	first := ua[i:]
+	if j := strings.IndexFunc(first, unicode.IsSpace); j >= 0 {
+		first = first[:j]
+	}
+	p, _, _ := strings.Cut(first, "/")
 	p = strings.ToLower(strings.Trim(p, `"';,()`))
 	if len(p) > maxFamilyLen {
 		p = p[:maxFamilyLen]

@@ -155,17 +155,20 @@ func (d *Detector) NewState() detect.State {
 // maxGapHours bounds the zero-filling after a silence, as in volume.spike.
 const maxGapHours = 7 * 24
 
-func value(ev *schemas.Event, dim string) string {
+// value appends ev's value of dim to buf (nothing when it has none).
+func value(buf []byte, ev *schemas.Event, dim string) []byte {
 	switch dim {
 	case DimResource:
 		if ev.Resource.ID == "" {
-			return ""
+			return buf
 		}
-		return ev.Resource.Type + "\x00" + ev.Resource.ID
+		buf = append(buf, ev.Resource.Type...)
+		buf = append(buf, 0)
+		return append(buf, ev.Resource.ID...)
 	case DimPrincipal:
-		return ev.Principal.ID
+		return append(buf, ev.Principal.ID...)
 	default:
-		return ev.Network.IP
+		return append(buf, ev.Network.IP...)
 	}
 }
 
@@ -189,9 +192,10 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if len(s.Evidence) < d.cfg.MaxEvidence {
 		s.Evidence = append(s.Evidence, ev.EventID)
 	}
+	var buf [256]byte // values are hashed, not kept: no allocation per event
 	for _, dim := range d.cfg.Dimensions {
-		if v := value(ev, dim); v != "" {
-			s.sketch(dim).Insert([]byte(v))
+		if v := value(buf[:0], ev, dim); len(v) > 0 {
+			s.sketch(dim).Insert(v)
 		}
 	}
 	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
@@ -202,16 +206,24 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.Events > 128 && s.Events%32 != 0 {
 		return nil
 	}
+
 	hourStart := time.Unix(s.Hour*3600, 0).UTC()
 	var out []detect.Finding
 	for _, dim := range d.cfg.Dimensions {
 		if s.Fired[dim] {
 			continue
 		}
-		n := s.sketch(dim).Estimate()
 		p := s.profile(dim)
 		mean, std, _ := p.At(hourStart)
 		th := math.Max(float64(d.cfg.MinDistinct), math.Max(mean+d.cfg.Sigmas*std, d.cfg.Ratio*mean))
+		// No dimension holds more distinct values than the hour has events:
+		// with at most half the threshold in events no estimate can cross it
+		// (a sketch that small is sparse and counts exactly), so skip the
+		// estimate, which merges the sketch's buffer and allocates.
+		if float64(s.Events)*2 <= th {
+			continue
+		}
+		n := s.sketch(dim).Estimate()
 		if float64(n) <= th {
 			continue
 		}
