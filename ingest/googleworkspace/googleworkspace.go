@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/window"
 	"github.com/tokenwatch/tokenwatch/internal/secret"
 )
 
@@ -126,18 +127,25 @@ type listResponse struct {
 	NextPageToken string            `json:"nextPageToken"`
 }
 
-// Fetch reads one page of token activity starting at cur.Time. A cursor with a
-// Token continues a listing; the next cursor keeps the start time so that the
-// whole listing is one window. Done marks the last page.
+// Fetch reads one page of the window that starts at cur.Time. The Reports
+// API lists newest first and pages with nextPageToken, so the window's
+// high-water mark rides in the cursor token until the last page (package
+// window); the next window starts at the newest record time seen. Google
+// documents that token activity can appear hours late: the poller re-reads an
+// overlap window for that, and dedups.
 func (s *Source) Fetch(ctx context.Context, cur ingest.Cursor) (ingest.Page, error) {
+	p, err := window.Resume(cur)
+	if err != nil {
+		return ingest.Page{}, fmt.Errorf("%s: %w", SourceName, err)
+	}
 	q := url.Values{}
 	q.Set("customerId", s.cfg.CustomerID)
 	q.Set("maxResults", strconv.Itoa(s.cfg.MaxResults))
-	if !cur.Time.IsZero() {
-		q.Set("startTime", cur.Time.UTC().Format(time.RFC3339Nano))
+	if !p.Start.IsZero() {
+		q.Set("startTime", p.Start.UTC().Format(time.RFC3339Nano))
 	}
-	if cur.Token != "" {
-		q.Set("pageToken", cur.Token)
+	if p.Next != "" {
+		q.Set("pageToken", p.Next)
 	}
 	u := s.base + "/admin/reports/v1/activity/users/all/applications/token?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -146,7 +154,7 @@ func (s *Source) Fetch(ctx context.Context, cur ingest.Cursor) (ingest.Page, err
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return ingest.Page{}, fmt.Errorf("%s: fetch: %w", SourceName, err)
+		return ingest.Page{}, fmt.Errorf("%s: fetch: %s", SourceName, secret.Redact(err.Error(), s.cfg.Token))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -154,7 +162,11 @@ func (s *Source) Fetch(ctx context.Context, cur ingest.Cursor) (ingest.Page, err
 		return ingest.Page{}, fmt.Errorf("%s: read page: %w", SourceName, err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusForbidden && isQuotaError(body)) {
-		return ingest.Page{}, &ingest.RateLimitError{Status: resp.StatusCode, RetryAfter: ingest.ParseRetryAfter(resp.Header.Get("Retry-After"))}
+		wait := ingest.ParseRetryAfter(resp.Header.Get("Retry-After"))
+		if wait == 0 {
+			wait = 30 * time.Second // Google asks for exponential backoff without a hint
+		}
+		return ingest.Page{}, &ingest.RateLimitError{Status: resp.StatusCode, RetryAfter: wait}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return ingest.Page{}, fmt.Errorf("%s: fetch: HTTP %d: %.200s", SourceName, resp.StatusCode, body)
@@ -163,8 +175,38 @@ func (s *Source) Fetch(ctx context.Context, cur ingest.Cursor) (ingest.Page, err
 	if err := json.Unmarshal(body, &lr); err != nil {
 		return ingest.Page{}, fmt.Errorf("%s: decode page: %w", SourceName, err)
 	}
-	next := ingest.Cursor{Time: cur.Time, Token: lr.NextPageToken}
-	return ingest.Page{Records: lr.Items, Next: next, Done: lr.NextPageToken == ""}, nil
+	out := make([]json.RawMessage, 0, len(lr.Items))
+	for _, raw := range lr.Items {
+		if t, id, ok := recordKey(raw); ok {
+			if !p.Fresh(t, id) {
+				continue
+			}
+			p.Observe(t, id)
+		}
+		out = append(out, raw)
+	}
+	if lr.NextPageToken != "" {
+		return ingest.Page{Records: out, Next: p.Continue(0, lr.NextPageToken)}, nil
+	}
+	return ingest.Page{Records: out, Next: p.Finish(), Done: true}, nil
+}
+
+// recordKey reads an activity's time and unique qualifier for the window.
+func recordKey(raw json.RawMessage) (time.Time, string, bool) {
+	var k struct {
+		ID struct {
+			Time            string `json:"time"`
+			UniqueQualifier string `json:"uniqueQualifier"`
+		} `json:"id"`
+	}
+	if json.Unmarshal(raw, &k) != nil {
+		return time.Time{}, "", false
+	}
+	t, err := time.Parse(time.RFC3339Nano, k.ID.Time)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return t, k.ID.UniqueQualifier, true
 }
 
 func isQuotaError(body []byte) bool {
