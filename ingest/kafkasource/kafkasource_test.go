@@ -14,8 +14,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	_ "github.com/tokenwatch/tokenwatch/ingest/microsoft"
 	"github.com/tokenwatch/tokenwatch/ingest/kafkasource"
+	_ "github.com/tokenwatch/tokenwatch/ingest/microsoft"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -41,7 +41,11 @@ func (r *recorder) DeadLetters(_ context.Context, dls []schemas.DeadLetter) erro
 	return nil
 }
 
-func (r *recorder) counts() (int, int) { r.mu.Lock(); defer r.mu.Unlock(); return len(r.events), len(r.dead) }
+func (r *recorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events), len(r.dead)
+}
 
 // TestGraphActivityLogsFromAnEventHub plays Event Hubs with a second Kafka
 // broker: diagnostic-settings envelopes {"records":[…]} of Graph activity logs.
