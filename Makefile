@@ -35,6 +35,12 @@ clickhouse:
 ## bench: Go benchmarks of the hot paths; figures go to BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./enrich/geoip/ | tee bench.txt
+	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/bench/ | tee -a bench.txt
+
+## bench-peers: the same 500,000 JSON events through kcat | clickhouse-client, Telegraf and tokenwatch.
+.PHONY: bench-peers
+bench-peers: clickhouse
+	./internal/bench/peers/run.sh
 
 ## lint: go vet and gofmt.
 lint:
@@ -48,6 +54,13 @@ fuzz:
 			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$pkg || exit 1; \
 		done; \
 	done
+
+## eval: generate the labelled multi-source corpus into a temp dir and score every detector on it.
+.PHONY: eval
+eval: build
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	./bin/tokenwatch eval --generate "$$dir" && \
+	./bin/tokenwatch eval --geoip-city testdata/geoip/test-city.mmdb --geoip-asn testdata/geoip/test-asn.mmdb "$$dir"
 
 ## scenario, geoip-testdata: regenerate the committed test data.
 scenario:

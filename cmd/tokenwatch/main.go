@@ -40,6 +40,7 @@ func commands() []command {
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
 		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
+		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},
 		{"version", "print the version", runVersion},
