@@ -63,6 +63,8 @@ type Alert struct {
 	EventIDs      []string        `json:"event_ids"`
 	Observed      json.RawMessage `json:"observed,omitempty"`
 	Baseline      json.RawMessage `json:"baseline,omitempty"`
+	// Query is the ClickHouse pivot to the evidence (EvidenceQuery).
+	Query string `json:"query,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.
@@ -73,4 +75,28 @@ func AlertID(detector, tenant, integrationID, key string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// AdjustSeverity weighs a detector's severity by how much the integration
+// matters (inventory criticality): a critical integration raises every alert
+// one level, a high one raises medium and above, a low one lowers by one
+// (never below low). Unknown or medium criticality leaves it as it is.
+func AdjustSeverity(s Severity, criticality string) Severity {
+	r := s.Rank()
+	if r < 0 {
+		return s
+	}
+	switch criticality {
+	case "critical":
+		r++
+	case "high":
+		if r >= SeverityMedium.Rank() {
+			r++
+		}
+	case "low":
+		if r > SeverityLow.Rank() {
+			r--
+		}
+	}
+	return [...]Severity{SeverityInfo, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical}[min(r, 4)]
 }

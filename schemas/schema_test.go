@@ -116,3 +116,27 @@ func TestMigrationsAreOrderedAndSplit(t *testing.T) {
 		}
 	}
 }
+
+func TestAdjustSeverityByCriticality(t *testing.T) {
+	tests := []struct {
+		in   schemas.Severity
+		crit string
+		want schemas.Severity
+	}{
+		{"high", "critical", "critical"}, {"critical", "critical", "critical"}, {"low", "critical", "medium"},
+		{"medium", "high", "high"}, {"low", "high", "low"}, {"high", "low", "medium"}, {"low", "low", "low"},
+		{"high", "", "high"}, {"high", "medium", "high"}, {"bogus", "critical", "bogus"},
+	}
+	for _, tc := range tests {
+		if got := schemas.AdjustSeverity(tc.in, tc.crit); got != tc.want {
+			t.Errorf("AdjustSeverity(%s, %q) = %s, want %s", tc.in, tc.crit, got, tc.want)
+		}
+	}
+}
+
+func TestEvidenceQueryQuotesVendorIDs(t *testing.T) {
+	q, n := schemas.EvidenceQuery("events", []string{"a", "it's"}, 0)
+	if n != 2 || q != `SELECT * FROM events WHERE event_id IN ('a', 'it\'s') ORDER BY time_ms, event_id` {
+		t.Fatalf("%d %s", n, q)
+	}
+}

@@ -228,7 +228,7 @@ func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error 
 }
 
 const insertAlerts = `INSERT INTO alerts (id, detector, severity, integration_id, tenant, title, summary, first_seen,
-	last_seen, event_ids, observed, baseline, created_at)`
+	last_seen, event_ids, observed, baseline, query, created_at)`
 
 // WriteAlerts inserts alerts as one batch.
 func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error {
@@ -252,7 +252,7 @@ func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error 
 			ids = []string{}
 		}
 		if err := b.Append(a.ID, a.Detector, sev, a.IntegrationID, a.Tenant, a.Title, a.Summary, a.FirstSeen.Time,
-			a.LastSeen.Time, ids, string(a.Observed), string(a.Baseline), now); err != nil {
+			a.LastSeen.Time, ids, string(a.Observed), string(a.Baseline), a.Query, now); err != nil {
 			return fmt.Errorf("clickhouse: append alert %s: %w", a.ID, err)
 		}
 	}

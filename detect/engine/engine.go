@@ -40,6 +40,9 @@ type integration struct {
 	// same key after a restore or a reprocessed offset is not a second
 	// alert. Bounded by DedupWindow of event time.
 	emitted map[string]int64
+	// criticality is the catalog's, from the latest event (not checkpointed:
+	// the next event restores it).
+	criticality string
 }
 
 // DedupWindow is how long (in event time) an alert id is remembered.
@@ -113,6 +116,9 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		e.ints[k] = in
 	}
 	e.markDirty(k, in)
+	if ev.Inventory != nil {
+		in.criticality = ev.Inventory.Criticality
+	}
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
 			if a, ok := e.alert(d.ID(), k, in, f); ok {
@@ -186,7 +192,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 	a := schemas.Alert{
 		ID:            id,
 		Detector:      detector,
-		Severity:      f.Severity,
+		Severity:      schemas.AdjustSeverity(f.Severity, in.criticality),
 		IntegrationID: k.ID,
 		Tenant:        k.Tenant,
 		Title:         f.Title,
@@ -200,6 +206,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 	if a.EventIDs == nil {
 		a.EventIDs = []string{}
 	}
+	a.Query, _ = schemas.EvidenceQuery("events", a.EventIDs, 0)
 	return a, true
 }
 

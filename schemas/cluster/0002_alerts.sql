@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS alerts_local ON CLUSTER '{cluster}' (
     event_ids       Array(String),
     observed        String,
     baseline        String,
+    query           String,
     created_at      DateTime
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tokenwatch/alerts_local', '{replica}', created_at)
 PARTITION BY toYYYYMM(first_seen)
