@@ -62,8 +62,19 @@ type SeenValue struct {
 	T int64 // Unix ms
 }
 
+// find is a binary search written out: the generic one makes v escape,
+// which costs callers looking up a converted []byte an allocation.
 func (s Seen) find(v string) (int, bool) {
-	return slices.BinarySearchFunc(s, v, func(e SeenValue, v string) int { return strings.Compare(e.V, v) })
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].V < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(s) && s[lo].V == v
 }
 
 // Add records v at t and reports whether it was new.
@@ -127,5 +138,100 @@ func (s *Seen) UnmarshalJSON(b []byte) error {
 	}
 	slices.SortFunc(out, func(a, b SeenValue) int { return strings.Compare(a.V, b.V) })
 	*s = out
+	return nil
+}
+
+// SmallMap is a string-keyed map kept as a slice sorted by key, for the few
+// entries a detector keeps per integration (credentials, target apps, AS
+// names): a Go map costs a whole 8-slot group (often near 1 KB with struct
+// values) from its first entry; this costs one element per entry. It
+// marshals to, and reads from, the same JSON object a map[string]V does:
+// keys sorted, null when nil, {} when empty.
+type SmallMap[V any] []SmallEntry[V]
+
+// SmallEntry is one key and value of a SmallMap.
+type SmallEntry[V any] struct {
+	K string
+	V V
+}
+
+func (m SmallMap[V]) find(k string) (int, bool) {
+	lo, hi := 0, len(m)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if m[h].K < k {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	return lo, lo < len(m) && m[lo].K == k
+}
+
+// Get returns k's value.
+func (m SmallMap[V]) Get(k string) (V, bool) {
+	if i, ok := m.find(k); ok {
+		return m[i].V, true
+	}
+	var zero V
+	return zero, false
+}
+
+// Set sets k's value.
+func (m *SmallMap[V]) Set(k string, v V) {
+	i, ok := m.find(k)
+	if ok {
+		(*m)[i].V = v
+		return
+	}
+	*m = slices.Insert(*m, i, SmallEntry[V]{k, v})
+}
+
+// Delete removes k.
+func (m *SmallMap[V]) Delete(k string) {
+	if i, ok := m.find(k); ok {
+		*m = slices.Delete(*m, i, i+1)
+	}
+}
+
+// MarshalJSON writes the JSON object a map[string]V gives.
+func (m SmallMap[V]) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	b := []byte{'{'}
+	for i, e := range m {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(e.K)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(e.V)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, k...), ':'), v...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads the JSON object MarshalJSON writes.
+func (m *SmallMap[V]) UnmarshalJSON(b []byte) error {
+	var in map[string]V
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	if in == nil {
+		*m = nil
+		return nil
+	}
+	out := make(SmallMap[V], 0, len(in))
+	for k, v := range in {
+		out = append(out, SmallEntry[V]{k, v})
+	}
+	slices.SortFunc(out, func(a, b SmallEntry[V]) int { return strings.Compare(a.K, b.K) })
+	*m = out
 	return nil
 }

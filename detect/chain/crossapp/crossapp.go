@@ -8,10 +8,12 @@ package crossapp
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -78,19 +80,22 @@ type State struct {
 	FirstSeen int64 `json:"first_seen"` // Unix ms
 	Latest    int64 `json:"latest"`     // Unix ms of the newest event
 	// Apps holds each target app's latest use within the window.
-	Apps map[string]Use `json:"apps"`
+	Apps baseline.SmallMap[Use] `json:"apps"`
 	// Max is the most apps ever seen within one window: the baseline.
 	Max int `json:"max"`
+	// oldest is a lower bound of the Apps times (0: unknown), so the window
+	// is swept only when an entry can have left it, not on every event.
+	oldest int64
 }
 
 // MarshalBinary implements detect.State.
 func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
 
 // UnmarshalBinary implements detect.State.
-func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+func (s *State) UnmarshalBinary(b []byte) error { s.oldest = 0; return json.Unmarshal(b, s) }
 
 // NewState implements detect.Detector.
-func (d *Detector) NewState() detect.State { return &State{Apps: map[string]Use{}} }
+func (d *Detector) NewState() detect.State { return &State{Apps: baseline.SmallMap[Use]{}} }
 
 // Observe implements detect.Detector.
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
@@ -101,21 +106,31 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		s.FirstSeen = ms
 	}
 	if s.Apps == nil {
-		s.Apps = map[string]Use{}
+		s.Apps = baseline.SmallMap[Use]{}
 	}
 	s.Latest = max(s.Latest, ms)
 	if ev.TargetApp == "" {
 		return nil
 	}
-	if u, ok := s.Apps[ev.TargetApp]; !ok || ms >= u.Time {
-		s.Apps[ev.TargetApp] = Use{Time: ms, EventID: ev.EventID}
+	if u, ok := s.Apps.Get(ev.TargetApp); !ok || ms >= u.Time {
+		s.Apps.Set(ev.TargetApp, Use{Time: ms, EventID: ev.EventID})
+		if s.oldest != 0 && ms < s.oldest {
+			s.oldest = ms
+		}
 	}
 	// The window ends at the newest event, so late events cannot stretch it.
 	cutoff := s.Latest - d.cfg.Window.Milliseconds()
-	for app, u := range s.Apps {
-		if u.Time <= cutoff {
-			delete(s.Apps, app)
-		}
+	if s.oldest == 0 || s.oldest <= cutoff {
+		s.oldest = 0
+		s.Apps = slices.DeleteFunc(s.Apps, func(e baseline.SmallEntry[Use]) bool {
+			if e.V.Time <= cutoff {
+				return true
+			}
+			if s.oldest == 0 || e.V.Time < s.oldest {
+				s.oldest = e.V.Time
+			}
+			return false
+		})
 	}
 	n, prevMax := len(s.Apps), s.Max
 	s.Max = max(s.Max, n)
@@ -127,8 +142,8 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Use
 	}
 	uses := make([]appUse, 0, n)
-	for app, u := range s.Apps {
-		uses = append(uses, appUse{app, u})
+	for _, e := range s.Apps {
+		uses = append(uses, appUse{e.K, e.V})
 	}
 	sort.Slice(uses, func(i, j int) bool {
 		if uses[i].Time != uses[j].Time {

@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -84,7 +86,7 @@ type Fix struct {
 
 // State is the last fix of each credential of the integration.
 type State struct {
-	Last map[string]Fix `json:"last"`
+	Last baseline.SmallMap[Fix] `json:"last"`
 	// PrunedAt is when stale fixes were last dropped (Unix ms).
 	PrunedAt int64 `json:"pruned_at,omitempty"`
 }
@@ -96,7 +98,7 @@ func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
 func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
 
 // NewState implements detect.Detector.
-func (d *Detector) NewState() detect.State { return &State{Last: map[string]Fix{}} }
+func (d *Detector) NewState() detect.State { return &State{Last: baseline.SmallMap[Fix]{}} }
 
 // halfEarthKM is the longest great-circle distance: after halfEarthKM /
 // max_speed hours any move is possible, so older fixes can be forgotten.
@@ -107,7 +109,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	s := st.(*State)
 	t := ev.Time.Time
 	if s.Last == nil {
-		s.Last = map[string]Fix{}
+		s.Last = baseline.SmallMap[Fix]{}
 	}
 	s.prune(t, time.Duration(halfEarthKM/d.cfg.MaxSpeedKMH*float64(time.Hour)))
 	g := ev.Geo
@@ -119,15 +121,18 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		cred = "integration"
 	}
 	cur := Fix{Time: t.UnixMilli(), Lat: g.Lat, Lon: g.Lon, AccuracyKM: g.AccuracyKM, Country: g.Country, City: g.City, IP: ev.Network.IP, EventID: ev.EventID}
-	prev, had := s.Last[cred]
+	prev, had := s.Last.Get(cred)
 	if !had || cur.Time >= prev.Time {
-		s.Last[cred] = cur
+		s.Last.Set(cred, cur)
 	}
 	if !had {
 		return nil
 	}
 	// Both radii come off the distance: the two uses may have been that much
 	// closer than their GeoIP centres.
+	if prev.Lat == cur.Lat && prev.Lon == cur.Lon {
+		return nil // same place: zero distance, under any minimum (skips the trigonometry)
+	}
 	dist := haversineKM(prev.Lat, prev.Lon, cur.Lat, cur.Lon) - float64(prev.AccuracyKM) - float64(cur.AccuracyKM)
 	if dist < d.cfg.MinDistanceKM || dist <= 0 {
 		return nil
@@ -173,11 +178,9 @@ func (s *State) prune(t time.Time, horizon time.Duration) {
 		return
 	}
 	s.PrunedAt = t.UnixMilli()
-	for k, f := range s.Last {
-		if t.Sub(time.UnixMilli(f.Time)) > horizon {
-			delete(s.Last, k)
-		}
-	}
+	s.Last = slices.DeleteFunc(s.Last, func(e baseline.SmallEntry[Fix]) bool {
+		return t.Sub(time.UnixMilli(e.V.Time)) > horizon
+	})
 }
 
 func (f Fix) place() string {

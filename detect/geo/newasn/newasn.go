@@ -74,7 +74,7 @@ type State struct {
 	FirstSeen int64         `json:"first_seen"` // Unix ms of the first event
 	ASNs      baseline.Seen `json:"asns"`       // "AS<n>" → first seen
 	// Orgs names each ASN for the alert's baseline.
-	Orgs map[string]string `json:"orgs,omitempty"`
+	Orgs baseline.SmallMap[string] `json:"orgs,omitempty"`
 }
 
 // MarshalBinary implements detect.State.
@@ -85,7 +85,7 @@ func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State {
-	return &State{ASNs: baseline.Seen{}, Orgs: map[string]string{}}
+	return &State{ASNs: baseline.Seen{}} // Orgs is made on first use
 }
 
 // Observe implements detect.Detector.
@@ -106,14 +106,12 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	asn := string(key)
 	known := []string{}
 	for _, k := range s.ASNs.Keys() {
-		known = append(known, label(k, s.Orgs[k]))
+		org, _ := s.Orgs.Get(k)
+		known = append(known, label(k, org))
 	}
 	s.ASNs.Add(asn, t)
-	if s.Orgs == nil {
-		s.Orgs = map[string]string{}
-	}
 	if ev.Geo.ASOrg != "" {
-		s.Orgs[asn] = ev.Geo.ASOrg
+		s.Orgs.Set(asn, ev.Geo.ASOrg)
 	}
 	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
 	if learning || d.approved[ev.Geo.ASN] {

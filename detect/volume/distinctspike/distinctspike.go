@@ -100,16 +100,36 @@ func (d *Detector) ID() string { return ID }
 // State is the per-integration memory: the open hour's sketches and the
 // seasonal profile of each dimension's hourly distinct count.
 type State struct {
-	FirstSeen int64                        `json:"first_seen"` // Unix ms
-	Hour      int64                        `json:"hour"`       // open hour, Unix hours
-	Events    int64                        `json:"events"`     // in the open hour
-	First     int64                        `json:"first,omitempty"`
-	Evidence  []string                     `json:"evidence,omitempty"`
-	Fired     map[string]bool              `json:"fired,omitempty"`
-	Profiles  map[string]*baseline.Profile `json:"profiles"`
+	FirstSeen int64                                `json:"first_seen"` // Unix ms
+	Hour      int64                                `json:"hour"`       // open hour, Unix hours
+	Events    int64                                `json:"events"`     // in the open hour
+	First     int64                                `json:"first,omitempty"`
+	Evidence  []string                             `json:"evidence,omitempty"`
+	Fired     map[string]bool                      `json:"fired,omitempty"`
+	Profiles  baseline.SmallMap[*baseline.Profile] `json:"profiles"`
 	// Sketches count the open hour's distinct values per dimension; they
 	// marshal through their own binary form (see MarshalBinary).
-	Sketches map[string]*hyperloglog.Sketch `json:"-"`
+	Sketches Sketches `json:"-"`
+}
+
+// Sketches holds the open hour's sketch of each dimension (nil: no value
+// yet), indexed by dimIndex: an array, not a map, so looking one up per event
+// and dimension costs nothing and holding them costs 24 bytes.
+type Sketches [3]*hyperloglog.Sketch
+
+// Get returns dim's sketch (nil when none).
+func (sk *Sketches) Get(dim string) *hyperloglog.Sketch { return sk[dimIndex(dim)] }
+
+var dimNames = [3]string{DimResource, DimPrincipal, DimIP}
+
+func dimIndex(dim string) int {
+	switch dim {
+	case DimResource:
+		return 0
+	case DimPrincipal:
+		return 1
+	}
+	return 2
 }
 
 type wire struct {
@@ -120,7 +140,11 @@ type wire struct {
 // MarshalBinary implements detect.State.
 func (s *State) MarshalBinary() ([]byte, error) {
 	w := wire{State: s, Sketches: map[string][]byte{}}
-	for dim, sk := range s.Sketches {
+	for i, sk := range s.Sketches {
+		if sk == nil {
+			continue
+		}
+		dim := dimNames[i]
 		b, err := sk.MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("sketch %s: %w", dim, err)
@@ -136,20 +160,24 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	s.Sketches = map[string]*hyperloglog.Sketch{}
+	s.Sketches = Sketches{}
 	for dim, raw := range w.Sketches {
+		if dim != DimResource && dim != DimPrincipal && dim != DimIP {
+			continue // not a dimension this detector counts
+		}
 		sk := hyperloglog.New()
 		if err := sk.UnmarshalBinary(raw); err != nil {
 			return fmt.Errorf("sketch %s: %w", dim, err)
 		}
-		s.Sketches[dim] = sk
+		s.Sketches[dimIndex(dim)] = sk
 	}
 	return nil
 }
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State {
-	return &State{Fired: map[string]bool{}, Profiles: map[string]*baseline.Profile{}, Sketches: map[string]*hyperloglog.Sketch{}}
+	// Fired and Sketches are made on first use: a quiet hour needs neither.
+	return &State{Profiles: baseline.SmallMap[*baseline.Profile]{}}
 }
 
 // maxGapHours bounds the zero-filling after a silence, as in volume.spike.
@@ -206,6 +234,12 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.Events > 128 && s.Events%32 != 0 {
 		return nil
 	}
+	// Every threshold is at least MinDistinct, and no dimension holds more
+	// distinct values than the hour has events (see below): a quiet hour
+	// needs no look at the profiles.
+	if float64(s.Events)*2 <= float64(d.cfg.MinDistinct) {
+		return nil
+	}
 
 	hourStart := time.Unix(s.Hour*3600, 0).UTC()
 	var out []detect.Finding
@@ -249,35 +283,35 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 }
 
 func (s *State) sketch(dim string) *hyperloglog.Sketch {
-	if s.Sketches == nil {
-		s.Sketches = map[string]*hyperloglog.Sketch{}
-	}
-	sk := s.Sketches[dim]
+	i := dimIndex(dim)
+	sk := s.Sketches[i]
 	if sk == nil {
 		sk = hyperloglog.New()
-		s.Sketches[dim] = sk
+		s.Sketches[i] = sk
 	}
 	return sk
 }
 
 func (s *State) profile(dim string) *baseline.Profile {
-	if s.Profiles == nil {
-		s.Profiles = map[string]*baseline.Profile{}
-	}
-	p := s.Profiles[dim]
-	if p == nil {
+	p, ok := s.Profiles.Get(dim)
+	if !ok || p == nil {
 		p = &baseline.Profile{}
-		s.Profiles[dim] = p
+		s.Profiles.Set(dim, p)
 	}
 	return p
 }
+
+// reuseBelow is the events in an hour under which its sketches are surely
+// still sparse: a precision-14 sketch turns dense when its sparse list passes
+// 2^14 bytes, thousands of distinct values.
+const reuseBelow = 1000
 
 // close folds the open hour and the silent hours after it into the profiles
 // and opens hour next with empty sketches.
 func (s *State) close(next int64, dims []string) {
 	for _, dim := range dims {
 		var n uint64
-		if sk := s.Sketches[dim]; sk != nil {
+		if sk := s.Sketches.Get(dim); sk != nil {
 			n = sk.Estimate()
 		}
 		p := s.profile(dim)
@@ -291,8 +325,20 @@ func (s *State) close(next int64, dims []string) {
 		}
 	}
 	// Fresh sketches start sparse again: exact at small counts, and small.
-	s.Sketches = map[string]*hyperloglog.Sketch{}
-	s.Hour, s.Events, s.First, s.Evidence, s.Fired = next, 0, 0, s.Evidence[:0], map[string]bool{}
+	if s.Events < reuseBelow {
+		// Still sparse (a sketch turns dense only past thousands of distinct
+		// values), and a sparse sketch once Reset is a new one: reuse it
+		// rather than allocate three sketches per integration per hour.
+		for _, sk := range s.Sketches {
+			if sk != nil {
+				sk.Reset()
+			}
+		}
+	} else {
+		s.Sketches = Sketches{}
+	}
+	clear(s.Fired)
+	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, s.Evidence[:0]
 }
 
 func round(v float64) float64 { return math.Round(v*10) / 10 }

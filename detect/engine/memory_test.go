@@ -1,0 +1,124 @@
+package engine_test
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// quietIntegrations is how many integrations the memory benchmark tracks.
+const quietIntegrations = 100_000
+
+// quietOffsets are the event times of one quiet integration, from its first
+// event: five calls over two hours, so the hourly detectors close an hour.
+var quietOffsets = []time.Duration{0, 10 * time.Minute, 40 * time.Minute, 70 * time.Minute, 100 * time.Minute}
+
+// quietIPs is a pool of addresses the test GeoIP databases resolve (the
+// scenario's home networks), looked up before measuring so the enricher's
+// cache is not counted.
+func quietIPs() []string {
+	prefixes := []string{"52.4.", "35.190.", "20.1.", "73.12.", "18.130.", "91.64.", "3.120.", "126.10.", "90.10."}
+	var out []string
+	for i := 0; i < 1024; i++ {
+		out = append(out, prefixes[i%len(prefixes)]+strconv.Itoa(i/len(prefixes)%250+1)+"."+strconv.Itoa(i%200+10))
+	}
+	return out
+}
+
+// quietEvent is event k of integration i: an ordinary successful API call.
+func quietEvent(ev *schemas.Event, g *geoip.Enricher, ips []string, start time.Time, i, k int) {
+	id := fmt.Sprintf("%012d-q%06d.apps.googleusercontent.com", 100000000000+i, i)
+	*ev = schemas.Event{
+		EventID:     fmt.Sprintf("ev-%d-%d", i, k),
+		Source:      "google_workspace",
+		Tenant:      "C0bench",
+		Time:        schemas.NewTime(start.Add(quietOffsets[k] + time.Duration(i%3600)*time.Second)),
+		Integration: schemas.Integration{ID: id, SourceAppID: id, Name: "Quiet App " + strconv.Itoa(i%97)},
+		Credential:  schemas.Credential{Type: "oauth_token", ID: "tok-" + strconv.Itoa(i)},
+		Principal:   schemas.Principal{ID: "user" + strconv.Itoa(i%50) + "@example.com", Type: "user"},
+		Action:      schemas.Action{Name: "drive.files.get", Category: schemas.CategoryAccess},
+		TargetApp:   "drive",
+		Resource:    schemas.Resource{Type: "file", ID: "file-" + strconv.Itoa(k)},
+		Network:     schemas.Network{IP: ips[i%len(ips)], UserAgent: "google-api-go-client/0.5"},
+		Outcome:     "success",
+		Bytes:       4096,
+	}
+	g.Enrich(ev)
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// feedQuiet builds an engine over dets and feeds it quietIntegrations
+// integrations of len(quietOffsets) events each, interleaved in time order,
+// and returns it and the live heap it added (bytes).
+func feedQuiet(tb testing.TB, dets []detect.Detector, g *geoip.Enricher, ips []string) (*engine.Engine, uint64) {
+	start := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+	before := heapInUse()
+	e := engine.New(dets)
+	var ev schemas.Event
+	for k := range quietOffsets {
+		for i := 0; i < quietIntegrations; i++ {
+			quietEvent(&ev, g, ips, start, i, k)
+			if a := e.Observe(&ev); len(a) > 0 {
+				tb.Fatalf("a quiet integration raised %s: %s", a[0].Detector, a[0].Title)
+			}
+		}
+	}
+	// A checkpoint clears the dirty list; measure the state it leaves.
+	e.ClearDirty()
+	ev = schemas.Event{}
+	after := heapInUse()
+	if e.Integrations() != quietIntegrations {
+		tb.Fatalf("tracking %d integrations, want %d", e.Integrations(), quietIntegrations)
+	}
+	if after < before {
+		return e, 0
+	}
+	return e, after - before
+}
+
+// BenchmarkMemoryPerIntegration reports the live heap per tracked quiet
+// integration (B/integration) with 100,000 integrations, five events each,
+// through every detector; sub-benchmarks measure the engine alone (no
+// detectors) and each detector's state alone. Run with -benchtime 1x.
+func BenchmarkMemoryPerIntegration(b *testing.B) {
+	g := enricher(b)
+	ips := quietIPs()
+	for _, ip := range ips {
+		if g.Lookup(ip) == nil {
+			b.Fatalf("test GeoIP does not resolve %s", ip)
+		}
+	}
+	all, err := engine.Build(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, dets []detect.Detector) {
+		var per float64
+		for i := 0; i < b.N; i++ {
+			e, bytes := feedQuiet(b, dets, g, ips)
+			per = float64(bytes) / quietIntegrations
+			runtime.KeepAlive(e)
+		}
+		b.ReportMetric(per, "B/integration")
+	}
+	b.Run("all", func(b *testing.B) { run(b, all) })
+	b.Run("engine_only", func(b *testing.B) { run(b, nil) })
+	for _, d := range all {
+		b.Run(d.ID(), func(b *testing.B) { run(b, []detect.Detector{d}) })
+	}
+}
