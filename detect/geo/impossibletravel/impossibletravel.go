@@ -35,8 +35,15 @@ type Config struct {
 	MaxAccuracyKM uint16 `yaml:"max_accuracy_km"`
 	// MinDistanceKM ignores hops shorter than this once both accuracy radii are
 	// subtracted (neighbouring cities, mobile networks).
-	MinDistanceKM float64          `yaml:"min_distance_km"`
-	Severity      schemas.Severity `yaml:"severity"`
+	MinDistanceKM float64 `yaml:"min_distance_km"`
+	// SameNetworkIsTravel: by default two uses from the same autonomous
+	// system are not travel. A server-side integration's token is used from
+	// every region of its vendor's cloud (AWS us-east and Frankfurt minutes
+	// apart), and a mobile carrier geolocates one phone all over a country;
+	// an attacker replaying a stolen token comes from another network, which
+	// geo.new_asn reports too.
+	SameNetworkIsTravel bool             `yaml:"same_network_is_travel"`
+	Severity            schemas.Severity `yaml:"severity"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
@@ -81,6 +88,7 @@ type Fix struct {
 	Country    string  `json:"country,omitempty"`
 	City       string  `json:"city,omitempty"`
 	IP         string  `json:"ip,omitempty"`
+	ASN        uint32  `json:"asn,omitempty"`
 	EventID    string  `json:"event_id"`
 }
 
@@ -120,7 +128,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if cred == "" {
 		cred = "integration"
 	}
-	cur := Fix{Time: t.UnixMilli(), Lat: g.Lat, Lon: g.Lon, AccuracyKM: g.AccuracyKM, Country: g.Country, City: g.City, IP: ev.Network.IP, EventID: ev.EventID}
+	cur := Fix{Time: t.UnixMilli(), Lat: g.Lat, Lon: g.Lon, AccuracyKM: g.AccuracyKM, Country: g.Country, City: g.City, IP: ev.Network.IP, ASN: g.ASN, EventID: ev.EventID}
 	prev, had := s.Last.Get(cred)
 	if !had || cur.Time >= prev.Time {
 		s.Last.Set(cred, cur)
@@ -132,6 +140,9 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	// closer than their GeoIP centres.
 	if prev.Lat == cur.Lat && prev.Lon == cur.Lon {
 		return nil // same place: zero distance, under any minimum (skips the trigonometry)
+	}
+	if !d.cfg.SameNetworkIsTravel && cur.ASN != 0 && cur.ASN == prev.ASN {
+		return nil
 	}
 	dist := haversineKM(prev.Lat, prev.Lon, cur.Lat, cur.Lon) - float64(prev.AccuracyKM) - float64(cur.AccuracyKM)
 	if dist < d.cfg.MinDistanceKM || dist <= 0 {
