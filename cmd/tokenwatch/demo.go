@@ -117,8 +117,8 @@ func printAlerts(w io.Writer, alerts []schemas.Alert) {
 	}
 	tw.Flush()
 	for _, a := range alerts {
-		fmt.Fprintf(w, "\n[%s] %s\n  %s\n  observed: %s\n  baseline: %s\n  evidence: %d events, first %s\n", a.ID, a.Title, a.Summary,
-			a.Observed, a.Baseline, len(a.EventIDs), first(a.EventIDs))
+		fmt.Fprintf(w, "\n[%s] %s\n  %s\n  observed: %s\n  baseline: %s\n  evidence: %d events, first %s\n  pivot:    %s\n", a.ID, a.Title, a.Summary,
+			a.Observed, a.Baseline, len(a.EventIDs), first(a.EventIDs), shorten(a.Query, 160))
 	}
 }
 
