@@ -36,7 +36,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	migrate := clickhouse.Migrate
 	if *cluster != "" {
-		migrate = func(ctx context.Context, c clickhouse.Config) ([]string, error) { return clickhouse.MigrateCluster(ctx, c, *cluster) }
+		migrate = func(ctx context.Context, c clickhouse.Config) ([]string, error) {
+			return clickhouse.MigrateCluster(ctx, c, *cluster)
+		}
 	}
 	applied, err := migrate(ctx, cfg.ClickHouse)
 	if err != nil {
