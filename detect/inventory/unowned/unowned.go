@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -37,10 +38,7 @@ type Config struct {
 // match lifecycle.scope_expansion's.
 func DefaultConfig() Config {
 	return Config{
-		SensitiveScopes: []string{
-			"mail", "drive", "admin", "full_access", "directory", "files.readwrite",
-			"repo", "write", "delete", "sudo", "refresh_token", "offline_access", "cloud-platform",
-		},
+		SensitiveScopes:   append([]string(nil), baseline.DefaultSensitiveScopes...),
 		SensitiveSeverity: schemas.SeverityHigh,
 		Severity:          schemas.SeverityMedium,
 	}
@@ -49,7 +47,7 @@ func DefaultConfig() Config {
 // Detector is inventory.unowned.
 type Detector struct {
 	cfg       Config
-	sensitive []string // lowercased
+	sensitive baseline.SensitiveScopes
 }
 
 var _ detect.Detector = (*Detector)(nil)
@@ -65,15 +63,11 @@ func New(decode func(any) error) (detect.Detector, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	d := &Detector{cfg: cfg}
-	for _, s := range cfg.SensitiveScopes {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if s == "" {
-			return nil, fmt.Errorf("sensitive_scopes: an empty entry would match every scope")
-		}
-		d.sensitive = append(d.sensitive, s)
+	sensitive, err := baseline.NewSensitiveScopes(cfg.SensitiveScopes)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	return &Detector{cfg: cfg, sensitive: sensitive}, nil
 }
 
 // ID implements detect.Detector.
@@ -118,7 +112,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	s.Reported = true
 	sev, scope, match := d.cfg.Severity, "", ""
 	for _, list := range [][]string{ev.Scopes, inv.ApprovedScopes} {
-		if scope, match = d.sensitiveScope(list); match != "" {
+		if scope, match = d.sensitive.First(list); match != "" {
 			sev = d.cfg.SensitiveSeverity
 			break
 		}
@@ -145,20 +139,6 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"catalogued": inv.Catalogued, "owner": inv.Owner, "criticality": inv.Criticality},
 		EventIDs: []string{ev.EventID}, FirstSeen: ev.Time.Time, LastSeen: ev.Time.Time,
 	}}
-}
-
-// sensitiveScope returns the first scope of list matching a sensitive
-// substring, and the substring.
-func (d *Detector) sensitiveScope(list []string) (scope, match string) {
-	for _, sc := range list {
-		l := strings.ToLower(sc)
-		for _, s := range d.sensitive {
-			if strings.Contains(l, s) {
-				return sc, s
-			}
-		}
-	}
-	return "", ""
 }
 
 func principal(ev *schemas.Event) string {

@@ -39,11 +39,8 @@ type Config struct {
 // DefaultConfig is used for fields the YAML leaves out.
 func DefaultConfig() Config {
 	return Config{
-		LearningPeriod: 7 * 24 * time.Hour,
-		SensitiveScopes: []string{
-			"mail", "drive", "admin", "full_access", "directory", "files.readwrite",
-			"repo", "write", "delete", "sudo", "refresh_token", "offline_access", "cloud-platform",
-		},
+		LearningPeriod:    7 * 24 * time.Hour,
+		SensitiveScopes:   append([]string(nil), baseline.DefaultSensitiveScopes...),
 		SensitiveSeverity: schemas.SeverityHigh,
 		Severity:          schemas.SeverityMedium,
 	}
@@ -52,7 +49,7 @@ func DefaultConfig() Config {
 // Detector is lifecycle.scope_expansion.
 type Detector struct {
 	cfg       Config
-	sensitive []string // lowercased
+	sensitive baseline.SensitiveScopes
 }
 
 var _ detect.Detector = (*Detector)(nil)
@@ -71,15 +68,11 @@ func New(decode func(any) error) (detect.Detector, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	d := &Detector{cfg: cfg}
-	for _, s := range cfg.SensitiveScopes {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if s == "" {
-			return nil, fmt.Errorf("sensitive_scopes: an empty entry would match every scope")
-		}
-		d.sensitive = append(d.sensitive, s)
+	sensitive, err := baseline.NewSensitiveScopes(cfg.SensitiveScopes)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	return &Detector{cfg: cfg, sensitive: sensitive}, nil
 }
 
 // ID implements detect.Detector.
@@ -158,7 +151,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 // baseline) or "not_approved" (outside the catalog's approved scopes).
 func (d *Detector) finding(ev *schemas.Event, scope, reason string, nKnown int, base map[string]any) detect.Finding {
 	t := ev.Time.Time
-	sev, match := d.cfg.Severity, d.sensitiveMatch(scope)
+	sev, match := d.cfg.Severity, d.sensitive.Match(scope)
 	if match != "" {
 		sev = d.cfg.SensitiveSeverity
 	}
@@ -185,16 +178,6 @@ func (d *Detector) finding(ev *schemas.Event, scope, reason string, nKnown int, 
 		Baseline: base,
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}
-}
-
-func (d *Detector) sensitiveMatch(scope string) string {
-	l := strings.ToLower(scope)
-	for _, s := range d.sensitive {
-		if strings.Contains(l, s) {
-			return s
-		}
-	}
-	return ""
 }
 
 func principal(ev *schemas.Event) string {
