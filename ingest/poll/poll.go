@@ -38,6 +38,9 @@ var ErrCorruptCursor = errors.New("stored poll cursor is unreadable")
 
 // Poller polls one source for one tenant. Use it from one goroutine.
 type Poller struct {
+	// OnError, when set, is told of every failed poll cycle (metrics).
+	OnError func(error)
+
 	src   ingest.Source
 	cfg   Config
 	store cursor.Store
@@ -112,6 +115,9 @@ func (p *Poller) Run(ctx context.Context) error {
 		wait := p.cfg.PollInterval
 		switch {
 		case err != nil:
+			if p.OnError != nil {
+				p.OnError(err)
+			}
 			wait = bo.NextBackOff()
 			var rl *ingest.RateLimitError
 			if errors.As(err, &rl) && rl.RetryAfter > wait {

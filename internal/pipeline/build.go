@@ -268,6 +268,8 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 				if err != nil {
 					return fmt.Errorf("ingest.pollers %s/%s: %w", pc.Source, pc.Tenant, err)
 				}
+				errs := p.Metrics.PollErrors.WithLabelValues(pc.Source, pc.Tenant)
+				pl.OnError = func(error) { errs.Inc() }
 				start("poller "+pc.Source+"/"+pc.Tenant, pl.Run)
 			}
 			start("poll cursor age", func(ctx context.Context) error { p.watchCursors(ctx, store); return nil })
