@@ -65,6 +65,9 @@ type Alert struct {
 	Baseline      json.RawMessage `json:"baseline,omitempty"`
 	// Query is the ClickHouse pivot to the evidence (EvidenceQuery).
 	Query string `json:"query,omitempty"`
+	// Criticality is the integration's, from the catalog ("" when not
+	// catalogued): routing rules send by it.
+	Criticality string `json:"criticality,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.

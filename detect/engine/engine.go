@@ -207,6 +207,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		a.EventIDs = []string{}
 	}
 	a.Query, _ = schemas.EvidenceQuery("events", a.EventIDs, 0)
+	a.Criticality = in.criticality
 	return a, true
 }
 

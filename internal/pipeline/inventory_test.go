@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/internal/chtest"
 	"github.com/tokenwatch/tokenwatch/internal/config"
@@ -42,6 +44,14 @@ func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
 	cfg.Inventory.Path = cat
 	cfg.Inventory.DiscoveryInterval = 100 * time.Millisecond
 	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}
+	// Route by the catalog's criticality: only the high-criticality
+	// integration's alerts page; the SOC channel gets everything.
+	pager, soc := &flakyReceiver{ids: map[string]int{}}, &flakyReceiver{ids: map[string]int{}}
+	ps, ss := httptest.NewServer(pager), httptest.NewServer(soc)
+	defer ps.Close()
+	defer ss.Close()
+	cfg.Deliver.Sinks = []config.Sink{webhookSink(t, "pager", ps.URL), webhookSink(t, "soc", ss.URL)}
+	cfg.Deliver.Routes = deliver.Routes{{Sinks: []string{"pager"}, Criticality: []string{"high", "critical"}}, {Sinks: []string{"soc"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +93,14 @@ func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
 	c.Conn().QueryRow(ctx, "SELECT owner FROM integrations FINAL WHERE integration_id = 'pipeline-crm'").Scan(&owner)
 	if owner != "revops@example.com" {
 		t.Errorf("catalogued owner %q", owner)
+	}
+	if !pipeline.WaitFor(ctx, 30*time.Second, func() bool { return soc.distinct() >= int(p.Stats.AlertsProduced.Load()) }) {
+		t.Fatalf("soc sink has %d of %d alerts", soc.distinct(), p.Stats.AlertsProduced.Load())
+	}
+	var crm uint64
+	c.Conn().QueryRow(ctx, "SELECT count() FROM alerts FINAL WHERE integration_id = 'pipeline-crm'").Scan(&crm)
+	if pager.distinct() != int(crm) || crm == 0 {
+		t.Errorf("pager got %d alerts, want the %d of the high-criticality integration only", pager.distinct(), crm)
 	}
 	// The attack alerts name the catalog identity; the 19 uncatalogued apps
 	// are each reported once as unowned.

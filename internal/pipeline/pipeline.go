@@ -200,7 +200,7 @@ func (p *Pipeline) RunSink(ctx context.Context, s deliver.Sink) error {
 				deadMsgs = append(deadMsgs, deadLetterMessage("decode", s.Name(), fmt.Sprintf("%s[%d]@%d", m.Topic, m.Partition, m.Offset), err.Error(), m.Value))
 				continue
 			}
-			if routed && !slices.Contains(p.Cfg.Deliver.Routes.SinksFor(a, ""), s.Name()) {
+			if routed && !slices.Contains(p.Cfg.Deliver.Routes.SinksFor(a, a.Criticality), s.Name()) {
 				continue
 			}
 			if delivered.has(a.ID) {
