@@ -38,8 +38,10 @@ var ErrCorruptCursor = errors.New("stored poll cursor is unreadable")
 
 // Poller polls one source for one tenant. Use it from one goroutine.
 type Poller struct {
-	// OnError, when set, is told of every failed poll cycle (metrics).
-	OnError func(error)
+	// OnError, when set, is told of every failed poll cycle (metrics);
+	// OnSuccess of every cycle that completed (readiness).
+	OnError   func(error)
+	OnSuccess func()
 
 	src   ingest.Source
 	cfg   Config
@@ -129,6 +131,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			wait = 0
 		default:
 			bo.Reset()
+		}
+		if err == nil && p.OnSuccess != nil {
+			p.OnSuccess()
 		}
 		if sleep(ctx, wait) != nil {
 			p.log.Info("poller stopped")

@@ -270,6 +270,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 				}
 				errs := p.Metrics.PollErrors.WithLabelValues(pc.Source, pc.Tenant)
 				pl.OnError = func(error) { errs.Inc() }
+				key := pc.Source + "/" + pc.Tenant
+				p.pollOK.Store(key, time.Now()) // the grace before the first poll completes
+				pl.OnSuccess = func() { p.pollOK.Store(key, time.Now()) }
 				start("poller "+pc.Source+"/"+pc.Tenant, pl.Run)
 			}
 			start("poll cursor age", func(ctx context.Context) error { p.watchCursors(ctx, store); return nil })

@@ -54,6 +54,16 @@ func (p *Pipeline) Ready(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("clickhouse: %w", err))
 		}
 	}
+	// A poller that has not completed a cycle in three intervals plus its
+	// retry budget is stalled (vendor down, credentials revoked, rate limited
+	// for good): not ready, so the orchestrator and the operator see it.
+	for _, pc := range p.Cfg.Ingest.Pollers {
+		if v, ok := p.pollOK.Load(pc.Source + "/" + pc.Tenant); ok {
+			if since := time.Since(v.(time.Time)); since > 3*pc.PollInterval+pc.RetryMaxElapsed {
+				errs = append(errs, fmt.Errorf("poller %s/%s stalled: no completed poll for %s", pc.Source, pc.Tenant, since.Round(time.Second)))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

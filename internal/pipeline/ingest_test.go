@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,10 +82,16 @@ ingest:
       poll_interval: 1s
       initial_lookback: 2000h
       config: {token: test-token, max_results: 100}
+    - source: google_workspace
+      tenant: revoked-tenant
+      base_url: %s
+      poll_interval: 1s
+      retry_max_elapsed: 1s
+      config: {token: revoked-token}
   push:
     sources:
       - {source: github, tenant: example, secret: hook-secret}
-`, port, bcfg.Kafka.Brokers[0], geoCity, geoASN, api.URL)
+`, port, bcfg.Kafka.Brokers[0], geoCity, geoASN, api.URL, api.URL)
 	path := filepath.Join(t.TempDir(), "tw.yaml")
 	os.WriteFile(path, []byte(yml), 0o644)
 	cfg, err := config.Load(path)
@@ -141,5 +148,32 @@ ingest:
 	}
 	if !pipeline.WaitFor(ctx, 30*time.Second, func() bool { return p.Stats.EventsDetected.Load() >= 251 }) {
 		t.Fatalf("pushed event not detected (%d)", p.Stats.EventsDetected.Load())
+	}
+
+	// The poller whose token the API refuses never completes a cycle: after
+	// three intervals and its retry budget, /readyz says so, and the error
+	// counter moved.
+	var ready string
+	stalled := pipeline.WaitFor(ctx, 20*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ready = string(b)
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !stalled || !strings.Contains(ready, "poller google_workspace/revoked-tenant stalled") || strings.Contains(ready, "C03az79cb") {
+		t.Fatalf("/readyz: %q", ready)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `tokenwatch_poll_errors_total{source="google_workspace",tenant="revoked-tenant"}`) {
+		t.Error("poll errors not counted")
 	}
 }

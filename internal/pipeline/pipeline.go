@@ -86,6 +86,7 @@ type Pipeline struct {
 	Registry  *prometheus.Registry
 	push      *push.Handler // set by Run when push sources are configured
 	geo       *geoip.Reloading
+	pollOK    sync.Map // "source/tenant" → time.Time of the last completed poll
 }
 
 // ingestPublisher is what pollers and the push receiver publish through: the
