@@ -14,6 +14,11 @@ const (
 	// written to the same partition number as the integration's events, plus
 	// one checkpoint marker per partition (the events offset it covers).
 	TopicState = "tokenwatch.state"
+	// TopicIPSightings re-keys events by tenant/IP (one per integration, IP
+	// and hour) for detectors that look across integrations (chain.shared_ip).
+	TopicIPSightings = "tokenwatch.ip_sightings"
+	// TopicStateIP is TopicState for the IP-keyed stage.
+	TopicStateIP = "tokenwatch.state.ip"
 	// TopicCursors is compacted: the latest poll cursor per (source, tenant).
 	TopicCursors = "tokenwatch.cursors"
 	// TopicDelivered is compacted: "sink/alert id" → when it was delivered, so

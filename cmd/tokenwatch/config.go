@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
@@ -33,7 +34,11 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	dets, err := engine.Build(cfg.Detect.Detectors)
+	_, rest, err := sharedip.FromConfig(cfg.Detect.Detectors)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	dets, err := engine.Build(rest)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}

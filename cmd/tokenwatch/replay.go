@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
@@ -54,7 +56,11 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	reportDead(stderr, batch.Dead)
-	dets, err := engine.Build(cfg.Detect.Detectors)
+	sip, rest, err := sharedip.FromConfig(cfg.Detect.Detectors)
+	if err != nil {
+		return err
+	}
+	dets, err := engine.Build(rest)
 	if err != nil {
 		return err
 	}
@@ -65,7 +71,11 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer geo.Close()
 	}
-	alerts := Replay(batch.Events, geo, engine.New(dets))
+	var ipEngine *engine.Engine
+	if sip.Enabled() {
+		ipEngine = engine.New([]detect.Detector{sip})
+	}
+	alerts := Replay(batch.Events, geo, engine.New(dets), ipEngine)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	for i := range alerts {
@@ -76,17 +86,28 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return w.Flush()
 }
 
-// Replay runs events (in order) through enrichment and the engine, then
-// flushes the engine at the last event time.
-func Replay(events []schemas.Event, geo *geoip.Enricher, e *engine.Engine) []schemas.Alert {
+// Replay runs events (in order) through enrichment and the engine, and their
+// IP sightings through ipEngine (chain.shared_ip; nil to skip), as the detect
+// role's two stages do, then flushes both at the last event time.
+func Replay(events []schemas.Event, geo *geoip.Enricher, e, ipEngine *engine.Engine) []schemas.Alert {
 	var alerts []schemas.Alert
+	var sighter sharedip.Sighter
 	for i := range events {
 		if geo != nil {
 			geo.Enrich(&events[i])
 		}
 		alerts = append(alerts, e.Observe(&events[i])...)
+		if ipEngine != nil {
+			if s, ok := sighter.Sight(&events[i]); ok {
+				alerts = append(alerts, ipEngine.Observe(&s)...)
+			}
+		}
 	}
-	return append(alerts, e.Flush(e.Watermark())...)
+	alerts = append(alerts, e.Flush(e.Watermark())...)
+	if ipEngine != nil {
+		alerts = append(alerts, ipEngine.Flush(ipEngine.Watermark())...)
+	}
+	return alerts
 }
 
 // readAll reads and normalizes files; events come out merged in time order.

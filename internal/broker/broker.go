@@ -59,10 +59,10 @@ func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
 
 // AllTopics are the topics tokenwatch writes.
 var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter,
-	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered}
+	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered, schemas.TopicIPSightings, schemas.TopicStateIP}
 
 // compacted topics keep the latest value per key forever.
-var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicCursors: true, schemas.TopicDelivered: true}
+var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicStateIP: true, schemas.TopicCursors: true, schemas.TopicDelivered: true}
 
 // EnsureTopics creates missing topics (existing ones are left as they are).
 func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/slack"
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -122,7 +123,14 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 		chain = append(chain, p.Inventory)
 	}
 	p.Enricher = chain
-	if p.Detectors, err = engine.Build(cfg.Detect.Detectors); err != nil {
+	sip, rest, err := sharedip.FromConfig(cfg.Detect.Detectors)
+	if err != nil {
+		return nil, closeFn, err
+	}
+	if sip.Enabled() {
+		p.SharedIP = sip
+	}
+	if p.Detectors, err = engine.Build(rest); err != nil {
 		return nil, closeFn, err
 	}
 	if cfg.ClickHouseEnabled() {
@@ -220,6 +228,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 	}
 	if slices.Contains(roles, RoleDetect) {
 		start("detect", p.RunDetect)
+		if p.SharedIP != nil {
+			start("detect-ip", p.RunDetectIP)
+		}
 		if p.CH != nil && p.Discovery != nil {
 			start("discovery", p.RunDiscovery)
 		}

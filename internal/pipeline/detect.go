@@ -11,6 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/internal/broker"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -18,6 +20,29 @@ import (
 
 // markerKey is the state-topic key of a partition's checkpoint marker.
 const markerKey = "\x00checkpoint"
+
+// stage is one keyed detection pass: the integration-keyed detectors over
+// tokenwatch.events, or chain.shared_ip over the IP-keyed sightings the first
+// stage re-keys onto tokenwatch.ip_sightings. Each has its own consumer group
+// and state topic, so state follows partitions the same way for both.
+type stage struct {
+	name, group  string
+	input, state string
+	detectors    []detect.Detector
+	// sightings: re-key each event by IP onto tokenwatch.ip_sightings.
+	sightings bool
+}
+
+func (p *Pipeline) mainStage() stage {
+	return stage{name: "detect", group: p.Cfg.Kafka.Group("detect"), input: schemas.TopicEvents, state: schemas.TopicState,
+		detectors: p.Detectors, sightings: p.SharedIP != nil}
+}
+
+// RunDetectIP runs the chain.shared_ip stage over tokenwatch.ip_sightings.
+func (p *Pipeline) RunDetectIP(ctx context.Context) error {
+	return p.runStage(ctx, stage{name: "detect-ip", group: p.Cfg.Kafka.Group("detect-ip"), input: schemas.TopicIPSightings,
+		state: schemas.TopicStateIP, detectors: []detect.Detector{p.SharedIP}})
+}
 
 // marker says which events offset the state in a state partition covers.
 type marker struct {
@@ -33,17 +58,19 @@ type marker struct {
 // tokenwatch.state before committing the events offset. A crash therefore
 // replays at most one checkpoint interval, on restored state, yielding the
 // same alert ids; ClickHouse collapses them and sinks dedup on id.
-func (p *Pipeline) RunDetect(ctx context.Context) error {
-	group := p.Cfg.Kafka.Group("detect")
-	n, err := broker.Partitions(ctx, p.Cfg.Kafka, schemas.TopicEvents)
+func (p *Pipeline) RunDetect(ctx context.Context) error { return p.runStage(ctx, p.mainStage()) }
+
+func (p *Pipeline) runStage(ctx context.Context, st stage) error {
+	group := st.group
+	n, err := broker.Partitions(ctx, p.Cfg.Kafka, st.input)
 	if err != nil {
 		return err
 	}
-	if m, err := broker.Partitions(ctx, p.Cfg.Kafka, schemas.TopicState); err != nil || m < n {
-		return fmt.Errorf("detect: %s needs at least as many partitions as %s (%d): has %d (%v)", schemas.TopicState, schemas.TopicEvents, n, m, err)
+	if m, err := broker.Partitions(ctx, p.Cfg.Kafka, st.state); err != nil || m < n {
+		return fmt.Errorf("%s: %s needs at least as many partitions as %s (%d): has %d (%v)", st.name, st.state, st.input, n, m, err)
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: group, Brokers: p.Cfg.Kafka.Brokers, Topics: []string{schemas.TopicEvents},
+		ID: group, Brokers: p.Cfg.Kafka.Brokers, Topics: []string{st.input},
 		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
 		JoinGroupBackoff: 500 * time.Millisecond, StartOffset: kafka.FirstOffset, WatchPartitionChanges: true,
 	})
@@ -51,9 +78,10 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 		return fmt.Errorf("detect: consumer group: %w", err)
 	}
 	alerts := broker.NewWriter(p.Cfg.Kafka, schemas.TopicAlerts)
-	state := broker.NewWriter(p.Cfg.Kafka, schemas.TopicState)
+	state := broker.NewWriter(p.Cfg.Kafka, st.state)
 	state.Balancer = broker.ExplicitPartition{}
 	dead := broker.NewWriter(p.Cfg.Kafka, schemas.TopicDeadLetter)
+	sightings := broker.NewWriter(p.Cfg.Kafka, schemas.TopicIPSightings)
 	defer func() {
 		// Closing the group waits for the partition goroutines, which write
 		// their last checkpoint: the writers must outlive them.
@@ -61,6 +89,7 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 		alerts.Close()
 		state.Close()
 		dead.Close()
+		sightings.Close()
 	}()
 	var (
 		mu      sync.Mutex
@@ -72,7 +101,7 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return nil
 			}
-			p.Log.Warn("detect: join group", "err", err)
+			p.Log.Warn(st.name+": join group", "err", err)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -80,7 +109,7 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, a := range gen.Assignments[schemas.TopicEvents] {
+		for _, a := range gen.Assignments[st.input] {
 			part, committed := a.ID, a.Offset
 			gen.Start(func(gctx context.Context) {
 				// The generation's context ends at the next rebalance; ours at
@@ -94,8 +123,8 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 					case <-pctx.Done():
 					}
 				}()
-				pr := &partitionRunner{p: p, gen: gen, part: part, alerts: alerts, state: state, dead: dead, group: group,
-					log: p.Log.With("component", "detect", "partition", part)}
+				pr := &partitionRunner{p: p, st: st, gen: gen, part: part, alerts: alerts, state: state, dead: dead, sightings: sightings,
+					group: group, log: p.Log.With("component", st.name, "partition", part)}
 				e, err := pr.run(pctx, committed)
 				mu.Lock()
 				if e != nil {
@@ -117,6 +146,9 @@ func (p *Pipeline) RunDetect(ctx context.Context) error {
 
 type partitionRunner struct {
 	p                   *Pipeline
+	st                  stage
+	sightings           *kafka.Writer
+	sighter             sharedip.Sighter
 	gen                 *kafka.Generation
 	part                int
 	alerts, state, dead *kafka.Writer
@@ -128,7 +160,7 @@ type partitionRunner struct {
 }
 
 func (r *partitionRunner) run(ctx context.Context, committed int64) (*engine.Engine, error) {
-	r.engine = engine.New(r.p.Detectors)
+	r.engine = engine.New(r.st.detectors)
 	mk, n, err := r.restore(ctx)
 	if err != nil {
 		return nil, err
@@ -143,7 +175,7 @@ func (r *partitionRunner) run(ctx context.Context, committed int64) (*engine.Eng
 		r.engine.SetWatermark(mk.Watermark.Time)
 	}
 	r.log.Info("partition assigned", "committed", committed, "resume", r.next, "restored_integrations", n)
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: r.p.Cfg.Kafka.Brokers, Topic: schemas.TopicEvents, Partition: r.part,
+	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: r.p.Cfg.Kafka.Brokers, Topic: r.st.input, Partition: r.part,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 	defer reader.Close()
 	start := r.next
@@ -158,7 +190,7 @@ func (r *partitionRunner) run(ctx context.Context, committed int64) (*engine.Eng
 		if err := r.handle(hctx, batch); err != nil {
 			return err
 		}
-		r.p.Metrics.ConsumerLag.WithLabelValues(r.group, schemas.TopicEvents).Set(float64(reader.Lag()))
+		r.p.Metrics.ConsumerLag.WithLabelValues(r.group, r.st.input).Set(float64(reader.Lag()))
 		if time.Since(r.lastCheckpoint) >= r.p.Cfg.Detect.CheckpointInterval {
 			return r.checkpoint(hctx)
 		}
@@ -178,7 +210,7 @@ func (r *partitionRunner) run(ctx context.Context, committed int64) (*engine.Eng
 func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) error {
 	p := r.p
 	start := time.Now()
-	var out, deadMsgs []kafka.Message
+	var out, deadMsgs, sight []kafka.Message
 	var raised []schemas.Alert
 	for _, m := range batch {
 		if m.Offset < r.next {
@@ -192,8 +224,13 @@ func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) err
 		if p.Enricher != nil {
 			p.Enricher.Enrich(&ev)
 		}
-		if p.Discovery != nil {
+		if p.Discovery != nil && r.st.name == "detect" {
 			p.Discovery.Observe(&ev)
+		}
+		if r.st.sightings {
+			if sm, ok := r.sighting(&ev); ok {
+				sight = append(sight, sm)
+			}
 		}
 		for _, a := range r.engine.Observe(&ev) {
 			v, _ := json.Marshal(&a)
@@ -215,6 +252,11 @@ func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) err
 			return fmt.Errorf("produce %d dead letters: %w", len(deadMsgs), broker.Condense(err))
 		}
 	}
+	if len(sight) > 0 {
+		if err := r.sightings.WriteMessages(ctx, sight...); err != nil {
+			return fmt.Errorf("produce %d ip sightings: %w", len(sight), broker.Condense(err))
+		}
+	}
 	r.next = batch[len(batch)-1].Offset + 1
 	p.Stats.EventsDetected.Add(int64(len(batch)))
 	p.Stats.AlertsProduced.Add(int64(len(out)))
@@ -225,6 +267,19 @@ func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) err
 		p.Metrics.Alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
 	}
 	return nil
+}
+
+// sighting is the message re-keying ev by IP for the IP stage, if any.
+func (r *partitionRunner) sighting(ev *schemas.Event) (kafka.Message, bool) {
+	s, ok := r.sighter.Sight(ev)
+	if !ok {
+		return kafka.Message{}, false
+	}
+	v, err := json.Marshal(&s)
+	if err != nil {
+		return kafka.Message{}, false
+	}
+	return kafka.Message{Key: []byte(s.Tenant + "/" + s.Integration.ID), Value: v}, true
 }
 
 // checkpoint writes every changed integration's state and the partition's
@@ -248,7 +303,7 @@ func (r *partitionRunner) checkpoint(ctx context.Context) error {
 	r.engine.ClearDirty()
 	r.lastCheckpoint = time.Now()
 	if r.next >= 0 {
-		if err := r.gen.CommitOffsets(map[string]map[int]int64{schemas.TopicEvents: {r.part: r.next}}); err != nil {
+		if err := r.gen.CommitOffsets(map[string]map[int]int64{r.st.input: {r.part: r.next}}); err != nil {
 			r.log.Warn("commit offset (state marker holds it)", "offset", r.next, "err", err)
 		}
 	}
@@ -258,11 +313,11 @@ func (r *partitionRunner) checkpoint(ctx context.Context) error {
 // restore reads the partition's state to its end: the latest snapshot per
 // integration and the latest marker.
 func (r *partitionRunner) restore(ctx context.Context) (*marker, int, error) {
-	end, err := broker.EndOffset(ctx, r.p.Cfg.Kafka, schemas.TopicState, r.part)
+	end, err := broker.EndOffset(ctx, r.p.Cfg.Kafka, r.st.state, r.part)
 	if err != nil || end == 0 {
 		return nil, 0, err
 	}
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.p.Cfg.Kafka.Brokers, Topic: schemas.TopicState, Partition: r.part,
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.p.Cfg.Kafka.Brokers, Topic: r.st.state, Partition: r.part,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 	defer rd.Close()
 	if err := rd.SetOffset(kafka.FirstOffset); err != nil {

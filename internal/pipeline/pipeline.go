@@ -22,6 +22,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
@@ -78,6 +79,8 @@ type Pipeline struct {
 	// applies it before keying events so one catalog integration is one
 	// partition whatever SaaS app reported it. Nil without a catalog.
 	Inventory *inventory.Enricher
+	// SharedIP is the IP-keyed stage's detector; nil when disabled.
+	SharedIP  *sharedip.Detector
 	Discovery *inventory.Discovery
 	Detectors []detect.Detector
 	CH        *clickhouse.Client // nil without ClickHouse

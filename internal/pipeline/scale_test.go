@@ -455,3 +455,43 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestSharedIPAcrossIntegrationsThroughTheSecondStage: three integrations on
+// three partitions' worth of keys, one host: only the IP-keyed stage sees it.
+func TestSharedIPAcrossIntegrationsThroughTheSecondStage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, cfg := startBroker(t)
+	base := time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC)
+	var evs []schemas.Event
+	for i, app := range []string{"crm-sync", "hr-bot", "drive-backup", "calendar-bridge"} {
+		for j := 0; j < 5; j++ {
+			evs = append(evs, schemas.Event{EventID: fmt.Sprintf("%s-%d", app, j), Source: "okta", Tenant: "acme",
+				Time:        schemas.NewTime(base.Add(time.Duration(i*10+j) * time.Minute)),
+				Integration: schemas.Integration{ID: app}, Action: schemas.Action{Name: "token", Category: "access"},
+				Network: schemas.Network{IP: "45.76.10.20"}})
+		}
+	}
+	publishAll(t, ctx, cfg, evs)
+	p, closeFn, err := pipeline.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, []string{pipeline.RoleDetect}) }()
+	var ids map[string]int
+	ok := pipeline.WaitFor(ctx, time.Minute, func() bool {
+		ids = alertCounts(t, ctx, cfg)
+		return len(ids) > 0
+	})
+	time.Sleep(300 * time.Millisecond)
+	ids = alertCounts(t, ctx, cfg)
+	stop()
+	<-done
+	want := schemas.AlertID("chain.shared_ip", "acme", "ip:45.76.10.20", "2026-10-20")
+	if !ok || ids[want] != 1 || len(ids) != 1 {
+		t.Fatalf("alerts %v, want exactly %s once", ids, want)
+	}
+}

@@ -1,0 +1,99 @@
+package sharedip_test
+
+import (
+	_ "embed"
+	"fmt"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
+	"github.com/tokenwatch/tokenwatch/detect/detecttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+//go:embed sample.yaml
+var sample []byte
+
+func detector(t *testing.T) *sharedip.Detector {
+	t.Helper()
+	var cfg map[string]yaml.Node
+	if err := yaml.Unmarshal(sample, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	d, rest, err := sharedip.FromConfig(cfg)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("%v %v", err, rest)
+	}
+	return d
+}
+
+var t0 = time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC)
+
+// sightings: integration i seen at ip after offset.
+func sightings(uses ...any) []schemas.Event {
+	var out []schemas.Event
+	var s sharedip.Sighter
+	for i := 0; i < len(uses); i += 3 {
+		ev := schemas.Event{EventID: fmt.Sprintf("e%d", i/3), Source: "okta", Tenant: "acme", Time: schemas.NewTime(t0.Add(uses[i+2].(time.Duration))),
+			Integration: schemas.Integration{ID: uses[i].(string)}, Action: schemas.Action{Name: "token", Category: "access"},
+			Network: schemas.Network{IP: uses[i+1].(string)}}
+		if sg, ok := s.Sight(&ev); ok {
+			out = append(out, sg)
+		}
+	}
+	return out
+}
+
+func TestSharedIP(t *testing.T) {
+	d := detector(t)
+	tests := []struct {
+		name   string
+		events []schemas.Event
+		want   int
+	}{
+		{"three integrations from one host in minutes", sightings("crm", "45.76.1.1", 0*time.Minute, "hr", "45.76.1.1", 5*time.Minute, "drive-sync", "45.76.1.1", 9*time.Minute), 1},
+		{"one integration calling a lot", sightings("crm", "45.76.1.1", 0*time.Minute, "crm", "45.76.1.1", 5*time.Minute, "crm", "45.76.1.1", 9*time.Minute), 0},
+		{"three integrations, hours apart", sightings("crm", "45.76.1.1", 0*time.Minute, "hr", "45.76.1.1", 2*time.Hour, "drive-sync", "45.76.1.1", 4*time.Hour), 0},
+		{"three integrations, three hosts", sightings("crm", "45.76.1.1", time.Duration(0), "hr", "45.76.1.2", time.Minute, "drive-sync", "45.76.1.3", 2*time.Minute), 0},
+		{"a fourth integration in the same hour is the same incident", sightings("a", "9.9.9.9", time.Duration(0), "b", "9.9.9.9", time.Minute, "c", "9.9.9.9", 2*time.Minute, "d", "9.9.9.9", 3*time.Minute), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := detecttest.Run(t, d, tc.events)
+			if len(fs) != tc.want {
+				t.Fatalf("%d alerts, want %d: %+v", len(fs), tc.want, fs)
+			}
+			if tc.want == 1 && len(fs[0].EventIDs) < 3 {
+				t.Errorf("evidence %v", fs[0].EventIDs)
+			}
+		})
+	}
+}
+
+func TestSightingKeysByIP(t *testing.T) {
+	ev := schemas.Event{Tenant: "acme", Integration: schemas.Integration{ID: "crm"}, Network: schemas.Network{IP: "1.2.3.4"}}
+	s, ok := sharedip.Sighting(&ev)
+	if !ok || s.Integration.ID != "ip:1.2.3.4" || s.Principal.ID != "crm" {
+		t.Fatalf("%+v", s)
+	}
+	if _, ok := sharedip.Sighting(&schemas.Event{Integration: schemas.Integration{ID: "crm"}}); ok {
+		t.Error("an event without IP was sighted")
+	}
+	var sg sharedip.Sighter
+	if _, ok := sg.Sight(&ev); !ok {
+		t.Fatal("first sighting dropped")
+	}
+	if _, ok := sg.Sight(&ev); ok {
+		t.Fatal("the same integration, IP and hour sighted twice")
+	}
+}
+
+func TestConfigRejectsNonsense(t *testing.T) {
+	var cfg map[string]yaml.Node
+	yaml.Unmarshal([]byte("chain.shared_ip: {min_integrations: 1}"), &cfg)
+	if _, _, err := sharedip.FromConfig(cfg); err == nil {
+		t.Fatal("min_integrations 1 accepted")
+	}
+}
