@@ -7,8 +7,8 @@ package publish
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 
 	"github.com/segmentio/kafka-go"
 

@@ -143,7 +143,7 @@ func Default() Config {
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
-		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 10000, DedupWindow: 7 * 24 * time.Hour,
+		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 50000, DedupWindow: 7 * 24 * time.Hour,
 			FlushInterval: 200 * time.Millisecond},
 	}
 }

@@ -8,8 +8,8 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"log/slog"
 	"slices"
 	"sync"

@@ -64,7 +64,7 @@ var geoCity, geoASN = filepath.Join(root, "testdata/geoip/test-city.mmdb"), file
 
 // scenarioEvents normalizes the bundled scenario and computes, offline, the
 // alert ids a single-instance run raises.
-func scenarioEvents(t *testing.T) ([]schemas.Event, map[string]bool) {
+func scenarioEvents(t testing.TB) ([]schemas.Event, map[string]bool) {
 	t.Helper()
 	recs, err := ingest.ReadFile(filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile))
 	if err != nil {

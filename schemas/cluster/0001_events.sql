@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS events_local ON CLUSTER '{cluster}' (
     as_org              String,
     raw                 String
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tokenwatch/events_local', '{replica}')
-PARTITION BY toYYYYMMDD(time)
+PARTITION BY toYYYYMM(time)
 ORDER BY (tenant, integration_id, time, event_id);
 
 CREATE TABLE IF NOT EXISTS events ON CLUSTER '{cluster}' AS events_local

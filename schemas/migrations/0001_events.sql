@@ -1,7 +1,8 @@
 -- Normalized, enriched token-usage events: one row per schemas.Event.
 -- ReplacingMergeTree on (integration_id, time, event_id) collapses re-polled
--- duplicates; partitions are days so retention drops whole partitions (18.16
--- has no TTL).
+-- duplicates; partitions are months so retention drops whole partitions (18.16
+-- has no TTL). Monthly, not daily: audit APIs deliver late and a batch spans
+-- many days, and every INSERT writes one part per partition it touches.
 CREATE TABLE IF NOT EXISTS events (
     event_id            String,
     source              String,
@@ -34,5 +35,5 @@ CREATE TABLE IF NOT EXISTS events (
     as_org              String,
     raw                 String
 ) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMMDD(time)
+PARTITION BY toYYYYMM(time)
 ORDER BY (tenant, integration_id, time, event_id);
