@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -27,6 +28,10 @@ type Engine struct {
 	// dirty lists the integrations changed since the last ClearDirty; each
 	// integration's own flag keeps it listed once (cheaper than a set).
 	dirty []Key
+	// cold holds evicted integrations as compressed snapshots: an idle
+	// integration costs a few hundred bytes instead of its live baselines,
+	// and comes back on its next event.
+	cold map[Key][]byte
 }
 
 // Key names one integration's state.
@@ -43,6 +48,7 @@ type integration struct {
 	// criticality is the catalog's, from the latest event (not checkpointed:
 	// the next event restores it).
 	criticality string
+	last        int64 // event time (Unix ms) of the latest event, for eviction
 }
 
 // DedupWindow is how long (in event time) an alert id is remembered.
@@ -112,9 +118,13 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	k := Key{ev.Tenant, ev.Integration.ID}
 	in := e.ints[k]
 	if in == nil {
-		in = e.newIntegration()
+		in = e.thaw(k)
+		if in == nil {
+			in = e.newIntegration()
+		}
 		e.ints[k] = in
 	}
+	in.last = t.UnixMilli()
 	e.markDirty(k, in)
 	if ev.Inventory != nil {
 		in.criticality = ev.Inventory.Criticality
@@ -237,10 +247,14 @@ func (e *Engine) newIntegration() *integration {
 // detector id (so adding or removing a detector keeps the others' state) and
 // the alert ids it already raised.
 type snapshot struct {
-	Tenant    string            `json:"tenant"`
-	ID        string            `json:"id"`
-	Detectors map[string][]byte `json:"detectors"`
-	Emitted   map[string]int64  `json:"emitted,omitempty"`
+	Tenant string `json:"tenant"`
+	ID     string `json:"id"`
+	// States holds the detectors' states that are JSON, inline (readable in
+	// the state topic, and compressible when evicted); Detectors the others,
+	// base64 (binary sketches).
+	States    map[string]json.RawMessage `json:"states,omitempty"`
+	Detectors map[string][]byte          `json:"detectors,omitempty"`
+	Emitted   map[string]int64           `json:"emitted,omitempty"`
 }
 
 func (e *Engine) markDirty(k Key, in *integration) {
@@ -272,17 +286,73 @@ func (e *Engine) ClearDirty() {
 	e.dirty = e.dirty[:0]
 }
 
+// Evict moves integrations whose latest event is older than before, and that
+// have no unsaved change, out of the live map into compressed snapshots. Call
+// it after a checkpoint. Ticker detectors do not tick evicted integrations.
+func (e *Engine) Evict(before time.Time) (n int) {
+	cut := before.UnixMilli()
+	for k, in := range e.ints {
+		if in.dirty || in.last >= cut {
+			continue
+		}
+		b, err := e.Snapshot(k)
+		if err != nil {
+			continue // stays live; the next checkpoint reports the error
+		}
+		if e.cold == nil {
+			e.cold = map[Key][]byte{}
+		}
+		// EncodeAll sizes its buffer for the worst case: keep an exact copy.
+		e.cold[k] = append([]byte(nil), zstdEnc.EncodeAll(b, nil)...)
+		delete(e.ints, k)
+		n++
+	}
+	return n
+}
+
+// Cold is how many integrations are evicted.
+func (e *Engine) Cold() int { return len(e.cold) }
+
+// thaw restores an evicted integration, or returns nil.
+func (e *Engine) thaw(k Key) *integration {
+	z, ok := e.cold[k]
+	if !ok {
+		return nil
+	}
+	delete(e.cold, k)
+	b, err := zstdDec.DecodeAll(z, nil)
+	if err != nil {
+		return nil
+	}
+	if _, err := e.Restore(b); err != nil {
+		return nil
+	}
+	return e.ints[k]
+}
+
+var (
+	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+)
+
 // Snapshot serialises one integration's state for a checkpoint.
 func (e *Engine) Snapshot(k Key) ([]byte, error) {
 	in := e.ints[k]
 	if in == nil {
 		return nil, fmt.Errorf("engine: no state for %s/%s", k.Tenant, k.ID)
 	}
-	s := snapshot{Tenant: k.Tenant, ID: k.ID, Detectors: make(map[string][]byte, len(e.detectors)), Emitted: in.emitted}
+	s := snapshot{Tenant: k.Tenant, ID: k.ID, States: make(map[string]json.RawMessage, len(e.detectors)), Emitted: in.emitted}
 	for i, d := range e.detectors {
 		b, err := in.states[i].MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("engine: snapshot %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
+		}
+		if json.Valid(b) {
+			s.States[d.ID()] = b
+			continue
+		}
+		if s.Detectors == nil {
+			s.Detectors = map[string][]byte{}
 		}
 		s.Detectors[d.ID()] = b
 	}
@@ -299,7 +369,11 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 	k := Key{s.Tenant, s.ID}
 	in := e.newIntegration()
 	for i, d := range e.detectors {
-		if raw, ok := s.Detectors[d.ID()]; ok {
+		raw, ok := s.States[d.ID()]
+		if !ok {
+			raw, ok = s.Detectors[d.ID()]
+		}
+		if ok {
 			if err := in.states[i].UnmarshalBinary(raw); err != nil {
 				return k, fmt.Errorf("engine: restore %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
 			}

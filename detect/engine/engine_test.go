@@ -195,3 +195,41 @@ func TestSnapshotRestoreMidStreamGivesTheSameAlerts(t *testing.T) {
 		}
 	}
 }
+
+func TestEvictedIntegrationsComeBackWithTheirBaselines(t *testing.T) {
+	evs := scenarioEvents(t)
+	g := enricher(t)
+	for i := range evs {
+		g.Enrich(&evs[i])
+	}
+	dets, _ := engine.Build(nil)
+	whole := engine.New(dets)
+	var want []schemas.Alert
+	for i := range evs {
+		want = append(want, whole.Observe(&evs[i])...)
+	}
+	// Evict every integration idle for an hour after each "checkpoint" (every
+	// 500 events): the attacked app is evicted many times over its 19 quiet
+	// nights and must still carry its learned countries, networks and volumes.
+	e := engine.New(dets)
+	var got []schemas.Alert
+	evicted := 0
+	for i := range evs {
+		got = append(got, e.Observe(&evs[i])...)
+		if i%500 == 499 {
+			e.ClearDirty()
+			evicted += e.Evict(e.Watermark().Add(-time.Hour))
+		}
+	}
+	if evicted < 100 || e.Cold() == 0 {
+		t.Fatalf("evicted %d times, %d cold now: the test did not exercise eviction", evicted, e.Cold())
+	}
+	if len(got) != len(want) {
+		t.Fatalf("with eviction %d alerts, without %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID {
+			t.Fatalf("alert %d: %s vs %s", i, got[i].ID, want[i].ID)
+		}
+	}
+}

@@ -117,6 +117,21 @@ func BenchmarkMemoryPerIntegration(b *testing.B) {
 		b.ReportMetric(per, "B/integration")
 	}
 	b.Run("all", func(b *testing.B) { run(b, all) })
+	// The same integrations once idle: evicted to compressed snapshots.
+	b.Run("all_evicted", func(b *testing.B) {
+		var per float64
+		for i := 0; i < b.N; i++ {
+			before := heapInUse()
+			e, _ := feedQuiet(b, all, g, ips)
+			if n := e.Evict(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)); n != quietIntegrations {
+				b.Fatalf("evicted %d of %d", n, quietIntegrations)
+			}
+			after := heapInUse()
+			per = float64(after-before) / quietIntegrations
+			runtime.KeepAlive(e)
+		}
+		b.ReportMetric(per, "B/integration")
+	})
 	b.Run("engine_only", func(b *testing.B) { run(b, nil) })
 	for _, d := range all {
 		b.Run(d.ID(), func(b *testing.B) { run(b, []detect.Detector{d}) })

@@ -94,6 +94,10 @@ type Detect struct {
 	// CheckpointInterval is how often detector state is written to
 	// tokenwatch.state and offsets committed: the most a crash replays.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// EvictIdle: an integration without events for this long (event time) is
+	// moved out of the live state into a compressed snapshot after a
+	// checkpoint (about 1 KiB instead of 4.6), and restored on its next event.
+	EvictIdle time.Duration `yaml:"evict_idle"`
 }
 
 // Deliver configures sinks.
@@ -142,7 +146,7 @@ func Default() Config {
 		Ingest:     Ingest{Push: push.DefaultConfig()},
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
-		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second},
+		Detect:     Detect{BatchSize: 2000, FlushInterval: 50 * time.Millisecond, CheckpointInterval: 5 * time.Second, EvictIdle: 6 * time.Hour},
 		Deliver: Deliver{Retry: deliver.DefaultRetryPolicy(), EventsToClickHouse: true, BatchSize: 50000, DedupWindow: 7 * 24 * time.Hour,
 			FlushInterval: 200 * time.Millisecond},
 	}
@@ -264,6 +268,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Deliver.DedupWindow <= 0 {
 		errs = append(errs, errors.New("deliver.dedup_window: must be a positive duration like 168h"))
+	}
+	if c.Detect.EvictIdle <= 0 {
+		errs = append(errs, errors.New("detect.evict_idle: must be a positive duration like 6h"))
 	}
 	if c.Detect.CheckpointInterval <= 0 {
 		errs = append(errs, errors.New("detect.checkpoint_interval: must be a positive duration like 5s"))

@@ -301,6 +301,7 @@ func (r *partitionRunner) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("checkpoint partition %d: %w", r.part, broker.Condense(err))
 	}
 	r.engine.ClearDirty()
+	r.engine.Evict(r.engine.Watermark().Add(-r.p.Cfg.Detect.EvictIdle))
 	r.lastCheckpoint = time.Now()
 	if r.next >= 0 {
 		if err := r.gen.CommitOffsets(map[string]map[int]int64{r.st.input: {r.part: r.next}}); err != nil {
