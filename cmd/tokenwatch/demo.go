@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,7 +94,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if !ok || !finished() {
-		return errors.New("timed out before the pipeline drained")
+		return fmt.Errorf("timed out before the pipeline drained (published %d, detected %d, alerts %d, shown %d)",
+			p.Stats.EventsPublished.Load(), p.Stats.EventsDetected.Load(), p.Stats.AlertsProduced.Load(), console.len())
 	}
 	alerts := console.sorted()
 	fmt.Fprintf(stdout, "%d events ingested, %d dead-lettered, %d alerts in %.1fs\n\n", p.Stats.EventsPublished.Load(),

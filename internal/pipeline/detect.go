@@ -258,10 +258,13 @@ func (r *partitionRunner) handle(ctx context.Context, batch []kafka.Message) err
 		}
 	}
 	r.next = batch[len(batch)-1].Offset + 1
-	p.Stats.EventsDetected.Add(int64(len(batch)))
+	if r.st.sightings || r.st.name == "detect" {
+		// Events, not the IP stage's sightings of them.
+		p.Stats.EventsDetected.Add(int64(len(batch)))
+		p.Metrics.DetectEvents.Add(float64(len(batch)))
+	}
 	p.Stats.AlertsProduced.Add(int64(len(out)))
 	p.Stats.DeadLetters.Add(int64(len(deadMsgs)))
-	p.Metrics.DetectEvents.Add(float64(len(batch)))
 	p.Metrics.DeadLetters.WithLabelValues("decode", "detect").Add(float64(len(deadMsgs)))
 	for _, a := range raised {
 		p.Metrics.Alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
