@@ -43,13 +43,7 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	for i, s := range cfg.Deliver.Sinks {
-		node := s.Config
-		if _, err := deliver.New(s.Kind, s.Name, func(v any) error {
-			if node.Kind == 0 {
-				return nil
-			}
-			return node.Decode(v)
-		}); err != nil {
+		if _, err := deliver.New(s.Kind, s.Name, s.Decode); err != nil {
 			return fmt.Errorf("config %s: deliver.sinks[%d] (%s): %w", path, i, s.Name, err)
 		}
 	}

@@ -361,3 +361,29 @@ func GroupLag(ctx context.Context, cfg Config, group, topic string) (int64, erro
 	}
 	return lag, nil
 }
+
+// ReadPartition calls fn for every message of one partition, from the first
+// to the one before the end offset at call time: how compacted topics (state,
+// deliveries) are read back at start.
+func ReadPartition(ctx context.Context, cfg Config, topic string, partition int, fn func(kafka.Message)) error {
+	end, err := EndOffset(ctx, cfg, topic, partition)
+	if err != nil || end == 0 {
+		return err
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return err
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s[%d]: %w", topic, partition, err)
+		}
+		fn(m)
+		if m.Offset+1 >= end {
+			return nil
+		}
+	}
+}

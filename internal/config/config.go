@@ -125,6 +125,15 @@ type Sink struct {
 	RateLimit deliver.RateLimitConfig `yaml:"rate_limit"`
 }
 
+// Decode fills a sink's own config struct from its `config:` node (nothing
+// when the node is absent): the decode function deliver.New takes.
+func (s Sink) Decode(v any) error {
+	if s.Config.Kind == 0 {
+		return nil
+	}
+	return s.Config.Decode(v)
+}
+
 // UnmarshalYAML applies the sink defaults before decoding.
 func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
 	type plain Sink

@@ -164,13 +164,7 @@ func (p *Pipeline) Sinks() ([]deliver.Sink, error) {
 		out = append(out, clickhouse.NewAlertSink(ClickHouseAlertSink, p.CH))
 	}
 	for i, s := range p.Cfg.Deliver.Sinks {
-		node := s.Config
-		sink, err := deliver.New(s.Kind, s.Name, func(v any) error {
-			if node.Kind == 0 {
-				return nil
-			}
-			return node.Decode(v)
-		})
+		sink, err := deliver.New(s.Kind, s.Name, s.Decode)
 		if err != nil {
 			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
 		}

@@ -63,33 +63,20 @@ func loadDelivered(ctx context.Context, cfg config.Config, sink string) (*delive
 	}
 	prefix := sink + "/"
 	for part := 0; part < n; part++ {
-		end, err := broker.EndOffset(ctx, cfg.Kafka, schemas.TopicDelivered, part)
+		err := broker.ReadPartition(ctx, cfg.Kafka, schemas.TopicDelivered, part, func(m kafka.Message) {
+			id, ok := strings.CutPrefix(string(m.Key), prefix)
+			if !ok {
+				return
+			}
+			if ms, err := strconv.ParseInt(string(m.Value), 10, 64); err == nil {
+				if t := time.UnixMilli(ms); time.Since(t) < d.window {
+					d.ids[id] = t
+				}
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
-		if end == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, Topic: schemas.TopicDelivered, Partition: part,
-			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond})
-		for {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("read %s: %w", schemas.TopicDelivered, err)
-			}
-			if id, ok := strings.CutPrefix(string(m.Key), prefix); ok {
-				if ms, err := strconv.ParseInt(string(m.Value), 10, 64); err == nil {
-					if t := time.UnixMilli(ms); time.Since(t) < d.window {
-						d.ids[id] = t
-					}
-				}
-			}
-			if m.Offset+1 >= end {
-				break
-			}
-		}
-		r.Close()
 	}
 	return d, nil
 }

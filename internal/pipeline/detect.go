@@ -317,36 +317,23 @@ func (r *partitionRunner) checkpoint(ctx context.Context) error {
 // restore reads the partition's state to its end: the latest snapshot per
 // integration and the latest marker.
 func (r *partitionRunner) restore(ctx context.Context) (*marker, int, error) {
-	end, err := broker.EndOffset(ctx, r.p.Cfg.Kafka, r.st.state, r.part)
-	if err != nil || end == 0 {
-		return nil, 0, err
-	}
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.p.Cfg.Kafka.Brokers, Topic: r.st.state, Partition: r.part,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
-	defer rd.Close()
-	if err := rd.SetOffset(kafka.FirstOffset); err != nil {
-		return nil, 0, err
-	}
 	latest := map[string][]byte{}
 	var mk *marker
-	for {
-		m, err := rd.FetchMessage(ctx)
-		if err != nil {
-			return nil, 0, fmt.Errorf("restore partition %d: %w", r.part, err)
-		}
-		if string(m.Key) == markerKey {
+	err := broker.ReadPartition(ctx, r.p.Cfg.Kafka, r.st.state, r.part, func(m kafka.Message) {
+		switch {
+		case string(m.Key) == markerKey:
 			var v marker
 			if err := json.Unmarshal(m.Value, &v); err == nil {
 				mk = &v
 			}
-		} else if m.Value == nil {
+		case m.Value == nil:
 			delete(latest, string(m.Key))
-		} else {
+		default:
 			latest[string(m.Key)] = m.Value
 		}
-		if m.Offset+1 >= end {
-			break
-		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("restore partition %d: %w", r.part, err)
 	}
 	for k, b := range latest {
 		if _, err := r.engine.Restore(b); err != nil {

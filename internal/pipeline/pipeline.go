@@ -150,20 +150,12 @@ func (p *Pipeline) IngestFile(ctx context.Context, pub *publish.Publisher, n ing
 		return err
 	}
 	b := ingest.NormalizeRecords(n, path, recs)
-	p.MapInventory(b.Events)
-	if err := pub.Events(ctx, b.Events); err != nil {
+	ip := &ingestPublisher{p: p, pub: pub}
+	if err := ip.Events(ctx, b.Events); err != nil {
 		return err
 	}
-	if err := pub.DeadLetters(ctx, b.Dead); err != nil {
+	if err := ip.DeadLetters(ctx, b.Dead); err != nil {
 		return err
-	}
-	p.Stats.EventsPublished.Add(int64(len(b.Events)))
-	p.Stats.DeadLetters.Add(int64(len(b.Dead)))
-	for i := range b.Events {
-		p.Metrics.IngestEvents.WithLabelValues(b.Events[i].Source, b.Events[i].Tenant).Inc()
-	}
-	for _, d := range b.Dead {
-		p.Metrics.DeadLetters.WithLabelValues(d.Stage, d.Source).Inc()
 	}
 	p.Log.Info("ingested file", "path", path, "source", n.Name(), "events", len(b.Events), "dead_letters", len(b.Dead))
 	for _, d := range b.Dead {
