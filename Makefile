@@ -35,12 +35,12 @@ clickhouse:
 ## bench: Go benchmarks of the hot paths; figures go to BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./enrich/geoip/ | tee bench.txt
-	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/app/bench/ | tee -a bench.txt
 
 ## bench-peers: the same 500,000 JSON events through kcat | clickhouse-client, Telegraf and tokenwatch.
 .PHONY: bench-peers
 bench-peers: clickhouse
-	./internal/bench/peers/run.sh
+	./internal/app/bench/peers/run.sh
 
 ## lint: go vet and gofmt.
 lint:
@@ -64,7 +64,7 @@ eval: build
 
 ## scenario, geoip-testdata: regenerate the committed test data.
 scenario:
-	$(GO) run ./internal/scenario/gen -out testdata/scenarios/google_oauth_theft
+	$(GO) run ./internal/app/scenario/gen -out testdata/scenarios/google_oauth_theft
 geoip-testdata:
 	$(GO) run ./enrich/geoip/gen/mmdbgen -out testdata/geoip
 

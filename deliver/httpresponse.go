@@ -13,8 +13,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tokenwatch/tokenwatch/internal/retryafter"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/retryafter"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
 
 const (

@@ -3,7 +3,7 @@ package ingest
 import (
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/internal/retryafter"
+	"github.com/tokenwatch/tokenwatch/internal/platform/retryafter"
 )
 
 // ParseRetryAfter reads a Retry-After header (seconds or an HTTP date); it

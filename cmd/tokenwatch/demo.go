@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/config"
-	"github.com/tokenwatch/tokenwatch/internal/pipeline"
-	"github.com/tokenwatch/tokenwatch/internal/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -58,7 +58,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer cancel()
 	started := time.Now()
 	fmt.Fprintf(stdout, "tokenwatch demo: replaying %s through an in-process Kafka broker…\n", pages)
-	p, closeFn, err := pipeline.Build(ctx, cfg, log)
+	p, closeFn, err := wiring.Build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- p.Run(runCtx, []string{pipeline.RoleIngest, pipeline.RoleDetect, pipeline.RoleDeliver}, console)
+		done <- p.Run(runCtx, []string{wiring.RoleIngest, wiring.RoleDetect, wiring.RoleDeliver}, console)
 	}()
 	finished := func() bool {
 		n := p.Stats.EventsPublished.Load()
@@ -80,7 +80,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return p.CH == nil || (p.Stats.Delivered("clickhouse-alerts") >= a && p.Stats.EventsWritten.Load() >= n)
 	}
-	ok := pipeline.WaitFor(ctx, *timeout, func() bool {
+	ok := wiring.WaitFor(ctx, *timeout, func() bool {
 		select {
 		case err := <-done:
 			done <- err

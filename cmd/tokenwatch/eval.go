@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/tokenwatch/tokenwatch/internal/corpus"
-	"github.com/tokenwatch/tokenwatch/internal/eval"
+	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
+	"github.com/tokenwatch/tokenwatch/internal/app/eval"
 )
 
 // runEval scores every detector against a labelled corpus directory, or with

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenwatch/tokenwatch/internal/corpus"
+	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 )
 
 func TestEvalGeneratesAndScoresACorpus(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
-	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
 )
 
 // runInventory reports catalogued vs discovered integrations: the review an

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/internal/config"
-	"github.com/tokenwatch/tokenwatch/internal/pipeline"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 )
 
 func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +29,7 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: redrive needs kafka.brokers (the in-process broker of another process is not reachable)", errUsage)
 	}
 	cfg.HTTP.Listen = ""
-	p, closeFn, err := pipeline.Build(ctx, cfg, newLogger(stderr, cfg.Log.Level, cfg.Log.Format))
+	p, closeFn, err := wiring.Build(ctx, cfg, newLogger(stderr, cfg.Log.Level, cfg.Log.Format))
 	if err != nil {
 		return err
 	}

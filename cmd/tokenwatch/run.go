@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/tokenwatch/tokenwatch/internal/config"
-	"github.com/tokenwatch/tokenwatch/internal/pipeline"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 )
 
 var envLookup = os.LookupEnv
@@ -22,7 +22,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *cfgPath == "" {
 		return fmt.Errorf("%w: --config is required", errUsage)
 	}
-	rs, err := pipeline.ParseRoles(*roles)
+	rs, err := wiring.ParseRoles(*roles)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -31,7 +31,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	p, closeFn, err := pipeline.Build(ctx, cfg, log)
+	p, closeFn, err := wiring.Build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

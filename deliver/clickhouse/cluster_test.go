@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/chtest"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

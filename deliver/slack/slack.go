@@ -23,7 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
-	"github.com/tokenwatch/tokenwatch/internal/broker"
-	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 )
 
 func startBroker(t *testing.T) broker.Config {

@@ -13,7 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/ingest"
-	"github.com/tokenwatch/tokenwatch/internal/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 )
 
 // Topic is the compacted topic cursors live on, keyed by Key(source, tenant),

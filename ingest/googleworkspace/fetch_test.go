@@ -12,7 +12,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
 
 // fakeReports reproduces activities.list for applicationName=token: bearer

@@ -21,8 +21,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 
 	"github.com/tokenwatch/tokenwatch/ingest"
-	"github.com/tokenwatch/tokenwatch/internal/broker"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest/kafkasource"
 	_ "github.com/tokenwatch/tokenwatch/ingest/microsoft"
-	"github.com/tokenwatch/tokenwatch/internal/broker"
-	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
-	"github.com/tokenwatch/tokenwatch/internal/broker"
-	"github.com/tokenwatch/tokenwatch/internal/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

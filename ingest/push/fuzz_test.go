@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
 
 // FuzzVerify asserts the verifiers' invariants: the body a vendor signed

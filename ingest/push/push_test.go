@@ -17,7 +17,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/ingest"
 	_ "github.com/tokenwatch/tokenwatch/ingest/github"
 	_ "github.com/tokenwatch/tokenwatch/ingest/slack"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

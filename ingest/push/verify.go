@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
 
 // Verifier checks that a delivery was signed by the vendor with the shared

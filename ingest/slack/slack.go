@@ -17,7 +17,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/window"
-	"github.com/tokenwatch/tokenwatch/internal/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
 
 // SourceName is the registered id of this connector.

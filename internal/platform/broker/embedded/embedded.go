@@ -1,0 +1,69 @@
+// Package embedded runs an in-process Kafka-protocol broker (franz-go's kfake)
+// with tokenwatch's topics, for the demo, the embedded single-binary default
+// and tests. It is the only package that imports kfake.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+)
+
+// Broker is the in-process Kafka-protocol broker.
+type Broker struct{ c *kfake.Cluster }
+
+// Start starts kfake with tokenwatch's topics. Only the demo, the
+// embedded default and tests call it.
+func Start(partitions int, dataDir string) (*Broker, error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
+		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
+	if dataDir != "" {
+		opts = append(opts, kfake.DataDir(dataDir), kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start in-process broker: %w", err)
+	}
+	return &Broker{c: c}, nil
+}
+
+// Addrs are the broker addresses.
+func (e *Broker) Addrs() []string { return e.c.ListenAddrs() }
+
+// Close stops the broker.
+func (e *Broker) Close() { e.c.Close() }
+
+// StartOn is Start on a fixed port, so a test can stop the broker and start it
+// again (same data dir, same address) under running clients.
+func StartOn(partitions int, dataDir string, port int) (*Broker, error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
+		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
+	if dataDir != "" {
+		opts = append(opts, kfake.DataDir(dataDir), kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start in-process broker on port %d: %w", port, err)
+	}
+	return &Broker{c: c}, nil
+}
+
+// Fail drops the connection of the next n requests with the given Kafka API
+// key (0 produce, 1 fetch, …): fault injection for reliability tests.
+func (e *Broker) Fail(key int16, n int) {
+	var left atomic.Int32
+	left.Store(int32(n))
+	e.c.ControlKey(key, func(kmsg.Request) (kmsg.Response, error, bool) {
+		if left.Add(-1) < 0 {
+			e.c.DropControl()
+			return nil, nil, false
+		}
+		e.c.KeepControl()
+		return nil, errors.New("injected fault"), true
+	})
+}
