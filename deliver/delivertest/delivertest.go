@@ -6,6 +6,7 @@
 package delivertest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/internal/platform/extensiontest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -44,26 +46,54 @@ func Alert() schemas.Alert {
 // FastRetry is a RetryPolicy that keeps tests quick.
 var FastRetry = deliver.RetryPolicy{MaxAttempts: 4, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}
 
-// Sample parses a sink's sample.yaml ("sinks: [{name, kind, …}]") and returns
-// the first entry's kind, name and a decode func over the whole entry, as the
-// runner's config loader does.
+// Sample parses a sink's sample.yaml and returns the entry's kind, name and
+// the decode function deliver.New takes. Every sample is one entry of the
+// config file's deliver.sinks list, under a `sinks:` key, as an operator
+// pastes it into the `deliver:` section:
+//
+//	sinks:
+//	  - name: soc-webhook
+//	    kind: webhook
+//	    config:
+//	      url: env:TOKENWATCH_WEBHOOK_URL
+//
+// The entry is decoded strictly in the shape of the config's sink entry
+// (name, kind, config, breaker, rate_limit; unknown keys are errors), its
+// breaker and rate limit validated, and decode fills the sink's own config
+// from the `config:` node, rejecting keys the sink does not have.
 func Sample(t testing.TB, sample []byte) (kind, name string, decode func(any) error) {
 	t.Helper()
+	// The shape of internal/app/config.Sink, which deliver may not import.
 	var doc struct {
-		Sinks []yaml.Node `yaml:"sinks"`
+		Sinks []struct {
+			Name      string                  `yaml:"name"`
+			Kind      string                  `yaml:"kind"`
+			Config    yaml.Node               `yaml:"config"`
+			Breaker   deliver.BreakerConfig   `yaml:"breaker"`
+			RateLimit deliver.RateLimitConfig `yaml:"rate_limit"`
+		} `yaml:"sinks"`
 	}
-	if err := yaml.Unmarshal(sample, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(sample))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("sample.yaml: %v", err)
 	}
-	if len(doc.Sinks) == 0 {
-		t.Fatal("sample.yaml: no sinks")
+	if len(doc.Sinks) != 1 {
+		t.Fatalf("sample.yaml: %d entries under sinks:, want 1", len(doc.Sinks))
 	}
-	node := doc.Sinks[0]
-	var head struct{ Name, Kind string }
-	if err := node.Decode(&head); err != nil {
-		t.Fatalf("sample.yaml: %v", err)
+	s := doc.Sinks[0]
+	if s.Name == "" || s.Kind == "" {
+		t.Fatalf("sample.yaml: name %q, kind %q: both required", s.Name, s.Kind)
 	}
-	return head.Kind, head.Name, node.Decode
+	if s.Breaker != (deliver.BreakerConfig{}) {
+		if err := s.Breaker.Validate(); err != nil {
+			t.Fatalf("sample.yaml: breaker: %v", err)
+		}
+	}
+	if err := s.RateLimit.Validate(); err != nil {
+		t.Fatalf("sample.yaml: rate_limit: %v", err)
+	}
+	return s.Kind, s.Name, extensiontest.StrictDecode(&s.Config)
 }
 
 // Request is what a test server saw.

@@ -256,7 +256,7 @@ func (f *fakeAuditLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newTestSource(t *testing.T, f *fakeAuditLog, perPage int) *Source {
 	t.Setenv("GITHUB_AUDIT_TOKEN", testToken)
 	src, err := New(func(v any) error {
-		if err := yamlDecoder(sampleYAML)(v); err != nil {
+		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
 			return err
 		}
 		v.(*Config).PerPage = perPage

@@ -324,7 +324,7 @@ func (f *fakeGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newTestSource(t *testing.T, f *fakeGraph, pageSize int) *Source {
 	t.Setenv("ENTRA_CLIENT_SECRET", testClientSecret)
 	src, err := New(func(v any) error {
-		if err := yamlDecoder(sampleYAML)(v); err != nil {
+		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
 			return err
 		}
 		c := v.(*Config)

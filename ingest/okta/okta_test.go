@@ -247,7 +247,7 @@ func (f *fakeSystemLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newTestSource(t *testing.T, f *fakeSystemLog, limit int) *Source {
 	t.Setenv("OKTA_API_TOKEN", testToken)
 	src, err := New(func(v any) error {
-		if err := yamlDecoder(sampleYAML)(v); err != nil {
+		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
 			return err
 		}
 		v.(*Config).Limit = limit

@@ -264,7 +264,7 @@ func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newTestSource(t *testing.T, f *fakeQueryAPI) *Source {
 	t.Setenv("SALESFORCE_ACCESS_TOKEN", testToken)
-	src, err := New(yamlDecoder(sampleYAML), ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
+	src, err := New(ingesttest.ParseSample(t, sampleYAML).Decode, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -246,7 +246,7 @@ func (f *fakeAuditLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newTestSource(t *testing.T, f *fakeAuditLogs, limit int) *Source {
 	t.Setenv("SLACK_AUDIT_TOKEN", testToken)
 	src, err := New(func(v any) error {
-		if err := yamlDecoder(sampleYAML)(v); err != nil {
+		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
 			return err
 		}
 		v.(*Config).Limit = limit
