@@ -5,33 +5,24 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
 
 //go:embed sample.yaml
 var sampleYAML []byte
 
 const testToken = "ghp_test_token_0123456789"
-
-func yamlDecoder(doc []byte) func(any) error {
-	return func(v any) error { return yaml.Unmarshal(doc, v) }
-}
 
 func TestNormalize(t *testing.T) {
 	type want struct {
@@ -102,98 +93,40 @@ func TestNormalize(t *testing.T) {
 	src := NewNormalizer("default")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			evs, err := src.Normalize([]byte(c.raw))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
+			ingesttest.NormalizeCase(t, src, c.raw, ingesttest.One(c.want), c.wantErr, func(t *testing.T, ev schemas.Event) want {
+				if string(ev.Raw) != c.raw {
+					t.Error("Raw is not the input record")
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.want == nil {
-				if len(evs) != 0 {
-					t.Fatalf("want no events, got %+v", evs)
+				got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
+					category: ev.Action.Category, principal: ev.Principal.ID, principalType: ev.Principal.Type, ip: ev.Network.IP, ua: ev.Network.UserAgent,
+					tenant: ev.Tenant, time: ingesttest.TimeString(ev), scopes: ev.Scopes, resource: ingesttest.ResourceString(ev)}
+				if c.want.id == "h" && strings.HasPrefix(got.id, "h") && len(got.id) == 25 {
+					got.id = "h" // a content hash: stable, checked by the fuzz invariant
 				}
-				return
-			}
-			if len(evs) != 1 {
-				t.Fatalf("want 1 event, got %d", len(evs))
-			}
-			ev, w := evs[0], c.want
-			if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
-				t.Fatal(err)
-			}
-			tm, _ := ev.Time.MarshalJSON()
-			got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
-				category: ev.Action.Category, principal: ev.Principal.ID, principalType: ev.Principal.Type, ip: ev.Network.IP, ua: ev.Network.UserAgent,
-				tenant: ev.Tenant, time: strings.Trim(string(tm), `"`), scopes: ev.Scopes}
-			if ev.Resource.ID != "" {
-				got.resource = ev.Resource.Type + ":" + ev.Resource.ID
-			}
-			if w.id == "h" && strings.HasPrefix(got.id, "h") && len(got.id) == 25 {
-				got.id = "h" // a content hash: stable, checked by the fuzz invariant
-			}
-			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *w) {
-				t.Errorf("got  %+v\nwant %+v", got, *w)
-			}
-			if string(ev.Raw) != c.raw {
-				t.Error("Raw is not the input record")
-			}
+				return got
+			})
 		})
 	}
 }
 
-func TestNormalizeGolden(t *testing.T) {
-	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
-	ingesttest.GoldenEvents(t, NewNormalizer("default"), records, "testdata/golden/normalized.jsonl", *update)
-	if *update {
-		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
-	}
-}
+func TestNormalizeGolden(t *testing.T) { ingesttest.NormalizeGolden(t, NewNormalizer("default")) }
 
-func FuzzNormalize(f *testing.F) {
-	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
-		f.Add(r)
-	}
-	src := NewNormalizer("default")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := ingesttest.CheckNormalize(src, raw); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { ingesttest.FuzzNormalize(f, NewNormalizer("default")) }
 
 // fakeAuditLog reproduces GET /orgs/{org}/audit-log: bearer auth, the API
 // version header, phrase created:>= filtering at whole seconds, per_page, an
 // opaque after= cursor in a Link rel="next" header, and one 429 with
 // Retry-After on the first follow-up page.
-type fakeAuditLog struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
-	records [][]byte
-	limited bool
-	queries []string
-}
+type fakeAuditLog struct{ *ingesttest.FakeAPI }
 
 func newFakeAuditLog(t *testing.T, records [][]byte) *fakeAuditLog {
-	f := &fakeAuditLog{t: t, records: records}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
+	f := &fakeAuditLog{}
+	f.FakeAPI = ingesttest.NewFakeAPI(t, records, "application/json", ingesttest.FakeAuth{Header: "Bearer " + testToken,
+		Body: `{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}`}, f.serve)
 	return f
 }
 
-func (f *fakeAuditLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "Bearer "+testToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}`)
-		return
-	}
+func (f *fakeAuditLog) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-GitHub-Api-Version") != apiVersion || r.Header.Get("Accept") != "application/vnd.github+json" {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"message":"missing API version or Accept header"}`)
@@ -204,9 +137,9 @@ func (f *fakeAuditLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f.queries = append(f.queries, r.URL.RawQuery)
+	f.Queries = append(f.Queries, r.URL.RawQuery)
 	if q.Get("order") != "asc" {
-		f.t.Errorf("audit log requested in order %q, want asc", q.Get("order"))
+		f.T.Errorf("audit log requested in order %q, want asc", q.Get("order"))
 	}
 	var since time.Time
 	for _, term := range strings.Fields(q.Get("phrase")) {
@@ -219,53 +152,27 @@ func (f *fakeAuditLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	var match [][]byte
-	for _, raw := range f.records {
-		if tm, _, ok := recordKey(raw); ok && !tm.Before(since) {
-			match = append(match, raw)
-		}
-	}
+	match := ingesttest.Since(f.Records, since, recordKey)
 	off := 0
 	if a := q.Get("after"); a != "" {
-		if !f.limited {
-			f.limited = true
-			w.Header().Set("Retry-After", "7")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `{"message":"You have exceeded a secondary rate limit."}`)
+		if f.RateLimitOnce(w, "", `{"message":"You have exceeded a secondary rate limit."}`, "Retry-After", "7") {
 			return
 		}
 		b, _ := base64.RawURLEncoding.DecodeString(a)
 		off, _ = strconv.Atoi(strings.TrimPrefix(string(b), "off:"))
 	}
 	per, _ := strconv.Atoi(q.Get("per_page"))
-	end := min(off+per, len(match))
+	page, end := ingesttest.PageOf(match, off, per)
 	if end < len(match) {
 		q.Set("after", base64.RawURLEncoding.EncodeToString([]byte("off:"+strconv.Itoa(end))))
-		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next", <%s%s?per_page=%d>; rel="first"`, f.srv.URL, r.URL.Path, q.Encode(), f.srv.URL, r.URL.Path, per))
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next", <%s%s?per_page=%d>; rel="first"`, f.URL, r.URL.Path, q.Encode(), f.URL, r.URL.Path, per))
 	}
-	fmt.Fprint(w, "[")
-	for i, raw := range match[off:end] {
-		if i > 0 {
-			fmt.Fprint(w, ",")
-		}
-		w.Write(raw)
-	}
-	fmt.Fprint(w, "]")
+	fmt.Fprint(w, ingesttest.JSONArray(page))
 }
 
 func newTestSource(t *testing.T, f *fakeAuditLog, perPage int) *Source {
 	t.Setenv("GITHUB_AUDIT_TOKEN", testToken)
-	src, err := New(func(v any) error {
-		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
-			return err
-		}
-		v.(*Config).PerPage = perPage
-		return nil
-	}, ingest.Options{Tenant: "default", BaseURL: f.srv.URL, Client: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return ingesttest.FromSample(t, sampleYAML, New, f.Options("default"), func(v any) { v.(*Config).PerPage = perPage }).(*Source)
 }
 
 func TestFetchConformance(t *testing.T) {
@@ -293,7 +200,7 @@ func TestFetchConformance(t *testing.T) {
 func TestFetchResumesFromCursorWithoutGapOrDuplicate(t *testing.T) {
 	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
 	f := newFakeAuditLog(t, records[:3]) // the last two share one second
-	f.limited = true
+	f.SkipRateLimit()
 	src := newTestSource(t, f, 100)
 	page, err := src.Fetch(context.Background(), ingest.Cursor{})
 	if err != nil || !page.Done || len(page.Records) != 3 {
@@ -301,21 +208,17 @@ func TestFetchResumesFromCursorWithoutGapOrDuplicate(t *testing.T) {
 	}
 	// A record lands in the same second as the cursor, then a later one.
 	late := `{"@timestamp":1761531190500,"_document_id":"same-second-later","action":"git.fetch","token_id":"4410332","programmatic_access_type":"Fine-grained personal access token"}`
-	f.records = append(f.records, []byte(late), records[3])
+	f.Records = append(f.Records, []byte(late), records[3])
 	page, err = src.Fetch(context.Background(), page.Next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, raw := range page.Records {
-		_, id, _ := recordKey(raw)
-		ids = append(ids, id)
-	}
+	ids := ingesttest.IDs(page.Records, recordKey)
 	if !slices.Equal(ids, []string{"same-second-later", "bW9yZS1kb2NzLWlkLTAwMw"}) {
 		t.Errorf("second poll delivered %v, want only the two new records", ids)
 	}
-	if !strings.Contains(f.queries[1], "created%3A%3E%3D2025-10-27T02%3A13%3A10%2B00%3A00") {
-		t.Errorf("second poll query %q does not start at the cursor second", f.queries[1])
+	if !strings.Contains(f.Queries[1], "created%3A%3E%3D2025-10-27T02%3A13%3A10%2B00%3A00") {
+		t.Errorf("second poll query %q does not start at the cursor second", f.Queries[1])
 	}
 }
 
@@ -329,7 +232,7 @@ func TestFetchPrimaryRateLimitWaitsUntilReset(t *testing.T) {
 		fmt.Fprint(w, `{"message":"API rate limit exceeded for user ID 1."}`)
 	}))
 	defer srv.Close()
-	src, err := New(yamlDecoder([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
+	src, err := New(ingesttest.YAML([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +250,7 @@ func TestFetchTreatsPlainForbiddenAsError(t *testing.T) {
 		fmt.Fprint(w, `{"message":"Must have admin rights to Repository."}`)
 	}))
 	defer srv.Close()
-	src, _ := New(yamlDecoder([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
+	src, _ := New(ingesttest.YAML([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
 	_, err := src.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError
 	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "HTTP 403") {
@@ -356,7 +259,7 @@ func TestFetchTreatsPlainForbiddenAsError(t *testing.T) {
 }
 
 func TestFetchRefusesNextLinkToAnotherHost(t *testing.T) {
-	src, _ := New(yamlDecoder([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: "https://api.github.com"})
+	src, _ := New(ingesttest.YAML([]byte("org: example\ntoken: t0k3n\n")), ingest.Options{BaseURL: "https://api.github.com"})
 	cur := ingest.Cursor{Token: `{"next":"https://evil.example/orgs/example/audit-log?after=x"}`}
 	if _, err := src.Fetch(context.Background(), cur); err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("err = %v, want refusal to send the token to another host", err)
@@ -373,10 +276,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"enterprise: corp\ntoken: x\ninclude: git\n", ""},
 	}
 	for _, c := range cases {
-		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
-		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
-			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
-		}
+		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
 }
 

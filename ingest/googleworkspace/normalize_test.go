@@ -3,17 +3,14 @@ package googleworkspace
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestNormalizeMapsTokenActivity(t *testing.T) {
 	const base = `{"kind":"admin#reports#activity","id":{"time":"2026-10-27T02:13:07.412Z","uniqueQualifier":"-45","applicationName":"token","customerId":"C03az79cb"},"actor":{"callerType":"USER","email":"ops@example.com","profileId":"1049"},"ipAddress":"102.89.0.1","events":[%s]}`
@@ -113,48 +110,23 @@ func TestNormalizeGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := filepath.Join("testdata", "golden", "normalized.jsonl")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("normalized output differs from %s:\n%s", golden, got.String())
-	}
+	ingesttest.Golden(t, ingesttest.GoldenFile, got.Bytes(), *ingesttest.Update)
 }
 
-// FuzzNormalize: no panic, and every event that comes out is complete and
-// the mapping is deterministic.
+// FuzzNormalize: no panic, every event that comes out is complete, and the
+// mapping is deterministic (ingesttest.CheckNormalize); seeds are the records
+// of the sample pages.
 func FuzzNormalize(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/pages/*.json")
-	for _, p := range seeds {
+	var seeds [][]byte
+	pages, _ := filepath.Glob("testdata/pages/*.json")
+	for _, p := range pages {
 		recs, _ := ingest.ReadFile(p)
 		for _, r := range recs {
-			f.Add([]byte(r.Data))
+			seeds = append(seeds, r.Data)
 		}
 	}
-	f.Add([]byte(`{"id":{"time":"2026-10-27T02:13:07Z"},"events":[{"name":"activity","parameters":[{"name":"client_id","value":"c"}]}]}`))
-	s := NewNormalizer("t")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		evs, err := s.Normalize(raw)
-		if err != nil {
-			return
-		}
-		again, _ := s.Normalize(raw)
-		for i, e := range evs {
-			if e.EventID == "" || e.Source != SourceName || e.Time.IsZero() || e.Integration.ID == "" || e.Action.Category == "" {
-				t.Fatalf("incomplete event %+v", e)
-			}
-			if again[i].EventID != e.EventID {
-				t.Fatalf("event id not stable: %q vs %q", e.EventID, again[i].EventID)
-			}
-		}
-	})
+	seeds = append(seeds, []byte(`{"id":{"time":"2026-10-27T02:13:07Z"},"events":[{"name":"activity","parameters":[{"name":"client_id","value":"c"}]}]}`))
+	ingesttest.FuzzNormalize(f, NewNormalizer("t"), seeds...)
 }
 
 func check[T comparable](t *testing.T, got, want T) {

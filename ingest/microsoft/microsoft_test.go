@@ -5,25 +5,18 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
 
 //go:embed sample.yaml
 var sampleYAML []byte
@@ -32,10 +25,6 @@ const (
 	testClientSecret = "s3cr3t~value.from.entra"
 	testAccessToken  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.graph.test"
 )
-
-func yamlDecoder(doc []byte) func(any) error {
-	return func(v any) error { return yaml.Unmarshal(doc, v) }
-}
 
 func TestNormalize(t *testing.T) {
 	type want struct {
@@ -132,34 +121,12 @@ func TestNormalize(t *testing.T) {
 	src := NewNormalizer("acme")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			evs, err := src.Normalize([]byte(c.raw))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(evs) != len(c.want) {
-				t.Fatalf("want %d events, got %d", len(c.want), len(evs))
-			}
-			for i, ev := range evs {
-				if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
-					t.Fatal(err)
-				}
-				tm, _ := ev.Time.MarshalJSON()
-				got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
+			ingesttest.NormalizeCase(t, src, c.raw, c.want, c.wantErr, func(t *testing.T, ev schemas.Event) want {
+				return want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
 					category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, principalType: ev.Principal.Type, action: ev.Action.Name,
-					targetApp: ev.TargetApp, ip: ev.Network.IP, ua: ev.Network.UserAgent, time: strings.Trim(string(tm), `"`), tenant: ev.Tenant, bytes: ev.Bytes, scopes: ev.Scopes}
-				if ev.Resource.ID != "" {
-					got.resource = ev.Resource.Type + ":" + ev.Resource.ID
-				}
-				if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c.want[i]) {
-					t.Errorf("event %d:\ngot  %+v\nwant %+v", i, got, c.want[i])
-				}
-			}
+					targetApp: ev.TargetApp, ip: ev.Network.IP, ua: ev.Network.UserAgent, time: ingesttest.TimeString(ev), tenant: ev.Tenant, bytes: ev.Bytes, scopes: ev.Scopes,
+					resource: ingesttest.ResourceString(ev)}
+			})
 		})
 	}
 }
@@ -174,45 +141,27 @@ func TestTenantLabelWinsAndRecordTenantIsTheFallback(t *testing.T) {
 	}
 }
 
-func TestNormalizeGolden(t *testing.T) {
-	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
-	ingesttest.GoldenEvents(t, NewNormalizer("acme"), records, "testdata/golden/normalized.jsonl", *update)
-	if *update {
-		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
-	}
-}
+func TestNormalizeGolden(t *testing.T) { ingesttest.NormalizeGolden(t, NewNormalizer("acme")) }
 
-func FuzzNormalize(f *testing.F) {
-	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
-		f.Add(r)
-	}
-	src := NewNormalizer("acme")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := ingesttest.CheckNormalize(src, raw); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { ingesttest.FuzzNormalize(f, NewNormalizer("acme")) }
 
 // fakeGraph reproduces the Entra token endpoint (client credentials) and the
 // two Graph audit lists: bearer auth, $filter with "ge <time>" (inclusive),
 // $top, newest first, @odata.nextLink with a $skiptoken, and one 429 with
 // Retry-After on the first follow-up page of each list.
 type fakeGraph struct {
-	t             *testing.T
-	srv           *httptest.Server
-	mu            sync.Mutex
+	*ingesttest.FakeAPI
 	signIns       [][]byte
 	audits        [][]byte
-	limited       map[string]bool
 	tokenRequests int
-	queries       []string
 }
 
 var geTime = regexp.MustCompile(`(?:createdDateTime|activityDateTime) ge (\S+)`)
 
+const tokenPath = "/tenant-id/oauth2/v2.0/token"
+
 func newFakeGraph(t *testing.T, records [][]byte) *fakeGraph {
-	f := &fakeGraph{t: t, limited: map[string]bool{}}
+	f := &fakeGraph{}
 	for _, r := range records {
 		var probe map[string]json.RawMessage
 		json.Unmarshal(r, &probe)
@@ -223,22 +172,15 @@ func newFakeGraph(t *testing.T, records [][]byte) *fakeGraph {
 			f.audits = append(f.audits, r)
 		}
 	}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
+	f.FakeAPI = ingesttest.NewFakeAPI(t, nil, "application/json", ingesttest.FakeAuth{Header: "Bearer " + testAccessToken,
+		Body: `{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}`, Open: []string{tokenPath}}, f.serve)
 	return f
 }
 
-func (f *fakeGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if r.URL.Path == "/tenant-id/oauth2/v2.0/token" {
+func (f *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == tokenPath {
 		f.tokenRequests++
-		r.ParseForm()
-		id, secret, ok := r.BasicAuth()
-		if !ok {
-			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-		}
+		id, secret := ingesttest.ClientCredentials(r)
 		if r.Method != http.MethodPost || r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("scope") != graphScope ||
 			id != "3c1f9e2a-5b4d-4c3e-8f7a-6b5c4d3e2f1a" || secret != testClientSecret {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -248,17 +190,12 @@ func (f *fakeGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":%q}`, testAccessToken)
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+testAccessToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}`)
-		return
-	}
 	var all [][]byte
 	switch r.URL.Path {
 	case "/beta/auditLogs/signIns":
 		all = f.signIns
 		if !strings.Contains(r.URL.Query().Get("$filter"), "signInEventTypes/any(t: t eq 'servicePrincipal')") {
-			f.t.Errorf("signIns filter %q does not select service principals", r.URL.Query().Get("$filter"))
+			f.T.Errorf("signIns filter %q does not select service principals", r.URL.Query().Get("$filter"))
 		}
 	case "/v1.0/auditLogs/directoryAudits":
 		all = f.audits
@@ -267,9 +204,9 @@ func (f *fakeGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"error":{"code":"ResourceNotFound"}}`)
 		return
 	}
-	f.queries = append(f.queries, r.URL.Path+"?"+r.URL.RawQuery)
+	f.Queries = append(f.Queries, r.URL.Path+"?"+r.URL.RawQuery)
 	if strings.Contains(r.URL.RawQuery, "+") {
-		f.t.Errorf("query %q encodes spaces as +; Graph wants %%20", r.URL.RawQuery)
+		f.T.Errorf("query %q encodes spaces as +; Graph wants %%20", r.URL.RawQuery)
 	}
 	q := r.URL.Query()
 	var since time.Time
@@ -281,61 +218,39 @@ func (f *fakeGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var match [][]byte
-	for _, raw := range all {
-		if tm, _, ok := recordKey(raw); ok && !tm.Before(since) {
-			match = append(match, raw)
-		}
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		a, _, _ := recordKey(match[i])
-		b, _, _ := recordKey(match[j])
-		return a.After(b)
-	})
+	match := ingesttest.Since(all, since, recordKey)
+	ingesttest.SortByTime(match, recordKey, true)
 	off := 0
 	if s := q.Get("$skiptoken"); s != "" {
-		if !f.limited[r.URL.Path] {
-			f.limited[r.URL.Path] = true
-			w.Header().Set("Retry-After", "2")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `{"error":{"code":"TooManyRequests","message":"Too many requests."}}`)
+		if f.RateLimitOnce(w, r.URL.Path, `{"error":{"code":"TooManyRequests","message":"Too many requests."}}`, "Retry-After", "2") {
 			return
 		}
 		off, _ = strconv.Atoi(s)
 	}
 	top, _ := strconv.Atoi(q.Get("$top"))
-	off = min(off, len(match))
-	end := min(off+top, len(match))
+	records, end := ingesttest.PageOf(match, off, top)
 	page := struct {
 		Context  string            `json:"@odata.context"`
 		NextLink string            `json:"@odata.nextLink,omitempty"`
 		Value    []json.RawMessage `json:"value"`
 	}{Context: "https://graph.microsoft.com/$metadata#auditLogs", Value: []json.RawMessage{}}
-	for _, raw := range match[off:end] {
+	for _, raw := range records {
 		page.Value = append(page.Value, raw)
 	}
 	if end < len(match) {
 		q.Set("$skiptoken", strconv.Itoa(end))
-		page.NextLink = f.srv.URL + r.URL.Path + "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+		page.NextLink = f.URL + r.URL.Path + "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
 	}
 	json.NewEncoder(w).Encode(page)
 }
 
 func newTestSource(t *testing.T, f *fakeGraph, pageSize int) *Source {
 	t.Setenv("ENTRA_CLIENT_SECRET", testClientSecret)
-	src, err := New(func(v any) error {
-		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
-			return err
-		}
+	return ingesttest.FromSample(t, sampleYAML, New, f.Options("acme"), func(v any) {
 		c := v.(*Config)
 		c.PageSize = pageSize
-		c.TokenURL = f.srv.URL + "/tenant-id/oauth2/v2.0/token"
-		return nil
-	}, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+		c.TokenURL = f.URL + tokenPath
+	}).(*Source)
 }
 
 func TestFetchConformance(t *testing.T) {
@@ -359,7 +274,7 @@ func TestFetchConformance(t *testing.T) {
 		t.Errorf("final cursor %+v, want the newest time across both streams, %s", res.Final, want)
 	}
 	// The conformance re-poll reads the first stream's first page from the final cursor.
-	if last := f.queries[len(f.queries)-1]; !strings.HasPrefix(last, "/beta/auditLogs/signIns?") ||
+	if last := f.Queries[len(f.Queries)-1]; !strings.HasPrefix(last, "/beta/auditLogs/signIns?") ||
 		!strings.Contains(last, "createdDateTime%20ge%202026-10-27T03%3A05%3A00.000Z") {
 		t.Errorf("re-poll query %q does not start the sign-ins at the final cursor", last)
 	}
@@ -367,15 +282,15 @@ func TestFetchConformance(t *testing.T) {
 
 func TestFetchStaticTokenAndBadSecret(t *testing.T) {
 	f := newFakeGraph(t, nil)
-	src, err := New(yamlDecoder([]byte("token: "+testAccessToken+"\nstreams: [directory_audits]\n")), ingest.Options{BaseURL: f.srv.URL})
+	src, err := New(ingesttest.YAML([]byte("token: "+testAccessToken+"\nstreams: [directory_audits]\n")), ingest.Options{BaseURL: f.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if page, err := src.Fetch(context.Background(), ingest.Cursor{}); err != nil || !page.Done {
 		t.Fatalf("static token: page %+v, err %v", page, err)
 	}
-	bad, _ := New(yamlDecoder([]byte("tenant_id: t\nclient_id: 3c1f9e2a-5b4d-4c3e-8f7a-6b5c4d3e2f1a\nclient_secret: wrong-secret-value\ntoken_url: "+f.srv.URL+"/tenant-id/oauth2/v2.0/token\n")),
-		ingest.Options{BaseURL: f.srv.URL})
+	bad, _ := New(ingesttest.YAML([]byte("tenant_id: t\nclient_id: 3c1f9e2a-5b4d-4c3e-8f7a-6b5c4d3e2f1a\nclient_secret: wrong-secret-value\ntoken_url: "+f.URL+"/tenant-id/oauth2/v2.0/token\n")),
+		ingest.Options{BaseURL: f.URL})
 	_, err = bad.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError
 	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "invalid_client") {
@@ -387,7 +302,7 @@ func TestFetchStaticTokenAndBadSecret(t *testing.T) {
 }
 
 func TestFetchRejectsCursorForMissingStream(t *testing.T) {
-	src, _ := New(yamlDecoder([]byte("token: x\nstreams: [sign_ins]\n")), ingest.Options{})
+	src, _ := New(ingesttest.YAML([]byte("token: x\nstreams: [sign_ins]\n")), ingest.Options{})
 	if _, err := src.Fetch(context.Background(), ingest.Cursor{Token: `{"stream":1}`}); err == nil || !strings.Contains(err.Error(), "stream 1") {
 		t.Fatalf("err = %v, want a cursor/config mismatch error", err)
 	}
@@ -405,10 +320,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"tenant_id: t\nclient_id: c\nclient_secret: s\n", ""},
 	}
 	for _, c := range cases {
-		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
-		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
-			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
-		}
+		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
 }
 

@@ -5,33 +5,24 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
 
 //go:embed sample.yaml
 var sampleYAML []byte
 
 const testToken = "00Abc-test-okta-api-token"
-
-func yamlDecoder(doc []byte) func(any) error {
-	return func(v any) error { return yaml.Unmarshal(doc, v) }
-}
 
 func TestNormalize(t *testing.T) {
 	type want struct {
@@ -99,104 +90,45 @@ func TestNormalize(t *testing.T) {
 	src := NewNormalizer("acme")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			evs, err := src.Normalize([]byte(c.raw))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
+			ingesttest.NormalizeCase(t, src, c.raw, ingesttest.One(c.want), c.wantErr, func(t *testing.T, ev schemas.Event) want {
+				if ev.Tenant != "acme" || string(ev.Raw) != c.raw {
+					t.Errorf("tenant %q / raw not kept", ev.Tenant)
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.want == nil {
-				if len(evs) != 0 {
-					t.Fatalf("want no events, got %+v", evs)
-				}
-				return
-			}
-			if len(evs) != 1 {
-				t.Fatalf("want 1 event, got %d", len(evs))
-			}
-			ev := evs[0]
-			if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
-				t.Fatal(err)
-			}
-			if ev.Tenant != "acme" || string(ev.Raw) != c.raw {
-				t.Errorf("tenant %q / raw not kept", ev.Tenant)
-			}
-			tm, _ := ev.Time.MarshalJSON()
-			got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
-				category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, principalType: ev.Principal.Type, ip: ev.Network.IP,
-				ua: ev.Network.UserAgent, time: strings.Trim(string(tm), `"`), scopes: ev.Scopes}
-			if ev.Resource.ID != "" {
-				got.resource = ev.Resource.Type + ":" + ev.Resource.ID
-			}
-			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *c.want) {
-				t.Errorf("got  %+v\nwant %+v", got, *c.want)
-			}
+				return want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
+					category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, principalType: ev.Principal.Type, ip: ev.Network.IP,
+					ua: ev.Network.UserAgent, time: ingesttest.TimeString(ev), scopes: ev.Scopes, resource: ingesttest.ResourceString(ev)}
+			})
 		})
 	}
 }
 
-func TestNormalizeGolden(t *testing.T) {
-	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
-	ingesttest.GoldenEvents(t, NewNormalizer("acme"), records, "testdata/golden/normalized.jsonl", *update)
-	if *update {
-		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
-	}
-}
+func TestNormalizeGolden(t *testing.T) { ingesttest.NormalizeGolden(t, NewNormalizer("acme")) }
 
-func FuzzNormalize(f *testing.F) {
-	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
-		f.Add(r)
-	}
-	src := NewNormalizer("acme")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := ingesttest.CheckNormalize(src, raw); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { ingesttest.FuzzNormalize(f, NewNormalizer("acme")) }
 
 // fakeSystemLog reproduces GET /api/v1/logs: SSWS auth, since (inclusive,
 // milliseconds), limit, sortOrder, filter, and Okta's polling pagination: a
 // Link rel="next" with an opaque after= on every page, the last included,
 // next to a rel="self" header. The first follow-up request gets a 429 with
 // only X-Rate-Limit-* headers, as Okta sends.
-type fakeSystemLog struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
-	records [][]byte
-	limited bool
-	queries []string
-}
+type fakeSystemLog struct{ *ingesttest.FakeAPI }
 
 func newFakeSystemLog(t *testing.T, records [][]byte) *fakeSystemLog {
-	f := &fakeSystemLog{t: t, records: records}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
+	f := &fakeSystemLog{}
+	f.FakeAPI = ingesttest.NewFakeAPI(t, records, "application/json", ingesttest.FakeAuth{Header: "SSWS " + testToken,
+		Body: `{"errorCode":"E0000011","errorSummary":"Invalid token provided","errorLink":"E0000011","errorId":"oaeX","errorCauses":[]}`}, f.serve)
 	return f
 }
 
-func (f *fakeSystemLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "SSWS "+testToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"errorCode":"E0000011","errorSummary":"Invalid token provided","errorLink":"E0000011","errorId":"oaeX","errorCauses":[]}`)
-		return
-	}
+func (f *fakeSystemLog) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/api/v1/logs" {
 		http.NotFound(w, r)
 		return
 	}
 	q := r.URL.Query()
-	f.queries = append(f.queries, r.URL.RawQuery)
+	f.Queries = append(f.Queries, r.URL.RawQuery)
 	if q.Get("sortOrder") != "ASCENDING" || q.Get("filter") != DefaultFilter {
-		f.t.Errorf("query %q: want sortOrder=ASCENDING and the default filter", r.URL.RawQuery)
+		f.T.Errorf("query %q: want sortOrder=ASCENDING and the default filter", r.URL.RawQuery)
 	}
 	var since time.Time
 	if v := q.Get("since"); v != "" {
@@ -207,56 +139,28 @@ func (f *fakeSystemLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var match [][]byte
-	for _, raw := range f.records {
-		if tm, _, ok := recordKey(raw); ok && !tm.Before(since) {
-			match = append(match, raw)
-		}
-	}
+	match := ingesttest.Since(f.Records, since, recordKey)
 	off := 0
 	if a := q.Get("after"); a != "" {
-		if !f.limited {
-			f.limited = true
-			w.Header().Set("X-Rate-Limit-Limit", "120")
-			w.Header().Set("X-Rate-Limit-Remaining", "0")
-			w.Header().Set("X-Rate-Limit-Reset", strconv.FormatInt(time.Now().Add(30*time.Second).Unix(), 10))
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}`)
+		if f.RateLimitOnce(w, "", `{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}`,
+			"X-Rate-Limit-Limit", "120", "X-Rate-Limit-Remaining", "0", "X-Rate-Limit-Reset", strconv.FormatInt(time.Now().Add(30*time.Second).Unix(), 10)) {
 			return
 		}
 		b, _ := base64.RawURLEncoding.DecodeString(a)
 		off, _ = strconv.Atoi(string(b))
 	}
 	limit, _ := strconv.Atoi(q.Get("limit"))
-	off = min(off, len(match))
-	end := min(off+limit, len(match))
+	page, end := ingesttest.PageOf(match, off, limit)
 	self := r.URL.RawQuery
 	q.Set("after", base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end))))
-	w.Header().Add("Link", fmt.Sprintf(`<%s/api/v1/logs?%s>; rel="self"`, f.srv.URL, self))
-	w.Header().Add("Link", fmt.Sprintf(`<%s/api/v1/logs?%s>; rel="next"`, f.srv.URL, q.Encode()))
-	fmt.Fprint(w, "[")
-	for i, raw := range match[off:end] {
-		if i > 0 {
-			fmt.Fprint(w, ",")
-		}
-		w.Write(raw)
-	}
-	fmt.Fprint(w, "]")
+	w.Header().Add("Link", fmt.Sprintf(`<%s/api/v1/logs?%s>; rel="self"`, f.URL, self))
+	w.Header().Add("Link", fmt.Sprintf(`<%s/api/v1/logs?%s>; rel="next"`, f.URL, q.Encode()))
+	fmt.Fprint(w, ingesttest.JSONArray(page))
 }
 
 func newTestSource(t *testing.T, f *fakeSystemLog, limit int) *Source {
 	t.Setenv("OKTA_API_TOKEN", testToken)
-	src, err := New(func(v any) error {
-		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
-			return err
-		}
-		v.(*Config).Limit = limit
-		return nil
-	}, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return ingesttest.FromSample(t, sampleYAML, New, f.Options("acme"), func(v any) { v.(*Config).Limit = limit }).(*Source)
 }
 
 func TestFetchConformance(t *testing.T) {
@@ -283,27 +187,22 @@ func TestFetchConformance(t *testing.T) {
 func TestFetchResumesFromCursorWithoutGapOrDuplicate(t *testing.T) {
 	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
 	f := newFakeSystemLog(t, records[:2]) // both at 02:13:07.412
-	f.limited = true
+	f.SkipRateLimit()
 	src := newTestSource(t, f, 1000)
 	page, err := src.Fetch(context.Background(), ingest.Cursor{})
 	if err != nil || !page.Done || len(page.Records) != 2 || len(page.Next.SeenAtTime) != 2 {
 		t.Fatalf("first poll: %d records, done %v, cursor %+v, err %v", len(page.Records), page.Done, page.Next, err)
 	}
-	f.records = append(f.records, records[2])
+	f.Records = append(f.Records, records[2])
 	page, err = src.Fetch(context.Background(), page.Next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, raw := range page.Records {
-		_, id, _ := recordKey(raw)
-		ids = append(ids, id)
-	}
-	if !slices.Equal(ids, []string{"5c01d2e4-7c1d-11f0-9a8b-1b2c3d4e5f60"}) {
+	if ids := ingesttest.IDs(page.Records, recordKey); !slices.Equal(ids, []string{"5c01d2e4-7c1d-11f0-9a8b-1b2c3d4e5f60"}) {
 		t.Errorf("second poll delivered %v, want only the new record", ids)
 	}
-	if !strings.Contains(f.queries[1], "since=2026-10-27T02%3A13%3A07.412Z") {
-		t.Errorf("second poll %q does not start at the cursor", f.queries[1])
+	if !strings.Contains(f.Queries[1], "since=2026-10-27T02%3A13%3A07.412Z") {
+		t.Errorf("second poll %q does not start at the cursor", f.Queries[1])
 	}
 }
 
@@ -314,7 +213,7 @@ func TestFetchBearerScheme(t *testing.T) {
 		fmt.Fprint(w, `[]`)
 	}))
 	defer srv.Close()
-	src, err := New(yamlDecoder([]byte("token: eyJhbGciOi.x.y\nauth_scheme: bearer\n")), ingest.Options{BaseURL: srv.URL})
+	src, err := New(ingesttest.YAML([]byte("token: eyJhbGciOi.x.y\nauth_scheme: bearer\n")), ingest.Options{BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +229,7 @@ func TestFetchErrorIsNotRateLimit(t *testing.T) {
 		fmt.Fprint(w, `{"errorCode":"E0000006","errorSummary":"You do not have permission to perform the requested action"}`)
 	}))
 	defer srv.Close()
-	src, _ := New(yamlDecoder([]byte("token: x\n")), ingest.Options{BaseURL: srv.URL})
+	src, _ := New(ingesttest.YAML([]byte("token: x\n")), ingest.Options{BaseURL: srv.URL})
 	_, err := src.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError
 	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "E0000006") {
@@ -339,7 +238,7 @@ func TestFetchErrorIsNotRateLimit(t *testing.T) {
 }
 
 func TestFetchRefusesNextLinkToAnotherHost(t *testing.T) {
-	src, _ := New(yamlDecoder([]byte("domain: example.okta.com\ntoken: x\n")), ingest.Options{})
+	src, _ := New(ingesttest.YAML([]byte("domain: example.okta.com\ntoken: x\n")), ingest.Options{})
 	cur := ingest.Cursor{Token: `{"next":"https://example.okta.com.evil.test/api/v1/logs?after=1"}`}
 	if _, err := src.Fetch(context.Background(), cur); err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("err = %v, want refusal", err)
@@ -356,10 +255,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"domain: example.okta.com\ntoken: x\n", ""},
 	}
 	for _, c := range cases {
-		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
-		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
-			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
-		}
+		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
 }
 
@@ -372,7 +268,7 @@ func TestFetchRateLimitPrefersRetryAfterOverReset(t *testing.T) {
 		fmt.Fprint(w, `{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}`)
 	}))
 	defer srv.Close()
-	src, _ := New(yamlDecoder([]byte("token: x\n")), ingest.Options{BaseURL: srv.URL})
+	src, _ := New(ingesttest.YAML([]byte("token: x\n")), ingest.Options{BaseURL: srv.URL})
 	src.(*Source).now = func() time.Time { return now }
 	_, err := src.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError

@@ -5,34 +5,24 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
 
 //go:embed sample.yaml
 var sampleYAML []byte
 
 const testToken = "00DHs000000abcd!AQ8AQTestAccessToken"
-
-func yamlDecoder(doc []byte) func(any) error {
-	return func(v any) error { return yaml.Unmarshal(doc, v) }
-}
 
 func TestNormalize(t *testing.T) {
 	type want struct {
@@ -92,62 +82,18 @@ func TestNormalize(t *testing.T) {
 	src := NewNormalizer("acme")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			evs, err := src.Normalize([]byte(c.raw))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.want == nil {
-				if len(evs) != 0 {
-					t.Fatalf("want no events, got %+v", evs)
-				}
-				return
-			}
-			if len(evs) != 1 {
-				t.Fatalf("want 1 event, got %d", len(evs))
-			}
-			ev := evs[0]
-			if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
-				t.Fatal(err)
-			}
-			tm, _ := ev.Time.MarshalJSON()
-			got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
-				category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, action: ev.Action.Name, ip: ev.Network.IP, ua: ev.Network.UserAgent,
-				time: strings.Trim(string(tm), `"`), records: ev.Records}
-			if ev.Resource.ID != "" {
-				got.resource = ev.Resource.Type + ":" + ev.Resource.ID
-			}
-			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *c.want) {
-				t.Errorf("got  %+v\nwant %+v", got, *c.want)
-			}
+			ingesttest.NormalizeCase(t, src, c.raw, ingesttest.One(c.want), c.wantErr, func(t *testing.T, ev schemas.Event) want {
+				return want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type, credID: ev.Credential.ID,
+					category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, action: ev.Action.Name, ip: ev.Network.IP, ua: ev.Network.UserAgent,
+					time: ingesttest.TimeString(ev), records: ev.Records, resource: ingesttest.ResourceString(ev)}
+			})
 		})
 	}
 }
 
-func TestNormalizeGolden(t *testing.T) {
-	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
-	ingesttest.GoldenEvents(t, NewNormalizer("acme"), records, "testdata/golden/normalized.jsonl", *update)
-	if *update {
-		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
-	}
-}
+func TestNormalizeGolden(t *testing.T) { ingesttest.NormalizeGolden(t, NewNormalizer("acme")) }
 
-func FuzzNormalize(f *testing.F) {
-	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
-		f.Add(r)
-	}
-	src := NewNormalizer("acme")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := ingesttest.CheckNormalize(src, raw); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { ingesttest.FuzzNormalize(f, NewNormalizer("acme")) }
 
 // fakeQueryAPI reproduces GET /services/data/vXX.X/query: bearer auth, a
 // SOQL query over ApiEvent (big-object order: newest first) or LoginHistory
@@ -155,12 +101,8 @@ func FuzzNormalize(f *testing.F) {
 // done/nextRecordsUrl (/services/data/vXX.X/query/<locator>-<offset>), and
 // one 429 with Retry-After on the first follow-up page.
 type fakeQueryAPI struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
+	*ingesttest.FakeAPI
 	objects map[string][][]byte
-	limited bool
-	queries []string
 }
 
 var (
@@ -169,28 +111,20 @@ var (
 )
 
 func newFakeQueryAPI(t *testing.T, records [][]byte) *fakeQueryAPI {
-	f := &fakeQueryAPI{t: t, objects: map[string][][]byte{}}
+	f := &fakeQueryAPI{objects: map[string][][]byte{}}
 	for _, r := range records {
 		var probe record
 		json.Unmarshal(r, &probe)
 		f.objects[probe.object()] = append(f.objects[probe.object()], r)
 	}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
+	f.FakeAPI = ingesttest.NewFakeAPI(t, nil, "application/json;charset=UTF-8", ingesttest.FakeAuth{Header: "Bearer " + testToken,
+		Body: `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`}, f.serve)
 	return f
 }
 
-func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	if r.Header.Get("Authorization") != "Bearer "+testToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`)
-		return
-	}
+func (f *fakeQueryAPI) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Sforce-Query-Options") == "" {
-		f.t.Errorf("no Sforce-Query-Options batch size header")
+		f.T.Errorf("no Sforce-Query-Options batch size header")
 	}
 	var object string
 	var since time.Time
@@ -198,7 +132,7 @@ func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/services/data/v61.0/query":
 		q := r.URL.Query().Get("q")
-		f.queries = append(f.queries, q)
+		f.Queries = append(f.Queries, q)
 		m := fromObject.FindStringSubmatch(q)
 		if m == nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -213,11 +147,7 @@ func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case locator.MatchString(r.URL.Path):
-		if !f.limited {
-			f.limited = true
-			w.Header().Set("Retry-After", "4")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `[{"message":"Too many requests","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`)
+		if f.RateLimitOnce(w, "", `[{"message":"Too many requests","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`, "Retry-After", "4") {
 			return
 		}
 		m := locator.FindStringSubmatch(r.URL.Path)
@@ -230,30 +160,17 @@ func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `[{"message":"The requested resource does not exist","errorCode":"NOT_FOUND"}]`)
 		return
 	}
-	var match [][]byte
-	for _, raw := range f.objects[object] {
-		if tm, _, ok := recordKey(raw); ok && !tm.Before(since) {
-			match = append(match, raw)
-		}
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		a, _, _ := recordKey(match[i])
-		b, _, _ := recordKey(match[j])
-		if object == ObjectAPIEvent {
-			return a.After(b)
-		}
-		return a.Before(b)
-	})
+	match := ingesttest.Since(f.objects[object], since, recordKey)
+	ingesttest.SortByTime(match, recordKey, object == ObjectAPIEvent)
 	const pageSize = 2 // Salesforce treats batchSize as a hint
-	off = min(off, len(match))
-	end := min(off+pageSize, len(match))
+	records, end := ingesttest.PageOf(match, off, pageSize)
 	resp := struct {
 		TotalSize      int               `json:"totalSize"`
 		Done           bool              `json:"done"`
 		NextRecordsURL string            `json:"nextRecordsUrl,omitempty"`
 		Records        []json.RawMessage `json:"records"`
 	}{TotalSize: len(match), Done: end == len(match), Records: []json.RawMessage{}}
-	for _, raw := range match[off:end] {
+	for _, raw := range records {
 		resp.Records = append(resp.Records, raw)
 	}
 	if !resp.Done {
@@ -264,11 +181,7 @@ func (f *fakeQueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newTestSource(t *testing.T, f *fakeQueryAPI) *Source {
 	t.Setenv("SALESFORCE_ACCESS_TOKEN", testToken)
-	src, err := New(ingesttest.ParseSample(t, sampleYAML).Decode, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return ingesttest.FromSample(t, sampleYAML, New, f.Options("acme"), nil).(*Source)
 }
 
 func TestFetchConformance(t *testing.T) {
@@ -294,7 +207,7 @@ func TestFetchConformance(t *testing.T) {
 	if want := time.Date(2026, 10, 27, 2, 31, 0, 0, time.UTC); !res.Final.Time.Equal(want) || res.Final.Token != "" {
 		t.Errorf("final cursor %+v, want %s", res.Final, want)
 	}
-	if q := f.queries[len(f.queries)-1]; !strings.Contains(q, "FROM ApiEvent WHERE EventDate >= 2026-10-27T02:31:00Z") {
+	if q := f.Queries[len(f.Queries)-1]; !strings.Contains(q, "FROM ApiEvent WHERE EventDate >= 2026-10-27T02:31:00Z") {
 		t.Errorf("re-poll query %q does not start at the final cursor", q)
 	}
 }
@@ -306,7 +219,7 @@ func TestFetchDailyLimitIsARateLimit(t *testing.T) {
 		fmt.Fprint(w, `[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`)
 	}))
 	defer srv.Close()
-	src, err := New(yamlDecoder([]byte("token: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
+	src, err := New(ingesttest.YAML([]byte("token: t0k3n\n")), ingest.Options{BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +232,7 @@ func TestFetchDailyLimitIsARateLimit(t *testing.T) {
 
 func TestFetchExpiredSessionIsAnError(t *testing.T) {
 	f := newFakeQueryAPI(t, nil)
-	src, _ := New(yamlDecoder([]byte("token: expired-token\n")), ingest.Options{BaseURL: f.srv.URL})
+	src, _ := New(ingesttest.YAML([]byte("token: expired-token\n")), ingest.Options{BaseURL: f.URL})
 	_, err := src.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError
 	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "INVALID_SESSION_ID") {
@@ -328,7 +241,7 @@ func TestFetchExpiredSessionIsAnError(t *testing.T) {
 }
 
 func TestFetchRefusesForeignNextRecordsURL(t *testing.T) {
-	src, _ := New(yamlDecoder([]byte("instance_url: https://example.my.salesforce.com\ntoken: x\n")), ingest.Options{})
+	src, _ := New(ingesttest.YAML([]byte("instance_url: https://example.my.salesforce.com\ntoken: x\n")), ingest.Options{})
 	cur := ingest.Cursor{Token: `{"next":"https://evil.example/services/data/v61.0/query/01g-2"}`}
 	if _, err := src.Fetch(context.Background(), cur); err == nil || !strings.Contains(err.Error(), "not an instance path") {
 		t.Fatalf("err = %v, want refusal", err)
@@ -346,9 +259,6 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"instance_url: https://e.my.salesforce.com\ntoken: x\nobjects: [LoginHistory]\n", ""},
 	}
 	for _, c := range cases {
-		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
-		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
-			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
-		}
+		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
 }

@@ -5,34 +5,23 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
 
 //go:embed sample.yaml
 var sampleYAML []byte
 
 const testToken = "xoxp-1234567890-0987654321-test"
-
-func yamlDecoder(doc []byte) func(any) error {
-	return func(v any) error { return yaml.Unmarshal(doc, v) }
-}
 
 func TestNormalize(t *testing.T) {
 	type want struct {
@@ -97,42 +86,14 @@ func TestNormalize(t *testing.T) {
 	src := NewNormalizer("acme")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			evs, err := src.Normalize([]byte(c.raw))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, c.wantErr)
+			ingesttest.NormalizeCase(t, src, c.raw, ingesttest.One(c.want), c.wantErr, func(t *testing.T, ev schemas.Event) want {
+				if ev.Tenant != "acme" || string(ev.Raw) != c.raw || !strings.HasPrefix(ev.Credential.ID, "i-") {
+					t.Errorf("tenant %q, credential id %q, or raw not kept", ev.Tenant, ev.Credential.ID)
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.want == nil {
-				if len(evs) != 0 {
-					t.Fatalf("want no events, got %+v", evs)
-				}
-				return
-			}
-			if len(evs) != 1 {
-				t.Fatalf("want 1 event, got %d", len(evs))
-			}
-			ev := evs[0]
-			if err := ingesttest.CheckEvent(ev, SourceName); err != nil {
-				t.Fatal(err)
-			}
-			if ev.Tenant != "acme" || string(ev.Raw) != c.raw || !strings.HasPrefix(ev.Credential.ID, "i-") {
-				t.Errorf("tenant %q, credential id %q, or raw not kept", ev.Tenant, ev.Credential.ID)
-			}
-			tm, _ := ev.Time.MarshalJSON()
-			got := want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type,
-				category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, ip: ev.Network.IP,
-				ua: ev.Network.UserAgent, time: strings.Trim(string(tm), `"`), scopes: ev.Scopes}
-			if ev.Resource.ID != "" {
-				got.resource = ev.Resource.Type + ":" + ev.Resource.ID
-			}
-			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *c.want) {
-				t.Errorf("got  %+v\nwant %+v", got, *c.want)
-			}
+				return want{id: ev.EventID, integration: ev.Integration.ID, appName: ev.Integration.Name, credType: ev.Credential.Type,
+					category: ev.Action.Category, outcome: ev.Outcome, principal: ev.Principal.ID, ip: ev.Network.IP,
+					ua: ev.Network.UserAgent, time: ingesttest.TimeString(ev), scopes: ev.Scopes, resource: ingesttest.ResourceString(ev)}
+			})
 		})
 	}
 }
@@ -143,119 +104,57 @@ func TestInstallationIDSeparatesWorkspaces(t *testing.T) {
 	}
 }
 
-func TestNormalizeGolden(t *testing.T) {
-	records := ingesttest.ReadLines(t, "testdata/records.jsonl")
-	ingesttest.GoldenEvents(t, NewNormalizer("acme"), records, "testdata/golden/normalized.jsonl", *update)
-	if *update {
-		ingesttest.WriteSeedCorpus(t, "testdata/fuzz/FuzzNormalize", records)
-	}
-}
+func TestNormalizeGolden(t *testing.T) { ingesttest.NormalizeGolden(t, NewNormalizer("acme")) }
 
-func FuzzNormalize(f *testing.F) {
-	for _, r := range ingesttest.ReadLines(f, "testdata/records.jsonl") {
-		f.Add(r)
-	}
-	src := NewNormalizer("acme")
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := ingesttest.CheckNormalize(src, raw); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { ingesttest.FuzzNormalize(f, NewNormalizer("acme")) }
 
 // fakeAuditLogs reproduces GET /audit/v1/logs: bearer auth, entries newest
 // first, oldest (inclusive, epoch seconds), limit, action, and cursor paging
 // through response_metadata.next_cursor (empty on the last page). The first
 // request carrying a cursor gets a 429 with Retry-After.
-type fakeAuditLogs struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
-	records [][]byte
-	limited bool
-	queries []string
-}
+type fakeAuditLogs struct{ *ingesttest.FakeAPI }
 
 func newFakeAuditLogs(t *testing.T, records [][]byte) *fakeAuditLogs {
-	f := &fakeAuditLogs{t: t, records: records}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
+	f := &fakeAuditLogs{}
+	f.FakeAPI = ingesttest.NewFakeAPI(t, records, "application/json", ingesttest.FakeAuth{Header: "Bearer " + testToken,
+		Body: `{"ok":false,"error":"invalid_auth"}`}, f.serve)
 	return f
 }
 
-func (f *fakeAuditLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "Bearer "+testToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"ok":false,"error":"invalid_auth"}`)
-		return
-	}
+func (f *fakeAuditLogs) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/audit/v1/logs" {
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"ok":false,"error":"unknown_method"}`)
 		return
 	}
 	q := r.URL.Query()
-	f.queries = append(f.queries, r.URL.RawQuery)
+	f.Queries = append(f.Queries, r.URL.RawQuery)
 	if q.Get("action") != strings.Join(DefaultActions, ",") {
-		f.t.Errorf("action filter %q, want the default actions", q.Get("action"))
+		f.T.Errorf("action filter %q, want the default actions", q.Get("action"))
 	}
 	oldest, _ := strconv.ParseInt(q.Get("oldest"), 10, 64)
-	var match [][]byte
-	for _, raw := range f.records {
-		if tm, _, ok := recordKey(raw); ok && tm.Unix() >= oldest {
-			match = append(match, raw)
-		}
-	}
-	sort.SliceStable(match, func(i, j int) bool {
-		a, _, _ := recordKey(match[i])
-		b, _, _ := recordKey(match[j])
-		return a.After(b)
-	})
+	match := ingesttest.Since(f.Records, time.Unix(oldest, 0), recordKey)
+	ingesttest.SortByTime(match, recordKey, true)
 	off := 0
 	if c := q.Get("cursor"); c != "" {
-		if !f.limited {
-			f.limited = true
-			w.Header().Set("Retry-After", "3")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `{"ok":false,"error":"ratelimited"}`)
+		if f.RateLimitOnce(w, "", `{"ok":false,"error":"ratelimited"}`, "Retry-After", "3") {
 			return
 		}
 		b, _ := base64.StdEncoding.DecodeString(c)
 		off, _ = strconv.Atoi(strings.TrimPrefix(string(b), "next:"))
 	}
 	limit, _ := strconv.Atoi(q.Get("limit"))
-	off = min(off, len(match))
-	end := min(off+limit, len(match))
+	page, end := ingesttest.PageOf(match, off, limit)
 	next := ""
 	if end < len(match) {
 		next = base64.StdEncoding.EncodeToString([]byte("next:" + strconv.Itoa(end)))
 	}
-	fmt.Fprint(w, `{"entries":[`)
-	for i, raw := range match[off:end] {
-		if i > 0 {
-			fmt.Fprint(w, ",")
-		}
-		w.Write(raw)
-	}
-	fmt.Fprintf(w, `],"response_metadata":{"next_cursor":%q}}`, next)
+	fmt.Fprintf(w, `{"entries":%s,"response_metadata":{"next_cursor":%q}}`, ingesttest.JSONArray(page), next)
 }
 
 func newTestSource(t *testing.T, f *fakeAuditLogs, limit int) *Source {
 	t.Setenv("SLACK_AUDIT_TOKEN", testToken)
-	src, err := New(func(v any) error {
-		if err := ingesttest.ParseSample(t, sampleYAML).Decode(v); err != nil {
-			return err
-		}
-		v.(*Config).Limit = limit
-		return nil
-	}, ingest.Options{Tenant: "acme", BaseURL: f.srv.URL, Client: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return ingesttest.FromSample(t, sampleYAML, New, f.Options("acme"), func(v any) { v.(*Config).Limit = limit }).(*Source)
 }
 
 func TestFetchConformance(t *testing.T) {
@@ -276,7 +175,7 @@ func TestFetchConformance(t *testing.T) {
 	if want := time.Unix(1793073500, 0).UTC(); !res.Final.Time.Equal(want) || res.Final.Token != "" {
 		t.Errorf("final cursor %+v, want time %s", res.Final, want)
 	}
-	for _, q := range f.queries[1 : len(f.queries)-1] { // the last is the re-poll from the final cursor
+	for _, q := range f.Queries[1 : len(f.Queries)-1] { // the last is the re-poll from the final cursor
 		if !strings.Contains(q, "cursor=") {
 			t.Errorf("follow-up request %q has no cursor", q)
 		}
@@ -292,28 +191,24 @@ func TestFetchResumesFromCursorWithoutGapOrDuplicate(t *testing.T) {
 		t.Fatalf("first poll: %d records, done %v, err %v", len(page.Records), page.Done, err)
 	}
 	sameSecond := `{"id":"late-same-second","date_create":1793067187,"action":"app_resources_added","entity":{"type":"app","app":{"id":"A0W1CRMSYNC"}}}`
-	f.records = append(f.records, []byte(sameSecond), records[2])
+	f.Records = append(f.Records, []byte(sameSecond), records[2])
 	page, err = src.Fetch(context.Background(), page.Next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, raw := range page.Records {
-		_, id, _ := recordKey(raw)
-		ids = append(ids, id)
-	}
+	ids := ingesttest.IDs(page.Records, recordKey)
 	slices.Sort(ids)
 	if !slices.Equal(ids, []string{"2123a45b-6c7d-8e9f-a0b1-c2d3e4f5a6b9", "late-same-second"}) {
 		t.Errorf("second poll delivered %v, want only the two new entries", ids)
 	}
-	if !strings.Contains(f.queries[1], "oldest=1793067187") {
-		t.Errorf("second poll %q does not start at the cursor second", f.queries[1])
+	if !strings.Contains(f.Queries[1], "oldest=1793067187") {
+		t.Errorf("second poll %q does not start at the cursor second", f.Queries[1])
 	}
 }
 
 func TestFetchAuthErrorIsNotRetried(t *testing.T) {
 	f := newFakeAuditLogs(t, nil)
-	src, _ := New(yamlDecoder([]byte("token: xoxp-wrong\n")), ingest.Options{BaseURL: f.srv.URL})
+	src, _ := New(ingesttest.YAML([]byte("token: xoxp-wrong\n")), ingest.Options{BaseURL: f.URL})
 	_, err := src.Fetch(context.Background(), ingest.Cursor{})
 	var rl *ingest.RateLimitError
 	if err == nil || errors.As(err, &rl) || !strings.Contains(err.Error(), "invalid_auth") {
@@ -332,9 +227,6 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"token: x\nactions: [app_installed]\n", ""},
 	}
 	for _, c := range cases {
-		_, err := New(yamlDecoder([]byte(c.yaml)), ingest.Options{})
-		if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
-			t.Errorf("%q: err = %v, want %q", c.yaml, err, c.wantErr)
-		}
+		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
 }
