@@ -67,6 +67,9 @@ type Spec struct {
 	ID      string
 	Summary string
 	New     func(decode func(any) error) (Detector, error)
+	// KeyedBy is what the detector's state is keyed by; the zero value is
+	// the integration (see Keying).
+	KeyedBy Keying
 }
 
 var (

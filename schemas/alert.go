@@ -68,6 +68,10 @@ type Alert struct {
 	// Criticality is the integration's, from the catalog ("" when not
 	// catalogued): routing rules send by it.
 	Criticality string `json:"criticality,omitempty"`
+	// Owner and Purpose are the catalog's for the integration, so every sink
+	// can name who to ask without knowing the catalog.
+	Owner   string `json:"owner,omitempty"`
+	Purpose string `json:"purpose,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.

@@ -1,6 +1,9 @@
 package schemas
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Kafka topics. Every topic but the cursor and state topics is keyed by
 // integration id, so one integration's events stay ordered on one partition
@@ -14,17 +17,31 @@ const (
 	// written to the same partition number as the integration's events, plus
 	// one checkpoint marker per partition (the events offset it covers).
 	TopicState = "tokenwatch.state"
-	// TopicIPSightings re-keys events by tenant/IP (one per integration, IP
-	// and hour) for detectors that look across integrations (chain.shared_ip).
-	TopicIPSightings = "tokenwatch.ip_sightings"
-	// TopicStateIP is TopicState for the IP-keyed stage.
-	TopicStateIP = "tokenwatch.state.ip"
 	// TopicCursors is compacted: the latest poll cursor per (source, tenant).
 	TopicCursors = "tokenwatch.cursors"
 	// TopicDelivered is compacted: "sink/alert id" → when it was delivered, so
 	// a restarted sink does not deliver an alert twice within its dedup window.
 	TopicDelivered = "tokenwatch.delivered"
 )
+
+// RekeyTopic is the repartition topic of the detect stage keyed by keying
+// (detect.Keying.Name): events re-keyed for detectors that look across
+// integrations, such as chain.shared_ip by source IP.
+func RekeyTopic(keying string) string { return "tokenwatch.rekey." + keying }
+
+// StateTopic is the compacted state topic of the detect stage keyed by
+// keying: TopicState for the integration stage ("").
+func StateTopic(keying string) string {
+	if keying == "" {
+		return TopicState
+	}
+	return TopicState + "." + keying
+}
+
+// IsStateTopic reports whether topic is a detect stage's state topic.
+func IsStateTopic(topic string) bool {
+	return topic == TopicState || strings.HasPrefix(topic, TopicState+".")
+}
 
 // DeadLetter is what lands on a dead-letter topic: the input that could not be
 // processed, untouched, with the reason and where it came from.

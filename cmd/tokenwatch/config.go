@@ -6,9 +6,7 @@ import (
 	"io"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
-	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
-	"github.com/tokenwatch/tokenwatch/detect/engine"
-	"github.com/tokenwatch/tokenwatch/enrich/inventory"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
@@ -34,14 +32,13 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	_, rest, err := sharedip.FromConfig(cfg.Detect.Detectors)
+	// The detect program exactly as run builds it: detectors, GeoIP, catalog.
+	prog, err := program.Build(cfg.Program(), program.Options{})
 	if err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	dets, err := engine.Build(rest)
-	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
+	defer prog.Close()
+	dets := prog.DetectorIDs()
 	for i, s := range cfg.Deliver.Sinks {
 		if _, err := deliver.New(s.Kind, s.Name, s.Decode); err != nil {
 			return fmt.Errorf("config %s: deliver.sinks[%d] (%s): %w", path, i, s.Name, err)
@@ -60,11 +57,6 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if len(cfg.Ingest.Push.Sources) > 0 {
 		if _, err := push.New(cfg.Ingest.Push, discard{}, nil); err != nil {
 			return fmt.Errorf("config %s: ingest.push: %w", path, err)
-		}
-	}
-	if cfg.Inventory.Path != "" {
-		if _, err := inventory.Load(cfg.Inventory.Path); err != nil {
-			return fmt.Errorf("config %s: inventory.path: %w", path, err)
 		}
 	}
 	brokers := "in-process broker"

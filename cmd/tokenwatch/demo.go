@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
@@ -39,7 +40,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := config.Default()
 	cfg.GeoIP.City, cfg.GeoIP.ASN = *city, *asn
 	cfg.HTTP.Listen = "" // the demo serves nothing
-	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: pages}}
+	cfg.Ingest.Files = []intake.FileInput{{Source: "google_workspace", Path: pages}}
 	if *chAddr != "" {
 		cfg.ClickHouse.Addr = []string{*chAddr}
 		cfg.Deliver.EventsToClickHouse = true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 	"github.com/tokenwatch/tokenwatch/internal/app/eval"
 )
@@ -17,6 +18,7 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	city := fs.String("geoip-city", "", "GeoIP2/GeoLite2 City database (without one the geo detectors cannot fire)")
 	asn := fs.String("geoip-asn", "", "GeoLite2 ASN database")
 	grace := fs.Duration("grace", eval.DefaultGrace, "how long after a labelled attack ends an alert still counts for it")
+	cfgPath := fs.String("config", "", "config file: detector settings, GeoIP databases and the catalog, exactly as run loads them")
 	generate := fs.Bool("generate", false, "write the labelled corpus into DIR instead of scoring it")
 	def := corpus.DefaultOptions()
 	seed := fs.Uint64("seed", def.Seed, "with --generate: random seed")
@@ -47,10 +49,23 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err
 	}
-	if *city == "" && *asn == "" {
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *city != "" {
+		cfg.GeoIP.City = *city
+	}
+	if *asn != "" {
+		cfg.GeoIP.ASN = *asn
+	}
+	if !cfg.GeoIP.Enabled() {
 		fmt.Fprintln(stderr, "tokenwatch eval: no GeoIP databases given; the geo detectors cannot fire")
 	}
-	res, err := eval.Run(dir, eval.Options{GeoIPCity: *city, GeoIPASN: *asn, Grace: *grace})
+	res, err := eval.Run(dir, eval.Options{Program: cfg.Program(), Grace: *grace})
 	if err != nil {
 		return err
 	}

@@ -9,10 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tokenwatch/tokenwatch/detect"
-	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
-	"github.com/tokenwatch/tokenwatch/detect/engine"
-	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -24,7 +21,7 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 	tenant := fs.String("tenant", "", "tenant for records that carry none")
 	city := fs.String("geoip-city", "", "GeoIP2/GeoLite2 City database (overrides config)")
 	asn := fs.String("geoip-asn", "", "GeoLite2 ASN database (overrides config)")
-	cfgPath := fs.String("config", "", "config file (detector settings, GeoIP paths)")
+	cfgPath := fs.String("config", "", "config file: detector settings, GeoIP databases and the catalog, exactly as run loads them")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -56,26 +53,14 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	reportDead(stderr, batch.Dead)
-	sip, rest, err := sharedip.FromConfig(cfg.Detect.Detectors)
+	// The same program run builds from the same config: detectors, GeoIP and
+	// the catalog.
+	prog, err := program.Build(cfg.Program(), program.Options{})
 	if err != nil {
 		return err
 	}
-	dets, err := engine.Build(rest)
-	if err != nil {
-		return err
-	}
-	var geo *geoip.Enricher
-	if cfg.GeoIP.City != "" || cfg.GeoIP.ASN != "" {
-		if geo, err = geoip.Open(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize); err != nil {
-			return err
-		}
-		defer geo.Close()
-	}
-	var ipEngine *engine.Engine
-	if sip.Enabled() {
-		ipEngine = engine.New([]detect.Detector{sip})
-	}
-	alerts := Replay(batch.Events, geo, engine.New(dets), ipEngine)
+	defer prog.Close()
+	alerts := prog.Run(batch.Events)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	for i := range alerts {
@@ -84,30 +69,6 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return w.Flush()
-}
-
-// Replay runs events (in order) through enrichment and the engine, and their
-// IP sightings through ipEngine (chain.shared_ip; nil to skip), as the detect
-// role's two stages do, then flushes both at the last event time.
-func Replay(events []schemas.Event, geo *geoip.Enricher, e, ipEngine *engine.Engine) []schemas.Alert {
-	var alerts []schemas.Alert
-	var sighter sharedip.Sighter
-	for i := range events {
-		if geo != nil {
-			geo.Enrich(&events[i])
-		}
-		alerts = append(alerts, e.Observe(&events[i])...)
-		if ipEngine != nil {
-			if s, ok := sighter.Sight(&events[i]); ok {
-				alerts = append(alerts, ipEngine.Observe(&s)...)
-			}
-		}
-	}
-	alerts = append(alerts, e.Flush(e.Watermark())...)
-	if ipEngine != nil {
-		alerts = append(alerts, ipEngine.Flush(ipEngine.Watermark())...)
-	}
-	return alerts
 }
 
 // readAll reads and normalizes files; events come out merged in time order.

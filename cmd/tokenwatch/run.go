@@ -36,7 +36,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeFn()
-	log.Info("tokenwatch running", "version", version, "roles", rs, "brokers", p.Cfg.Kafka.Brokers, "detectors", len(p.Detectors))
+	log.Info("tokenwatch running", "version", version, "roles", rs, "brokers", p.Cfg.Kafka.Brokers, "detectors", len(p.Program.DetectorIDs()))
 	err = p.Run(ctx, rs)
 	log.Info("tokenwatch stopped")
 	return err

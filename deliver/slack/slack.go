@@ -73,10 +73,6 @@ func (c Config) Validate() error {
 
 // Sink posts to one Slack webhook.
 type Sink struct {
-	// Owners, when set by the runner, names an integration's owner (from the
-	// inventory). It wins over an "owner" field in the alert's observed data.
-	Owners func(integrationID string) string
-
 	name   string
 	cfg    Config
 	client *http.Client
@@ -114,10 +110,9 @@ func (s *Sink) Name() string { return s.name }
 func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 	for i := range alerts {
 		a := &alerts[i]
-		owner := ""
-		if s.Owners != nil {
-			owner = s.Owners(a.IntegrationID)
-		}
+		// The catalog's owner (on the alert) wins over an "owner" field in
+		// the alert's observed data.
+		owner := a.Owner
 		if owner == "" {
 			owner = OwnerFromObserved(a.Observed)
 		}

@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/tokenwatch/tokenwatch/detect/auth/failureburst"
 	_ "github.com/tokenwatch/tokenwatch/detect/chain/crossapp"
+	_ "github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/hosting"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/impossibletravel"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/newasn"

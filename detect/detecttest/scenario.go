@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
-	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -54,8 +54,9 @@ type ExpectedAlert struct {
 }
 
 // RunScenarios replays every scenario under dir (one sub-folder each) through
-// every registered detector with default config, exactly as the pipeline does
-// (engine.New(engine.Build(nil)), events in file order, a flush at the end),
+// the detect program with every registered detector at its default config,
+// exactly as replay and the detect role run it (events in file order, a flush
+// at the end),
 // and compares the alerts with the scenario's expected_alerts.jsonl as a set.
 // With -update it rewrites expected_alerts.jsonl from what the detectors
 // produced instead; review the diff before committing it.
@@ -140,22 +141,14 @@ func runScenario(t *testing.T, dir string) {
 
 func replayAll(t *testing.T, events []schemas.Event) []produced {
 	t.Helper()
-	ds, err := engine.Build(nil)
-	if err != nil {
-		t.Fatalf("build detectors: %v", err)
-	}
 	keys := map[string]string{} // alert id → finding key
-	wrapped := make([]detect.Detector, len(ds))
-	for i, d := range ds {
-		wrapped[i] = recorder(d, keys)
+	prog, err := program.Build(program.Config{}, program.Options{Wrap: func(d detect.Detector) detect.Detector { return recorder(d, keys) }})
+	if err != nil {
+		t.Fatalf("build the detect program: %v", err)
 	}
-	e := engine.New(wrapped)
-	var alerts []schemas.Alert
-	for i := range events {
-		ev := events[i]
-		alerts = append(alerts, e.Observe(&ev)...)
-	}
-	alerts = append(alerts, e.Flush(e.Watermark())...)
+	defer prog.Close()
+	evs := append([]schemas.Event(nil), events...)
+	alerts := prog.Run(evs)
 	out := make([]produced, len(alerts))
 	for i, a := range alerts {
 		out[i] = produced{a, keys[a.ID]}

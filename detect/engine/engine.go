@@ -2,7 +2,7 @@
 // feeds them events in arrival order with event time as the only clock, ticks
 // Ticker detectors as the event-time watermark crosses hour boundaries, and
 // turns Findings into schemas.Alerts with deterministic ids. It owns no I/O;
-// the pipeline feeds it from Kafka and replay feeds it from files.
+// the detect program (detect/program) builds its detectors and drives it.
 package engine
 
 import (
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -45,10 +44,11 @@ type integration struct {
 	// same key after a restore or a reprocessed offset is not a second
 	// alert. Bounded by DedupWindow of event time.
 	emitted map[string]int64
-	// criticality is the catalog's, from the latest event (not checkpointed:
-	// the next event restores it).
-	criticality string
-	last        int64 // event time (Unix ms) of the latest event, for eviction
+	// catalog is the catalog's entry, from the latest event that carried one
+	// (not checkpointed: the next event restores it). Alerts carry its
+	// owner, purpose and criticality.
+	catalog *schemas.Inventory
+	last    int64 // event time (Unix ms) of the latest event, for eviction
 }
 
 // DedupWindow is how long (in event time) an alert id is remembered.
@@ -63,44 +63,6 @@ func New(detectors []detect.Detector) *Engine {
 		}
 	}
 	return e
-}
-
-// Build constructs every registered detector, configured from cfg (detector id
-// → YAML node). A detector whose node says `enabled: false` is left out.
-// Unknown ids in cfg are an error.
-func Build(cfg map[string]yaml.Node) ([]detect.Detector, error) {
-	for id := range cfg {
-		if _, err := detect.Lookup(id); err != nil {
-			return nil, fmt.Errorf("detectors: %w", err)
-		}
-	}
-	var out []detect.Detector
-	for _, spec := range detect.Specs() {
-		node, has := cfg[spec.ID]
-		if has {
-			var onOff struct {
-				Enabled *bool `yaml:"enabled"`
-			}
-			if err := node.Decode(&onOff); err != nil {
-				return nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
-			}
-			if onOff.Enabled != nil && !*onOff.Enabled {
-				continue
-			}
-		}
-		decode := func(v any) error {
-			if !has {
-				return nil
-			}
-			return node.Decode(v)
-		}
-		d, err := spec.New(decode)
-		if err != nil {
-			return nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }
 
 // Observe runs ev through every detector and returns the new alerts.
@@ -127,7 +89,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	in.last = t.UnixMilli()
 	e.markDirty(k, in)
 	if ev.Inventory != nil {
-		in.criticality = ev.Inventory.Criticality
+		in.catalog = ev.Inventory
 	}
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
@@ -202,7 +164,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 	a := schemas.Alert{
 		ID:            id,
 		Detector:      detector,
-		Severity:      schemas.AdjustSeverity(f.Severity, in.criticality),
+		Severity:      f.Severity,
 		IntegrationID: k.ID,
 		Tenant:        k.Tenant,
 		Title:         f.Title,
@@ -217,7 +179,10 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		a.EventIDs = []string{}
 	}
 	a.Query, _ = schemas.EvidenceQuery("events", a.EventIDs, 0)
-	a.Criticality = in.criticality
+	if c := in.catalog; c != nil {
+		a.Severity = schemas.AdjustSeverity(f.Severity, c.Criticality)
+		a.Criticality, a.Owner, a.Purpose = c.Criticality, c.Owner, c.Purpose
+	}
 	return a, true
 }
 

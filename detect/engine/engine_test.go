@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
@@ -50,7 +52,7 @@ func TestSameInputSameAlertsAndIDs(t *testing.T) {
 	evs := scenarioEvents(t)
 	g := enricher(t)
 	run := func() []schemas.Alert {
-		dets, err := engine.Build(nil)
+		dets, err := buildDetectors(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,13 +72,13 @@ func TestSameInputSameAlertsAndIDs(t *testing.T) {
 }
 
 func TestBuildHonoursEnabledFalseAndRejectsUnknownIDs(t *testing.T) {
-	all, err := engine.Build(nil)
+	all, err := buildDetectors(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var off yaml.Node
 	yaml.Unmarshal([]byte("enabled: false"), &off)
-	some, err := engine.Build(map[string]yaml.Node{"volume.spike": *off.Content[0]})
+	some, err := buildDetectors(map[string]yaml.Node{"volume.spike": *off.Content[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestBuildHonoursEnabledFalseAndRejectsUnknownIDs(t *testing.T) {
 			t.Fatal("volume.spike still built")
 		}
 	}
-	if _, err := engine.Build(map[string]yaml.Node{"geo.nope": {}}); err == nil {
+	if _, err := buildDetectors(map[string]yaml.Node{"geo.nope": {}}); err == nil {
 		t.Fatal("unknown detector id accepted")
 	}
 }
@@ -102,7 +104,7 @@ func TestBuildHonoursEnabledFalseAndRejectsUnknownIDs(t *testing.T) {
 func BenchmarkEnrichDetect(b *testing.B) {
 	evs := cachedScenarioEvents(b)
 	g := enricher(b)
-	dets, err := engine.Build(nil)
+	dets, err := buildDetectors(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestSnapshotRestoreMidStreamGivesTheSameAlerts(t *testing.T) {
 	for i := range evs {
 		g.Enrich(&evs[i])
 	}
-	dets, _ := engine.Build(nil)
+	dets, _ := buildDetectors(nil)
 	whole := engine.New(dets)
 	var want []schemas.Alert
 	for i := range evs {
@@ -202,7 +204,7 @@ func TestEvictedIntegrationsComeBackWithTheirBaselines(t *testing.T) {
 	for i := range evs {
 		g.Enrich(&evs[i])
 	}
-	dets, _ := engine.Build(nil)
+	dets, _ := buildDetectors(nil)
 	whole := engine.New(dets)
 	var want []schemas.Alert
 	for i := range evs {
@@ -232,4 +234,14 @@ func TestEvictedIntegrationsComeBackWithTheirBaselines(t *testing.T) {
 			t.Fatalf("alert %d: %s vs %s", i, got[i].ID, want[i].ID)
 		}
 	}
+}
+
+// buildDetectors is the integration stage's detectors as the detect program
+// builds them from cfg (the engine runs one stage).
+func buildDetectors(cfg map[string]yaml.Node) ([]detect.Detector, error) {
+	p, err := program.Build(program.Config{Detectors: cfg}, program.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return p.Stages[0].Detectors, nil
 }

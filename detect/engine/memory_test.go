@@ -103,7 +103,7 @@ func BenchmarkMemoryPerIntegration(b *testing.B) {
 			b.Fatalf("test GeoIP does not resolve %s", ip)
 		}
 	}
-	all, err := engine.Build(nil)
+	all, err := buildDetectors(nil)
 	if err != nil {
 		b.Fatal(err)
 	}

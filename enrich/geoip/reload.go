@@ -2,6 +2,7 @@ package geoip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -95,4 +96,35 @@ func stamp(paths ...string) (string, error) {
 		s += fmt.Sprintf("%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return s, nil
+}
+
+// Config names the MaxMind databases (the `geoip:` section of the config).
+type Config struct {
+	City      string `yaml:"city"`
+	ASN       string `yaml:"asn"`
+	CacheSize int    `yaml:"cache_size"`
+	// ReloadInterval is how often the files are checked for an update.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// DefaultConfig: no databases, checked every minute once configured.
+func DefaultConfig() Config { return Config{ReloadInterval: time.Minute} }
+
+// Enabled reports whether any database is configured.
+func (c Config) Enabled() bool { return c.City != "" || c.ASN != "" }
+
+// Validate names the field at fault.
+func (c Config) Validate() error {
+	var errs []error
+	for _, p := range []struct{ field, path string }{{"geoip.city", c.City}, {"geoip.asn", c.ASN}} {
+		if p.path != "" {
+			if _, err := os.Stat(p.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.field, err))
+			}
+		}
+	}
+	if c.ReloadInterval <= 0 {
+		errs = append(errs, errors.New("geoip.reload_interval: must be a positive duration like 1m"))
+	}
+	return errors.Join(errs...)
 }

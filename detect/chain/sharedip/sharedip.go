@@ -4,11 +4,11 @@
 // handful of hosts) moving laterally across integrations.
 //
 // Integration-keyed partitions cannot see this: each integration's events
-// live on their own partition. The detect role therefore re-keys a compact
-// sighting of each event by IP onto tokenwatch.ip_sightings (Sighting), and a
-// second detect stage runs this detector over that topic, with state
-// checkpointed and moved with partitions like every other detector. It is not
-// in the registry, because it reads sightings, not events.
+// live on their own partition. The detector therefore declares itself keyed
+// by source IP (detect.BySourceIP): the detect program re-keys a compact
+// record of each event by IP (once per integration, IP and hour) and runs
+// this detector in a stage of its own, with state checkpointed and moved with
+// partitions like every other detector.
 package sharedip
 
 import (
@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -27,15 +25,16 @@ import (
 // ID is the detector id.
 const ID = "chain.shared_ip"
 
-// KeyPrefix marks a sighting's Integration.ID: the partition key is the IP.
-const KeyPrefix = "ip:"
+func init() {
+	detect.Register(detect.Spec{ID: ID, Summary: "one source IP acting as several distinct integrations within a window",
+		New: func(decode func(any) error) (detect.Detector, error) { return New(decode) }, KeyedBy: detect.BySourceIP})
+}
 
 // Config is the detector's YAML config (detect.detectors."chain.shared_ip").
 type Config struct {
 	Window          time.Duration    `yaml:"window"`
 	MinIntegrations int              `yaml:"min_integrations"`
 	Severity        schemas.Severity `yaml:"severity"`
-	Enabled         *bool            `yaml:"enabled"`
 }
 
 // DefaultConfig: three integrations from one IP within an hour.
@@ -63,26 +62,8 @@ func New(decode func(any) error) (*Detector, error) {
 	return &Detector{cfg: cfg}, nil
 }
 
-// Enabled reports whether the config leaves the detector on.
-func (d *Detector) Enabled() bool { return d.cfg.Enabled == nil || *d.cfg.Enabled }
-
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
-
-// Sighting is the re-keyed copy of ev that the IP stage reads: Integration.ID
-// is the IP (so the IP is the partition key and the state key), Principal is
-// the integration seen there. ok is false for events without an IP.
-func Sighting(ev *schemas.Event) (schemas.Event, bool) {
-	if ev.Network.IP == "" || ev.Integration.ID == "" {
-		return schemas.Event{}, false
-	}
-	return schemas.Event{
-		EventID: ev.EventID, Source: ev.Source, Tenant: ev.Tenant, Time: ev.Time,
-		Integration: schemas.Integration{ID: KeyPrefix + ev.Network.IP},
-		Principal:   schemas.Principal{ID: ev.Integration.ID, Type: "integration"},
-		Action:      ev.Action, Network: schemas.Network{IP: ev.Network.IP}, Geo: ev.Geo,
-	}, true
-}
 
 type seen struct {
 	ID    string `json:"id"`
@@ -105,7 +86,8 @@ func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{} }
 
-// Observe implements detect.Detector over sightings.
+// Observe implements detect.Detector over records keyed by source IP: the
+// record's Principal is the integration seen at the IP.
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	t := ev.Time.UnixMilli()
@@ -154,49 +136,4 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"min_integrations": d.cfg.MinIntegrations, "window": d.cfg.Window.String()},
 		EventIDs: evs, FirstSeen: time.UnixMilli(s.Seen[0].Last), LastSeen: time.UnixMilli(t),
 	}}
-}
-
-// FromConfig builds the detector from the detect.detectors map (its entry is
-// optional) and returns the map without it, for engine.Build.
-func FromConfig(all map[string]yaml.Node) (*Detector, map[string]yaml.Node, error) {
-	node, has := all[ID]
-	rest := make(map[string]yaml.Node, len(all))
-	for k, v := range all {
-		if k != ID {
-			rest[k] = v
-		}
-	}
-	d, err := New(func(v any) error {
-		if !has {
-			return nil
-		}
-		return node.Decode(v)
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("detectors.%s: %w", ID, err)
-	}
-	return d, rest, nil
-}
-
-// Sighter re-keys events by IP once per integration, IP and hour: the IP
-// stage only needs to know an integration was there, not every call it made.
-// Its memory is bounded; after a reset or a restart a sighting may come again,
-// which the detector's set of integrations absorbs.
-type Sighter struct{ seen map[string]struct{} }
-
-// Sight returns the sighting to publish for ev, if any.
-func (s *Sighter) Sight(ev *schemas.Event) (schemas.Event, bool) {
-	sg, ok := Sighting(ev)
-	if !ok {
-		return sg, false
-	}
-	k := ev.Integration.ID + "|" + ev.Network.IP + "|" + ev.Time.UTC().Format("2006010215")
-	if s.seen == nil || len(s.seen) > 100_000 {
-		s.seen = map[string]struct{}{}
-	}
-	if _, dup := s.seen[k]; dup {
-		return sg, false
-	}
-	s.seen[k] = struct{}{}
-	return sg, true
 }

@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/detecttest"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -22,9 +23,10 @@ func detector(t *testing.T) *sharedip.Detector {
 	if err := yaml.Unmarshal(sample, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	d, rest, err := sharedip.FromConfig(cfg)
-	if err != nil || len(rest) != 0 {
-		t.Fatalf("%v %v", err, rest)
+	node := cfg[sharedip.ID]
+	d, err := sharedip.New(node.Decode)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return d
 }
@@ -34,12 +36,12 @@ var t0 = time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC)
 // sightings: integration i seen at ip after offset.
 func sightings(uses ...any) []schemas.Event {
 	var out []schemas.Event
-	var s sharedip.Sighter
+	s := detect.NewRekeyer(detect.BySourceIP)
 	for i := 0; i < len(uses); i += 3 {
 		ev := schemas.Event{EventID: fmt.Sprintf("e%d", i/3), Source: "okta", Tenant: "acme", Time: schemas.NewTime(t0.Add(uses[i+2].(time.Duration))),
 			Integration: schemas.Integration{ID: uses[i].(string)}, Action: schemas.Action{Name: "token", Category: "access"},
 			Network: schemas.Network{IP: uses[i+1].(string)}}
-		if sg, ok := s.Sight(&ev); ok {
+		if sg, ok := s.Rekey(&ev); ok {
 			out = append(out, sg)
 		}
 	}
@@ -72,28 +74,21 @@ func TestSharedIP(t *testing.T) {
 	}
 }
 
-func TestSightingKeysByIP(t *testing.T) {
-	ev := schemas.Event{Tenant: "acme", Integration: schemas.Integration{ID: "crm"}, Network: schemas.Network{IP: "1.2.3.4"}}
-	s, ok := sharedip.Sighting(&ev)
-	if !ok || s.Integration.ID != "ip:1.2.3.4" || s.Principal.ID != "crm" {
-		t.Fatalf("%+v", s)
+func TestRegisteredKeyedBySourceIP(t *testing.T) {
+	spec, err := detect.Lookup(sharedip.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := sharedip.Sighting(&schemas.Event{Integration: schemas.Integration{ID: "crm"}}); ok {
-		t.Error("an event without IP was sighted")
-	}
-	var sg sharedip.Sighter
-	if _, ok := sg.Sight(&ev); !ok {
-		t.Fatal("first sighting dropped")
-	}
-	if _, ok := sg.Sight(&ev); ok {
-		t.Fatal("the same integration, IP and hour sighted twice")
+	if spec.KeyedBy.Name != detect.BySourceIP.Name {
+		t.Fatalf("keyed by %q, want %q", spec.KeyedBy.Name, detect.BySourceIP.Name)
 	}
 }
 
 func TestConfigRejectsNonsense(t *testing.T) {
 	var cfg map[string]yaml.Node
 	yaml.Unmarshal([]byte("chain.shared_ip: {min_integrations: 1}"), &cfg)
-	if _, _, err := sharedip.FromConfig(cfg); err == nil {
+	node := cfg[sharedip.ID]
+	if _, err := sharedip.New(node.Decode); err == nil {
 		t.Fatal("min_integrations 1 accepted")
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
@@ -27,7 +27,7 @@ import (
 // Root is the repository root (for testdata).
 func Root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // GeoIP paths of the committed test databases.
@@ -93,25 +93,23 @@ func NewWorkload(replicas int) (*Workload, error) {
 	}
 	// Offline: which record raises which alert.
 	city, asn := GeoIP()
-	g, err := geoip.Open(city, asn, 0)
+	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: city, ASN: asn}}, program.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer g.Close()
-	dets, err := engine.Build(nil)
-	if err != nil {
-		return nil, err
+	defer prog.Close()
+	r := prog.NewReplay()
+	at := 0
+	r.OnAlert = func(a schemas.Alert, _ schemas.Time) {
+		if _, dup := w.Trigger[a.ID]; !dup {
+			w.Trigger[a.ID] = at
+		}
 	}
-	e := engine.New(dets)
 	for i, rc := range w.Records {
+		at = i
 		evs, _ := n.Normalize(rc.Data)
 		for k := range evs {
-			g.Enrich(&evs[k])
-			for _, a := range e.Observe(&evs[k]) {
-				if _, dup := w.Trigger[a.ID]; !dup {
-					w.Trigger[a.ID] = i
-				}
-			}
+			r.Observe(&evs[k])
 		}
 	}
 	return w, nil

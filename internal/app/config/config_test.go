@@ -10,14 +10,14 @@ func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("TOKENWATCH_CLICKHOUSE_PASSWORD", "pw")
 	t.Setenv("TOKENWATCH_WEBHOOK_URL", "http://127.0.0.1:1/hook")
 	t.Setenv("TOKENWATCH_WEBHOOK_SECRET", "k")
-	b, err := os.ReadFile("../../deploy/tokenwatch.example.yaml")
+	b, err := os.ReadFile("../../../deploy/tokenwatch.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Paths in the example are relative to the repository root.
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
-	os.Chdir("../..")
+	os.Chdir("../../..")
 	cfg, err := Parse(b, "example")
 	if err != nil {
 		t.Fatal(err)

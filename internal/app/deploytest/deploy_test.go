@@ -26,7 +26,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 )
 
-const root = "../.."
+const root = "../../.."
 
 var deployDir = filepath.Join(root, "deploy")
 
@@ -116,11 +116,10 @@ func TestEveryYAMLUnderDeployParses(t *testing.T) {
 // metric family names with their types.
 func exposedMetrics(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m := wiring.NewMetrics(reg)
-	v := reflect.ValueOf(m).Elem()
-	for i := range v.NumField() {
-		get := v.Field(i).MethodByName("GetMetricWithLabelValues")
+	reg := &recording{Registry: prometheus.NewRegistry()}
+	wiring.NewMetrics(reg)
+	for i, c := range reg.collectors {
+		get := reflect.ValueOf(c).MethodByName("GetMetricWithLabelValues")
 		if !get.IsValid() {
 			continue // a plain Counter, Gauge or Histogram: always gathered
 		}
@@ -130,7 +129,7 @@ func exposedMetrics(t *testing.T) map[string]dto.MetricType {
 			ok = get.CallSlice([]reflect.Value{reflect.ValueOf(slices.Repeat([]string{"x"}, n))})[1].IsNil()
 		}
 		if !ok {
-			t.Fatalf("Metrics.%s: no label count up to 8 accepted", v.Type().Field(i).Name)
+			t.Fatalf("collector %d (%T): no label count up to 8 accepted", i, c)
 		}
 	}
 	fams, err := reg.Gather()
@@ -141,10 +140,21 @@ func exposedMetrics(t *testing.T) map[string]dto.MetricType {
 	for _, f := range fams {
 		out[f.GetName()] = f.GetType()
 	}
-	if len(out) != v.NumField() {
-		t.Fatalf("gathered %d families for %d Metrics fields", len(out), v.NumField())
+	if len(out) != len(reg.collectors) {
+		t.Fatalf("gathered %d families for %d registered collectors", len(out), len(reg.collectors))
 	}
 	return out
+}
+
+// recording is a registry that remembers what each role registered on it.
+type recording struct {
+	*prometheus.Registry
+	collectors []prometheus.Collector
+}
+
+func (r *recording) MustRegister(cs ...prometheus.Collector) {
+	r.collectors = append(r.collectors, cs...)
+	r.Registry.MustRegister(cs...)
 }
 
 var metricName = regexp.MustCompile(`tokenwatch_[a-z_]+`)
@@ -621,7 +631,7 @@ func TestConfigsParseAndMatchTheManifests(t *testing.T) {
 	parseConfig(t, "deploy/tokenwatch.example.yaml", example)
 	composeCfg := parseConfig(t, "deploy/compose/tokenwatch.yaml", composeCfgBytes)
 	k8sCfg := parseConfig(t, "deploy/kubernetes/configmap.yaml", k8sCfgBytes)
-	t.Chdir("internal/deploytest")
+	t.Chdir("internal/app/deploytest")
 
 	if hpaMax > k8sCfg.Kafka.Partitions {
 		t.Errorf("hpa.yaml: detect maxReplicas %d > kafka.partitions %d: the extra consumers would idle", hpaMax, k8sCfg.Kafka.Partitions)

@@ -1,7 +1,7 @@
 // Package eval scores tokenwatch's detectors against a labelled corpus
-// (internal/corpus): it normalizes every source file with the source's own
-// connector, merges the events by event time, enriches them with GeoIP, runs
-// every registered detector, and reports per detector and per scenario
+// (internal/app/corpus): it normalizes every source file with the source's
+// own connector, merges the events by event time, runs them through the
+// detect program (the one run and replay build), and reports per detector and per scenario
 // precision, recall, time to detect, and false alerts per 1,000
 // integration-days.
 //
@@ -17,11 +17,9 @@ import (
 	"sort"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
-	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -32,14 +30,12 @@ const DefaultGrace = 24 * time.Hour
 
 // Options configure a run.
 type Options struct {
-	// GeoIPCity, GeoIPASN are MaxMind databases; empty skips enrichment (the
-	// geo detectors then cannot fire).
-	GeoIPCity, GeoIPASN string
+	// Program is the detect program to score, as run builds it: detector
+	// settings (nil runs every registered detector with its defaults), GeoIP
+	// databases (none: the geo detectors cannot fire) and the catalog.
+	Program program.Config
 	// Grace extends each label's window; 0 means DefaultGrace.
 	Grace time.Duration
-	// Detectors is per-detector config as in the tokenwatch config file; nil
-	// runs every registered detector with its defaults.
-	Detectors map[string]yaml.Node
 }
 
 // Raised is an alert with the event time at which the engine raised it.
@@ -104,17 +100,12 @@ func Run(dir string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var geo *geoip.Enricher
-	if opt.GeoIPCity != "" || opt.GeoIPASN != "" {
-		if geo, err = geoip.Open(opt.GeoIPCity, opt.GeoIPASN, 0); err != nil {
-			return nil, err
-		}
-		defer geo.Close()
-	}
-	res, err := Evaluate(events, geo, m.Labels, opt)
+	prog, err := program.Build(opt.Program, program.Options{})
 	if err != nil {
 		return nil, err
 	}
+	defer prog.Close()
+	res := Evaluate(events, prog, m.Labels, opt.Grace)
 	res.Dead = dead
 	return res, nil
 }
@@ -143,37 +134,25 @@ func Load(dir string, files []corpus.File) ([]schemas.Event, int, error) {
 	return all, dead, nil
 }
 
-// Evaluate enriches events (in time order) with geo (nil skips), runs every
-// detector and scores the alerts against labels.
-func Evaluate(events []schemas.Event, geo *geoip.Enricher, labels []corpus.Label, opt Options) (*Result, error) {
-	dets, err := engine.Build(opt.Detectors)
-	if err != nil {
-		return nil, err
-	}
-	e := engine.New(dets)
+// Evaluate runs events (in time order; enriched in place) through the
+// detect program and scores the alerts against labels. Every enabled
+// detector is scored, whatever it is keyed by.
+func Evaluate(events []schemas.Event, prog *program.Program, labels []corpus.Label, grace time.Duration) *Result {
 	var raised []Raised
+	r := prog.NewReplay()
+	r.OnAlert = func(a schemas.Alert, wm schemas.Time) { raised = append(raised, Raised{Alert: a, RaisedAt: wm.Time}) }
 	for i := range events {
-		if geo != nil {
-			geo.Enrich(&events[i])
-		}
-		for _, a := range e.Observe(&events[i]) {
-			raised = append(raised, Raised{Alert: a, RaisedAt: e.Watermark()})
-		}
+		r.Observe(&events[i])
 	}
-	for _, a := range e.Flush(e.Watermark()) {
-		raised = append(raised, Raised{Alert: a, RaisedAt: e.Watermark()})
-	}
-	ids := make([]string, len(dets))
-	for i, d := range dets {
-		ids[i] = d.ID()
-	}
+	r.Finish()
+	ids := prog.DetectorIDs()
 	days, n := IntegrationDays(events)
-	res := Score(raised, labels, ids, days, opt.Grace)
+	res := Score(raised, labels, ids, days, grace)
 	res.Events, res.Integrations = len(events), n
 	if len(events) > 0 {
 		res.Start, res.End = events[0].Time.Time, events[len(events)-1].Time.Time
 	}
-	return res, nil
+	return res
 }
 
 // IntegrationDays sums, over every (tenant, integration), the calendar days

@@ -13,14 +13,16 @@ import (
 
 	_ "github.com/tokenwatch/tokenwatch/detect/all"
 	_ "github.com/tokenwatch/tokenwatch/ingest/all"
+	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 	"github.com/tokenwatch/tokenwatch/internal/app/eval"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
 const (
-	city = "../../testdata/geoip/test-city.mmdb"
-	asn  = "../../testdata/geoip/test-asn.mmdb"
+	city = "../../../testdata/geoip/test-city.mmdb"
+	asn  = "../../../testdata/geoip/test-asn.mmdb"
 )
 
 var t0 = time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
@@ -164,7 +166,7 @@ func TestRunTinyCorpus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			opt := eval.Options{}
 			if tt.geo {
-				opt.GeoIPCity, opt.GeoIPASN = city, asn
+				opt.Program.GeoIP.City, opt.Program.GeoIP.ASN = city, asn
 			}
 			r, err := eval.Run(writeTinyCorpus(t, tt.label), opt)
 			if err != nil {
@@ -217,7 +219,7 @@ func TestGeneratedCorpus(t *testing.T) {
 	if _, err := corpus.Write(dir, corpus.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := eval.Run(dir, eval.Options{GeoIPCity: city, GeoIPASN: asn})
+	r, err := eval.Run(dir, eval.Options{Program: program.Config{GeoIP: geoip.Config{City: city, ASN: asn}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-const dir = "../../testdata/scenarios/google_oauth_theft"
+const dir = "../../../testdata/scenarios/google_oauth_theft"
 
 func TestCommittedScenarioIsTheGeneratorOutput(t *testing.T) {
 	s, err := Generate(DefaultOptions())

@@ -17,10 +17,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -48,12 +49,12 @@ func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (f *flakyReceiver) distinct() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.ids) }
 
-func webhookSink(t *testing.T, name, url string) config.Sink {
+func webhookSink(t *testing.T, name, url string) dispatch.SinkConfig {
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte("url: "+url+"\nsecret: k\ntimeout: 2s\n"), &n); err != nil {
 		t.Fatal(err)
 	}
-	return config.Sink{Name: name, Kind: "webhook", Config: *n.Content[0],
+	return dispatch.SinkConfig{Name: name, Kind: "webhook", Config: *n.Content[0],
 		Breaker: deliver.BreakerConfig{Failures: 5, CoolDown: 50 * time.Millisecond}}
 }
 
@@ -69,7 +70,7 @@ func TestBrokenSinkDeadLettersWithoutDelayingOthersAndRedriveDelivers(t *testing
 	cfg := config.Default()
 	cfg.HTTP.Listen = ""
 	cfg.Deliver.Retry = deliver.RetryPolicy{MaxAttempts: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
-	cfg.Deliver.Sinks = []config.Sink{webhookSink(t, "good", gs.URL), webhookSink(t, "bad", bs.URL)}
+	cfg.Deliver.Sinks = []dispatch.SinkConfig{webhookSink(t, "good", gs.URL), webhookSink(t, "bad", bs.URL)}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestSinkNeverRedeliversAcrossRestartOrPartialBatch(t *testing.T) {
 	defer srv.Close()
 	_, cfg := startBroker(t)
 	cfg.Deliver.Retry = deliver.RetryPolicy{MaxAttempts: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
-	cfg.Deliver.Sinks = []config.Sink{webhookSink(t, "soc", srv.URL)}
+	cfg.Deliver.Sinks = []dispatch.SinkConfig{webhookSink(t, "soc", srv.URL)}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

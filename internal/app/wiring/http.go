@@ -16,9 +16,7 @@ import (
 func (p *Pipeline) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{Registry: p.Registry}))
-	if p.push != nil {
-		p.push.Register(mux)
-	}
+	p.Ingest.Register(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
@@ -54,16 +52,8 @@ func (p *Pipeline) Ready(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("clickhouse: %w", err))
 		}
 	}
-	// A poller that has not completed a cycle in three intervals plus its
-	// retry budget is stalled (vendor down, credentials revoked, rate limited
-	// for good): not ready, so the orchestrator and the operator see it.
-	for _, pc := range p.Cfg.Ingest.Pollers {
-		if v, ok := p.pollOK.Load(pc.Source + "/" + pc.Tenant); ok {
-			if since := time.Since(v.(time.Time)); since > 3*pc.PollInterval+pc.RetryMaxElapsed {
-				errs = append(errs, fmt.Errorf("poller %s/%s stalled: no completed poll for %s", pc.Source, pc.Tenant, since.Round(time.Second)))
-			}
-		}
-	}
+	// A stalled poller is not ready, so the orchestrator and the operator see it.
+	errs = append(errs, p.Ingest.Stalled()...)
 	return errors.Join(errs...)
 }
 

@@ -21,8 +21,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 )
 
 // TestRunPollsGoogleAndReceivesGitHubPushes drives the ingest role as

@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/ingest/intake"
+	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 )
 
 const catalog = `integrations:
@@ -43,14 +45,14 @@ func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
 	cfg.GeoIP.City, cfg.GeoIP.ASN = geoCity, geoASN
 	cfg.Inventory.Path = cat
 	cfg.Inventory.DiscoveryInterval = 100 * time.Millisecond
-	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}
+	cfg.Ingest.Files = []intake.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}
 	// Route by the catalog's criticality: only the high-criticality
 	// integration's alerts page; the SOC channel gets everything.
 	pager, soc := &flakyReceiver{ids: map[string]int{}}, &flakyReceiver{ids: map[string]int{}}
 	ps, ss := httptest.NewServer(pager), httptest.NewServer(soc)
 	defer ps.Close()
 	defer ss.Close()
-	cfg.Deliver.Sinks = []config.Sink{webhookSink(t, "pager", ps.URL), webhookSink(t, "soc", ss.URL)}
+	cfg.Deliver.Sinks = []dispatch.SinkConfig{webhookSink(t, "pager", ps.URL), webhookSink(t, "soc", ss.URL)}
 	cfg.Deliver.Routes = deliver.Routes{{Sinks: []string{"pager"}, Criticality: []string{"high", "critical"}}, {Sinks: []string{"soc"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

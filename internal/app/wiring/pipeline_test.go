@@ -19,18 +19,20 @@ import (
 	"gopkg.in/yaml.v3"
 
 	_ "github.com/tokenwatch/tokenwatch/deliver/all"
+	"github.com/tokenwatch/tokenwatch/ingest/intake"
+	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/webhook"
 	_ "github.com/tokenwatch/tokenwatch/detect/all"
 	_ "github.com/tokenwatch/tokenwatch/ingest/all"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-const root = "../.."
+const root = "../../.."
 
 // badRecords: one good record among a malformed line, a record without time
 // and an unknown event name.
@@ -86,12 +88,12 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	cfg.GeoIP.City = filepath.Join(root, "testdata/geoip/test-city.mmdb")
 	cfg.GeoIP.ASN = filepath.Join(root, "testdata/geoip/test-asn.mmdb")
 	scen := filepath.Join(root, "testdata/scenarios/google_oauth_theft")
-	cfg.Ingest.Files = []config.FileInput{{Source: "google_workspace", Path: filepath.Join(scen, scenario.PagesFile)}, {Source: "google_workspace", Path: bad}}
+	cfg.Ingest.Files = []intake.FileInput{{Source: "google_workspace", Path: filepath.Join(scen, scenario.PagesFile)}, {Source: "google_workspace", Path: bad}}
 	var node yaml.Node
 	if err := yaml.Unmarshal([]byte("url: "+hook.URL+"\nsecret: hook-key\n"), &node); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Deliver.Sinks = []config.Sink{{Name: "soc", Kind: "webhook", Config: *node.Content[0]}}
+	cfg.Deliver.Sinks = []dispatch.SinkConfig{{Name: "soc", Kind: "webhook", Config: *node.Content[0]}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -21,17 +21,17 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
-	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
-	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -71,20 +71,17 @@ func scenarioEvents(t testing.TB) ([]schemas.Event, map[string]bool) {
 		t.Fatal(err)
 	}
 	b := ingest.NormalizeRecords(googleworkspace.NewNormalizer(""), "scenario", recs)
-	g, err := geoip.Open(geoCity, geoASN, 0)
+	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
-	dets, _ := engine.Build(nil)
-	e := engine.New(dets)
+	defer prog.Close()
 	want := map[string]bool{}
+	r := prog.NewReplay()
+	r.OnAlert = func(a schemas.Alert, _ schemas.Time) { want[a.ID] = true }
 	for i := range b.Events {
 		ev := b.Events[i]
-		g.Enrich(&ev)
-		for _, a := range e.Observe(&ev) {
-			want[a.ID] = true
-		}
+		r.Observe(&ev)
 	}
 	if len(want) == 0 {
 		t.Fatal("the scenario raises no alerts offline")

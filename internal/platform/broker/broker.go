@@ -57,12 +57,15 @@ func (c Config) Validate() error {
 // Group returns the consumer group id for a role or sink.
 func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
 
-// AllTopics are the topics tokenwatch writes.
+// AllTopics are the topics every deployment has; the detect program adds its
+// re-keyed stages' topics (program.Topics) to what EnsureTopics creates.
 var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter,
-	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered, schemas.TopicIPSightings, schemas.TopicStateIP}
+	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered}
 
 // compacted topics keep the latest value per key forever.
-var compacted = map[string]bool{schemas.TopicState: true, schemas.TopicStateIP: true, schemas.TopicCursors: true, schemas.TopicDelivered: true}
+func compacted(topic string) bool {
+	return schemas.IsStateTopic(topic) || topic == schemas.TopicCursors || topic == schemas.TopicDelivered
+}
 
 // EnsureTopics creates missing topics (existing ones are left as they are).
 func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
@@ -71,9 +74,14 @@ func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
 	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
 	req := &kafka.CreateTopicsRequest{}
+	seen := map[string]bool{}
 	for _, t := range topics {
+		if seen[t] {
+			continue // a topic twice in one request is an invalid request
+		}
+		seen[t] = true
 		tc := kafka.TopicConfig{Topic: t, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}
-		if compacted[t] {
+		if compacted(t) {
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 		}
 		req.Topics = append(req.Topics, tc)

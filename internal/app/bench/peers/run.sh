@@ -18,7 +18,7 @@
 # (e.g. floor,telegraf). Needs kcat, clickhouse-client and clickhouse-server
 # (Debian: apt-get install kcat clickhouse-server clickhouse-client).
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/../../../.."
 
 TELEGRAF_VERSION=${TELEGRAF_VERSION:-v1.37.2}
 if [ -d /work/.cache ]; then default_gobin=/work/.cache/telegraf-bin; else default_gobin=${TMPDIR:-/tmp}/tokenwatch-telegraf-bin; fi

@@ -1,4 +1,4 @@
-package wiring
+package dispatch
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -55,15 +54,15 @@ func (d *deliveredSet) mark(ctx context.Context, w *kafka.Writer, alerts []schem
 }
 
 // loadDelivered reads tokenwatch.delivered to its end for one sink.
-func loadDelivered(ctx context.Context, cfg config.Config, sink string) (*deliveredSet, error) {
-	d := &deliveredSet{sink: sink, window: cfg.Deliver.DedupWindow, ids: map[string]time.Time{}, pruned: time.Now()}
-	n, err := broker.Partitions(ctx, cfg.Kafka, schemas.TopicDelivered)
+func loadDelivered(ctx context.Context, kafkaCfg broker.Config, window time.Duration, sink string) (*deliveredSet, error) {
+	d := &deliveredSet{sink: sink, window: window, ids: map[string]time.Time{}, pruned: time.Now()}
+	n, err := broker.Partitions(ctx, kafkaCfg, schemas.TopicDelivered)
 	if err != nil {
 		return nil, err
 	}
 	prefix := sink + "/"
 	for part := 0; part < n; part++ {
-		err := broker.ReadPartition(ctx, cfg.Kafka, schemas.TopicDelivered, part, func(m kafka.Message) {
+		err := broker.ReadPartition(ctx, kafkaCfg, schemas.TopicDelivered, part, func(m kafka.Message) {
 			id, ok := strings.CutPrefix(string(m.Key), prefix)
 			if !ok {
 				return

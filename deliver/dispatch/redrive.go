@@ -1,4 +1,4 @@
-package wiring
+package dispatch
 
 import (
 	"context"
@@ -22,13 +22,13 @@ type RedriveResult struct {
 // once. It stops when the topic has been idle for idle, or on the first batch
 // that still fails (its offsets stay uncommitted, so the next redrive retries
 // it).
-func (p *Pipeline) Redrive(ctx context.Context, s deliver.Sink, idle time.Duration) (RedriveResult, error) {
+func (dr *Role) Redrive(ctx context.Context, s deliver.Sink, idle time.Duration) (RedriveResult, error) {
 	var res RedriveResult
-	group := p.Cfg.Kafka.Group("redrive-" + s.Name())
-	if lag, err := broker.GroupLag(ctx, p.Cfg.Kafka, group, schemas.TopicAlertDeadLetter); err == nil && lag == 0 {
+	group := dr.kafka.Group("redrive-" + s.Name())
+	if lag, err := broker.GroupLag(ctx, dr.kafka, group, schemas.TopicAlertDeadLetter); err == nil && lag == 0 {
 		return res, nil // nothing dead-lettered since the last redrive
 	}
-	r := broker.NewReader(p.Cfg.Kafka, schemas.TopicAlertDeadLetter, group)
+	r := broker.NewReader(dr.kafka, schemas.TopicAlertDeadLetter, group)
 	defer r.Close()
 	wait := max(idle, 15*time.Second) // the first fetch includes joining the group
 	for {
@@ -47,7 +47,7 @@ func (p *Pipeline) Redrive(ctx context.Context, s deliver.Sink, idle time.Durati
 		if json.Unmarshal(m.Value, &d) != nil || d.Stage != "deliver" || d.Source != s.Name() || json.Unmarshal([]byte(d.Record), &a) != nil {
 			res.Skipped++
 		} else {
-			if _, err := deliver.SendWithRetry(ctx, s, []schemas.Alert{a}, p.Cfg.Deliver.Retry); err != nil {
+			if _, err := deliver.SendWithRetry(ctx, s, []schemas.Alert{a}, dr.cfg.Retry); err != nil {
 				res.Failed++
 				return res, fmt.Errorf("redrive alert %s to %s: %w", a.ID, s.Name(), err)
 			}

@@ -1,0 +1,307 @@
+// Package dispatch is the deliver role's runtime: one consumer group per sink
+// on tokenwatch.alerts (a broken sink only lags itself), routing, the
+// delivered-id memory that survives restarts (tokenwatch.delivered), retries
+// then dead letters (tokenwatch.alerts.deadletter) and redrive; and the
+// ClickHouse writers of events and discovered integrations. Every consumer
+// commits offsets only after its output is durable, so a crash re-reads
+// rather than loses.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ClickHouseAlertSink is the name of the built-in sink that writes every alert
+// to the ClickHouse alerts table (routing never filters it: it is the record).
+const ClickHouseAlertSink = "clickhouse-alerts"
+
+// Enricher adds context to an event before it is written (the detect
+// program's GeoIP and catalog).
+type Enricher interface{ Enrich(ev *schemas.Event) }
+
+// Stats counts what went through, for the demo's progress and tests.
+type Stats struct {
+	EventsWritten atomic.Int64
+	mu            sync.Mutex
+	delivered     map[string]int64
+	deadAlerts    map[string]int64
+}
+
+// Delivered returns how many alerts sink has delivered.
+func (s *Stats) Delivered(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered[sink]
+}
+
+// DeadAlerts returns how many alerts sink dead-lettered.
+func (s *Stats) DeadAlerts(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deadAlerts[sink]
+}
+
+func (s *Stats) add(m *map[string]int64, sink string, n int) {
+	s.mu.Lock()
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	(*m)[sink] += int64(n)
+	s.mu.Unlock()
+}
+
+// Role delivers alerts to sinks and events to ClickHouse.
+type Role struct {
+	cfg   Config
+	kafka broker.Config
+	ch    *clickhouse.Client // nil without ClickHouse
+	enr   Enricher           // nil: events are written as consumed
+	log   *slog.Logger
+	km    *broker.Metrics
+	m     *Metrics
+	Stats Stats
+}
+
+// New returns the role. ch may be nil (no ClickHouse), enr too.
+func New(cfg Config, kafkaCfg broker.Config, ch *clickhouse.Client, enr Enricher, m *Metrics, km *broker.Metrics, log *slog.Logger) *Role {
+	return &Role{cfg: cfg, kafka: kafkaCfg, ch: ch, enr: enr, log: log, km: km, m: m}
+}
+
+// Sinks builds the configured sinks (each inside its rate limit and circuit
+// breaker), plus the ClickHouse alerts table when ClickHouse is configured.
+func (d *Role) Sinks() ([]deliver.Sink, error) {
+	var out []deliver.Sink
+	if d.ch != nil {
+		out = append(out, clickhouse.NewAlertSink(ClickHouseAlertSink, d.ch))
+	}
+	for i, s := range d.cfg.Sinks {
+		sink, err := deliver.New(s.Kind, s.Name, s.Decode)
+		if err != nil {
+			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
+		}
+		// Rate limit inside the breaker: waiting for a token is not a failure.
+		if s.RateLimit.PerSecond > 0 {
+			if sink, err = deliver.NewRateLimited(sink, s.RateLimit); err != nil {
+				return nil, fmt.Errorf("deliver.sinks[%d].rate_limit: %w", i, err)
+			}
+		}
+		open := d.m.breakerOpen
+		if sink, err = deliver.NewBreaker(sink, s.Breaker, func(name, _, to string) {
+			v := 0.0
+			if to == "open" {
+				v = 1
+			}
+			open.WithLabelValues(name).Set(v)
+		}); err != nil {
+			return nil, fmt.Errorf("deliver.sinks[%d].breaker: %w", i, err)
+		}
+		out = append(out, sink)
+	}
+	return out, nil
+}
+
+// Run delivers to the configured sinks and extra ones (the demo's console),
+// and writes events to ClickHouse when configured, until ctx ends.
+func (d *Role) Run(ctx context.Context, extra ...deliver.Sink) error {
+	sinks, err := d.Sinks()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	for _, s := range append(sinks, extra...) {
+		start("sink "+s.Name(), func(ctx context.Context) error { return d.RunSink(ctx, s) })
+		if c, ok := s.(deliver.Closer); ok {
+			defer c.Close()
+		}
+	}
+	if d.ch != nil && d.cfg.EventsToClickHouse {
+		start("clickhouse events", d.RunEventWriter)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
+// broken sink only lags itself. Alerts the routing table does not send to
+// this sink, and alerts it already delivered within deliver.dedup_window
+// (remembered in tokenwatch.delivered across restarts), are skipped. Sinks
+// that are not idempotent get one alert per send, so a retry never repeats an
+// alert that went through. When retries are exhausted the alert goes to
+// tokenwatch.alerts.deadletter with the error and the offsets move on.
+func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
+	group := d.kafka.Group("sink-" + s.Name())
+	delivered, err := loadDelivered(ctx, d.kafka, d.cfg.DedupWindow, s.Name())
+	if err != nil {
+		return err
+	}
+	r := broker.NewReader(d.kafka, schemas.TopicAlerts, group)
+	defer r.Close()
+	dead := broker.NewWriter(d.kafka, schemas.TopicAlertDeadLetter)
+	defer dead.Close()
+	marks := broker.NewWriter(d.kafka, schemas.TopicDelivered)
+	defer marks.Close()
+	log := d.log.With("component", "deliver", "sink", s.Name())
+	routed := len(d.cfg.Routes) > 0 && s.Name() != ClickHouseAlertSink
+	idem, _ := s.(deliver.Idempotent)
+	batchSends := idem != nil && idem.Idempotent()
+	return broker.Consume(ctx, r, 500, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		alerts := make([]schemas.Alert, 0, len(batch))
+		var deadMsgs []kafka.Message
+		for _, m := range batch {
+			var a schemas.Alert
+			if err := json.Unmarshal(m.Value, &a); err != nil {
+				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", s.Name(), broker.Where(m), err.Error(), m.Value))
+				continue
+			}
+			if routed && !slices.Contains(d.cfg.Routes.SinksFor(a, a.Criticality), s.Name()) {
+				continue
+			}
+			if delivered.has(a.ID) {
+				continue
+			}
+			alerts = append(alerts, a)
+		}
+		groups := [][]schemas.Alert{alerts}
+		if !batchSends {
+			groups = groups[:0]
+			for i := range alerts {
+				groups = append(groups, alerts[i:i+1])
+			}
+		}
+		for _, g := range groups {
+			if len(g) == 0 {
+				continue
+			}
+			attempts, err := deliver.SendWithRetry(ctx, s, g, d.cfg.Retry)
+			d.m.retries.WithLabelValues(s.Name()).Add(float64(attempts - 1))
+			if err != nil {
+				log.Error("sink failed, dead-lettering", "alerts", len(g), "attempts", attempts, "err", err)
+				for _, a := range g {
+					v, _ := json.Marshal(&a)
+					deadMsgs = append(deadMsgs, broker.DeadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
+				}
+				d.Stats.add(&d.Stats.deadAlerts, s.Name(), len(g))
+				d.m.failures.WithLabelValues(s.Name()).Inc()
+				d.m.deadLetters.WithLabelValues(s.Name()).Add(float64(len(g)))
+				continue
+			}
+			if err := delivered.mark(ctx, marks, g); err != nil {
+				return err
+			}
+			d.Stats.add(&d.Stats.delivered, s.Name(), len(g))
+			d.m.sent.WithLabelValues(s.Name()).Add(float64(len(g)))
+		}
+		if len(deadMsgs) > 0 {
+			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+				return fmt.Errorf("produce %d alert dead letters: %w", len(deadMsgs), broker.Condense(err))
+			}
+		}
+		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicAlerts).Set(float64(r.Stats().Lag))
+		return nil
+	})
+}
+
+// RunEventWriter consumes tokenwatch.events in its own group and writes them,
+// enriched, to the ClickHouse events table in batches.
+func (d *Role) RunEventWriter(ctx context.Context) error {
+	if d.ch == nil {
+		return fmt.Errorf("events writer: no ClickHouse configured")
+	}
+	group := d.kafka.Group("sink-clickhouse-events")
+	r := broker.NewReader(d.kafka, schemas.TopicEvents, group)
+	defer r.Close()
+	dead := broker.NewWriter(d.kafka, schemas.TopicDeadLetter)
+	defer dead.Close()
+	log := d.log.With("component", "deliver", "sink", "clickhouse-events")
+	return broker.Consume(ctx, r, d.cfg.BatchSize, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		evs := make([]schemas.Event, 0, len(batch))
+		var deadMsgs []kafka.Message
+		for _, m := range batch {
+			var ev schemas.Event
+			if err := json.Unmarshal(m.Value, &ev); err != nil {
+				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", "clickhouse-events", broker.Where(m), err.Error(), m.Value))
+				continue
+			}
+			if d.enr != nil {
+				d.enr.Enrich(&ev)
+			}
+			evs = append(evs, ev)
+		}
+		// ClickHouse down: this errors, Consume retries the same batch, and the
+		// bounded fetch channel stops reading: backpressure, not loss.
+		if err := d.ch.WriteEvents(ctx, evs); err != nil {
+			return err
+		}
+		if len(deadMsgs) > 0 {
+			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+				return err
+			}
+		}
+		d.Stats.EventsWritten.Add(int64(len(evs)))
+		d.m.eventsWritten.Add(float64(len(evs)))
+		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
+		return nil
+	})
+}
+
+// RunIntegrations writes the integrations drain returns (those seen since
+// the last call) to the ClickHouse integrations table every interval, and
+// once more at shutdown.
+func (d *Role) RunIntegrations(ctx context.Context, interval time.Duration, drain func() []clickhouse.IntegrationRow) error {
+	if d.ch == nil {
+		return fmt.Errorf("integrations writer: no ClickHouse configured")
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	flush := func(ctx context.Context) error {
+		rows := drain()
+		if len(rows) == 0 {
+			return nil
+		}
+		// A failed write is not retried here: the next event of each
+		// integration marks its row changed again.
+		return d.ch.WriteIntegrations(ctx, rows)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return flush(fctx)
+		case <-t.C:
+			if err := flush(ctx); err != nil {
+				d.log.Warn("write discovered integrations", "err", err)
+			}
+		}
+	}
+}

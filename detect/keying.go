@@ -1,0 +1,85 @@
+package detect
+
+import (
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Keying says what a detector's state is keyed by. Most detectors watch one
+// integration (ByIntegration, the default). A detector that looks across
+// integrations — one IP acting as several — needs its records gathered by
+// another key: the detect program re-keys each event with Rekey onto that
+// keying's own repartition topic and runs those detectors in a stage of their
+// own, with their own state topic, exactly as it runs the integration stage.
+// Declaring the keying in the detector's Spec is all a detector does; nothing
+// outside its folder names it.
+type Keying struct {
+	// Name is "" for the integration; otherwise a short word ("source_ip")
+	// that names the stage, its topics and its consumer group.
+	Name string
+	// Rekey returns the record the keying's detectors observe for ev: a copy
+	// whose Integration.ID is the key (and so the partition and state key).
+	// ok is false when ev has no such key. Nil for ByIntegration.
+	Rekey func(ev *schemas.Event) (rec schemas.Event, ok bool)
+	// Coalesce, when set, names a re-keyed record; records with the same name
+	// are sent once (within a bounded memory), so a busy integration does not
+	// repeat itself on the repartition topic. Detectors must tolerate a repeat.
+	Coalesce func(ev *schemas.Event) string
+}
+
+// ByIntegration keys state by (tenant, integration): the default.
+var ByIntegration = Keying{}
+
+// IPKeyPrefix marks a source-IP record's Integration.ID: "ip:203.0.113.9".
+const IPKeyPrefix = "ip:"
+
+// BySourceIP keys state by (tenant, source IP). Each record carries the
+// integration seen at that IP as its Principal.
+var BySourceIP = Keying{
+	Name: "source_ip",
+	Rekey: func(ev *schemas.Event) (schemas.Event, bool) {
+		if ev.Network.IP == "" || ev.Integration.ID == "" {
+			return schemas.Event{}, false
+		}
+		return schemas.Event{
+			EventID: ev.EventID, Source: ev.Source, Tenant: ev.Tenant, Time: ev.Time,
+			Integration: schemas.Integration{ID: IPKeyPrefix + ev.Network.IP},
+			Principal:   schemas.Principal{ID: ev.Integration.ID, Type: "integration"},
+			Action:      ev.Action, Network: schemas.Network{IP: ev.Network.IP}, Geo: ev.Geo,
+		}, true
+	},
+	// Once per integration, IP and hour: the stage only needs to know an
+	// integration was there, not every call it made.
+	Coalesce: func(ev *schemas.Event) string {
+		return ev.Integration.ID + "|" + ev.Network.IP + "|" + ev.Time.UTC().Format("2006010215")
+	},
+}
+
+// Rekeyer applies a keying's Rekey and Coalesce to a stream of events. Its
+// memory is bounded: after a reset (or a restart) a record may come again.
+type Rekeyer struct {
+	k    Keying
+	seen map[string]struct{}
+}
+
+// NewRekeyer returns a Rekeyer for k.
+func NewRekeyer(k Keying) *Rekeyer { return &Rekeyer{k: k} }
+
+// coalesceMemory bounds the names a Rekeyer remembers before it starts over.
+const coalesceMemory = 100_000
+
+// Rekey returns the record to publish for ev, if any.
+func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
+	rec, ok := r.k.Rekey(ev)
+	if !ok || r.k.Coalesce == nil {
+		return rec, ok
+	}
+	name := r.k.Coalesce(ev)
+	if r.seen == nil || len(r.seen) >= coalesceMemory {
+		r.seen = make(map[string]struct{})
+	}
+	if _, dup := r.seen[name]; dup {
+		return schemas.Event{}, false
+	}
+	r.seen[name] = struct{}{}
+	return rec, true
+}

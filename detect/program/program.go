@@ -1,0 +1,304 @@
+// Package program builds tokenwatch's one detect program from the registry
+// and the config: enrichment (GeoIP, then the integration catalog), and one
+// stage per keying the enabled detectors declare (the integration stage
+// first; chain.shared_ip's source-IP stage, and whatever a future detector
+// keys by). replay, eval, the benchmarks, the scenario harness and the live
+// detect role (detect/role) all run this program and only this program, so
+// an input gives the same alerts whichever of them runs it.
+//
+// Process is the step they share: one record through one stage. Replay
+// drives it in memory; the live role drives it per Kafka partition, with the
+// stage's repartition and state topics (Stage.Input, Stage.StateTopic).
+package program
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/enrich/inventory"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Config is what the program is built from: the detectors' settings
+// (detect.detectors), the GeoIP databases and the catalog.
+type Config struct {
+	Detectors map[string]yaml.Node
+	GeoIP     geoip.Config
+	Catalog   inventory.Config
+}
+
+// Options tune a build. The zero value is usable.
+type Options struct {
+	// Logger receives the catalog's reload messages; nil discards them.
+	Logger *slog.Logger
+	// Wrap, when set, wraps every detector (the scenario harness records the
+	// finding key behind each alert id this way).
+	Wrap func(detect.Detector) detect.Detector
+}
+
+// Stage is one keyed pass: the detectors of one keying over its records.
+type Stage struct {
+	Keying    detect.Keying
+	Detectors []detect.Detector
+}
+
+// Name labels the stage in logs and names its consumer group: "detect" for
+// the integration stage, "detect-<keying>" for the others.
+func (s Stage) Name() string {
+	if s.Keying.Name == "" {
+		return "detect"
+	}
+	return "detect-" + s.Keying.Name
+}
+
+// Input is the topic the stage reads: the events, or its repartition topic.
+func (s Stage) Input() string {
+	if s.Keying.Name == "" {
+		return schemas.TopicEvents
+	}
+	return schemas.RekeyTopic(s.Keying.Name)
+}
+
+// StateTopic is the compacted topic the stage checkpoints its state to.
+func (s Stage) StateTopic() string { return schemas.StateTopic(s.Keying.Name) }
+
+// Program is the built detect program. Close releases its databases.
+type Program struct {
+	// Stages: Stages[0] is the integration stage (possibly with no
+	// detectors); the others are re-keyed from it.
+	Stages  []Stage
+	geo     *geoip.Reloading
+	catalog *inventory.Enricher
+	chain   enrich.Chain
+}
+
+// Build builds the program from cfg: unknown detector ids are an error, a
+// detector whose node says `enabled: false` is left out.
+func Build(cfg Config, opt Options) (_ *Program, err error) {
+	p := &Program{}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if cfg.GeoIP.Enabled() {
+		if p.geo, err = geoip.OpenReloading(cfg.GeoIP.City, cfg.GeoIP.ASN, cfg.GeoIP.CacheSize); err != nil {
+			return nil, err
+		}
+		p.chain = append(p.chain, p.geo)
+	}
+	if cfg.Catalog.Path != "" {
+		log := opt.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		if p.catalog, err = inventory.Open(cfg.Catalog.Path, inventory.Options{Logger: log.With("component", "inventory")}); err != nil {
+			return nil, err
+		}
+		p.chain = append(p.chain, p.catalog)
+	}
+	specs, dets, err := buildDetectors(cfg.Detectors)
+	if err != nil {
+		return nil, err
+	}
+	p.Stages = []Stage{{Keying: detect.ByIntegration}}
+	index := map[string]int{"": 0}
+	for i, d := range dets {
+		if opt.Wrap != nil {
+			d = opt.Wrap(d)
+		}
+		k := specs[i].KeyedBy
+		j, ok := index[k.Name]
+		if !ok {
+			if k.Rekey == nil {
+				return nil, fmt.Errorf("detectors.%s: keyed by %q without a Rekey function", specs[i].ID, k.Name)
+			}
+			j = len(p.Stages)
+			index[k.Name] = j
+			p.Stages = append(p.Stages, Stage{Keying: k})
+		}
+		p.Stages[j].Detectors = append(p.Stages[j].Detectors, d)
+	}
+	return p, nil
+}
+
+// buildDetectors constructs every registered detector from its config node.
+func buildDetectors(cfg map[string]yaml.Node) ([]detect.Spec, []detect.Detector, error) {
+	for id := range cfg {
+		if _, err := detect.Lookup(id); err != nil {
+			return nil, nil, fmt.Errorf("detectors: %w", err)
+		}
+	}
+	var specs []detect.Spec
+	var out []detect.Detector
+	for _, spec := range detect.Specs() {
+		node, has := cfg[spec.ID]
+		if has {
+			var onOff struct {
+				Enabled *bool `yaml:"enabled"`
+			}
+			if err := node.Decode(&onOff); err != nil {
+				return nil, nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
+			}
+			if onOff.Enabled != nil && !*onOff.Enabled {
+				continue
+			}
+		}
+		decode := func(v any) error {
+			if !has {
+				return nil
+			}
+			return node.Decode(v)
+		}
+		d, err := spec.New(decode)
+		if err != nil {
+			return nil, nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
+		}
+		specs = append(specs, spec)
+		out = append(out, d)
+	}
+	return specs, out, nil
+}
+
+// Close releases the GeoIP databases.
+func (p *Program) Close() {
+	if p.geo != nil {
+		p.geo.Close()
+	}
+}
+
+// Enrich adds GeoIP and catalog context to ev in place.
+func (p *Program) Enrich(ev *schemas.Event) { p.chain.Enrich(ev) }
+
+// Catalog is the integration catalog, nil without one. Ingest maps each
+// source's identities to catalog integrations with it before keying.
+func (p *Program) Catalog() *inventory.Enricher { return p.catalog }
+
+// GeoIP is the reloading GeoIP enricher, nil without databases.
+func (p *Program) GeoIP() *geoip.Reloading { return p.geo }
+
+// DetectorIDs lists the enabled detectors, sorted.
+func (p *Program) DetectorIDs() []string {
+	var ids []string
+	for _, s := range p.Stages {
+		for _, d := range s.Detectors {
+			ids = append(ids, d.ID())
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Topics are the topics the program reads and writes besides the events and
+// alerts: each re-keyed stage's repartition topic and every stage's state.
+func (p *Program) Topics() []string {
+	var out []string
+	for i, s := range p.Stages {
+		if i > 0 {
+			out = append(out, s.Input())
+		}
+		out = append(out, s.StateTopic())
+	}
+	return out
+}
+
+// Runner holds what one stage needs to process one partition (or a whole
+// replay): the engine with its states, and a Rekeyer per downstream stage.
+// Not safe for concurrent use.
+type Runner struct {
+	p       *Program
+	stage   int
+	Engine  *engine.Engine
+	rekeyer []*detect.Rekeyer // by stage index; nil for the stage itself
+}
+
+// NewRunner returns a runner of stage i with empty state.
+func (p *Program) NewRunner(i int) *Runner {
+	r := &Runner{p: p, stage: i, Engine: engine.New(p.Stages[i].Detectors)}
+	if i == 0 {
+		r.rekeyer = make([]*detect.Rekeyer, len(p.Stages))
+		for j := 1; j < len(p.Stages); j++ {
+			r.rekeyer[j] = detect.NewRekeyer(p.Stages[j].Keying)
+		}
+	}
+	return r
+}
+
+// Process runs one record through the runner's stage: an event of the
+// integration stage is enriched, observed, and handed to emit re-keyed for
+// each other stage; a re-keyed record (carrying its event's enrichment)
+// is observed as it is. It returns the alerts raised.
+func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Event)) []schemas.Alert {
+	if r.stage != 0 {
+		return r.Engine.Observe(ev)
+	}
+	r.p.Enrich(ev)
+	alerts := r.Engine.Observe(ev)
+	for j := 1; j < len(r.rekeyer); j++ {
+		if rec, ok := r.rekeyer[j].Rekey(ev); ok {
+			emit(j, &rec)
+		}
+	}
+	return alerts
+}
+
+// Replay runs the whole program in memory over events in the order given
+// (callers sort by event time), re-keyed records straight into their
+// stages, then flushes every stage at its watermark as a file replay ends.
+type Replay struct {
+	runners []*Runner
+	// OnAlert, when set, sees each alert as it is raised with the event-time
+	// watermark of the integration stage at that moment (eval's time to
+	// detect).
+	OnAlert func(a schemas.Alert, watermark schemas.Time)
+	alerts  []schemas.Alert
+}
+
+// NewReplay returns an in-memory run of the program with empty state.
+func (p *Program) NewReplay() *Replay {
+	r := &Replay{}
+	for i := range p.Stages {
+		r.runners = append(r.runners, p.NewRunner(i))
+	}
+	return r
+}
+
+// Observe processes one event (it is enriched in place).
+func (r *Replay) Observe(ev *schemas.Event) {
+	r.add(r.runners[0].Process(ev, func(j int, rec *schemas.Event) {
+		r.add(r.runners[j].Process(rec, nil))
+	}))
+}
+
+func (r *Replay) add(as []schemas.Alert) {
+	for _, a := range as {
+		if r.OnAlert != nil {
+			r.OnAlert(a, schemas.NewTime(r.runners[0].Engine.Watermark()))
+		}
+	}
+	r.alerts = append(r.alerts, as...)
+}
+
+// Finish flushes every stage at its watermark and returns all alerts raised.
+func (r *Replay) Finish() []schemas.Alert {
+	for _, rn := range r.runners {
+		r.add(rn.Engine.Flush(rn.Engine.Watermark()))
+	}
+	return r.alerts
+}
+
+// Run replays events (enriched in place) and returns the alerts.
+func (p *Program) Run(events []schemas.Event) []schemas.Alert {
+	r := p.NewReplay()
+	for i := range events {
+		r.Observe(&events[i])
+	}
+	return r.Finish()
+}

@@ -1,0 +1,30 @@
+package stream
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the detect role's instruments. Labels are bounded (detector,
+// severity), never an integration id.
+type Metrics struct {
+	events       prometheus.Counter
+	batch, lag   prometheus.Histogram
+	alerts       *prometheus.CounterVec
+	integrations prometheus.Gauge
+}
+
+// NewMetrics creates and registers the instruments on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_detect_events_total",
+			Help: "Events run through the detectors."}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenwatch_detect_batch_duration_seconds",
+			Help: "Time to enrich and detect one consumed batch (excluding produce).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenwatch_detect_event_lag_seconds",
+			Help: "Wall-clock time from an event's arrival on Kafka to its detection.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_alerts_total",
+			Help: "Alerts raised, by detector and severity."}, []string{"detector", "severity"}),
+		integrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_integrations",
+			Help: "Integrations whose detector state this process holds."}),
+	}
+	reg.MustRegister(m.events, m.batch, m.lag, m.alerts, m.integrations)
+	return m
+}
