@@ -15,8 +15,8 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

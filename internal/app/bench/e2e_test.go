@@ -14,11 +14,11 @@ import (
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
-	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 )
 
 // envInt reads a positive integer knob from the environment.

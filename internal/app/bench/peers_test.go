@@ -13,8 +13,8 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	_ "github.com/tokenwatch/tokenwatch/detect/all"
-	_ "github.com/tokenwatch/tokenwatch/ingest/all"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	_ "github.com/tokenwatch/tokenwatch/ingest/all"
 	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 	"github.com/tokenwatch/tokenwatch/internal/app/eval"
 	"github.com/tokenwatch/tokenwatch/schemas"

@@ -17,8 +17,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
 
-	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"

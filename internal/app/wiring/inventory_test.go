@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/ingest/intake"
-	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
