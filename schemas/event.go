@@ -13,10 +13,23 @@ const (
 	CategoryModify      = "modify"
 	CategoryAdmin       = "admin"
 	CategoryAuthFailure = "auth_failure"
+	// CategoryScopeDenied is a grant refused because it asked for scopes the
+	// client may not have (Okta outcome.reason no_matching_scope): probing.
+	CategoryScopeDenied = "scope_denied"
+	// CategoryOther is an action or actor type the connector does not know
+	// yet: normalized and kept, never dead-lettered.
+	CategoryOther = "other"
 )
 
 // Categories lists every valid action category.
-var Categories = []string{CategoryAuthorize, CategoryRevoke, CategoryAccess, CategoryModify, CategoryAdmin, CategoryAuthFailure}
+var Categories = []string{CategoryAuthorize, CategoryRevoke, CategoryAccess, CategoryModify, CategoryAdmin, CategoryAuthFailure,
+	CategoryScopeDenied, CategoryOther}
+
+// Delegation modes of a token: whether a user was present.
+const (
+	DelegationDelegated = "delegated" // the app acts for a signed-in user (delegated scopes)
+	DelegationAppOnly   = "app_only"  // the app acts as itself (application roles)
+)
 
 // Event is one normalized token-usage record: what a non-human identity did, when
 // (event time, not ingest time), with which credential, from where. Connectors
@@ -36,12 +49,29 @@ type Event struct {
 	TargetApp   string      `json:"target_app,omitempty"`
 	Resource    Resource    `json:"resource"`
 	Scopes      []string    `json:"scopes,omitempty"`
-	Network     Network     `json:"network"`
-	Outcome     string      `json:"outcome,omitempty"` // success | failure | unknown
-	Bytes       int64       `json:"bytes,omitempty"`
-	Records     int64       `json:"records,omitempty"`
-	Geo         *Geo        `json:"geo,omitempty"`       // set by enrich (GeoIP)
-	Inventory   *Inventory  `json:"inventory,omitempty"` // set by enrich (catalog)
+	// RequestedScopes are scopes asked for and refused (a failed grant); they
+	// are never in Scopes, which holds only what was granted or used.
+	RequestedScopes []string `json:"requested_scopes,omitempty"`
+	// TokenIssuedAt is when the presented token was issued (Graph
+	// TokenIssuedAt); Time minus it is the token's age at use.
+	TokenIssuedAt *Time `json:"token_issued_at,omitempty"`
+	// Impersonation is true when the integration acted as Principal without
+	// the principal's own grant: a service account with domain-wide
+	// delegation acting as a user (Google applicationInfo.impersonation).
+	Impersonation bool `json:"impersonation,omitempty"`
+	// Delegation is DelegationDelegated or DelegationAppOnly when the source says.
+	Delegation string `json:"delegation,omitempty"`
+	// DirectoryRoles are directory role (template) ids carried by the token
+	// (Graph Wids): an app token holding admin roles.
+	DirectoryRoles []string `json:"directory_roles,omitempty"`
+	// HTTP is the API request, for per-request logs (GitHub api.request, Graph activity).
+	HTTP      *HTTP      `json:"http,omitempty"`
+	Network   Network    `json:"network"`
+	Outcome   string     `json:"outcome,omitempty"` // success | failure | unknown
+	Bytes     int64      `json:"bytes,omitempty"`
+	Records   int64      `json:"records,omitempty"`
+	Geo       *Geo       `json:"geo,omitempty"`       // set by enrich (GeoIP)
+	Inventory *Inventory `json:"inventory,omitempty"` // set by enrich (catalog)
 	// Raw is the original vendor record, kept for evidence and re-normalization.
 	Raw json.RawMessage `json:"raw,omitempty"`
 }
@@ -60,6 +90,21 @@ type Integration struct {
 type Credential struct {
 	Type string `json:"type,omitempty"` // oauth_token, api_key, pat, service_account_key, client_secret…
 	ID   string `json:"id,omitempty"`
+	// Name is the credential's own label when the source gives one (a
+	// GitHub PAT's name: user_programmatic_access_name).
+	Name string `json:"name,omitempty"`
+	// Issuer is the tenant or identity provider that issued the token (Graph
+	// IdentityProvider); one other than the event's tenant is a cross-tenant app.
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// HTTP is one API request as the source logged it.
+type HTTP struct {
+	Method string `json:"method,omitempty"`
+	// Route is the path template ("/repos/{owner}/{repo}") when the source
+	// gives one, else the path.
+	Route      string `json:"route,omitempty"`
+	StatusCode int    `json:"status_code,omitempty"`
 }
 
 // Principal is the user or service the integration acted as.
@@ -84,6 +129,16 @@ type Resource struct {
 type Network struct {
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
+	// IPChain is the forwarding chain the source recorded (Okta
+	// request.ipChain), client first.
+	IPChain []string `json:"ip_chain,omitempty"`
+	// Proxy is true when the source flagged the IP as a proxy or anonymizer
+	// (Okta securityContext.isProxy).
+	Proxy bool `json:"proxy,omitempty"`
+	// ASN and ASOrg as the source reported them (Okta securityContext);
+	// enrich's own GeoIP lookup is in Geo.
+	ASN   uint32 `json:"asn,omitempty"`
+	ASOrg string `json:"as_org,omitempty"`
 }
 
 // Geo is enrichment from GeoIP City and ASN databases.
