@@ -39,7 +39,7 @@ func TestNormalize(t *testing.T) {
 		{
 			name: "GitHub App installation token downloads a repo archive",
 			raw:  `{"@timestamp":1761531187412,"_document_id":"yq3G","action":"repo.download_zip","actor":"crm-sync[bot]","actor_ip":"102.89.0.1","user_agent":"python-requests/2.31.0","business":"example-corp","org":"example","repo":"example/payments","operation_type":"access","programmatic_access_type":"GitHub App server-to-server token","integration":"crm-sync","oauth_application_id":0,"token_id":98123,"hashed_token":"k4fV"}`,
-			want: &want{id: "yq3G", integration: "github_app:crm-sync", appName: "crm-sync", credType: "app_installation_token", credID: "98123",
+			want: &want{id: "yq3G", integration: "github_app:crm-sync", appName: "crm-sync", credType: "app_installation_token", credID: "k4fV",
 				category: "access", principal: "crm-sync[bot]", principalType: "bot", resource: "repository:example/payments",
 				ip: "102.89.0.1", ua: "python-requests/2.31.0", tenant: "example-corp", time: "2025-10-27T02:13:07.412Z"},
 		},
@@ -51,9 +51,9 @@ func TestNormalize(t *testing.T) {
 				scopes: []string{"repo", "read:org"}},
 		},
 		{
-			name: "fine-grained PAT push is a modification keyed by token id",
+			name: "fine-grained PAT push is a modification keyed by its hashed token, not its token id",
 			raw:  `{"@timestamp":1761531190000,"_document_id":"g2","action":"git.push","actor":"u","org":"example","repository":"example/payments","programmatic_access_type":"Fine-grained personal access token","token_id":"4410332","hashed_token":"Zm9v"}`,
-			want: &want{id: "g2", integration: "pat:4410332", appName: "u", credType: "pat_fine_grained", credID: "4410332", category: "modify",
+			want: &want{id: "g2", integration: "pat:Zm9v", appName: "u", credType: "pat_fine_grained", credID: "Zm9v", category: "modify",
 				principal: "u", principalType: "user", resource: "repository:example/payments", tenant: "example", time: "2025-10-27T02:13:10.000Z"},
 		},
 		{
@@ -79,6 +79,36 @@ func TestNormalize(t *testing.T) {
 			raw:  `{"@timestamp":1761531540999,"_document_id":"d1","action":"pull_request.create","actor":"dependabot[bot]","repo":"example/payments","operation_type":"create"}`,
 			want: &want{id: "d1", integration: "github_app:dependabot", appName: "dependabot", category: "modify", principal: "dependabot[bot]", principalType: "bot",
 				resource: "repository:example/payments", tenant: "default", time: "2025-10-27T02:19:00.999Z"},
+		},
+		{
+			name: "installation-token git fetch: token_id 0 is no id, the bot's slug is the app, the hash the credential",
+			raw:  `{"@timestamp":1761531200000,"_document_id":"it1","action":"git.fetch","actor":"crm-sync[bot]","actor_is_bot":true,"repository":"example/payments","programmatic_access_type":"GitHub App server-to-server token","token_id":0,"hashed_token":"aW5zdA=="}`,
+			want: &want{id: "it1", integration: "github_app:crm-sync", appName: "crm-sync", credType: "app_installation_token", credID: "aW5zdA==", category: "access",
+				principal: "crm-sync[bot]", principalType: "bot", resource: "repository:example/payments", tenant: "default", time: "2025-10-27T02:13:20.000Z"},
+		},
+		{
+			name: "a null token_id with no hash leaves the credential id empty, never 0",
+			raw:  `{"@timestamp":1761531200000,"_document_id":"it2","action":"git.clone","actor":"crm-sync[bot]","repository":"example/payments","programmatic_access_type":"GitHub App server-to-server token","token_id":null}`,
+			want: &want{id: "it2", integration: "github_app:crm-sync", appName: "crm-sync", credType: "app_installation_token", category: "access",
+				principal: "crm-sync[bot]", principalType: "bot", resource: "repository:example/payments", tenant: "default", time: "2025-10-27T02:13:20.000Z"},
+		},
+		{
+			name: "an integration name is slugged like the bot actor",
+			raw:  `{"@timestamp":1761531200000,"_document_id":"it3","action":"integration_installation.create","actor":"org-admin","org":"example","integration":"CRM Sync"}`,
+			want: &want{id: "it3", integration: "github_app:crm-sync", appName: "CRM Sync", category: "authorize",
+				principal: "org-admin", principalType: "user", resource: "organization:example", tenant: "example", time: "2025-10-27T02:13:20.000Z"},
+		},
+		{
+			name: "api.request with status 404 is a failed read; method and route kept",
+			raw:  `{"@timestamp":1761531200000,"_document_id":"a1","action":"api.request","actor":"u","org":"example","programmatic_access_type":"Personal access token (classic)","token_id":77,"hashed_token":"cGF0","request_method":"GET","route":"/repos/{owner}/{repo}/contents/{path}","url_path":"/repos/example/payments/contents/.env","status_code":404}`,
+			want: &want{id: "a1", integration: "pat:cGF0", appName: "u", credType: "pat", credID: "cGF0", category: "access",
+				principal: "u", principalType: "user", resource: "organization:example", tenant: "example", time: "2025-10-27T02:13:20.000Z"},
+		},
+		{
+			name: "api.request rejected with 401 is an auth failure",
+			raw:  `{"@timestamp":1761531200000,"_document_id":"a2","action":"api.request","actor":"u","programmatic_access_type":"Personal access token (classic)","hashed_token":"cGF0","request_method":"POST","route":"/repos/{owner}/{repo}/issues","status_code":"401"}`,
+			want: &want{id: "a2", integration: "pat:cGF0", appName: "u", credType: "pat", credID: "cGF0", category: "auth_failure",
+				principal: "u", principalType: "user", tenant: "default", time: "2025-10-27T02:13:20.000Z"},
 		},
 		{
 			name: "a person in the web UI is not token activity",
@@ -288,4 +318,12 @@ func TestNextLink(t *testing.T) {
 	if got := nextLink(`<https://x/y?before=a>; rel="prev"`); got != "" {
 		t.Errorf("nextLink without next = %q", got)
 	}
+}
+
+// TestNormalizeDocumentedShapes: records written from GitHub's audit-log
+// streaming documentation (installation-token git events with token_id 0,
+// api.request with route, method and status) against their golden events.
+func TestNormalizeDocumentedShapes(t *testing.T) {
+	ingesttest.GoldenEvents(t, NewNormalizer("default"), ingesttest.ReadLines(t, "testdata/golden/documented.jsonl"),
+		"testdata/golden/documented.normalized.jsonl", *ingesttest.Update)
 }

@@ -62,6 +62,57 @@ type record struct {
 	TokenID                flexString `json:"token_id"`
 	HashedToken            string     `json:"hashed_token"`
 	TokenScopes            string     `json:"token_scopes"`
+	// Streamed records (and api.request events) carry these too.
+	ActorIsBot                 *bool      `json:"actor_is_bot"`
+	UserProgrammaticAccessName string     `json:"user_programmatic_access_name"`
+	Route                      string     `json:"route"`
+	URLPath                    string     `json:"url_path"`
+	RequestMethod              string     `json:"request_method"`
+	StatusCode                 flexString `json:"status_code"`
+}
+
+// tokenID is token_id when it names a token: GitHub writes 0 (or null) for
+// tokens it has no id for, notably installation tokens on git events.
+func (r *record) tokenID() string {
+	if id := string(r.TokenID); id != "0" {
+		return id
+	}
+	return ""
+}
+
+// credentialID is the one id a token gets, whatever the record carries:
+// hashed_token (SHA-256 of the token, base64) whenever present, since GitHub
+// writes it on every event a token performed, API and git alike; token_id
+// only on records without it (lifecycle events made in the web UI).
+func (r *record) credentialID() string {
+	return firstNonEmpty(r.HashedToken, r.tokenID())
+}
+
+// botSlug is the app slug of a "<slug>[bot]" actor.
+func (r *record) botSlug() string {
+	slug, ok := strings.CutSuffix(r.Actor, "[bot]")
+	if !ok {
+		return ""
+	}
+	return slug
+}
+
+// slugify turns an app name into GitHub's slug form (lowercase, runs of
+// other characters as one hyphen), so integration "CRM Sync" and actor
+// "crm-sync[bot]" key the same app.
+func slugify(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(strings.TrimSpace(s)) {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
 }
 
 // credentialTypes maps programmatic_access_type to Credential.Type.
@@ -123,7 +174,7 @@ func normalize(raw json.RawMessage, defaultTenant string) ([]schemas.Event, erro
 	if !ok {
 		return nil, nil
 	}
-	cred := schemas.Credential{Type: credentialType(r.ProgrammaticAccessType), ID: firstNonEmpty(string(r.TokenID), r.HashedToken)}
+	cred := schemas.Credential{Type: credentialType(r.ProgrammaticAccessType), ID: r.credentialID(), Name: r.UserProgrammaticAccessName}
 	if cred.Type == "" && cred.ID != "" {
 		cred.Type = "token"
 	}
@@ -143,6 +194,7 @@ func normalize(raw json.RawMessage, defaultTenant string) ([]schemas.Event, erro
 		Outcome:     "success",
 		Raw:         raw,
 	}
+	r.request(&ev)
 	return []schemas.Event{ev}, nil
 }
 
@@ -193,8 +245,13 @@ func (r *record) eventID(raw []byte) string {
 // the OAuth app, else the token itself (a PAT is its own integration), else a
 // [bot] actor. ok is false when nothing non-human is involved.
 func (r *record) integration() (schemas.Integration, bool) {
-	if r.Integration != "" {
-		return schemas.Integration{ID: "github_app:" + r.Integration, SourceAppID: r.Integration, Name: r.Integration}, true
+	// An installation token acts as "<slug>[bot]"; the slug is the app's
+	// stable key whether or not the record also names the integration.
+	if slug := r.botSlug(); slug != "" && (r.Integration != "" || credentialType(r.ProgrammaticAccessType) == "app_installation_token") {
+		return schemas.Integration{ID: "github_app:" + slug, SourceAppID: slug, Name: firstNonEmpty(r.Integration, slug)}, true
+	}
+	if slug := slugify(r.Integration); slug != "" {
+		return schemas.Integration{ID: "github_app:" + slug, SourceAppID: slug, Name: r.Integration}, true
 	}
 	if id := string(r.OAuthApplicationID); id != "" && id != "0" {
 		name := r.OAuthApplicationName
@@ -210,11 +267,11 @@ func (r *record) integration() (schemas.Integration, bool) {
 	case "deploy_key", "ssh_key":
 		prefix = credentialType(r.ProgrammaticAccessType) + ":"
 	}
-	if id := firstNonEmpty(string(r.TokenID), r.HashedToken); id != "" {
-		return schemas.Integration{ID: prefix + id, SourceAppID: id, Name: r.Actor}, true
-	}
-	if slug, ok := strings.CutSuffix(r.Actor, "[bot]"); ok && slug != "" {
+	if slug := r.botSlug(); slug != "" {
 		return schemas.Integration{ID: "github_app:" + slug, SourceAppID: slug, Name: slug}, true
+	}
+	if id := r.credentialID(); id != "" {
+		return schemas.Integration{ID: prefix + id, SourceAppID: id, Name: r.Actor}, true
 	}
 	return schemas.Integration{}, false
 }
@@ -225,13 +282,38 @@ func (r *record) principal() schemas.Principal {
 		id = "id:" + string(r.ActorID)
 	}
 	typ := "user"
-	if strings.HasSuffix(r.Actor, "[bot]") || credentialType(r.ProgrammaticAccessType) == "app_installation_token" {
+	if strings.HasSuffix(r.Actor, "[bot]") || credentialType(r.ProgrammaticAccessType) == "app_installation_token" || (r.ActorIsBot != nil && *r.ActorIsBot) {
 		typ = "bot"
 	}
 	if id == "" {
 		typ = ""
 	}
 	return schemas.Principal{ID: id, Type: typ}
+}
+
+// request maps an api.request record's method, route and status: the
+// request's outcome (≥ 400 a failure, 401 an auth failure) and, for a
+// method, read vs write.
+func (r *record) request(ev *schemas.Event) {
+	status, _ := strconv.Atoi(string(r.StatusCode))
+	method := strings.ToUpper(r.RequestMethod)
+	route := firstNonEmpty(r.Route, r.URLPath)
+	if status <= 0 && method == "" && route == "" {
+		return
+	}
+	ev.HTTP = &schemas.HTTP{Method: method, Route: route, StatusCode: max(status, 0)}
+	if _, lc := lifecycle[r.Action]; !lc && r.OperationType == "" {
+		switch method {
+		case "POST", "PUT", "PATCH", "DELETE":
+			ev.Action.Category = schemas.CategoryModify
+		}
+	}
+	switch {
+	case status == 401:
+		ev.Action.Category, ev.Outcome = schemas.CategoryAuthFailure, "failure"
+	case status >= 400:
+		ev.Outcome = "failure"
+	}
 }
 
 func (r *record) resource() schemas.Resource {
