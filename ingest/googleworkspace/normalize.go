@@ -26,6 +26,16 @@ type activity struct {
 		CallerType string `json:"callerType"`
 		Email      string `json:"email"`
 		ProfileID  string `json:"profileId"`
+		// Key is set when callerType is KEY: the OAuth consumer key of a 2LO
+		// request or a robot account's id.
+		Key string `json:"key"`
+		// ApplicationInfo names the app that acted; Impersonation is true when
+		// it is a service account with domain-wide delegation acting as the user.
+		ApplicationInfo *struct {
+			OAuthClientID   string `json:"oauthClientId"`
+			ApplicationName string `json:"applicationName"`
+			Impersonation   bool   `json:"impersonation"`
+		} `json:"applicationInfo"`
 	} `json:"actor"`
 	IPAddress string `json:"ipAddress"`
 	Events    []struct {
@@ -87,16 +97,28 @@ func normalize(raw json.RawMessage, defaultTenant string) ([]schemas.Event, erro
 		sum := sha256.Sum256(raw)
 		baseID = "h" + hex.EncodeToString(sum[:12])
 	}
+	var appInfoID, appInfoName string
+	impersonation := false
+	if ai := a.Actor.ApplicationInfo; ai != nil {
+		appInfoID, appInfoName, impersonation = ai.OAuthClientID, ai.ApplicationName, ai.Impersonation
+	}
 	out := make([]schemas.Event, 0, len(a.Events))
+	var skipped []string
 	for i, e := range a.Events {
 		cat, ok := categories[e.Name]
 		if !ok {
-			return nil, fmt.Errorf("google_workspace: unknown token event name %q", e.Name)
+			// New event names appear over time: keep the event, count the name.
+			cat = schemas.CategoryOther
+			unknownEvents.WithLabelValues(SourceName, e.Name).Inc()
 		}
 		p := params(e.Parameters)
-		clientID := p.str("client_id")
+		clientID := firstNonEmpty(p.str("client_id"), appInfoID)
+		if clientID == "" && a.Actor.Key != "" {
+			clientID = "key:" + a.Actor.Key
+		}
 		if clientID == "" {
-			return nil, fmt.Errorf("google_workspace: %s event has no client_id", e.Name)
+			skipped = append(skipped, fmt.Sprintf("%s event %d has no client_id", firstNonEmpty(e.Name, "unnamed"), i))
+			continue
 		}
 		method := p.str("method_name")
 		if cat == schemas.CategoryAccess && isWrite(method) {
@@ -110,24 +132,51 @@ func normalize(raw json.RawMessage, defaultTenant string) ([]schemas.Event, erro
 			Integration: schemas.Integration{
 				ID:          clientID,
 				SourceAppID: clientID,
-				Name:        p.str("app_name"),
+				Name:        firstNonEmpty(p.str("app_name"), appInfoName),
 			},
-			Credential: schemas.Credential{Type: "oauth_token", ID: grantID(clientID, a.Actor.ProfileID, a.Actor.Email)},
-			Principal:  schemas.Principal{ID: firstNonEmpty(a.Actor.Email, a.Actor.ProfileID), Type: principalType(a.Actor.CallerType)},
-			Action:     schemas.Action{Name: actionName(e.Name, method), Category: cat},
-			TargetApp:  strings.ToLower(firstNonEmpty(p.str("api_name"), p.str("product_bucket"))),
-			Scopes:     p.multi("scope"),
-			Network:    schemas.Network{IP: a.IPAddress},
-			Outcome:    "success",
-			Bytes:      p.int("num_response_bytes"),
-			Raw:        raw,
+			Credential:    credential(clientID, a.Actor.CallerType, a.Actor.Key, a.Actor.ProfileID, a.Actor.Email),
+			Principal:     principal(a.Actor.CallerType, a.Actor.Email, a.Actor.ProfileID, a.Actor.Key),
+			Impersonation: impersonation,
+			Action:        schemas.Action{Name: actionName(e.Name, method), Category: cat},
+			TargetApp:     strings.ToLower(firstNonEmpty(p.str("api_name"), p.str("product_bucket"))),
+			Scopes:        p.multi("scope"),
+			Network:       schemas.Network{IP: a.IPAddress},
+			Outcome:       "success",
+			Bytes:         p.int("num_response_bytes"),
+			Raw:           raw,
 		}
 		if method != "" {
 			ev.Resource = schemas.Resource{Type: "api_method", ID: method}
 		}
+		if ct := p.str("client_type"); ct != "" && ct != "TYPE_UNSPECIFIED" {
+			ev.Credential.Type = "oauth_token_" + strings.ToLower(ct)
+		}
 		out = append(out, ev)
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("google_workspace: no event of the record names an app: %s", strings.Join(skipped, "; "))
+	}
 	return out, nil
+}
+
+// credential: a KEY caller's key, else the user's grant to the app.
+func credential(clientID, callerType, key, profileID, email string) schemas.Credential {
+	if callerType == "KEY" && key != "" {
+		return schemas.Credential{Type: "api_key", ID: key}
+	}
+	return schemas.Credential{Type: "oauth_token", ID: grantID(clientID, profileID, email)}
+}
+
+// principal is the user acted as (impersonated, with domain-wide
+// delegation), else the API key caller.
+func principal(callerType, email, profileID, key string) schemas.Principal {
+	if id := firstNonEmpty(email, profileID); id != "" {
+		return schemas.Principal{ID: id, Type: principalType(callerType)}
+	}
+	if key != "" {
+		return schemas.Principal{ID: "key:" + key, Type: "api_key"}
+	}
+	return schemas.Principal{}
 }
 
 type paramList []parameter
