@@ -158,9 +158,10 @@ func (s *Source) firstPageURL(stream string, start time.Time) string {
 	var filter []string
 	switch stream {
 	case StreamSignIns:
-		// Service-principal sign-ins are only listed by the beta endpoint.
+		// Service-principal and managed-identity sign-ins are only listed by
+		// the beta endpoint, each in its own log: select both event types.
 		path = "/beta/auditLogs/signIns"
-		filter = append(filter, "signInEventTypes/any(t: t eq 'servicePrincipal')")
+		filter = append(filter, "signInEventTypes/any(t: t eq 'servicePrincipal' or t eq 'managedIdentity')")
 		if !start.IsZero() {
 			filter = append(filter, "createdDateTime ge "+start.UTC().Format("2006-01-02T15:04:05.000Z"))
 		}

@@ -194,8 +194,8 @@ func (f *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/beta/auditLogs/signIns":
 		all = f.signIns
-		if !strings.Contains(r.URL.Query().Get("$filter"), "signInEventTypes/any(t: t eq 'servicePrincipal')") {
-			f.T.Errorf("signIns filter %q does not select service principals", r.URL.Query().Get("$filter"))
+		if !strings.Contains(r.URL.Query().Get("$filter"), "signInEventTypes/any(t: t eq 'servicePrincipal' or t eq 'managedIdentity')") {
+			f.T.Errorf("signIns filter %q does not select service principals and managed identities", r.URL.Query().Get("$filter"))
 		}
 	case "/v1.0/auditLogs/directoryAudits":
 		all = f.audits
@@ -332,6 +332,49 @@ func TestTemplatePath(t *testing.T) {
 	} {
 		if got := templatePath(in); got != want {
 			t.Errorf("templatePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestNormalizeDocumentedShapes: a managed-identity sign-in (beta signIn with
+// managedServiceIdentity) and Event Hubs MicrosoftGraphActivityLogs records
+// (nulls, quoted clientAuthMethod, tokenIssuedAt, wids, identityProvider,
+// app-only roles vs delegated scopes) against their golden events.
+func TestNormalizeDocumentedShapes(t *testing.T) {
+	ingesttest.GoldenEvents(t, NewNormalizer("acme"), ingesttest.ReadLines(t, "testdata/golden/documented.jsonl"),
+		"testdata/golden/documented.normalized.jsonl", *ingesttest.Update)
+}
+
+// TestIdentityIsStable: one app and one token (sign-in) → one integration id
+// and one credential id, whatever optional fields a record carries.
+func TestIdentityIsStable(t *testing.T) {
+	groups := []struct {
+		integration, credential string
+		records                 []string
+	}{
+		{"app-1", "sia-1", []string{
+			`{"time":"2026-10-27T02:16:02Z","RequestId":"r1","AppId":"app-1","ServicePrincipalId":"sp-1","SignInActivityId":"sia-1","RequestUri":"https://graph.microsoft.com/v1.0/users"}`,
+			`{"time":"2026-10-27T02:16:02Z","properties":{"requestId":"r2","appId":"app-1","signInActivityId":"sia-1","roles":"User.Read.All","wids":"0997a1d0-0d1d-4acb-b408-d5ca73121e90","tokenIssuedAt":"2026-10-27T02:00:00Z","identityProvider":"https://sts.windows.net/t/","clientAuthMethod":"2","userId":null}}`,
+			`{"records":[{"time":"2026-10-27T02:16:02Z","properties":{"requestId":"r3","appId":"app-1","signInActivityId":"sia-1","clientAuthMethod":2,"wids":["0997a1d0-0d1d-4acb-b408-d5ca73121e90"],"tokenIssuedAt":null,"responseStatusCode":"500"}}]}`,
+		}},
+		{"app-mi", "/subscriptions/s/vm", []string{
+			`{"id":"m1","createdDateTime":"2026-10-27T02:13:07Z","appId":"app-mi","servicePrincipalId":"sp-mi","signInEventTypes":["managedIdentity"],"clientCredentialType":"managedIdentity","managedServiceIdentity":{"msiType":"systemAssigned","associatedResourceId":"/subscriptions/s/vm"}}`,
+			`{"id":"m2","createdDateTime":"2026-10-27T02:13:07Z","appId":"app-mi","appDisplayName":"vm","servicePrincipalId":"sp-mi","servicePrincipalCredentialKeyId":null,"managedServiceIdentity":{"msiType":"systemAssigned","associatedResourceId":"/subscriptions/s/vm","federatedTokenId":null},"status":{"errorCode":0,"failureReason":null}}`,
+		}},
+	}
+	n := NewNormalizer("acme")
+	for _, g := range groups {
+		for _, raw := range g.records {
+			evs, err := n.Normalize([]byte(raw))
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("%s: %d events, err %v", raw, len(evs), err)
+			}
+			if err := ingesttest.CheckEvent(evs[0], SourceName); err != nil {
+				t.Error(err)
+			}
+			if evs[0].Integration.ID != g.integration || evs[0].Credential.ID != g.credential {
+				t.Errorf("%s: integration %q credential %q, want %q %q", raw, evs[0].Integration.ID, evs[0].Credential.ID, g.integration, g.credential)
+			}
 		}
 	}
 }

@@ -131,22 +131,31 @@ func hashID(raw []byte) string {
 
 // signIn is a servicePrincipal sign-in from /beta/auditLogs/signIns.
 type signIn struct {
-	ID                              string `json:"id"`
-	CreatedDateTime                 string `json:"createdDateTime"`
-	AppID                           string `json:"appId"`
-	AppDisplayName                  string `json:"appDisplayName"`
-	ServicePrincipalID              string `json:"servicePrincipalId"`
-	ServicePrincipalName            string `json:"servicePrincipalName"`
-	IPAddress                       string `json:"ipAddress"`
-	UserAgent                       string `json:"userAgent"`
-	ResourceDisplayName             string `json:"resourceDisplayName"`
-	ResourceID                      string `json:"resourceId"`
-	ClientCredentialType            string `json:"clientCredentialType"`
-	ServicePrincipalCredentialKeyID string `json:"servicePrincipalCredentialKeyId"`
-	ServicePrincipalCredentialThumb string `json:"servicePrincipalCredentialThumbprint"`
-	TenantID                        string `json:"tenantId"`
-	ResourceTenantID                string `json:"resourceTenantId"`
-	Status                          struct {
+	ID                              string   `json:"id"`
+	CreatedDateTime                 string   `json:"createdDateTime"`
+	AppID                           string   `json:"appId"`
+	AppDisplayName                  string   `json:"appDisplayName"`
+	ServicePrincipalID              string   `json:"servicePrincipalId"`
+	ServicePrincipalName            string   `json:"servicePrincipalName"`
+	IPAddress                       string   `json:"ipAddress"`
+	UserAgent                       string   `json:"userAgent"`
+	ResourceDisplayName             string   `json:"resourceDisplayName"`
+	ResourceID                      string   `json:"resourceId"`
+	ClientCredentialType            string   `json:"clientCredentialType"`
+	ServicePrincipalCredentialKeyID string   `json:"servicePrincipalCredentialKeyId"`
+	ServicePrincipalCredentialThumb string   `json:"servicePrincipalCredentialThumbprint"`
+	TenantID                        string   `json:"tenantId"`
+	ResourceTenantID                string   `json:"resourceTenantId"`
+	SignInEventTypes                []string `json:"signInEventTypes"`
+	// ManagedServiceIdentity is set on managed-identity sign-ins (their own
+	// log, signInEventTypes "managedIdentity").
+	ManagedServiceIdentity *struct {
+		MsiType              string `json:"msiType"`
+		AssociatedResourceID string `json:"associatedResourceId"`
+		FederatedTokenID     string `json:"federatedTokenId"`
+		FederatedTokenIssuer string `json:"federatedTokenIssuer"`
+	} `json:"managedServiceIdentity"`
+	Status struct {
 		ErrorCode     *int   `json:"errorCode"`
 		FailureReason string `json:"failureReason"`
 	} `json:"status"`
@@ -195,6 +204,18 @@ func normalizeSignIn(raw json.RawMessage, tenant string) ([]schemas.Event, error
 	if r.ResourceID != "" {
 		ev.Resource = schemas.Resource{Type: "resource_app", ID: r.ResourceID}
 	}
+	if msi := r.ManagedServiceIdentity; msi != nil || slices.Contains(r.SignInEventTypes, "managedIdentity") {
+		// A managed identity has no secret or key of its own: the Azure
+		// resource it is attached to is what holds the credential.
+		ev.Action.Name = "managedIdentitySignIn"
+		ev.Principal.Type = "managed_identity"
+		ev.Credential.Type = "managed_identity"
+		if msi != nil {
+			ev.Credential.ID = firstNonEmpty(ev.Credential.ID, msi.AssociatedResourceID, msi.FederatedTokenID)
+			ev.Credential.Issuer = msi.FederatedTokenIssuer
+		}
+	}
+	ev.Delegation = schemas.DelegationAppOnly
 	if r.Status.ErrorCode != nil && *r.Status.ErrorCode != 0 {
 		ev.Action.Category = schemas.CategoryAuthFailure
 		ev.Outcome = "failure"
@@ -416,6 +437,9 @@ type activity struct {
 	AadTenantID        string          `json:"AadTenantId"`
 	SignInActivityID   string          `json:"SignInActivityId"`
 	ClientAuthMethod   json.RawMessage `json:"ClientAuthMethod"`
+	TokenIssuedAt      string          `json:"TokenIssuedAt"`
+	Wids               json.RawMessage `json:"Wids"`
+	IdentityProvider   string          `json:"IdentityProvider"`
 	Properties         json.RawMessage `json:"properties"`
 }
 
@@ -463,6 +487,23 @@ func normalizeActivity(raw json.RawMessage, tenant string) ([]schemas.Event, err
 	}
 	if resource != "" {
 		ev.Resource = schemas.Resource{Type: "graph_path", ID: resource}
+	}
+	if method != "" || status != 0 || path != "" {
+		ev.HTTP = &schemas.HTTP{Method: method, Route: templatePath(path), StatusCode: int(max(min(status, 999), 0))}
+	}
+	if it, err := time.Parse(time.RFC3339Nano, r.TokenIssuedAt); err == nil {
+		iat := schemas.NewTime(it)
+		ev.TokenIssuedAt = &iat
+	}
+	ev.DirectoryRoles = stringList(r.Wids)
+	ev.Credential.Issuer = r.IdentityProvider
+	// Scopes (scp) are delegated permissions: a user was present. Roles
+	// without scopes are application permissions of an app-only token.
+	switch {
+	case strings.TrimSpace(r.Scopes) != "" || r.UserID != "":
+		ev.Delegation = schemas.DelegationDelegated
+	case strings.TrimSpace(r.Roles) != "" || r.ServicePrincipalID != "":
+		ev.Delegation = schemas.DelegationAppOnly
 	}
 	switch {
 	case r.UserID != "":
@@ -525,6 +566,31 @@ func number(raw json.RawMessage) int64 {
 		return int64(f)
 	}
 	return 0
+}
+
+// stringList reads a claim Graph writes either as a JSON array of strings or
+// as one space- or comma-separated string (Wids); null is none.
+func stringList(raw json.RawMessage) []string {
+	var list []string
+	if json.Unmarshal(raw, &list) != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil
+		}
+		// A string holding a JSON array ("[\"id1\",\"id2\"]"), else a list.
+		if json.Unmarshal([]byte(s), &list) != nil {
+			list = []string{s}
+		}
+	}
+	var out []string
+	for _, v := range list {
+		for _, f := range splitList(v) {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // splitList reads Graph's space- or comma-separated scope and role claims.
