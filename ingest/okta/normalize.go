@@ -14,8 +14,7 @@ import (
 )
 
 // logEvent is one System Log record; only the fields tokenwatch maps.
-// securityContext, geographicalContext and the rest stay in Raw: enrich
-// does GeoIP itself.
+// geographicalContext and the rest stay in Raw: enrich does GeoIP itself.
 type logEvent struct {
 	UUID      string `json:"uuid"`
 	Published string `json:"published"`
@@ -35,6 +34,20 @@ type logEvent struct {
 	DebugContext struct {
 		DebugData map[string]json.RawMessage `json:"debugData"`
 	} `json:"debugContext"`
+	Request struct {
+		IPChain []struct {
+			IP string `json:"ip"`
+		} `json:"ipChain"`
+	} `json:"request"`
+	SecurityContext struct {
+		// asNumber is an integer; null when unknown.
+		ASNumber *int64 `json:"asNumber"`
+		ASOrg    string `json:"asOrg"`
+		IsProxy  *bool  `json:"isProxy"`
+	} `json:"securityContext"`
+	AuthenticationContext struct {
+		CredentialType string `json:"credentialType"`
+	} `json:"authenticationContext"`
 }
 
 type entity struct {
@@ -42,6 +55,9 @@ type entity struct {
 	Type        string `json:"type"`
 	AlternateID string `json:"alternateId"`
 	DisplayName string `json:"displayName"`
+	// DetailEntry is free-form; a token target's subject is the user the
+	// token was issued for.
+	DetailEntry map[string]json.RawMessage `json:"detailEntry"`
 }
 
 // clientTypes are the actor/target types that name an OAuth client.
@@ -72,6 +88,9 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 	if !ok {
 		return nil, nil
 	}
+	if cat == schemas.CategoryAuthFailure && strings.EqualFold(e.Outcome.Reason, "no_matching_scope") {
+		cat = schemas.CategoryScopeDenied
+	}
 	dbg := debugData(e.DebugContext.DebugData)
 	ev := schemas.Event{
 		EventID:   e.eventID(raw),
@@ -80,7 +99,7 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 		Time:      schemas.NewTime(t),
 		Action:    schemas.Action{Name: e.EventType, Category: cat},
 		TargetApp: "okta",
-		Network:   schemas.Network{IP: e.Client.IPAddress, UserAgent: e.Client.UserAgent.RawUserAgent},
+		Network:   e.network(),
 		Outcome:   outcome(e.Outcome.Result),
 		Raw:       raw,
 	}
@@ -94,15 +113,25 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 	} else {
 		client, ok := e.client(dbg)
 		if !ok {
-			return nil, fmt.Errorf("okta: %s event names no OAuth client (actor or target of type %v, or debugData clientId)", e.EventType, clientTypes)
+			// An actor type the connector does not know (Okta adds
+			// principal types): keep the event under the actor, category other.
+			if e.Actor.ID == "" || e.Actor.ID == "unknown" || e.Actor.Type == "User" {
+				return nil, fmt.Errorf("okta: %s event names no OAuth client (actor or target of type %v, or debugData clientId)", e.EventType, clientTypes)
+			}
+			client = schemas.Integration{ID: e.Actor.ID, SourceAppID: e.Actor.ID, Name: e.Actor.DisplayName}
+			ev.Action.Category = schemas.CategoryOther
 		}
 		ev.Integration = client
 		ev.Credential = e.credential(dbg)
-		scopes := dbg.str("grantedScopes")
-		if scopes == "" && ev.Outcome == "failure" {
-			scopes = dbg.str("requestedScopes")
+		// Only granted scopes are the event's scopes; what a failed grant
+		// asked for was refused and is kept apart.
+		ev.Scopes = splitScopes(dbg.str("grantedScopes"))
+		if ev.Outcome != "success" {
+			ev.RequestedScopes = splitScopes(dbg.str("requestedScopes"))
 		}
-		ev.Scopes = splitScopes(scopes)
+	}
+	if ct := e.AuthenticationContext.CredentialType; ct != "" && (ev.Credential.Type == "" || ev.Credential.Type == "oauth_token") {
+		ev.Credential.Type = strings.ToLower(ct)
 	}
 	ev.Principal = e.principal()
 	if as, ok := e.findTarget("AuthorizationServer"); ok {
@@ -178,6 +207,37 @@ func (e *logEvent) credential(dbg debugData) schemas.Credential {
 	return schemas.Credential{}
 }
 
+func (e *logEvent) network() schemas.Network {
+	n := schemas.Network{IP: e.Client.IPAddress, UserAgent: e.Client.UserAgent.RawUserAgent, ASOrg: e.SecurityContext.ASOrg}
+	for _, hop := range e.Request.IPChain {
+		if hop.IP != "" {
+			n.IPChain = append(n.IPChain, hop.IP)
+		}
+	}
+	if p := e.SecurityContext.IsProxy; p != nil {
+		n.Proxy = *p
+	}
+	if as := e.SecurityContext.ASNumber; as != nil && *as > 0 && *as <= 1<<32-1 {
+		n.ASN = uint32(*as)
+	}
+	return n
+}
+
+// tokenSubject is the subject of an issued token's detailEntry: for a
+// user-delegated grant, the user the client acts for.
+func (e *logEvent) tokenSubject() string {
+	for _, t := range e.Target {
+		if !slices.Contains(tokenTypes, t.Type) {
+			continue
+		}
+		var sub string
+		if json.Unmarshal(t.DetailEntry["subject"], &sub) == nil && sub != "" {
+			return sub
+		}
+	}
+	return ""
+}
+
 func (e *logEvent) principal() schemas.Principal {
 	a := e.Actor
 	switch {
@@ -186,6 +246,10 @@ func (e *logEvent) principal() schemas.Principal {
 	case slices.Contains(clientTypes, a.Type):
 		if u, ok := e.findTarget("User"); ok {
 			return schemas.Principal{ID: firstNonEmpty(u.AlternateID, u.ID), Type: "user"}
+		}
+		// A client_credentials token's subject is the client itself.
+		if sub := e.tokenSubject(); sub != "" && sub != a.ID && sub != a.AlternateID {
+			return schemas.Principal{ID: sub, Type: "user"}
 		}
 		return schemas.Principal{ID: a.ID, Type: "app"}
 	case a.ID != "" && a.ID != "unknown":

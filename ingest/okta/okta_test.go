@@ -44,10 +44,10 @@ func TestNormalize(t *testing.T) {
 				time: "2026-10-27T02:13:07.412Z", scopes: []string{"crm.read", "crm.write"}},
 		},
 		{
-			name: "failed token grant is an auth failure with the requested scopes",
+			name: "failed token grant is an auth failure; the refused scopes are not its scopes",
 			raw:  `{"uuid":"u2","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant","actor":{"id":"0oaA","type":"PublicClientApp"},"client":{"ipAddress":"185.220.101.4"},"outcome":{"result":"FAILURE","reason":"invalid_client"},"debugContext":{"debugData":{"grantType":"client_credentials","requestedScopes":"crm.write"}}}`,
 			want: &want{id: "u2", integration: "0oaA", credType: "oauth_token", category: "auth_failure", outcome: "failure", principal: "0oaA", principalType: "app",
-				ip: "185.220.101.4", time: "2026-10-27T02:13:08.000Z", scopes: []string{"crm.write"}},
+				ip: "185.220.101.4", time: "2026-10-27T02:13:08.000Z"},
 		},
 		{
 			name: "user consent: the client is an AppInstance target",
@@ -275,4 +275,72 @@ func TestFetchRateLimitPrefersRetryAfterOverReset(t *testing.T) {
 	if !errors.As(err, &rl) || rl.RetryAfter != 12*time.Second {
 		t.Fatalf("err = %v, want a rate limit honouring Retry-After 12s", err)
 	}
+}
+
+func TestNormalizeSignals(t *testing.T) {
+	n := NewNormalizer("acme")
+	one := func(t *testing.T, raw string) schemas.Event {
+		t.Helper()
+		evs, err := n.Normalize([]byte(raw))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%d events, err %v", len(evs), err)
+		}
+		if err := ingesttest.CheckEvent(evs[0], SourceName); err != nil {
+			t.Fatal(err)
+		}
+		return evs[0]
+	}
+	t.Run("no_matching_scope is scope_denied and keeps the refused scopes apart", func(t *testing.T) {
+		ev := one(t, `{"uuid":"s1","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant","actor":{"id":"0oaA","type":"PublicClientApp"},"outcome":{"result":"FAILURE","reason":"no_matching_scope"},"debugContext":{"debugData":{"grantType":"client_credentials","requestedScopes":"okta.users.manage okta.apps.manage"}}}`)
+		if ev.Action.Category != schemas.CategoryScopeDenied || len(ev.Scopes) != 0 || !slices.Equal(ev.RequestedScopes, []string{"okta.users.manage", "okta.apps.manage"}) {
+			t.Errorf("category %q scopes %v requested %v", ev.Action.Category, ev.Scopes, ev.RequestedScopes)
+		}
+	})
+	t.Run("an unknown actor type is normalized as other, type kept", func(t *testing.T) {
+		ev := one(t, `{"uuid":"s2","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"wlp1","type":"WorkloadPrincipal","alternateId":"ci-runner","displayName":"CI runner"},"outcome":{"result":"SUCCESS"},"target":[{"id":"AT.2","type":"access_token"}]}`)
+		if ev.Action.Category != schemas.CategoryOther || ev.Integration.ID != "wlp1" || ev.Principal.Type != "workloadprincipal" || ev.Credential.ID != "AT.2" {
+			t.Errorf("%+v", ev)
+		}
+	})
+	t.Run("a user-delegated grant's user is the token's detailEntry subject", func(t *testing.T) {
+		ev := one(t, `{"uuid":"s3","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oaB","type":"PublicClientApp","alternateId":"0oaB"},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"grantType":"authorization_code","grantedScopes":"openid"}},"target":[{"id":"AT.3","type":"access_token","detailEntry":{"expires":"2026-10-27T03:13:08.000Z","subject":"00u1abc","hash":"x"}}]}`)
+		if ev.Principal != (schemas.Principal{ID: "00u1abc", Type: "user"}) {
+			t.Errorf("principal %+v", ev.Principal)
+		}
+	})
+	t.Run("security context, ip chain and credential type", func(t *testing.T) {
+		ev := one(t, `{"uuid":"s4","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant","actor":{"id":"0oaA","type":"PublicClientApp"},"client":{"ipAddress":"185.220.101.4"},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"grantType":"client_credentials"}},"authenticationContext":{"credentialType":"JWT","authenticationProvider":null},"securityContext":{"asNumber":60729,"asOrg":"zwiebelfreunde e.v.","isp":"zwiebelfreunde e.v.","domain":null,"isProxy":true},"request":{"ipChain":[{"ip":"185.220.101.4","geographicalContext":null,"version":"V4","source":null},{"ip":"10.0.0.8","version":"V4"}]}}`)
+		if !ev.Network.Proxy || ev.Network.ASN != 60729 || ev.Network.ASOrg != "zwiebelfreunde e.v." || !slices.Equal(ev.Network.IPChain, []string{"185.220.101.4", "10.0.0.8"}) || ev.Credential.Type != "jwt" {
+			t.Errorf("network %+v credential %+v", ev.Network, ev.Credential)
+		}
+	})
+}
+
+// TestIdentityIsStable: one client and one token → one integration id and one
+// credential id, whatever optional fields the record carries.
+func TestIdentityIsStable(t *testing.T) {
+	records := []string{
+		`{"uuid":"i1","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oaA","type":"PublicClientApp"},"outcome":{"result":"SUCCESS"},"target":[{"id":"AT.1","type":"access_token"}]}`,
+		`{"uuid":"i2","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oaA","type":"PublicClientApp","displayName":"CRM"},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"clientId":"0oaA","grantType":"client_credentials"}},"target":[{"id":"AT.1","type":"access_token","detailEntry":{"subject":"0oaA"}},{"id":"aus1","type":"AuthorizationServer"}],"securityContext":{"asNumber":null,"isProxy":null},"request":{"ipChain":[]}}`,
+		`{"uuid":"i3","published":"2026-10-27T02:13:08Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"00u1","type":"User","alternateId":"a@example.com"},"outcome":{"result":"SUCCESS"},"authenticationContext":{"credentialType":"PASSWORD"},"target":[{"id":"0oaA","type":"AppInstance"},{"id":"AT.1","type":"access_token","detailEntry":{"subject":"00u1"}}]}`,
+	}
+	n := NewNormalizer("acme")
+	for _, raw := range records {
+		evs, err := n.Normalize([]byte(raw))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s: %d events, err %v", raw, len(evs), err)
+		}
+		if evs[0].Integration.ID != "0oaA" || evs[0].Credential.ID != "AT.1" {
+			t.Errorf("%s: integration %q credential %q, want 0oaA AT.1", raw, evs[0].Integration.ID, evs[0].Credential.ID)
+		}
+	}
+}
+
+// TestNormalizeDocumentedShapes: System Log records written from Okta's
+// LogEvent reference (securityContext, request.ipChain, authenticationContext,
+// a no_matching_scope failure, a delegated grant's detailEntry.subject, a new
+// actor type) against their golden events.
+func TestNormalizeDocumentedShapes(t *testing.T) {
+	ingesttest.GoldenEvents(t, NewNormalizer("acme"), ingesttest.ReadLines(t, "testdata/golden/documented.jsonl"),
+		"testdata/golden/documented.normalized.jsonl", *ingesttest.Update)
 }
