@@ -12,9 +12,10 @@
 package sharedip
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,15 +68,34 @@ func (d *Detector) ID() string { return ID }
 
 type seen struct {
 	ID    string `json:"id"`
-	Last  int64  `json:"t"` // Unix ms
+	T     int64  `json:"t"` // Unix ms of its earliest record in the bucket
 	Event string `json:"e"`
 }
 
-// State is the integrations seen at one IP within the window.
-type State struct {
-	Seen  []seen `json:"seen,omitempty"`
-	Fired int64  `json:"fired,omitempty"` // day (Unix days) of the last alert: one a day
+// bucket is the integrations seen at the IP within one window-wide slot of
+// the clock.
+type bucket struct {
+	Start int64  `json:"h"` // Unix ms, a multiple of the window
+	Seen  []seen `json:"s"`
 }
+
+// State is the integrations seen at one IP, in aligned window-wide buckets,
+// and the days already alerted.
+//
+// Records reach this stage from every events partition in no fixed order, so
+// nothing here depends on arrival order: an integration's place in a bucket
+// is its earliest record there, and "several integrations within a window"
+// is decided over a bucket and its neighbour, whichever record arrived last.
+// A replay (time order) and the live stage (any interleaving within the
+// retention) therefore raise the same alert ids.
+type State struct {
+	Buckets []bucket `json:"b,omitempty"`
+	Max     int64    `json:"max,omitempty"`   // latest record time, Unix ms
+	Fired   []int64  `json:"fired,omitempty"` // Unix days alerted, recent ones
+}
+
+// retention is how far behind the latest record a late one still counts.
+const retention = 48 * time.Hour
 
 // MarshalBinary implements detect.State.
 func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
@@ -92,31 +112,107 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	s := st.(*State)
 	t := ev.Time.UnixMilli()
 	w := d.cfg.Window.Milliseconds()
-	kept := s.Seen[:0]
-	found := false
-	for _, x := range s.Seen {
-		if x.ID == ev.Principal.ID {
-			if t > x.Last {
-				x.Last, x.Event = t, ev.EventID
-			}
-			found = true
-		}
-		if t-x.Last <= w {
-			kept = append(kept, x)
+	keep := max(retention.Milliseconds(), 2*w)
+	if t > s.Max {
+		s.Max = t
+	}
+	if t < s.Max-keep {
+		return nil // too late to count
+	}
+	kept := s.Buckets[:0]
+	for _, b := range s.Buckets {
+		if b.Start+w >= s.Max-keep {
+			kept = append(kept, b)
 		}
 	}
-	s.Seen = kept
+	s.Buckets = kept
+	start := t - t%w
+	b := s.bucket(start)
+	b.add(seen{ID: ev.Principal.ID, T: t, Event: ev.EventID})
+	// The new record may complete the window with the bucket before it or
+	// the one after it (a late record).
+	var out []detect.Finding
+	for _, later := range []int64{start, start + w} {
+		ids := s.union(later-w, later)
+		if len(ids) < d.cfg.MinIntegrations {
+			continue
+		}
+		day := later / (24 * time.Hour).Milliseconds()
+		if slices.Contains(s.Fired, day) {
+			continue
+		}
+		s.Fired = append(s.Fired, day)
+		out = append(out, d.finding(ev, ids, later))
+	}
+	s.pruneFired()
+	return out
+}
+
+// bucket returns the bucket starting at start, adding it in order.
+func (s *State) bucket(start int64) *bucket {
+	i, found := slices.BinarySearchFunc(s.Buckets, start, func(b bucket, t int64) int { return cmp.Compare(b.Start, t) })
 	if !found {
-		s.Seen = append(s.Seen, seen{ID: ev.Principal.ID, Last: t, Event: ev.EventID})
+		s.Buckets = slices.Insert(s.Buckets, i, bucket{Start: start})
 	}
-	day := t / (24 * time.Hour).Milliseconds()
-	if len(s.Seen) < d.cfg.MinIntegrations || (s.Fired != 0 && s.Fired == day) {
-		return nil
+	return &s.Buckets[i]
+}
+
+// add records x unless the bucket holds an earlier record of its integration.
+func (b *bucket) add(x seen) {
+	for i := range b.Seen {
+		if b.Seen[i].ID == x.ID {
+			if x.T < b.Seen[i].T || (x.T == b.Seen[i].T && x.Event < b.Seen[i].Event) {
+				b.Seen[i] = x
+			}
+			return
+		}
 	}
-	s.Fired = day
-	sort.Slice(s.Seen, func(i, j int) bool { return s.Seen[i].Last < s.Seen[j].Last })
-	ids, evs := make([]string, len(s.Seen)), make([]string, len(s.Seen))
-	for i, x := range s.Seen {
+	b.Seen = append(b.Seen, x)
+}
+
+// union is the integrations of the buckets starting at a and b, each at its
+// earliest record, oldest first.
+func (s *State) union(a, b int64) []seen {
+	var out []seen
+	for _, bk := range s.Buckets {
+		if bk.Start != a && bk.Start != b {
+			continue
+		}
+		for _, x := range bk.Seen {
+			i := slices.IndexFunc(out, func(y seen) bool { return y.ID == x.ID })
+			switch {
+			case i < 0:
+				out = append(out, x)
+			case x.T < out[i].T:
+				out[i] = x
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y seen) int {
+		if c := cmp.Compare(x.T, y.T); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.ID, y.ID)
+	})
+	return out
+}
+
+// pruneFired forgets alerted days that no record within the retention can
+// reach again.
+func (s *State) pruneFired() {
+	oldest := (s.Max - 2*retention.Milliseconds()) / (24 * time.Hour).Milliseconds()
+	keep := s.Fired[:0]
+	for _, d := range s.Fired {
+		if d >= oldest {
+			keep = append(keep, d)
+		}
+	}
+	s.Fired = keep
+}
+
+func (d *Detector) finding(ev *schemas.Event, in []seen, later int64) detect.Finding {
+	ids, evs := make([]string, len(in)), make([]string, len(in))
+	for i, x := range in {
 		ids[i], evs[i] = x.ID, x.Event
 	}
 	ip := ev.Network.IP
@@ -124,16 +220,15 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if g := ev.Geo; g != nil {
 		where = fmt.Sprintf(" (%s, AS%d %s)", g.Country, g.ASN, g.ASOrg)
 	}
-	return []detect.Finding{{
-		// One alert per IP and day: sightings reach this stage from every
-		// events partition in no fixed order, so the triggering sighting's
-		// exact time is not stable across runs, but its day is.
-		Key:      time.UnixMilli(t).UTC().Format(time.DateOnly),
-		Title:    fmt.Sprintf("%d integrations used from one IP %s within %s", len(ids), ip, d.cfg.Window),
-		Summary:  fmt.Sprintf("IP %s%s acted as %s within %s: one host holding several integrations' tokens is how stolen tokens are replayed across a tenant.", ip, where, strings.Join(ids, ", "), d.cfg.Window),
+	return detect.Finding{
+		// One alert per IP and day (the day of the later bucket of the pair):
+		// stable whichever record completed the window.
+		Key:      time.UnixMilli(later).UTC().Format(time.DateOnly),
+		Title:    fmt.Sprintf("%d integrations used from one IP %s within %s", len(ids), ip, 2*d.cfg.Window),
+		Summary:  fmt.Sprintf("IP %s%s acted as %s within %s: one host holding several integrations' tokens is how stolen tokens are replayed across a tenant.", ip, where, strings.Join(ids, ", "), 2*d.cfg.Window),
 		Severity: d.cfg.Severity,
 		Observed: map[string]any{"ip": ip, "integrations": ids},
 		Baseline: map[string]any{"min_integrations": d.cfg.MinIntegrations, "window": d.cfg.Window.String()},
-		EventIDs: evs, FirstSeen: time.UnixMilli(s.Seen[0].Last), LastSeen: time.UnixMilli(t),
-	}}
+		EventIDs: evs, FirstSeen: time.UnixMilli(in[0].T), LastSeen: time.UnixMilli(in[len(in)-1].T),
+	}
 }

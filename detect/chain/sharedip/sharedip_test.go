@@ -3,6 +3,8 @@ package sharedip_test
 import (
 	_ "embed"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/chain/sharedip"
 	"github.com/tokenwatch/tokenwatch/detect/detecttest"
+	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -90,5 +93,38 @@ func TestConfigRejectsNonsense(t *testing.T) {
 	node := cfg[sharedip.ID]
 	if _, err := sharedip.New(node.Decode); err == nil {
 		t.Fatal("min_integrations 1 accepted")
+	}
+}
+
+// Records reach the source-IP stage from every events partition in no fixed
+// order: any interleaving must raise the alert ids time order raises.
+func TestArrivalOrderDoesNotChangeTheAlerts(t *testing.T) {
+	d := detector(t)
+	evs := sightings(
+		"crm", "45.76.1.1", 0*time.Minute, "hr", "45.76.1.1", 50*time.Minute, "drive-sync", "45.76.1.1", 95*time.Minute,
+		"crm", "45.76.1.1", 23*time.Hour+50*time.Minute, "hr", "45.76.1.1", 24*time.Hour+10*time.Minute, "mail", "45.76.1.1", 24*time.Hour+20*time.Minute,
+		"a", "9.9.9.9", 5*time.Hour, "b", "9.9.9.9", 7*time.Hour, "c", "9.9.9.9", 9*time.Hour)
+	ids := func(evs []schemas.Event) []string {
+		e := engine.New([]detect.Detector{d})
+		var out []string
+		for i := range evs {
+			for _, a := range e.Observe(&evs[i]) {
+				out = append(out, a.ID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := ids(evs)
+	if len(want) != 2 {
+		t.Fatalf("time order raised %d alerts, want 2 (one per day at 45.76.1.1, none at 9.9.9.9)", len(want))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200; i++ {
+		shuffled := slices.Clone(evs)
+		rng.Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+		if got := ids(shuffled); !slices.Equal(got, want) {
+			t.Fatalf("order %d: alerts %v, time order %v", i, got, want)
+		}
 	}
 }
