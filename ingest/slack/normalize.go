@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,11 +20,11 @@ type entry struct {
 	ID         string          `json:"id"`
 	DateCreate json.RawMessage `json:"date_create"`
 	Action     string          `json:"action"`
-	Actor      struct {
+	// Actor has only type and user in the Audit Logs API; the app an
+	// action was done through is context.app (or the entity).
+	Actor struct {
 		Type string `json:"type"`
 		User *user  `json:"user"`
-		App  *app   `json:"app"`
-		Bot  *app   `json:"bot"`
 	} `json:"actor"`
 	Entity struct {
 		Type string `json:"type"`
@@ -33,6 +34,10 @@ type entry struct {
 			Name     string `json:"name"`
 			Filetype string `json:"filetype"`
 		} `json:"file"`
+		Workflow *struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"workflow"`
 	} `json:"entity"`
 	Context struct {
 		Location struct {
@@ -46,9 +51,15 @@ type entry struct {
 		App       *app   `json:"app"`
 	} `json:"context"`
 	Details struct {
-		NewScopes []string `json:"new_scopes"`
-		AppID     string   `json:"app_id"`
-		AppName   string   `json:"app_name"`
+		NewScopes      []string `json:"new_scopes"`
+		PreviousScopes []string `json:"previous_scopes"`
+		// Install details: user-token and bot-token scopes granted.
+		Scopes                 []string `json:"scopes"`
+		BotScopes              []string `json:"bot_scopes"`
+		IsTokenRotationEnabled *bool    `json:"is_token_rotation_enabled_app"`
+		GranularBotToken       *bool    `json:"granular_bot_token"`
+		AppID                  string   `json:"app_id"`
+		AppName                string   `json:"app_name"`
 	} `json:"details"`
 }
 
@@ -86,6 +97,9 @@ var categories = map[string]string{
 	"file_uploaded":              schemas.CategoryModify,
 	"file_public_link_created":   schemas.CategoryModify,
 	"file_shared":                schemas.CategoryModify,
+	"workflow_published":         schemas.CategoryAuthorize,
+	"workflow_unpublished":       schemas.CategoryRevoke,
+	"workflow_deleted":           schemas.CategoryRevoke,
 }
 
 // Normalize maps one audit entry to at most one event; an entry no app is
@@ -113,12 +127,17 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 	cat, ok := categories[e.Action]
 	switch {
 	case ok:
-	case strings.HasPrefix(e.Action, "app_") || strings.HasPrefix(e.Action, "bot_") || strings.HasPrefix(e.Action, "org_app_"):
-		cat = schemas.CategoryAdmin // app_token_preserved, approvals config…
+	case strings.HasPrefix(e.Action, "app_") || strings.HasPrefix(e.Action, "bot_") || strings.HasPrefix(e.Action, "org_app_") || strings.HasPrefix(e.Action, "workflow_"):
+		cat = schemas.CategoryAdmin // app_token_preserved, approvals config, workflow edits…
 	default:
 		cat = schemas.CategoryAccess // file_downloaded and other reads by an app
 	}
+	// A scope change carries the added scopes; an install the user-token
+	// and bot-token scopes it granted; else an authorize has the app's scopes.
 	scopes := e.Details.NewScopes
+	if len(scopes) == 0 {
+		scopes = union(e.Details.Scopes, e.Details.BotScopes)
+	}
 	if len(scopes) == 0 && cat == schemas.CategoryAuthorize && e.Entity.App != nil {
 		scopes = e.Entity.App.Scopes
 	}
@@ -128,7 +147,7 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 		Tenant:      tenant,
 		Time:        schemas.NewTime(t),
 		Integration: schemas.Integration{ID: a.ID, SourceAppID: a.ID, Name: a.Name},
-		Credential:  schemas.Credential{Type: credentialType(e.Action), ID: installationID(a.ID, e.Context.Location.ID)},
+		Credential:  schemas.Credential{Type: e.credentialType(), ID: installationID(a.ID, e.Context.Location.ID)},
 		Principal:   e.principal(),
 		Action:      schemas.Action{Name: e.Action, Category: cat},
 		TargetApp:   "slack",
@@ -182,7 +201,7 @@ func (e *entry) eventID(raw []byte) string {
 // actions, else an app or bot actor, the context's app, or the details'
 // app_id.
 func (e *entry) app() *app {
-	for _, a := range []*app{e.Entity.App, e.Actor.App, e.Actor.Bot, e.Context.App} {
+	for _, a := range []*app{e.Entity.App, e.Context.App} {
 		if a != nil && a.ID != "" {
 			return a
 		}
@@ -190,15 +209,29 @@ func (e *entry) app() *app {
 	if e.Details.AppID != "" {
 		return &app{ID: e.Details.AppID, Name: e.Details.AppName}
 	}
+	// A workflow is automation acting in the workspace: its own integration.
+	if w := e.Entity.Workflow; w != nil && w.ID != "" {
+		return &app{ID: "workflow:" + w.ID, Name: w.Name}
+	}
 	return nil
+}
+
+func union(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (e *entry) principal() schemas.Principal {
 	if u := e.Actor.User; u != nil && (u.Email != "" || u.ID != "") {
 		return schemas.Principal{ID: firstNonEmpty(u.Email, u.ID), Type: "user"}
 	}
-	if e.Actor.Type == "app" || e.Actor.Type == "bot" {
-		return schemas.Principal{ID: e.app().ID, Type: "bot"}
+	if t := e.Actor.Type; t != "" && t != "user" {
+		return schemas.Principal{ID: e.app().ID, Type: strings.ToLower(t)}
 	}
 	return schemas.Principal{}
 }
@@ -207,17 +240,26 @@ func (e *entry) resource() schemas.Resource {
 	if f := e.Entity.File; f != nil && f.ID != "" {
 		return schemas.Resource{Type: "file", ID: f.ID}
 	}
+	if w := e.Entity.Workflow; w != nil && w.ID != "" {
+		return schemas.Resource{Type: "workflow", ID: w.ID}
+	}
 	if l := e.Context.Location; l.ID != "" {
 		return schemas.Resource{Type: firstNonEmpty(l.Type, "workspace"), ID: l.ID}
 	}
 	return schemas.Resource{}
 }
 
-func credentialType(action string) string {
-	if strings.HasPrefix(action, "bot_token_") {
-		return "bot_token"
+// credentialType: a bot token for bot-token actions and granular bot-token
+// installs; "rotating_" when the app has token rotation on (its tokens expire).
+func (e *entry) credentialType() string {
+	t := "oauth_token"
+	if strings.HasPrefix(e.Action, "bot_token_") || (e.Details.GranularBotToken != nil && *e.Details.GranularBotToken) {
+		t = "bot_token"
 	}
-	return "oauth_token"
+	if r := e.Details.IsTokenRotationEnabled; r != nil && *r {
+		t = "rotating_" + t
+	}
+	return t
 }
 
 // installationID names the app's grant in one workspace or org: Slack logs

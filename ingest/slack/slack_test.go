@@ -73,10 +73,23 @@ func TestNormalize(t *testing.T) {
 		},
 		{
 			name: "a blocked download by an app is an auth failure",
-			raw:  `{"id":"e7","date_create":1793070000,"action":"file_downloaded_blocked","actor":{"type":"app","app":{"id":"A1","name":"CRM"}},"entity":{"type":"file","file":{"id":"F1"}}}`,
-			want: &want{id: "e7", integration: "A1", appName: "CRM", credType: "oauth_token", category: "auth_failure", outcome: "failure", principal: "A1",
+			raw:  `{"id":"e7","date_create":1793070000,"action":"file_downloaded_blocked","actor":{"type":"user","user":{"id":"UBOT1","name":"crm-bot"}},"entity":{"type":"file","file":{"id":"F1"}},"context":{"app":{"id":"A1","name":"CRM"}}}`,
+			want: &want{id: "e7", integration: "A1", appName: "CRM", credType: "oauth_token", category: "auth_failure", outcome: "failure", principal: "UBOT1",
 				resource: "file:F1", time: "2026-10-27T03:00:00.000Z"},
 		},
+		{
+			name: "install details: user and bot scopes, granular bot token with rotation",
+			raw:  `{"id":"e9","date_create":1793067187,"action":"app_installed","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM"}},` + loc + `,"details":{"scopes":["channels:read"],"bot_scopes":["chat:write","channels:read"],"is_token_rotation_enabled_app":true,"granular_bot_token":true}}`,
+			want: &want{id: "e9", integration: "A1", appName: "CRM", credType: "rotating_bot_token", category: "authorize", outcome: "success", principal: "W1",
+				resource: "workspace:T1", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T02:13:07.000Z", scopes: []string{"channels:read", "chat:write"}},
+		},
+		{
+			name: "a workflow is its own integration",
+			raw:  `{"id":"e10","date_create":1793067187,"action":"workflow_published","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"workflow","workflow":{"id":"Wf0123","name":"Onboarding"}},` + loc + `}`,
+			want: &want{id: "e10", integration: "workflow:Wf0123", appName: "Onboarding", credType: "oauth_token", category: "authorize", outcome: "success", principal: "W1",
+				resource: "workflow:Wf0123", ip: "198.51.100.7", ua: "UA/1", time: "2026-10-27T02:13:07.000Z"},
+		},
+		{name: "an actor.app the API does not send is not read", raw: `{"id":"e11","date_create":1793070100,"action":"file_downloaded","actor":{"type":"user","user":{"id":"W9"},"app":{"id":"A1"}},"entity":{"type":"file","file":{"id":"F2"}}}`},
 		{name: "a person downloading a file is not app activity", raw: `{"id":"e8","date_create":1793070100,"action":"file_downloaded","actor":{"type":"user","user":{"id":"W9"}},"entity":{"type":"file","file":{"id":"F2"}}}`},
 		{name: "missing time", raw: `{"id":"x","action":"app_installed","entity":{"app":{"id":"A1"}}}`, wantErr: "no date_create"},
 		{name: "time in the wrong unit", raw: `{"id":"x","date_create":"2026-10-27","action":"app_installed","entity":{"app":{"id":"A1"}}}`, wantErr: `date_create "2026-10-27"`},
@@ -229,4 +242,36 @@ func TestNewValidatesConfig(t *testing.T) {
 	for _, c := range cases {
 		ingesttest.ConfigCase(t, New, c.yaml, c.wantErr)
 	}
+}
+
+// TestIdentityIsStable: one app installed in one workspace → one integration
+// id and one credential id, whatever optional fields an entry carries.
+func TestIdentityIsStable(t *testing.T) {
+	records := []string{
+		`{"id":"s1","date_create":1793067187,"action":"app_installed","actor":{"type":"user","user":{"id":"W1"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM"}},"context":{"location":{"type":"workspace","id":"T1"}}}`,
+		`{"id":"s2","date_create":1793067187,"action":"app_scopes_expanded","actor":{"type":"user","user":{"id":"W1","email":"a@example.com"}},"entity":{"type":"app","app":{"id":"A1","name":"CRM","is_distributed":false,"scopes":["chat:write"]}},"context":{"location":{"type":"workspace","id":"T1"},"ua":"x","ip_address":"198.51.100.7"},"details":{"new_scopes":["files:read"],"previous_scopes":["chat:write"],"is_token_rotation_enabled_app":false,"granular_bot_token":true}}`,
+		`{"id":"s3","date_create":1793067187,"action":"file_downloaded","actor":{"type":"user","user":{"id":"UBOT"}},"entity":{"type":"file","file":{"id":"F1"}},"context":{"location":{"type":"workspace","id":"T1"},"app":{"id":"A1"}}}`,
+	}
+	n := NewNormalizer("acme")
+	var cred string
+	for i, raw := range records {
+		evs, err := n.Normalize([]byte(raw))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s: %d events, err %v", raw, len(evs), err)
+		}
+		if i == 0 {
+			cred = evs[0].Credential.ID
+		}
+		if evs[0].Integration.ID != "A1" || evs[0].Credential.ID != cred {
+			t.Errorf("%s: integration %q credential %q, want A1 %q", raw, evs[0].Integration.ID, evs[0].Credential.ID, cred)
+		}
+	}
+}
+
+// TestNormalizeDocumentedShapes: entries written from Slack's Audit Logs API
+// documentation (actor with type and user only, context.app, install and
+// scope-change details, a workflow entity) against their golden events.
+func TestNormalizeDocumentedShapes(t *testing.T) {
+	ingesttest.GoldenEvents(t, NewNormalizer("acme"), ingesttest.ReadLines(t, "testdata/golden/documented.jsonl"),
+		"testdata/golden/documented.normalized.jsonl", *ingesttest.Update)
 }
