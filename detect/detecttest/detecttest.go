@@ -1,7 +1,15 @@
 // Package detecttest is the conformance suite every detector's test runs: a
 // detector must be deterministic on replay, read no wall clock, leave events
 // untouched, and keep everything it learns in a State that round-trips. It
-// also holds small helpers to build test events and load a sample.yaml.
+// also holds small helpers to build test events and load a sample.yaml, and
+// the scenario harness (RunScenarios).
+//
+// Unlike detect and its detectors, detecttest imports ingest: scenarios are
+// written as the vendor records a detection engineer has in hand (an Okta
+// System Log export, a GitHub audit log page), so the harness normalizes them
+// with the source's own connector, as replay does. It is a test-only helper,
+// linked into test binaries and never into tokenwatch, so data still flows
+// one way in the product.
 package detecttest
 
 import (
