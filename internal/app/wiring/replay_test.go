@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -38,9 +39,26 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 	for _, f := range m.Files {
 		corpusFiles = append(corpusFiles, intake.FileInput{Source: f.Source, Tenant: f.Tenant, Path: filepath.Join(dir, f.Path)})
 	}
+	// A catalog that knows the stolen app: it is mapped to its catalog id,
+	// weighed as critical, and past its expiry.
+	catalog := filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, []byte(`integrations:
+  - id: pipeline-crm
+    name: Pipeline CRM Sync
+    owner: revops@acme.test
+    purpose: CRM sync of mail metadata
+    criticality: critical
+    expires_at: 2026-10-01
+    identities:
+      - {source: google_workspace, id: "123456789012-abc.apps.googleusercontent.com"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scenarioFile := []intake.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}
 	tests := []struct {
-		name  string
-		files []intake.FileInput
+		name    string
+		files   []intake.FileInput
+		catalog string
 		// merged: the files hold several sources' records over the same
 		// weeks; published merged in event time, as pollers running side by
 		// side deliver them, rather than one whole file after another (a
@@ -48,13 +66,15 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 		merged   bool
 		sharedIP bool // the input must exercise the source-IP stage
 	}{
-		{"bundled scenario", []intake.FileInput{{Source: "google_workspace", Path: filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile)}}, false, false},
-		{"eval corpus", corpusFiles, true, true},
+		{"bundled scenario", scenarioFile, "", false, false},
+		{"bundled scenario with a catalog", scenarioFile, catalog, false, false},
+		{"eval corpus", corpusFiles, "", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, cfg := startBroker(t)
 			cfg.Ingest.Files = tt.files
+			cfg.Inventory.Path = tt.catalog
 			offline, about := replayIDs(t, cfg)
 			if tt.sharedIP && !slices.ContainsFunc(offline, func(id string) bool { return about[id].Detector == "chain.shared_ip" }) {
 				t.Fatal("the input raises no chain.shared_ip alert offline: it would not test the second stage")
@@ -71,6 +91,9 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 					missing = append(missing, about[id].Detector+" "+about[id].IntegrationID+": "+about[id].Title)
 				}
 				t.Fatalf("replay and the live roles differ\nonly replay: %v\nonly live: %v", missing, minus(live, offline))
+			}
+			if tt.catalog != "" && !slices.ContainsFunc(offline, func(id string) bool { return about[id].Detector == "inventory.expired" && about[id].IntegrationID == "pipeline-crm" }) {
+				t.Fatal("the catalog's expired entry raised no inventory.expired offline")
 			}
 			t.Logf("%d alert ids, the same both ways", len(offline))
 		})
