@@ -34,7 +34,7 @@ clickhouse:
 
 ## bench: Go benchmarks of the hot paths; figures go to BENCHMARKS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./enrich/geoip/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./detect/program/ ./enrich/geoip/ | tee bench.txt
 	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/app/bench/ | tee -a bench.txt
 
 ## bench-peers: the same 500,000 JSON events through kcat | clickhouse-client, Telegraf and tokenwatch.

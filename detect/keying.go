@@ -20,10 +20,18 @@ type Keying struct {
 	// whose Integration.ID is the key (and so the partition and state key).
 	// ok is false when ev has no such key. Nil for ByIntegration.
 	Rekey func(ev *schemas.Event) (rec schemas.Event, ok bool)
-	// Coalesce, when set, names a re-keyed record; records with the same name
-	// are sent once (within a bounded memory), so a busy integration does not
-	// repeat itself on the repartition topic. Detectors must tolerate a repeat.
-	Coalesce func(ev *schemas.Event) string
+	// Coalesce, when set, names the record ev would be re-keyed to; records
+	// with the same name are sent once (within a bounded memory), so a busy
+	// integration does not repeat itself on the repartition topic. Detectors
+	// must tolerate a repeat. It runs on every event: keep it cheap.
+	Coalesce func(ev *schemas.Event) CoalesceKey
+}
+
+// CoalesceKey names a re-keyed record for Coalesce: comparable, so looking
+// it up allocates nothing.
+type CoalesceKey struct {
+	A, B string
+	N    int64
 }
 
 // ByIntegration keys state by (tenant, integration): the default.
@@ -49,8 +57,8 @@ var BySourceIP = Keying{
 	},
 	// Once per integration, IP and hour: the stage only needs to know an
 	// integration was there, not every call it made.
-	Coalesce: func(ev *schemas.Event) string {
-		return ev.Integration.ID + "|" + ev.Network.IP + "|" + ev.Time.UTC().Format("2006010215")
+	Coalesce: func(ev *schemas.Event) CoalesceKey {
+		return CoalesceKey{A: ev.Integration.ID, B: ev.Network.IP, N: ev.Time.Unix() / 3600}
 	},
 }
 
@@ -58,7 +66,7 @@ var BySourceIP = Keying{
 // memory is bounded: after a reset (or a restart) a record may come again.
 type Rekeyer struct {
 	k    Keying
-	seen map[string]struct{}
+	seen map[CoalesceKey]struct{}
 }
 
 // NewRekeyer returns a Rekeyer for k.
@@ -69,17 +77,22 @@ const coalesceMemory = 100_000
 
 // Rekey returns the record to publish for ev, if any.
 func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
-	rec, ok := r.k.Rekey(ev)
-	if !ok || r.k.Coalesce == nil {
-		return rec, ok
+	if r.k.Coalesce != nil {
+		// Named first: most events repeat a record already sent, and
+		// building the record costs more than naming it.
+		name := r.k.Coalesce(ev)
+		if _, dup := r.seen[name]; dup {
+			return schemas.Event{}, false
+		}
+		rec, ok := r.k.Rekey(ev)
+		if !ok {
+			return rec, false
+		}
+		if r.seen == nil || len(r.seen) >= coalesceMemory {
+			r.seen = make(map[CoalesceKey]struct{})
+		}
+		r.seen[name] = struct{}{}
+		return rec, true
 	}
-	name := r.k.Coalesce(ev)
-	if r.seen == nil || len(r.seen) >= coalesceMemory {
-		r.seen = make(map[string]struct{})
-	}
-	if _, dup := r.seen[name]; dup {
-		return schemas.Event{}, false
-	}
-	r.seen[name] = struct{}{}
-	return rec, true
+	return r.k.Rekey(ev)
 }

@@ -3,9 +3,6 @@ package engine_test
 import (
 	"bytes"
 	"reflect"
-	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,82 +68,6 @@ func TestSameInputSameAlertsAndIDs(t *testing.T) {
 	}
 }
 
-func TestBuildHonoursEnabledFalseAndRejectsUnknownIDs(t *testing.T) {
-	all, err := buildDetectors(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var off yaml.Node
-	yaml.Unmarshal([]byte("enabled: false"), &off)
-	some, err := buildDetectors(map[string]yaml.Node{"volume.spike": *off.Content[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(some) != len(all)-1 {
-		t.Fatalf("disabling one detector: %d of %d left", len(some), len(all))
-	}
-	for _, d := range some {
-		if d.ID() == "volume.spike" {
-			t.Fatal("volume.spike still built")
-		}
-	}
-	if _, err := buildDetectors(map[string]yaml.Node{"geo.nope": {}}); err == nil {
-		t.Fatal("unknown detector id accepted")
-	}
-}
-
-// BenchmarkEnrichDetect measures the detection core: GeoIP enrichment plus
-// every registered detector, per event, over the bundled scenario.
-// The scenario is generated once per process (not once per b.N round, whose
-// garbage would be collected inside the timed loop), and each event is copied
-// into one reused variable (Enrich sets Geo; the input stays pristine) rather
-// than a fresh heap copy per iteration, which measured the benchmark itself.
-func BenchmarkEnrichDetect(b *testing.B) {
-	evs := cachedScenarioEvents(b)
-	g := enricher(b)
-	dets, err := buildDetectors(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	runtime.GC()
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	var e *engine.Engine
-	var ev schemas.Event
-	for i := 0; i < b.N; i++ {
-		if i%len(evs) == 0 {
-			e = engine.New(dets)
-		}
-		ev = evs[i%len(evs)]
-		g.Enrich(&ev)
-		e.Observe(&ev)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	// On a shared machine wall time includes waiting for a core; CPU time
-	// (every thread of the process, so GC included) is the per-core figure.
-	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
-}
-
-// cpuTime is the CPU time (user + system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-var (
-	scenarioOnce   sync.Once
-	scenarioCached []schemas.Event
-)
-
-func cachedScenarioEvents(tb testing.TB) []schemas.Event {
-	scenarioOnce.Do(func() { scenarioCached = scenarioEvents(tb) })
-	if scenarioCached == nil {
-		tb.Fatal("no scenario events")
-	}
-	return scenarioCached
-}
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 

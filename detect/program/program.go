@@ -243,7 +243,8 @@ func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Ev
 	alerts := r.Engine.Observe(ev)
 	for j := 1; j < len(r.rekeyer); j++ {
 		if rec, ok := r.rekeyer[j].Rekey(ev); ok {
-			emit(j, &rec)
+			out := rec // only a record sent escapes to the heap
+			emit(j, &out)
 		}
 	}
 	return alerts
@@ -254,6 +255,7 @@ func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Ev
 // stages, then flushes every stage at its watermark as a file replay ends.
 type Replay struct {
 	runners []*Runner
+	emit    func(stage int, rec *schemas.Event)
 	// OnAlert, when set, sees each alert as it is raised with the event-time
 	// watermark of the integration stage at that moment (eval's time to
 	// detect).
@@ -267,17 +269,19 @@ func (p *Program) NewReplay() *Replay {
 	for i := range p.Stages {
 		r.runners = append(r.runners, p.NewRunner(i))
 	}
+	r.emit = func(j int, rec *schemas.Event) { r.add(r.runners[j].Process(rec, nil)) }
 	return r
 }
 
 // Observe processes one event (it is enriched in place).
 func (r *Replay) Observe(ev *schemas.Event) {
-	r.add(r.runners[0].Process(ev, func(j int, rec *schemas.Event) {
-		r.add(r.runners[j].Process(rec, nil))
-	}))
+	r.add(r.runners[0].Process(ev, r.emit))
 }
 
 func (r *Replay) add(as []schemas.Alert) {
+	if len(as) == 0 {
+		return
+	}
 	for _, a := range as {
 		if r.OnAlert != nil {
 			r.OnAlert(a, schemas.NewTime(r.runners[0].Engine.Watermark()))
