@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -172,7 +173,10 @@ func setupSource(g *gen, in *integ) {
 		in.ops = slackOps[:2+r.IntN(3)]
 		in.scopes = []string{"files:read", "chat:write", "channels:read"}
 	case "salesforce":
-		in.id = "0H4" + b62(r, 15)
+		// The 18-character ConnectedAppId; the connector keys by its
+		// case-sensitive 15-character form.
+		in.aux["appid18"] = "0H4" + b62(r, 15)
+		in.id = in.aux["appid18"][:15]
 		in.aux["user"] = fmt.Sprintf("%s-integration@%s.example", strings.ToLower(strings.Fields(in.name)[0]), in.tenant)
 		in.aux["userid"] = "005" + b62(r, 15)
 		in.aux["client"] = strings.ReplaceAll(in.name, " ", "") + fmt.Sprintf("/%d.%d", 1+r.IntN(6), r.IntN(10))
@@ -362,29 +366,52 @@ func (g *gen) github(a *act) map[string]any {
 		fmt.Sscan(repos[g.r.IntN(len(repos))], &i)
 		rec["repo"] = repoName(org, i)
 	}
+	git := strings.HasPrefix(a.op.name, "git.")
 	switch in.sub {
 	case "app":
-		rec["actor"], rec["actor_id"] = in.aux["slug"]+"[bot]", 100000+hashN(in.id)%900000
-		rec["programmatic_access_type"], rec["integration"] = "GitHub App server-to-server token", in.aux["slug"]
+		rec["actor"], rec["actor_id"], rec["actor_is_bot"] = in.aux["slug"]+"[bot]", 100000+hashN(in.id)%900000, true
+		rec["programmatic_access_type"] = "GitHub App server-to-server token"
 		// installation tokens live an hour; each region's workers mint their own
 		tok := a.cred
 		if tok == "" {
 			tok = fmt.Sprint(hashN(in.id, fmt.Sprint(a.t.Unix()/3600), fmt.Sprint(a.region)) % 1e9)
 		}
-		rec["token_id"] = tok
+		rec["hashed_token"] = hashedToken(tok)
+		if git {
+			// Git events made with an installation token carry token_id 0
+			// and no integration: only the [bot] actor names the app.
+			rec["token_id"] = 0
+		} else {
+			rec["token_id"], rec["integration"] = tok, in.aux["slug"]
+		}
 	case "oauth":
-		rec["actor"], rec["actor_id"] = login(a.u.email), 1000+hashN(a.u.email)%90000
+		rec["actor"], rec["actor_id"], rec["actor_is_bot"] = login(a.u.email), 1000+hashN(a.u.email)%90000, false
 		rec["programmatic_access_type"], rec["oauth_application_id"], rec["oauth_application_name"] = "OAuth access token", in.aux["oauth"], in.name
-		rec["token_id"], rec["token_scopes"] = fmt.Sprint(hashN(in.id, a.u.email)%1e9), strings.Join(in.scopes, ",")
+		tok := fmt.Sprint(hashN(in.id, a.u.email) % 1e9)
+		rec["token_id"], rec["hashed_token"], rec["token_scopes"] = tok, hashedToken(tok), strings.Join(in.scopes, ",")
+		if git {
+			rec["token_id"] = 0
+		}
 	case "pat":
-		rec["actor"], rec["actor_id"] = login(a.u.email), 1000+hashN(a.u.email)%90000
+		rec["actor"], rec["actor_id"], rec["actor_is_bot"] = login(a.u.email), 1000+hashN(a.u.email)%90000, false
 		rec["programmatic_access_type"], rec["hashed_token"], rec["token_scopes"] = "Personal access token (classic)", in.aux["hashed"], strings.Join(in.scopes, ",")
+		rec["user_programmatic_access_name"] = in.name
+		// API events also carry the PAT's token_id; git events do not.
+		if !git {
+			rec["token_id"] = hashN(in.id) % 1e8
+		}
 	}
-	if strings.HasPrefix(a.op.name, "git.") {
+	if git {
 		rec["repository"], rec["transport_protocol_name"] = rec["repo"], "http"
 		delete(rec, "repo")
 	}
 	return rec
+}
+
+// hashedToken is how GitHub's audit log names a token: base64 of its SHA-256.
+func hashedToken(tok string) string {
+	sum := sha256.Sum256([]byte("ghs_" + tok))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 func (g *gen) okta(a *act) map[string]any {
@@ -587,7 +614,7 @@ func (g *gen) salesforce(a *act) map[string]any {
 	return map[string]any{"attributes": map[string]any{"type": "ApiEvent", "url": "/services/data/v61.0/sobjects/ApiEvent/" + b62(g.r, 18)},
 		"EventIdentifier": g.guid(), "EventDate": a.t.UTC().Format("2006-01-02T15:04:05.000+0000"),
 		"UserId": in.aux["userid"], "Username": in.aux["user"], "SourceIp": a.ip, "UserAgent": a.ua,
-		"ConnectedAppId": in.id, "Client": in.aux["client"], "Application": in.name, "Operation": a.op.name, "QueriedEntities": ent,
+		"ConnectedAppId": in.aux["appid18"], "Client": in.aux["client"], "Application": in.name, "Operation": a.op.name, "QueriedEntities": ent,
 		"RowsProcessed": float64(rows), "SessionKey": b62from(in.id, "session", login)[:16], "LoginKey": login,
 		"ApiType": "REST API", "ApiVersion": 61.0, "Platform": "Unknown", "SessionLevel": "STANDARD"}
 }
