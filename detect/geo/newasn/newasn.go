@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/baseline"
@@ -24,19 +23,17 @@ func init() {
 	detect.Register(detect.Spec{ID: ID, Summary: "activity from a network (ASN) never seen for the integration after its learning period", New: New})
 }
 
-// Config is the detector's YAML config.
+// Config is geo.new_asn's YAML config: learning_period and severity
+// (baseline.FirstSeenConfig), and the networks approved for every integration.
 type Config struct {
-	// LearningPeriod after an integration's first event during which new
-	// ASNs are learned silently.
-	LearningPeriod time.Duration `yaml:"learning_period"`
+	baseline.FirstSeenConfig `yaml:",inline"`
 	// ApprovedASNs never alert, for every integration (the company's egress).
-	ApprovedASNs []uint32         `yaml:"approved_asns"`
-	Severity     schemas.Severity `yaml:"severity"`
+	ApprovedASNs []uint32 `yaml:"approved_asns"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
 func DefaultConfig() Config {
-	return Config{LearningPeriod: 7 * 24 * time.Hour, Severity: schemas.SeverityMedium}
+	return Config{FirstSeenConfig: baseline.FirstSeenDefaults(schemas.SeverityMedium)}
 }
 
 // Detector is geo.new_asn.
@@ -49,21 +46,9 @@ var _ detect.Detector = (*Detector)(nil)
 
 // New builds the detector from config.
 func New(decode func(any) error) (detect.Detector, error) {
-	cfg := DefaultConfig()
-	if err := decode(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.LearningPeriod < 0 {
-		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
-	}
-	if _, err := schemas.ParseSeverity(string(cfg.Severity)); err != nil {
-		return nil, fmt.Errorf("severity: %w", err)
-	}
-	d := &Detector{cfg: cfg, approved: map[uint32]bool{}}
-	for _, a := range cfg.ApprovedASNs {
-		d.approved[a] = true
-	}
-	return d, nil
+	return baseline.NewFirstSeen(decode, DefaultConfig(), func(cfg Config) detect.Detector {
+		return &Detector{cfg: cfg, approved: baseline.SetOf(cfg.ApprovedASNs, nil)}
+	})
 }
 
 // ID implements detect.Detector.
@@ -92,30 +77,27 @@ func (d *Detector) NewState() detect.State {
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	t := ev.Time.Time
-	if s.FirstSeen == 0 {
-		s.FirstSeen = t.UnixMilli()
-	}
-	if ev.Geo == nil || ev.Geo.ASN == 0 {
-		return nil
-	}
 	var buf [16]byte
-	key := strconv.AppendUint(append(buf[:0], "AS"...), uint64(ev.Geo.ASN), 10)
-	if s.ASNs.Has(string(key)) { // a short non-escaping conversion: no allocation
+	var key []byte
+	if ev.Geo != nil && ev.Geo.ASN != 0 {
+		key = strconv.AppendUint(append(buf[:0], "AS"...), uint64(ev.Geo.ASN), 10)
+	}
+	// string(key) does not escape Observe: no allocation for a known ASN.
+	seen := d.cfg.Rule().Observe(&s.FirstSeen, &s.ASNs, string(key), t)
+	if !seen.New {
 		return nil
 	}
 	asn := string(key)
-	known := []string{}
-	for _, k := range s.ASNs.Keys() {
-		org, _ := s.Orgs.Get(k)
-		known = append(known, label(k, org))
-	}
-	s.ASNs.Add(asn, t)
 	if ev.Geo.ASOrg != "" {
 		s.Orgs.Set(asn, ev.Geo.ASOrg)
 	}
-	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
-	if learning || d.approved[ev.Geo.ASN] {
+	if !seen.News || d.approved[ev.Geo.ASN] {
 		return nil
+	}
+	known := make([]string, 0, len(seen.Known))
+	for _, k := range seen.Known {
+		org, _ := s.Orgs.Get(k)
+		known = append(known, label(k, org))
 	}
 	name := ev.Integration.Name
 	if name == "" {
@@ -124,7 +106,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	return []detect.Finding{{
 		Key:      asn,
 		Title:    fmt.Sprintf("%s used from new network %s", name, label(asn, ev.Geo.ASOrg)),
-		Summary:  fmt.Sprintf("%s (%s) acted from %s (IP %s, %s); in %.0f days of history it had used only %d other networks.", name, ev.Integration.ID, label(asn, ev.Geo.ASOrg), ev.Network.IP, ev.Geo.Country, t.Sub(time.UnixMilli(s.FirstSeen)).Hours()/24, len(known)),
+		Summary:  fmt.Sprintf("%s (%s) acted from %s (IP %s, %s); in %.0f days of history it had used only %d other networks.", name, ev.Integration.ID, label(asn, ev.Geo.ASOrg), ev.Network.IP, ev.Geo.Country, t.Sub(seen.Since).Hours()/24, len(known)),
 		Severity: d.cfg.Severity,
 		Observed: map[string]any{"asn": ev.Geo.ASN, "as_org": ev.Geo.ASOrg, "ip": ev.Network.IP, "country": ev.Geo.Country, "action": ev.Action.Name},
 		Baseline: map[string]any{"asns": known, "since": schemas.UnixMilli(s.FirstSeen)},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/detect/detecttest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -121,12 +122,12 @@ func TestNewASNStateRoundTrip(t *testing.T) {
 }
 
 func TestNewASNRejectsBadConfig(t *testing.T) {
-	for name, cfg := range map[string]Config{
+	for name, cfg := range map[string]baseline.FirstSeenConfig{
 		"negative learning": {LearningPeriod: -time.Hour, Severity: schemas.SeverityLow},
 		"bad severity":      {LearningPeriod: time.Hour, Severity: "urgent"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := New(func(v any) error { *v.(*Config) = cfg; return nil })
+			_, err := New(func(v any) error { v.(*Config).FirstSeenConfig = cfg; return nil })
 			if err == nil {
 				t.Fatal("New accepted a bad config")
 			}

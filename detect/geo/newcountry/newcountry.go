@@ -24,19 +24,17 @@ func init() {
 	detect.Register(detect.Spec{ID: ID, Summary: "activity from a country never seen for the integration after its learning period", New: New})
 }
 
-// Config is the detector's YAML config.
+// Config is geo.new_country's YAML config: learning_period and severity
+// (baseline.FirstSeenConfig), and the countries approved for every integration.
 type Config struct {
-	// LearningPeriod after an integration's first event during which new
-	// countries are learned silently.
-	LearningPeriod time.Duration `yaml:"learning_period"`
+	baseline.FirstSeenConfig `yaml:",inline"`
 	// ApprovedCountries (ISO alpha-2) never alert, for every integration.
-	ApprovedCountries []string         `yaml:"approved_countries"`
-	Severity          schemas.Severity `yaml:"severity"`
+	ApprovedCountries []string `yaml:"approved_countries"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
 func DefaultConfig() Config {
-	return Config{LearningPeriod: 7 * 24 * time.Hour, Severity: schemas.SeverityHigh}
+	return Config{FirstSeenConfig: baseline.FirstSeenDefaults(schemas.SeverityHigh)}
 }
 
 // Detector is geo.new_country.
@@ -49,21 +47,9 @@ var _ detect.Detector = (*Detector)(nil)
 
 // New builds the detector from config.
 func New(decode func(any) error) (detect.Detector, error) {
-	cfg := DefaultConfig()
-	if err := decode(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.LearningPeriod < 0 {
-		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
-	}
-	if _, err := schemas.ParseSeverity(string(cfg.Severity)); err != nil {
-		return nil, fmt.Errorf("severity: %w", err)
-	}
-	d := &Detector{cfg: cfg, approved: map[string]bool{}}
-	for _, c := range cfg.ApprovedCountries {
-		d.approved[strings.ToUpper(c)] = true
-	}
-	return d, nil
+	return baseline.NewFirstSeen(decode, DefaultConfig(), func(cfg Config) detect.Detector {
+		return &Detector{cfg: cfg, approved: baseline.SetOf(cfg.ApprovedCountries, strings.ToUpper)}
+	})
 }
 
 // ID implements detect.Detector.
@@ -88,20 +74,12 @@ func (d *Detector) NewState() detect.State { return &State{Countries: baseline.S
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	t := ev.Time.Time
-	if s.FirstSeen == 0 {
-		s.FirstSeen = t.UnixMilli()
+	var c string
+	if ev.Geo != nil {
+		c = ev.Geo.Country
 	}
-	if ev.Geo == nil || ev.Geo.Country == "" {
-		return nil
-	}
-	c := ev.Geo.Country
-	if s.Countries.Has(c) {
-		return nil
-	}
-	known := s.Countries.Keys()
-	s.Countries.Add(c, t)
-	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
-	if learning || d.approved[c] || catalogApproves(ev.Inventory, c) {
+	seen := d.cfg.Rule().Observe(&s.FirstSeen, &s.Countries, c, t)
+	if !seen.News || d.approved[c] || catalogApproves(ev.Inventory, c) {
 		return nil
 	}
 	where := c
@@ -115,10 +93,10 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	return []detect.Finding{{
 		Key:      c,
 		Title:    fmt.Sprintf("%s used from new country %s", name, c),
-		Summary:  fmt.Sprintf("%s (%s) acted from %s (IP %s, AS%d %s); in %s of history it had been seen only in %s.", name, ev.Integration.ID, where, ev.Network.IP, ev.Geo.ASN, ev.Geo.ASOrg, roundDays(t.Sub(time.UnixMilli(s.FirstSeen))), strings.Join(known, ", ")),
+		Summary:  fmt.Sprintf("%s (%s) acted from %s (IP %s, AS%d %s); in %s of history it had been seen only in %s.", name, ev.Integration.ID, where, ev.Network.IP, ev.Geo.ASN, ev.Geo.ASOrg, roundDays(t.Sub(seen.Since)), strings.Join(seen.Known, ", ")),
 		Severity: d.cfg.Severity,
 		Observed: map[string]any{"country": c, "city": ev.Geo.City, "ip": ev.Network.IP, "asn": ev.Geo.ASN, "as_org": ev.Geo.ASOrg, "action": ev.Action.Name},
-		Baseline: map[string]any{"countries": known, "since": schemas.UnixMilli(s.FirstSeen)},
+		Baseline: map[string]any{"countries": seen.Known, "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -25,19 +24,17 @@ func init() {
 	detect.Register(detect.Spec{ID: ID, Summary: "a user-agent family never seen for the integration after its learning period", New: New})
 }
 
-// Config is the detector's YAML config.
+// Config is lifecycle.new_user_agent's YAML config: learning_period and severity
+// (baseline.FirstSeenConfig), and the families that never alert.
 type Config struct {
-	// LearningPeriod after an integration's first event during which
-	// families are learned silently.
-	LearningPeriod time.Duration `yaml:"learning_period"`
+	baseline.FirstSeenConfig `yaml:",inline"`
 	// IgnoreFamilies never alert (normalised: lowercase product token).
-	IgnoreFamilies []string         `yaml:"ignore_families"`
-	Severity       schemas.Severity `yaml:"severity"`
+	IgnoreFamilies []string `yaml:"ignore_families"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
 func DefaultConfig() Config {
-	return Config{LearningPeriod: 7 * 24 * time.Hour, Severity: schemas.SeverityMedium}
+	return Config{FirstSeenConfig: baseline.FirstSeenDefaults(schemas.SeverityMedium)}
 }
 
 // Detector is lifecycle.new_user_agent.
@@ -50,21 +47,9 @@ var _ detect.Detector = (*Detector)(nil)
 
 // New builds the detector from config.
 func New(decode func(any) error) (detect.Detector, error) {
-	cfg := DefaultConfig()
-	if err := decode(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.LearningPeriod < 0 {
-		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
-	}
-	if _, err := schemas.ParseSeverity(string(cfg.Severity)); err != nil {
-		return nil, fmt.Errorf("severity: %w", err)
-	}
-	d := &Detector{cfg: cfg, ignore: map[string]bool{}}
-	for _, f := range cfg.IgnoreFamilies {
-		d.ignore[Family(f)] = true
-	}
-	return d, nil
+	return baseline.NewFirstSeen(decode, DefaultConfig(), func(cfg Config) detect.Detector {
+		return &Detector{cfg: cfg, ignore: baseline.SetOf(cfg.IgnoreFamilies, Family)}
+	})
 }
 
 // ID implements detect.Detector.
@@ -115,19 +100,9 @@ func (d *Detector) NewState() detect.State { return &State{Families: baseline.Se
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	t := ev.Time.Time
-	if s.FirstSeen == 0 {
-		s.FirstSeen = t.UnixMilli()
-	}
-	if s.Families == nil {
-		s.Families = baseline.Seen{}
-	}
 	fam := Family(ev.Network.UserAgent)
-	if fam == "" || s.Families.Has(fam) {
-		return nil
-	}
-	known := s.Families.Keys()
-	s.Families.Add(fam, t)
-	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod || d.ignore[fam] {
+	seen := d.cfg.Rule().Observe(&s.FirstSeen, &s.Families, fam, t)
+	if !seen.News || d.ignore[fam] {
 		return nil
 	}
 	name := ev.Integration.Name
@@ -137,10 +112,10 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	return []detect.Finding{{
 		Key:      fam,
 		Title:    fmt.Sprintf("%s called with new client %s", name, fam),
-		Summary:  fmt.Sprintf("%s (%s) performed %s from %s with user agent %q; before it had used only %s.", name, ev.Integration.ID, ev.Action.Name, ev.Network.IP, ev.Network.UserAgent, strings.Join(known, ", ")),
+		Summary:  fmt.Sprintf("%s (%s) performed %s from %s with user agent %q; before it had used only %s.", name, ev.Integration.ID, ev.Action.Name, ev.Network.IP, ev.Network.UserAgent, strings.Join(seen.Known, ", ")),
 		Severity: d.cfg.Severity,
 		Observed: map[string]any{"family": fam, "user_agent": ev.Network.UserAgent, "ip": ev.Network.IP, "action": ev.Action.Name, "credential": ev.Credential.ID},
-		Baseline: map[string]any{"families": known, "since": schemas.UnixMilli(s.FirstSeen)},
+		Baseline: map[string]any{"families": seen.Known, "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
 }
