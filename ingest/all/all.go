@@ -9,4 +9,5 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/ingest/okta"
 	_ "github.com/tokenwatch/tokenwatch/ingest/salesforce"
 	_ "github.com/tokenwatch/tokenwatch/ingest/slack"
+	_ "github.com/tokenwatch/tokenwatch/ingest/snowflake"
 )
