@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -109,7 +110,7 @@ func normalize(raw json.RawMessage, defaultTenant string) ([]schemas.Event, erro
 		if !ok {
 			// New event names appear over time: keep the event, count the name.
 			cat = schemas.CategoryOther
-			unknownEvents.WithLabelValues(SourceName, e.Name).Inc()
+			ingest.CountUnknown(SourceName, "event", e.Name)
 		}
 		p := params(e.Parameters)
 		clientID := firstNonEmpty(p.str("client_id"), appInfoID)

@@ -26,6 +26,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
+	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
@@ -74,6 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		GeoIPDatabaseAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_geoip_database_age_seconds",
 			Help: "Age of the loaded GeoIP database (from its build epoch)."}, []string{"database"})}
 	reg.MustRegister(m.GeoIPDatabaseAge)
+	reg.MustRegister(ingest.Collectors()...)
 	return m
 }
 
