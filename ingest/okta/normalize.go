@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -120,6 +121,7 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 			}
 			client = schemas.Integration{ID: e.Actor.ID, SourceAppID: e.Actor.ID, Name: e.Actor.DisplayName}
 			ev.Action.Category = schemas.CategoryOther
+			ingest.CountUnknown("okta", "actor", e.Actor.Type)
 		}
 		ev.Integration = client
 		ev.Credential = e.credential(dbg)
