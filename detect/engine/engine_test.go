@@ -68,7 +68,6 @@ func TestSameInputSameAlertsAndIDs(t *testing.T) {
 	}
 }
 
-
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func TestSnapshotRestoreMidStreamGivesTheSameAlerts(t *testing.T) {

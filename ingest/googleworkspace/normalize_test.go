@@ -64,7 +64,9 @@ func TestNormalizeMapsTokenActivity(t *testing.T) {
 				}
 			}},
 		{"client_type is the token's client kind", `{"name":"activity","parameters":[{"name":"client_id","value":"c1"},{"name":"client_type","value":"NATIVE_DESKTOP"}]}`,
-			func(t *testing.T, evs []schemas.Event) { check(t, evs[0].Credential.Type, "oauth_token_native_desktop") }},
+			func(t *testing.T, evs []schemas.Event) {
+				check(t, evs[0].Credential.Type, "oauth_token_native_desktop")
+			}},
 		{"several events get distinct ids", `{"name":"authorize","parameters":[{"name":"client_id","value":"c1"}]},{"name":"activity","parameters":[{"name":"client_id","value":"c1"}]}`,
 			func(t *testing.T, evs []schemas.Event) {
 				if len(evs) != 2 || evs[0].EventID == evs[1].EventID {

@@ -92,7 +92,9 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 				}
 				t.Fatalf("replay and the live roles differ\nonly replay: %v\nonly live: %v", missing, minus(live, offline))
 			}
-			if tt.catalog != "" && !slices.ContainsFunc(offline, func(id string) bool { return about[id].Detector == "inventory.expired" && about[id].IntegrationID == "pipeline-crm" }) {
+			if tt.catalog != "" && !slices.ContainsFunc(offline, func(id string) bool {
+				return about[id].Detector == "inventory.expired" && about[id].IntegrationID == "pipeline-crm"
+			}) {
 				t.Fatal("the catalog's expired entry raised no inventory.expired offline")
 			}
 			t.Logf("%d alert ids, the same both ways", len(offline))
