@@ -49,6 +49,21 @@ func TestLookupResolvesCityAndASN(t *testing.T) {
 	}
 }
 
+// A country-only network (GeoLite2 knows the country, not the city) resolves
+// to the country's centroid with a large radius and no city: what
+// geo.impossible_travel must not mistake for a place.
+func TestLookupCountryOnlyHasNoCityAndAWideRadius(t *testing.T) {
+	e, err := geoip.Open(city, asn, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	g := e.Lookup("105.112.4.9")
+	if g == nil || g.Country != "NG" || g.City != "" || g.AccuracyKM != gen.CountryOnlyAccuracyKM || g.Lat != 10 || g.Lon != 8 || g.ASN != 36873 {
+		t.Fatalf("country-only lookup: %+v", g)
+	}
+}
+
 func TestOpenMissingDatabaseFails(t *testing.T) {
 	if _, err := geoip.Open("nope.mmdb", "", 0); err == nil {
 		t.Fatal("opened a missing file")

@@ -121,7 +121,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	}
 	s.prune(t, time.Duration(halfEarthKM/d.cfg.MaxSpeedKMH*float64(time.Hour)))
 	g := ev.Geo
-	if g == nil || (g.Lat == 0 && g.Lon == 0) || g.AccuracyKM > d.cfg.MaxAccuracyKM {
+	if !d.locates(g) {
 		return nil
 	}
 	cred := ev.Credential.ID
@@ -137,7 +137,8 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		return nil
 	}
 	// Both radii come off the distance: the two uses may have been that much
-	// closer than their GeoIP centres.
+	// closer than their GeoIP centres. When one fix's radius covers the other
+	// point (or the two circles overlap) nothing is left: no travel.
 	if prev.Lat == cur.Lat && prev.Lon == cur.Lon {
 		return nil // same place: zero distance, under any minimum (skips the trigonometry)
 	}
@@ -182,6 +183,18 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"max_speed_kmh": d.cfg.MaxSpeedKMH, "min_distance_km": d.cfg.MinDistanceKM},
 		EventIDs: []string{older.EventID, newer.EventID}, FirstSeen: first, LastSeen: last,
 	}}
+}
+
+// locates reports whether g is a fix to measure travel from: coordinates,
+// an accuracy radius within max_accuracy_km, and a city. A GeoIP answer
+// without a city is country-only (GeoLite2 knows the country, not the city,
+// for much mobile and residential address space): its coordinates are the
+// country's centroid, where nobody is, and its radius, though large, need
+// not cover the country (Lagos is some 640 km from Nigeria's centroid, and
+// GeoLite2 gives it a 500 km radius). Such a fix is neither compared nor
+// remembered, so the credential's last real fix stays the reference.
+func (d *Detector) locates(g *schemas.Geo) bool {
+	return g != nil && (g.Lat != 0 || g.Lon != 0) && g.AccuracyKM <= d.cfg.MaxAccuracyKM && g.City != ""
 }
 
 func (s *State) prune(t time.Time, horizon time.Duration) {

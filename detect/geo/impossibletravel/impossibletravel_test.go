@@ -33,6 +33,12 @@ var (
 	london  = place{"London", "GB", 51.5074, -0.1278}
 	paris   = place{"Paris", "FR", 48.8566, 2.3522}
 	newYork = place{"New York", "US", 40.7128, -74.0060}
+	// GeoLite2's answers for two Nigerian mobile networks: one resolved to
+	// a city, the other only to the country (the centroid, a wide radius).
+	alimosho  = place{"Alimosho", "NG", 6.6104, 3.2586}
+	ibadan    = place{"Ibadan", "NG", 7.3776, 3.9470}
+	nigeria   = place{"", "NG", 10, 8}
+	usCountry = place{"", "US", 37.751, -97.822}
 )
 
 func use(id string, at time.Duration, cred string, p place, accKM uint16) schemas.Event {
@@ -96,6 +102,25 @@ func TestImpossibleTravel(t *testing.T) {
 			use("e3", 2*time.Hour, "c1", london, 20),
 			use("e4", 3*time.Hour, "c1", newYork, 20),
 		}, []string{"c1:London, GB>New York, US:2026-10-05", "c1:New York, US>London, GB:2026-10-05"}},
+		{"a country-only fix is not travel (Alimosho, NG and NG 11 s apart)", []schemas.Event{
+			use("e1", 0, "c1", alimosho, 20),
+			use("e2", 11*time.Second, "c1", nigeria, 500),
+			use("e3", 22*time.Second, "c1", alimosho, 20),
+			use("e4", 30*time.Second, "c1", nigeria, 100),
+		}, nil},
+		{"a country-only fix first is not a reference either", []schemas.Event{
+			use("e1", 0, "c1", nigeria, 200),
+			use("e2", 11*time.Second, "c1", alimosho, 20),
+		}, nil},
+		{"a country-only fix does not replace the last city fix", []schemas.Event{
+			use("e1", 0, "c1", london, 20),
+			use("e2", 30*time.Minute, "c1", usCountry, 100),
+			use("e3", time.Hour, "c1", newYork, 20),
+		}, []string{"c1:London, GB>New York, US:2026-10-05"}},
+		{"a radius covering the other point is not travel", []schemas.Event{
+			use("e1", 0, "c1", alimosho, 20),
+			use("e2", 11*time.Second, "c1", ibadan, 200), // ~110 km away, inside Ibadan's 200 km
+		}, nil},
 		{"a fix older than any possible trip is forgotten", []schemas.Event{
 			use("e1", 0, "c1", london, 20),
 			use("e2", 2*24*time.Hour, "c1", newYork, 20),

@@ -5,6 +5,7 @@ import (
 
 	_ "github.com/tokenwatch/tokenwatch/detect/all" // scenarios run every detector
 	"github.com/tokenwatch/tokenwatch/detect/detecttest"
+	_ "github.com/tokenwatch/tokenwatch/ingest/all" // scenarios hold raw vendor records
 )
 
 // TestScenarios replays testdata/scenarios/*/events.jsonl through every

@@ -26,8 +26,19 @@ type Network struct {
 	Hosting bool
 }
 
+// CountryOnlyAccuracyKM is the accuracy radius of a network without a City:
+// like GeoLite2's country-only records (a country's centroid and a radius of
+// hundreds of kilometres), not a place anyone is at.
+const CountryOnlyAccuracyKM = 500
+
+// cityAccuracyKM is the accuracy radius of every network with a City.
+const cityAccuracyKM = 20
+
 // Networks is the fixed table. Addresses are real allocations of the named
-// organisations, placed in a plausible city; the data is for tests only.
+// organisations, placed in a plausible city; the data is for tests only. A
+// network with no City is country-only: it resolves, like GeoLite2's
+// country-level records, to the country's centroid with a radius of
+// CountryOnlyAccuracyKM and no city.
 var Networks = []Network{
 	{"52.0.0.0/11", "US", "Ashburn", 39.0437, -77.4875, 16509, "AMAZON-02", true},
 	{"35.190.0.0/16", "US", "Council Bluffs", 41.2619, -95.8608, 15169, "GOOGLE-CLOUD-PLATFORM", true},
@@ -43,6 +54,9 @@ var Networks = []Network{
 	{"126.0.0.0/8", "JP", "Tokyo", 35.6762, 139.6503, 17676, "SoftBank Corp.", false},
 	{"49.32.0.0/12", "IN", "Mumbai", 19.0760, 72.8777, 55836, "Reliance Jio Infocomm Limited", false},
 	{"102.89.0.0/16", "NG", "Lagos", 6.5244, 3.3792, 29465, "MTN NIGERIA Communication limited", false},
+	{"105.112.0.0/12", "NG", "", 10, 8, 36873, "Airtel Networks Limited", false},     // country-only: GeoLite2's centroid of Nigeria
+	{"34.192.0.0/12", "US", "Ashburn", 39.0437, -77.4875, 14618, "AMAZON-AES", true}, // AWS us-east-1
+	{"18.216.0.0/14", "US", "Columbus", 39.9612, -82.9988, 16509, "AMAZON-02", true}, // AWS us-east-2
 	{"89.160.20.0/24", "SE", "Linköping", 58.4167, 15.6167, 29518, "Bredband2 AB", false},
 }
 
@@ -63,10 +77,16 @@ func Write(dir string) (cityPath, asnPath string, err error) {
 		if err != nil {
 			return "", "", fmt.Errorf("network %s: %w", n.CIDR, err)
 		}
+		accuracy := uint16(cityAccuracyKM)
+		if n.City == "" {
+			accuracy = CountryOnlyAccuracyKM
+		}
 		rec := mmdbtype.Map{
 			"country":  mmdbtype.Map{"iso_code": mmdbtype.String(n.Country)},
-			"city":     mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.City)}},
-			"location": mmdbtype.Map{"latitude": mmdbtype.Float64(n.Lat), "longitude": mmdbtype.Float64(n.Lon), "accuracy_radius": mmdbtype.Uint16(20)},
+			"location": mmdbtype.Map{"latitude": mmdbtype.Float64(n.Lat), "longitude": mmdbtype.Float64(n.Lon), "accuracy_radius": mmdbtype.Uint16(accuracy)},
+		}
+		if n.City != "" {
+			rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.City)}}
 		}
 		if err := city.Insert(ipnet, rec); err != nil {
 			return "", "", fmt.Errorf("city %s: %w", n.CIDR, err)
