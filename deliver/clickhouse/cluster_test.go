@@ -32,7 +32,7 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, tbl := range []string{"events", "alerts"} {
+	for _, tbl := range []string{"events", "alerts", "incidents"} {
 		if err := c.Conn().Exec(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 			t.Fatal(err)
 		}
@@ -64,8 +64,11 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	if err := c.WriteAlerts(wctx, []schemas.Alert{{ID: "a1", Detector: "geo.new_country", Severity: "high", IntegrationID: "app", Tenant: "t", FirstSeen: ts, LastSeen: ts}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.WriteIncidents(wctx, []schemas.Incident{{ID: "i1", Version: 1, Status: "open", Tenant: "t", IntegrationID: "app", Severity: "high", FirstSeen: ts, LastSeen: ts, UpdatedAt: ts}}); err != nil {
+		t.Fatal(err)
+	}
 	var n uint64
-	if err := c.Conn().QueryRow(ctx, "SELECT (SELECT count() FROM events) + (SELECT count() FROM alerts)").Scan(&n); err != nil || n != 2 {
+	if err := c.Conn().QueryRow(ctx, "SELECT (SELECT count() FROM events) + (SELECT count() FROM alerts) + (SELECT count() FROM incidents)").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("rows through the Distributed tables: %d (%v)", n, err)
 	}
 }

@@ -75,6 +75,7 @@ var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
 var fixturePlaceholders = map[string]string{
 	"integration_id": "crm-sync",
 	"alert_id":       "a-crm-country",
+	"incident_id":    "inc-crm",
 }
 
 // queryRows runs q and renders every row as column → value text.
@@ -201,6 +202,10 @@ func TestAnalystQueriesRunAndAnswerTheFixture(t *testing.T) {
 		{"most high and critical alerts", []string{"integration_id", "critical", "high"}, []string{"crm-sync 1 1"}, false},
 		{"unusually many principals", []string{"integration_id", "principals"}, []string{"crm-sync 3"}, false},
 		{"new-country alerts", []string{"country", "alerts"}, []string{"NG 1"}, false},
+		{"carry the most risk", []string{"id", "risk_score", "alerts"}, []string{"inc-crm 85 2", "inc-shadow 30 1"}, false},
+		{"learn of most recently", []string{"id"}, []string{"inc-crm", "inc-shadow"}, true},
+		{"make up incident", []string{"alert_id", "event_id"}, []string{"a-crm-country crm-attack-0", "a-crm-country crm-attack-1",
+			"a-crm-country crm-attack-2", "a-crm-country crm-attack-3", "a-crm-revoked crm-attack-0", "a-crm-revoked crm-revoke"}, true},
 		{"first time this week", []string{"integration_id", "user_agent"},
 			[]string{"crm-sync Mozilla/5.0", "crm-sync python-requests/2.31", "shadow-bot curl/8.0"}, true},
 	}

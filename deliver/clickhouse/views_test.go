@@ -150,7 +150,103 @@ func loadAnalystFixture(t *testing.T) (*clickhouse.Client, analystFixture) {
 	if err := c.WriteAlerts(ctx, alerts[:1]); err != nil {
 		t.Fatal(err)
 	}
+
+	// Incidents: crm-sync's grows from one signal (v1) to two (v2, critical),
+	// each version its own insert and v2 written twice; shadow-bot's is open
+	// with one signal; hr-export's old one is resolved.
+	crm1 := schemas.Incident{ID: "inc-crm", Version: 1, Status: schemas.IncidentOpen, Tenant: fixtureTenant,
+		IntegrationID: "crm-sync", IntegrationIDs: []string{"crm-sync"}, Key: "crm-sync", Severity: schemas.SeverityHigh,
+		RiskScore: 40, FirstSeen: at(f.attackStart), LastSeen: at(attackEnd), UpdatedAt: at(attackEnd),
+		Detectors: []string{"geo.new_country"}, AlertIDs: []string{"a-crm-country"}, Title: "crm-sync: token used from NG",
+		Timeline: []schemas.Signal{{AlertID: "a-crm-country", Detector: "geo.new_country", Severity: schemas.SeverityHigh, Time: at(f.attackStart), Risk: 40}},
+		Blast:    schemas.BlastRadius{Apps: []string{"gmail", "drive"}, Events: 4, Bytes: 200000, Records: 40}, Owner: "revops@acme.test", Source: "google_workspace"}
+	crm2 := crm1
+	crm2.Version, crm2.Severity, crm2.RiskScore = 2, schemas.SeverityCritical, 85
+	crm2.Detectors = []string{"geo.new_country", "lifecycle.use_after_revoke"}
+	crm2.AlertIDs = []string{"a-crm-country", "a-crm-revoked"}
+	crm2.Timeline = append(slices.Clone(crm1.Timeline), schemas.Signal{AlertID: "a-crm-revoked", Detector: "lifecycle.use_after_revoke", Severity: schemas.SeverityCritical, Time: at(f.attackStart), Risk: 45})
+	crm2.Next = []string{"Revoke the OAuth grant of crm-sync in the Google Admin console"}
+	shadow := schemas.Incident{ID: "inc-shadow", Version: 1, Status: schemas.IncidentOpen, Tenant: fixtureTenant,
+		IntegrationID: "shadow-bot", IntegrationIDs: []string{"shadow-bot"}, Key: "shadow-bot", Severity: schemas.SeverityMedium,
+		RiskScore: 30, FirstSeen: at(now.Add(-6 * time.Hour)), LastSeen: at(now.Add(-6*time.Hour + 2*time.Minute)),
+		UpdatedAt: at(now.Add(-6*time.Hour + 2*time.Minute)), Detectors: []string{"inventory.unowned"},
+		AlertIDs: []string{"a-shadow-unowned"}, Title: "shadow-bot: uncatalogued bot"}
+	hr := schemas.Incident{ID: "inc-hr-old", Version: 3, Status: schemas.IncidentResolved, Tenant: fixtureTenant,
+		IntegrationID: "hr-export", IntegrationIDs: []string{"hr-export"}, Key: "hr-export", Severity: schemas.SeverityLow,
+		RiskScore: 20, FirstSeen: at(now.Add(-10 * 24 * time.Hour)), LastSeen: at(now.Add(-10 * 24 * time.Hour)),
+		UpdatedAt: at(now.Add(-9 * 24 * time.Hour)), Detectors: []string{"volume.spike"}, AlertIDs: []string{"a-hr-old"}, Title: "hr-export volume"}
+	for _, batch := range [][]schemas.Incident{{crm1, hr}, {crm2, shadow}, {crm2}} {
+		if err := c.WriteIncidents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return c, f
+}
+
+func TestIncidentsKeepTheNewestVersionAndPivotToAlertsAndEvents(t *testing.T) {
+	c, f := loadAnalystFixture(t)
+	ctx := context.Background()
+	var version uint32
+	var risk float64
+	var sev string
+	var alerts []string
+	var learned, first uint32
+	if err := c.Conn().QueryRow(ctx, `SELECT version, risk_score, toString(severity), alert_ids FROM incidents FINAL WHERE id = 'inc-crm'`).
+		Scan(&version, &risk, &sev, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	if version != 2 || risk != 85 || sev != "critical" || !slices.Equal(alerts, []string{"a-crm-country", "a-crm-revoked"}) {
+		t.Fatalf("inc-crm FINAL: v%d risk %v %s %v; want v2 85 critical with both alerts", version, risk, sev, alerts)
+	}
+	if err := c.Conn().QueryRow(ctx, `SELECT toUInt32(count()), minMerge(first_version) FROM incident_learned WHERE id = 'inc-crm'`).Scan(&learned, &first); err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 {
+		t.Fatalf("incident_learned: first version %d, want 1", first)
+	}
+
+	rows, err := queryRows(ctx, c.Conn(), `SELECT incident_id, alert_id, alert_detector, length(alert_event_ids) AS n FROM incident_alerts ORDER BY incident_id, alert_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r["incident_id"]+" "+r["alert_id"]+" "+r["alert_detector"]+" "+r["n"])
+	}
+	want := []string{"inc-crm a-crm-country geo.new_country 4", "inc-crm a-crm-revoked lifecycle.use_after_revoke 2",
+		"inc-hr-old a-hr-old volume.spike 1", "inc-shadow a-shadow-unowned inventory.unowned 1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("incident_alerts:\n got %q\nwant %q", got, want)
+	}
+
+	rows, err = queryRows(ctx, c.Conn(), `SELECT alert_id, event_id, country FROM incident_events WHERE incident_id = 'inc-crm' ORDER BY alert_id, event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, r := range rows {
+		got = append(got, r["alert_id"]+" "+r["event_id"]+" "+r["country"])
+	}
+	want = nil
+	for _, id := range f.attackEvents {
+		want = append(want, "a-crm-country "+id+" NG")
+	}
+	want = append(want, "a-crm-revoked "+f.attackEvents[0]+" NG", "a-crm-revoked crm-revoke US")
+	if !slices.Equal(got, want) {
+		t.Fatalf("incident_events:\n got %q\nwant %q", got, want)
+	}
+
+	rows, err = queryRows(ctx, c.Conn(), `SELECT id, version, alerts FROM open_incidents ORDER BY risk_score DESC`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, r := range rows {
+		got = append(got, r["id"]+" v"+r["version"]+" "+r["alerts"])
+	}
+	if want := []string{"inc-crm v2 2", "inc-shadow v1 1"}; !slices.Equal(got, want) {
+		t.Fatalf("open_incidents: got %q, want %q", got, want)
+	}
 }
 
 func TestActivityHourlyAggregatesEveryInsertPerIntegrationAndHour(t *testing.T) {
