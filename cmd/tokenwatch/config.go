@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -41,12 +43,16 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	dets := prog.DetectorIDs()
 	for i, s := range cfg.Deliver.Sinks {
 		if _, err := deliver.New(s.Kind, s.Name, s.Decode); err != nil {
-			return fmt.Errorf("config %s: deliver.sinks[%d] (%s): %w", path, i, s.Name, err)
+			at := fmt.Sprintf("deliver.sinks[%d]", i)
+			if slices.Contains(deliver.Kinds(), s.Kind) {
+				at += ".config" // the sink refused its `config:`: name the field in it
+			}
+			return fmt.Errorf("config %s: %w (sink %s)", path, yamlstrict.At(at, err), s.Name)
 		}
 	}
 	for i, pc := range cfg.Ingest.Pollers {
 		if _, err := pc.NewSource(nil); err != nil {
-			return fmt.Errorf("config %s: ingest.pollers[%d] (%s/%s): %w", path, i, pc.Source, pc.Tenant, err)
+			return fmt.Errorf("config %s: %w", path, yamlstrict.At(fmt.Sprintf("ingest.pollers[%d]", i), err))
 		}
 	}
 	for i, ps := range cfg.Ingest.Push.Sources {

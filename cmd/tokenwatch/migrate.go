@@ -22,7 +22,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := config.Default()
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		// Only the clickhouse block: no sink or poller secrets needed.
+		if cfg, err = config.LoadClickHouse(*cfgPath); err != nil {
 			return err
 		}
 	} else {

@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 )
 
 // Config is the `deliver:` section: retries, the sinks and their routes,
@@ -45,17 +46,14 @@ type SinkConfig struct {
 // Decode fills a sink's own config struct from its `config:` node (nothing
 // when the node is absent): the decode function deliver.New takes.
 func (s SinkConfig) Decode(v any) error {
-	if s.Config.Kind == 0 {
-		return nil
-	}
-	return s.Config.Decode(v)
+	return yamlstrict.Decode(&s.Config, v) // unknown keys are errors at any depth
 }
 
 // UnmarshalYAML applies the sink defaults before decoding.
 func (s *SinkConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain SinkConfig
 	p := plain{Breaker: deliver.DefaultBreakerConfig()}
-	if err := n.Decode(&p); err != nil {
+	if err := yamlstrict.Decode(n, &p); err != nil {
 		return err
 	}
 	*s = SinkConfig(p)

@@ -25,6 +25,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/internal/platform/retryafter"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -72,6 +73,9 @@ var _ deliver.Sink = (*Sink)(nil)
 func New(name string, cfg Config) (*Sink, error) {
 	if cfg.URL.IsZero() {
 		return nil, errors.New("url: required")
+	}
+	if err := validate.HTTPURL("url", cfg.URL.Reveal()); err != nil {
+		return nil, err
 	}
 	if cfg.Secret.IsZero() {
 		return nil, errors.New("secret: required (receivers verify the signature with it)")

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -141,25 +142,22 @@ func buildDetectors(cfg map[string]yaml.Node) ([]detect.Spec, []detect.Detector,
 	for _, spec := range detect.Specs() {
 		node, has := cfg[spec.ID]
 		if has {
-			var onOff struct {
-				Enabled *bool `yaml:"enabled"`
+			var enabled *bool // `enabled` is a key every detector accepts
+			if err := yamlstrict.Decode(yamlstrict.Get(&node, "enabled"), &enabled); err != nil {
+				return nil, nil, yamlstrict.At("detectors."+spec.ID+".enabled", err)
 			}
-			if err := node.Decode(&onOff); err != nil {
-				return nil, nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
-			}
-			if onOff.Enabled != nil && !*onOff.Enabled {
+			if enabled != nil && !*enabled {
 				continue
 			}
 		}
-		decode := func(v any) error {
-			if !has {
-				return nil
-			}
-			return node.Decode(v)
+		var rest *yaml.Node // nil: the defaults
+		if has {
+			rest = yamlstrict.Without(&node, "enabled")
 		}
-		d, err := spec.New(decode)
+		// Strict: an unknown key (volume.spike: {sigmaz: 6}) is an error, not the default.
+		d, err := spec.New(yamlstrict.Func(rest))
 		if err != nil {
-			return nil, nil, fmt.Errorf("detectors.%s: %w", spec.ID, err)
+			return nil, nil, yamlstrict.At("detectors."+spec.ID, err)
 		}
 		specs = append(specs, spec)
 		out = append(out, d)

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/ingest/push"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -66,7 +67,7 @@ func (c Config) Validate() error {
 	}
 	for i, ks := range c.KafkaSources {
 		if err := ks.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("ingest.kafka_sources[%d]: %w", i, err))
+			errs = append(errs, yamlstrict.At(fmt.Sprintf("ingest.kafka_sources[%d]", i), err))
 		}
 	}
 	if err := c.Push.Validate(); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -51,6 +52,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.Brokers) == 0 || c.Topic == "" || c.Group == "" {
 		errs = append(errs, errors.New("brokers, topic and group: required"))
+	}
+	for i, b := range c.Brokers {
+		if err := validate.HostPort(fmt.Sprintf("brokers[%d]", i), b, false); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Username != "" && c.Password.IsZero() {
 		errs = append(errs, errors.New("password: required with username"))

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 )
 
 // Config is one poller: one source for one tenant. In YAML it is one entry of
@@ -77,7 +79,7 @@ func DefaultConfig() Config {
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	type plain Config
 	d := plain(DefaultConfig())
-	if err := n.Decode(&d); err != nil {
+	if err := yamlstrict.Decode(n, &d); err != nil {
 		return err
 	}
 	*c = Config(d)
@@ -126,14 +128,11 @@ func (c Config) Validate() error {
 // NewSource builds the connector named by Source from the `config:` node.
 // client may be nil (http.DefaultClient).
 func (c Config) NewSource(client *http.Client) (ingest.Source, error) {
-	decode := func(v any) error {
-		if c.Connector.Kind == 0 {
-			return nil
-		}
-		return c.Connector.Decode(v)
-	}
-	src, err := ingest.New(c.Source, decode, ingest.Options{Tenant: c.Tenant, BaseURL: c.BaseURL, Client: client})
+	src, err := ingest.New(c.Source, yamlstrict.Func(&c.Connector), ingest.Options{Tenant: c.Tenant, BaseURL: c.BaseURL, Client: client})
 	if err != nil {
+		if slices.Contains(ingest.Names(), c.Source) {
+			err = yamlstrict.At("config", err) // the connector refused its `config:`
+		}
 		return nil, fmt.Errorf("poller %s/%s: %w", c.Source, c.Tenant, err)
 	}
 	return src, nil

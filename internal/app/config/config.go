@@ -4,10 +4,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -21,6 +19,8 @@ import (
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 )
 
 // Config is the whole file. Each section's type belongs to the package that
@@ -91,15 +91,44 @@ func Load(path string) (Config, error) {
 // Parse decodes config bytes; name labels errors.
 func Parse(b []byte, name string) (Config, error) {
 	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	// Strict at every depth, including the nodes the sections' own
+	// UnmarshalYAML decode (pollers, sinks); errors name the key path.
+	if err := yamlstrict.Decode(&doc, &cfg); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", name, err)
 	}
 	cfg.ApplyEnv(os.LookupEnv)
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", name, err)
 	}
+	return cfg, nil
+}
+
+// LoadClickHouse reads only the clickhouse section of the file (strictly,
+// with the environment overrides): what `tokenwatch migrate` needs. The
+// other sections, and the secrets their sinks and pollers reference, are not
+// read, so migrating needs no credentials but ClickHouse's.
+func LoadClickHouse(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg := Default()
+	var root *yaml.Node
+	if len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	if err := yamlstrict.Decode(yamlstrict.Get(root, "clickhouse"), &cfg.ClickHouse); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, yamlstrict.At("clickhouse", err))
+	}
+	cfg.ApplyEnv(os.LookupEnv)
 	return cfg, nil
 }
 
@@ -139,9 +168,19 @@ func (c *Config) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.HTTP.Listen != "" {
+		if err := validate.HostPort("http.listen", c.HTTP.Listen, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.ClickHouseEnabled() {
 		if err := c.ClickHouse.Validate(); err != nil {
 			errs = append(errs, err)
+		}
+		for i, a := range c.ClickHouse.Addr {
+			if err := validate.HostPort(fmt.Sprintf("clickhouse.addr[%d]", i), a, false); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	for _, err := range []error{c.GeoIP.Validate(), c.Inventory.Validate(), c.Ingest.Validate(), c.Detect.Config.Validate(), c.Deliver.Validate()} {
