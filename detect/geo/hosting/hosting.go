@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/baseline"
+	"github.com/tokenwatch/tokenwatch/detect/geo/newasn"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -164,6 +165,9 @@ type State struct {
 	// Networks are the hosting networks ("AS<n>", "org:<name>") and "tor" the
 	// integration has used.
 	Networks baseline.Seen `json:"networks"`
+	// Orgs names each "AS<n>" network, so a new ASN of the same provider
+	// (newasn.Network) is recognised as a network the integration uses.
+	Orgs baseline.SmallMap[string] `json:"orgs,omitempty"`
 }
 
 // MarshalBinary implements detect.State.
@@ -188,7 +192,16 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	}
 	known := s.Networks.Keys()
 	s.Networks.Add(key, t)
+	if ev.Geo != nil && ev.Geo.ASOrg != "" && strings.HasPrefix(key, "AS") {
+		s.Orgs.Set(key, ev.Geo.ASOrg)
+	}
 	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+		return nil
+	}
+	// One provider is one network: a new ASN of a provider the integration
+	// already runs in (AWS us-east-1's AS14618, then us-east-2's AS16509)
+	// is not a new hosting network; geo.new_asn groups them the same way.
+	if kind == "hosting" && s.sameProvider(ev.Geo, known) {
 		return nil
 	}
 	name := ev.Integration.Name
@@ -215,6 +228,29 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"hosting_networks": known, "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
+}
+
+// sameProvider reports whether g's network (newasn.Network) is that of one
+// of the known hosting networks ("AS<n>", named by Orgs when it was seen with
+// one, or "org:<as org>").
+func (s *State) sameProvider(g *schemas.Geo, known []string) bool {
+	network := newasn.Network(g.ASN, g.ASOrg)
+	if network == "" {
+		return false
+	}
+	for _, k := range known {
+		var other string
+		if org, ok := strings.CutPrefix(k, "org:"); ok {
+			other = newasn.NormalizeOrg(org)
+		} else if n, err := strconv.ParseUint(strings.TrimPrefix(k, "AS"), 10, 32); err == nil {
+			org, _ := s.Orgs.Get(k)
+			other = newasn.Network(uint32(n), org)
+		}
+		if other == network {
+			return true
+		}
+	}
+	return false
 }
 
 // classify returns the baseline key and kind ("tor" or "hosting") of ev's

@@ -59,6 +59,22 @@ func TestHostingOrAnonymizer(t *testing.T) {
 			from("e1", 0, "3.5.1.1", 16509, "AMAZON-02"),
 			from("e2", 20*day, "3.5.9.9", 16509, "AMAZON-02"),
 		}, nil, nil},
+		{"another ASN of the cloud it ran in is the same provider", []schemas.Event{
+			from("e1", 0, "34.195.1.1", 14618, "AMAZON-AES"),    // us-east-1
+			from("e2", 8*day, "18.218.1.1", 16509, "AMAZON-02"), // us-east-2
+		}, nil, nil},
+		{"a provider's ASNs group by name when the table does not list them", []schemas.Event{
+			from("e1", 0, "5.9.1.1", 24940, "Hetzner Online GmbH"),
+			from("e2", 8*day, "5.75.1.1", 213230, "Hetzner Online GmbH"),
+		}, nil, nil},
+		{"a network known only by its AS org groups by name", []schemas.Event{
+			from("e1", 0, "5.9.1.1", 0, "Hetzner Online GmbH"), // org:hetzner online gmbh
+			from("e2", 8*day, "5.75.1.1", 213230, "Hetzner Online GmbH"),
+		}, nil, nil},
+		{"another provider is a new hosting network", []schemas.Event{
+			from("e1", 0, "34.195.1.1", 14618, "AMAZON-AES"),
+			from("e2", 8*day, "45.77.1.2", 20473, "AS-CHOOPA"),
+		}, []string{"AS20473"}, []schemas.Severity{schemas.SeverityMedium}},
 		{"hosting use during learning is silent", []schemas.Event{
 			office("e1", 0),
 			from("e2", 6*day, "45.77.1.2", 20473, "AS-CHOOPA"),

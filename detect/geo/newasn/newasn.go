@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/baseline"
@@ -29,6 +30,11 @@ type Config struct {
 	baseline.FirstSeenConfig `yaml:",inline"`
 	// ApprovedASNs never alert, for every integration (the company's egress).
 	ApprovedASNs []uint32 `yaml:"approved_asns"`
+	// SameProviderIsNew: by default an ASN of a network the integration
+	// already uses (the same provider, see Network: AWS us-east-1's AS14618
+	// and us-east-2's AS16509) is learned silently. Set it to alert on every
+	// new ASN, as before the grouping.
+	SameProviderIsNew bool `yaml:"same_provider_is_new"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
@@ -94,9 +100,15 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if !seen.News || d.approved[ev.Geo.ASN] {
 		return nil
 	}
+	// One provider is one network: a new ASN of a network a known ASN
+	// belongs to joins the baseline quietly (it already has, above).
+	network := Network(ev.Geo.ASN, ev.Geo.ASOrg)
 	known := make([]string, 0, len(seen.Known))
 	for _, k := range seen.Known {
 		org, _ := s.Orgs.Get(k)
+		if network != "" && !d.cfg.SameProviderIsNew && Network(asnOf(k), org) == network {
+			return nil
+		}
 		known = append(known, label(k, org))
 	}
 	name := ev.Integration.Name
@@ -112,6 +124,15 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"asns": known, "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
+}
+
+// asnOf is the number of a baseline key "AS<n>" (0 when it is not one).
+func asnOf(key string) uint32 {
+	n, err := strconv.ParseUint(strings.TrimPrefix(key, "AS"), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
 }
 
 func label(asn, org string) string {

@@ -60,6 +60,33 @@ func TestNewASN(t *testing.T) {
 			at("e1", 0, 0, ""),
 			at("e2", 7*day, 16509, "AMAZON-02"),
 		}, []string{"AS16509"}},
+		{"AWS us-east-1 to us-east-2 is one provider, not a new network", []schemas.Event{
+			at("e1", 0, 14618, "AMAZON-AES"),
+			at("e2", 8*day, 16509, "AMAZON-02"),
+			at("e3", 9*day, 8987, "Amazon Data Services Ireland Ltd"),
+		}, nil},
+		{"Google's ASNs are one network", []schemas.Event{
+			at("e1", 0, 15169, "GOOGLE"),
+			at("e2", 8*day, 396982, "GOOGLE-CLOUD-PLATFORM"),
+		}, nil},
+		{"an unlisted ASN joins a provider by its normalised name", []schemas.Event{
+			at("e1", 0, 16509, "AMAZON-02"),
+			at("e2", 8*day, 62785, "AMAZON-AS"),
+		}, nil},
+		{"two ASNs of one organisation by name are one network", []schemas.Event{
+			at("e1", 0, 7922, "COMCAST-7922"),
+			at("e2", 8*day, 7015, "COMCAST-7015"),
+		}, nil},
+		{"another provider is still a new network", []schemas.Event{
+			at("e1", 0, 16509, "AMAZON-02"),
+			at("e2", 8*day, 8075, "MICROSOFT-CORP-MSN-AS-BLOCK"),
+			at("e3", 9*day, 14061, "DIGITALOCEAN-ASN"),
+		}, []string{"AS8075", "AS14061"}},
+		{"a provider's ASN the integration never used after another provider's alerts", []schemas.Event{
+			at("e1", 0, 7922, "COMCAST-7922"),
+			at("e2", 8*day, 14618, "AMAZON-AES"),
+			at("e3", 9*day, 16509, "AMAZON-02"), // joins AMAZON, learned at e2
+		}, []string{"AS14618"}},
 		{"unresolved network is ignored", []schemas.Event{
 			at("e1", 0, 15169, "GOOGLE"),
 			at("e2", 8*day, 0, ""),
@@ -77,6 +104,65 @@ func TestNewASN(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNetworkGroupsProvidersAndNormalisesOrgs(t *testing.T) {
+	tests := []struct {
+		asn       uint32
+		org, want string
+	}{
+		{14618, "AMAZON-AES", "AMAZON"},
+		{16509, "AMAZON-02", "AMAZON"},
+		{8987, "Amazon Data Services Ireland Ltd", "AMAZON"},
+		{7224, "", "AMAZON"}, // listed: no name needed
+		{62785, "Amazon.com, Inc.", "AMAZON"},
+		{15169, "GOOGLE", "GOOGLE"},
+		{396982, "GOOGLE-CLOUD-PLATFORM", "GOOGLE"},
+		{19527, "GOOGLE-2", "GOOGLE"},
+		{8075, "MICROSOFT-CORP-MSN-AS-BLOCK", "MICROSOFT"},
+		{8068, "MICROSOFT-CORP-AS", "MICROSOFT"},
+		{13335, "CLOUDFLARENET", "CLOUDFLARE"},
+		{209242, "Cloudflare London, LLC", "CLOUDFLARE"},
+		{31898, "ORACLE-BMC-31898", "ORACLE"},
+		{20940, "Akamai International B.V.", "AKAMAI"},
+		{7922, "COMCAST-7922", "COMCAST"},
+		{20473, "AS-CHOOPA", "CHOOPA"},
+		{24940, "Hetzner Online GmbH", "HETZNER ONLINE"},
+		{213230, "Hetzner Online GmbH", "HETZNER ONLINE"},
+		{16276, "OVH SAS", "OVH"},
+		{14061, "DIGITALOCEAN-ASN", "DIGITALOCEAN"},
+		{29465, "MTN NIGERIA Communication limited", "MTN NIGERIA COMMUNICATION"},
+		{64500, "Example Networks, L.L.C.", "EXAMPLE NETWORKS"},
+		{64501, "AS", ""},    // nothing left
+		{64502, "AT-1", ""},  // too short to group by
+		{64503, "", ""},      // unnamed: only itself
+		{64504, "12345", ""}, // a number is no name
+	}
+	for _, tc := range tests {
+		if got := Network(tc.asn, tc.org); got != tc.want {
+			t.Errorf("Network(%d, %q) = %q, want %q", tc.asn, tc.org, got, tc.want)
+		}
+	}
+}
+
+func TestNewASNSameProviderIsNewAlertsOnEveryASN(t *testing.T) {
+	d, err := New(func(v any) error {
+		if err := detecttest.Config(t, sample, ID)(v); err != nil {
+			return err
+		}
+		v.(*Config).SameProviderIsNew = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := detecttest.Run(t, d, []schemas.Event{
+		at("e1", 0, 14618, "AMAZON-AES"),
+		at("e2", 8*day, 16509, "AMAZON-02"),
+	})
+	if g := detecttest.Keys(got); !slices.Equal(g, []string{"AS16509"}) {
+		t.Fatalf("keys = %v, want [AS16509]", g)
 	}
 }
 
