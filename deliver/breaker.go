@@ -104,6 +104,25 @@ func (b *Breaker) Send(ctx context.Context, alerts []schemas.Alert) error {
 	return err
 }
 
+// Unwrap implements Wrapper.
+func (b *Breaker) Unwrap() Sink { return b.sink }
+
+// SendIncident implements IncidentSink through the same circuit as Send.
+func (b *Breaker) SendIncident(ctx context.Context, inc schemas.Incident, prev Receipt) (Receipt, error) {
+	_, err := b.cb.Execute(func() (struct{}, error) {
+		var err error
+		prev, err = sendIncident(ctx, b.sink, inc, prev)
+		return struct{}{}, err
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return "", &RetryAfterError{Err: fmt.Errorf("sink %s: %w", b.sink.Name(), ErrCircuitOpen), After: b.coolDown}
+	}
+	if err != nil {
+		return "", err
+	}
+	return prev, nil
+}
+
 // Close closes the wrapped sink if it holds connections.
 func (b *Breaker) Close() error {
 	if c, ok := b.sink.(Closer); ok {

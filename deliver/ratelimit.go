@@ -75,6 +75,17 @@ func (r *RateLimited) Send(ctx context.Context, alerts []schemas.Alert) error {
 	return r.sink.Send(ctx, alerts)
 }
 
+// Unwrap implements Wrapper.
+func (r *RateLimited) Unwrap() Sink { return r.sink }
+
+// SendIncident implements IncidentSink: one token per incident version.
+func (r *RateLimited) SendIncident(ctx context.Context, inc schemas.Incident, prev Receipt) (Receipt, error) {
+	if err := r.lim.WaitN(ctx, 1); err != nil {
+		return "", fmt.Errorf("sink %s: rate limit: %w", r.sink.Name(), err)
+	}
+	return sendIncident(ctx, r.sink, inc, prev)
+}
+
 // Close closes the wrapped sink if it holds connections.
 func (r *RateLimited) Close() error {
 	if c, ok := r.sink.(Closer); ok {

@@ -39,12 +39,28 @@ func (p RetryPolicy) Validate() error {
 // MaxAttempts is reached, with exponential backoff and jitter, honouring a
 // RetryAfterError. It returns the last error and the attempts made.
 func SendWithRetry(ctx context.Context, s Sink, alerts []schemas.Alert, p RetryPolicy) (attempts int, err error) {
+	return retry(ctx, p, func() error { return s.Send(ctx, alerts) })
+}
+
+// SendIncidentWithRetry is SendWithRetry for one incident version: s must
+// take incidents (TakesIncidents), else the first attempt fails permanently.
+// It returns the receipt of the attempt that succeeded.
+func SendIncidentWithRetry(ctx context.Context, s Sink, inc schemas.Incident, prev Receipt, p RetryPolicy) (r Receipt, attempts int, err error) {
+	attempts, err = retry(ctx, p, func() error {
+		var err error
+		r, err = sendIncident(ctx, s, inc, prev)
+		return err
+	})
+	return r, attempts, err
+}
+
+func retry(ctx context.Context, p RetryPolicy, send func() error) (attempts int, err error) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = p.InitialInterval, p.MaxInterval, 0
 	b.Reset()
 	for {
 		attempts++
-		err = s.Send(ctx, alerts)
+		err = send()
 		if err == nil || IsPermanent(err) || attempts >= p.MaxAttempts {
 			return attempts, err
 		}

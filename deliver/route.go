@@ -35,6 +35,13 @@ type Route struct {
 	// that match; an integration the inventory does not know has criticality
 	// "" and only matches a route without Criticality.
 	Criticality []string `yaml:"criticality"`
+	// Alerts: whether this route sends matching alerts to its sinks. Unset,
+	// each sink's own default applies (deliver.sinks[].alerts: true for
+	// record-keeping sinks, false for paging ones).
+	Alerts *bool `yaml:"alerts"`
+	// Incidents: whether this route sends matching incidents to its sinks
+	// (default true).
+	Incidents *bool `yaml:"incidents"`
 }
 
 // Routes is the routing table. It has union semantics: an alert goes to
@@ -93,6 +100,66 @@ func (r Route) Matches(a schemas.Alert, criticality string) bool {
 		return false
 	}
 	return true
+}
+
+// MatchesIncident reports whether inc satisfies every condition set on r:
+// min_severity against the incident's severity, detectors against any of
+// the detectors that contributed to it, tenants and criticality as for
+// alerts.
+func (r Route) MatchesIncident(inc schemas.Incident) bool {
+	if r.MinSeverity != "" {
+		min := schemas.Severity(strings.ToLower(string(r.MinSeverity))).Rank()
+		if got := inc.Severity.Rank(); got < 0 || got < min {
+			return false
+		}
+	}
+	if len(r.Detectors) > 0 && !slices.ContainsFunc(r.Detectors, func(g string) bool {
+		return slices.ContainsFunc(inc.Detectors, func(d string) bool { ok, _ := path.Match(g, d); return ok })
+	}) {
+		return false
+	}
+	if len(r.Tenants) > 0 && !slices.Contains(r.Tenants, inc.Tenant) {
+		return false
+	}
+	if len(r.Criticality) > 0 && !slices.Contains(r.Criticality, inc.Criticality) {
+		return false
+	}
+	return true
+}
+
+// AlertTo reports whether alert a goes to sink, whose own alerts default is
+// sinkDefault: with no routes, that default decides; with routes, some route
+// naming the sink must match a and ask for alerts (its alerts switch, or the
+// sink's default when the route leaves it unset).
+func (rs Routes) AlertTo(sink string, a schemas.Alert, sinkDefault bool) bool {
+	if len(rs) == 0 {
+		return sinkDefault
+	}
+	for _, r := range rs {
+		want := sinkDefault
+		if r.Alerts != nil {
+			want = *r.Alerts
+		}
+		if want && slices.Contains(r.Sinks, sink) && r.Matches(a, a.Criticality) {
+			return true
+		}
+	}
+	return false
+}
+
+// IncidentTo reports whether inc goes to sink: always with no routes; with
+// routes, when a route naming the sink matches it and does not turn
+// incidents off.
+func (rs Routes) IncidentTo(sink string, inc schemas.Incident) bool {
+	if len(rs) == 0 {
+		return true
+	}
+	for _, r := range rs {
+		if (r.Incidents == nil || *r.Incidents) && slices.Contains(r.Sinks, sink) && r.MatchesIncident(inc) {
+			return true
+		}
+	}
+	return false
 }
 
 // SinksFor returns the sinks a should go to: the union over all matching

@@ -70,3 +70,51 @@ func TestRoutesValidateRejectsBadRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestAlertsGoWhereTheSinkOrARouteAsksAndIncidentsEverywhereRouted(t *testing.T) {
+	yes, no := true, false
+	a := schemas.Alert{Detector: "geo.new_country", Severity: "high", Tenant: "acme"}
+	inc := schemas.Incident{Detectors: []string{"volume.spike", "geo.new_country"}, Severity: "critical", Tenant: "acme"}
+	// No routes: the sink's default decides alerts; incidents always go.
+	if !Routes(nil).AlertTo("soc", a, true) || Routes(nil).AlertTo("pager", a, false) || !Routes(nil).IncidentTo("pager", inc) {
+		t.Fatal("without routes: alerts by the sink default, incidents to all")
+	}
+	rs := Routes{
+		{Sinks: []string{"pager"}, MinSeverity: "high"},                              // incidents only (pager's default: no alerts)
+		{Sinks: []string{"pager"}, Detectors: []string{"lifecycle.*"}, Alerts: &yes}, // and use-after-revoke alerts
+		{Sinks: []string{"soc"}, Detectors: []string{"geo.*"}},                       // alerts and incidents
+		{Sinks: []string{"archive"}, Incidents: &no},                                 // alerts only
+		{Sinks: []string{"quiet"}, Alerts: &no},                                      // never alerts
+	}
+	for _, tt := range []struct {
+		sink        string
+		def         bool
+		alert       schemas.Alert
+		wantAlert   bool
+		wantIncdent bool
+	}{
+		{"pager", false, a, false, true},
+		{"pager", false, schemas.Alert{Detector: "lifecycle.use_after_revoke", Severity: "low"}, true, true},
+		{"soc", true, a, true, true},
+		{"soc", true, schemas.Alert{Detector: "volume.spike"}, false, true},
+		{"archive", true, a, true, false},
+		{"quiet", true, a, false, true},
+		{"unrouted", true, a, false, false},
+	} {
+		if got := rs.AlertTo(tt.sink, tt.alert, tt.def); got != tt.wantAlert {
+			t.Errorf("%s: AlertTo(%s) = %v", tt.sink, tt.alert.Detector, got)
+		}
+		if got := rs.IncidentTo(tt.sink, inc); got != tt.wantIncdent {
+			t.Errorf("%s: IncidentTo = %v", tt.sink, got)
+		}
+	}
+	// min_severity and detector globs hold for incidents too.
+	low := inc
+	low.Severity = "medium"
+	if (Routes{{Sinks: []string{"p"}, MinSeverity: "high"}}).IncidentTo("p", low) {
+		t.Error("a medium incident passed min_severity high")
+	}
+	if (Routes{{Sinks: []string{"p"}, Detectors: []string{"chain.*"}}}).IncidentTo("p", inc) {
+		t.Error("detector glob matched none of the incident's detectors")
+	}
+}

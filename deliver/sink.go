@@ -99,3 +99,73 @@ func Kinds() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Receipt is what a sink needs to remember about an incident it delivered,
+// to update it next time: Slack's channel and message ts. The runtime stores
+// it durably (tokenwatch.delivered) with the delivered version and hands it
+// back with the incident's next version. Most sinks return "".
+type Receipt string
+
+// IncidentSink is an optional power: a sink that delivers incidents
+// (schemas.Incident, from tokenwatch.incidents). The runtime calls it once per
+// incident version, only with a version newer than the last one this sink
+// delivered (across restarts), and only the newest of a batch. prev is the
+// receipt returned for the last delivered version of this incident, "" the
+// first time. Errors follow Send's rules (PermanentError, RetryAfterError,
+// no secrets).
+type IncidentSink interface {
+	Sink
+	SendIncident(ctx context.Context, inc schemas.Incident, prev Receipt) (Receipt, error)
+}
+
+// IncidentCapable lets a sink whose type is an IncidentSink say that its
+// configuration cannot deliver incidents (Slack with only an incoming
+// webhook: no chat.update).
+type IncidentCapable interface{ TakesIncidents() bool }
+
+// Pager is an optional power of sinks that page or interrupt a person
+// (PagerDuty, Slack in bot mode): they get incidents, and alerts only where
+// config asks for them (deliver.sinks[].alerts, deliver.routes[].alerts).
+type Pager interface{ Pages() bool }
+
+// Wrapper is a sink around another (circuit breaker, rate limit).
+type Wrapper interface{ Unwrap() Sink }
+
+// Innermost unwraps s to the sink that does the delivering.
+func Innermost(s Sink) Sink {
+	for {
+		w, ok := s.(Wrapper)
+		if !ok {
+			return s
+		}
+		s = w.Unwrap()
+	}
+}
+
+// TakesIncidents reports whether s (through its wrappers) delivers incidents.
+func TakesIncidents(s Sink) bool {
+	in := Innermost(s)
+	if _, ok := in.(IncidentSink); !ok {
+		return false
+	}
+	if c, ok := in.(IncidentCapable); ok {
+		return c.TakesIncidents()
+	}
+	return true
+}
+
+// Pages reports whether s (through its wrappers) pages a person.
+func Pages(s Sink) bool {
+	p, ok := Innermost(s).(Pager)
+	return ok && p.Pages()
+}
+
+// sendIncident calls s's SendIncident, or fails permanently when s cannot
+// take incidents (a wrapper around a sink that is not an IncidentSink).
+func sendIncident(ctx context.Context, s Sink, inc schemas.Incident, prev Receipt) (Receipt, error) {
+	is, ok := s.(IncidentSink)
+	if !ok {
+		return "", &PermanentError{Err: fmt.Errorf("sink %s: does not deliver incidents", s.Name())}
+	}
+	return is.SendIncident(ctx, inc, prev)
+}

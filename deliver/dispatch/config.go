@@ -16,8 +16,10 @@ import (
 type Config struct {
 	Retry deliver.RetryPolicy `yaml:"retry"`
 	Sinks []SinkConfig        `yaml:"sinks"`
-	// Routes send alerts to sinks by severity, detector, tenant; none = every
-	// sink gets every alert. The ClickHouse alerts table always gets all.
+	// Routes send incidents, and alerts where a route or sink asks for them,
+	// to sinks by severity, detector, tenant, criticality; none = every sink
+	// gets every incident, and every alert unless it pages a person
+	// (SinkConfig.Alerts). The ClickHouse tables always get all.
 	Routes deliver.Routes `yaml:"routes"`
 	// EventsToClickHouse writes every event to the events table (needs clickhouse.addr).
 	EventsToClickHouse bool `yaml:"events_to_clickhouse"`
@@ -41,6 +43,14 @@ type SinkConfig struct {
 	Config    yaml.Node               `yaml:"config"`
 	Breaker   deliver.BreakerConfig   `yaml:"breaker"`
 	RateLimit deliver.RateLimitConfig `yaml:"rate_limit"`
+	// Alerts: whether the sink gets alerts where routing leaves it to the
+	// sink (no routes, or a route without its own alerts switch). Unset:
+	// true, except for sinks that page a person (pagerduty; slack with a
+	// bot_token), which get incidents instead.
+	Alerts *bool `yaml:"alerts"`
+	// Incidents: whether the sink gets incidents (tokenwatch.incidents);
+	// unset means yes when the sink can deliver them.
+	Incidents *bool `yaml:"incidents"`
 }
 
 // Decode fills a sink's own config struct from its `config:` node (nothing

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +39,23 @@ type Stats struct {
 	mu            sync.Mutex
 	delivered     map[string]int64
 	deadAlerts    map[string]int64
+	incidents     map[string]int64
+	deadIncidents map[string]int64
+}
+
+// Incidents returns how many incident versions sink has delivered (for
+// clickhouse-incidents: written).
+func (s *Stats) Incidents(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.incidents[sink]
+}
+
+// DeadIncidents returns how many incident versions sink dead-lettered.
+func (s *Stats) DeadIncidents(sink string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deadIncidents[sink]
 }
 
 // Delivered returns how many alerts sink has delivered.
@@ -110,9 +126,43 @@ func (d *Role) Sinks() ([]deliver.Sink, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("deliver.sinks[%d].breaker: %w", i, err)
 		}
+		if s.Incidents != nil && *s.Incidents && !deliver.TakesIncidents(sink) {
+			return nil, fmt.Errorf("deliver.sinks[%d].incidents: sink %s (kind %s) cannot deliver incidents as configured (see its README)", i, s.Name, s.Kind)
+		}
 		out = append(out, sink)
 	}
 	return out, nil
+}
+
+// sinkConfig returns the configured entry of the sink named name, nil for
+// built-in and extra sinks.
+func (d *Role) sinkConfig(name string) *SinkConfig {
+	for i := range d.cfg.Sinks {
+		if d.cfg.Sinks[i].Name == name {
+			return &d.cfg.Sinks[i]
+		}
+	}
+	return nil
+}
+
+// AlertsDefault is whether sink s gets alerts where routing leaves it to
+// the sink: its deliver.sinks[].alerts, else true unless the sink pages a
+// person (deliver.Pager: PagerDuty, Slack in bot mode), which gets
+// incidents instead.
+func (d *Role) AlertsDefault(s deliver.Sink) bool {
+	if sc := d.sinkConfig(s.Name()); sc != nil && sc.Alerts != nil {
+		return *sc.Alerts
+	}
+	return !deliver.Pages(s)
+}
+
+// IncidentsOn is whether sink s gets incidents: when it can deliver them
+// (deliver.TakesIncidents) and deliver.sinks[].incidents is not false.
+func (d *Role) IncidentsOn(s deliver.Sink) bool {
+	if sc := d.sinkConfig(s.Name()); sc != nil && sc.Incidents != nil && !*sc.Incidents {
+		return false
+	}
+	return deliver.TakesIncidents(s)
 }
 
 // Run delivers to the configured sinks and extra ones (the demo's console),
@@ -136,12 +186,18 @@ func (d *Role) Run(ctx context.Context, extra ...deliver.Sink) error {
 	}
 	for _, s := range append(sinks, extra...) {
 		start("sink "+s.Name(), func(ctx context.Context) error { return d.RunSink(ctx, s) })
+		if d.IncidentsOn(s) {
+			start("incident sink "+s.Name(), func(ctx context.Context) error { return d.RunIncidentSink(ctx, s) })
+		}
 		if c, ok := s.(deliver.Closer); ok {
 			defer c.Close()
 		}
 	}
 	if d.ch != nil && d.cfg.EventsToClickHouse {
 		start("clickhouse events", d.RunEventWriter)
+	}
+	if d.ch != nil {
+		start(ClickHouseIncidentSink, d.RunIncidentWriter)
 	}
 	<-ctx.Done()
 	wg.Wait()
@@ -153,7 +209,8 @@ func (d *Role) Run(ctx context.Context, extra ...deliver.Sink) error {
 
 // RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
 // broken sink only lags itself. Alerts the routing table does not send to
-// this sink, and alerts it already delivered within deliver.dedup_window
+// this sink (deliver.Routes.AlertTo with the sink's AlertsDefault: a paging
+// sink gets alerts only where config asks for them), and alerts it already delivered within deliver.dedup_window
 // (remembered in tokenwatch.delivered across restarts), are skipped. Sinks
 // that are not idempotent get one alert per send, so a retry never repeats an
 // alert that went through. When retries are exhausted the alert goes to
@@ -171,7 +228,8 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 	marks := broker.NewWriter(d.kafka, schemas.TopicDelivered)
 	defer marks.Close()
 	log := d.log.With("component", "deliver", "sink", s.Name())
-	routed := len(d.cfg.Routes) > 0 && s.Name() != ClickHouseAlertSink
+	record := s.Name() == ClickHouseAlertSink
+	alertsOn := d.AlertsDefault(s)
 	idem, _ := s.(deliver.Idempotent)
 	batchSends := idem != nil && idem.Idempotent()
 	return broker.Consume(ctx, r, 500, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
@@ -183,7 +241,7 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", s.Name(), broker.Where(m), err.Error(), m.Value))
 				continue
 			}
-			if routed && !slices.Contains(d.cfg.Routes.SinksFor(a, a.Criticality), s.Name()) {
+			if !record && !d.cfg.Routes.AlertTo(s.Name(), a, alertsOn) {
 				continue
 			}
 			if delivered.has(a.ID) {

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the deliver role's instruments, labelled by sink name only.
 type Metrics struct {
 	sent, failures, retries, deadLetters *prometheus.CounterVec
+	incidentsSent, incidentDeadLetters   *prometheus.CounterVec
 	eventsWritten                        prometheus.Counter
 	breakerOpen                          *prometheus.GaugeVec
 }
@@ -20,11 +21,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Send attempts beyond the first, by sink."}, []string{"sink"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_sink_dead_letters_total",
 			Help: "Alerts sent to tokenwatch.alerts.deadletter, by sink."}, []string{"sink"}),
+		incidentsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_sink_incident_deliveries_total",
+			Help: "Incident versions delivered, by sink."}, []string{"sink"}),
+		incidentDeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_sink_incident_dead_letters_total",
+			Help: "Incident versions sent to tokenwatch.alerts.deadletter, by sink."}, []string{"sink"}),
 		eventsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_written_total",
 			Help: "Events written to the ClickHouse events table."}),
 		breakerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_sink_circuit_open",
 			Help: "1 while a sink's circuit breaker is open."}, []string{"sink"}),
 	}
-	reg.MustRegister(m.sent, m.failures, m.retries, m.deadLetters, m.eventsWritten, m.breakerOpen)
+	reg.MustRegister(m.sent, m.failures, m.retries, m.deadLetters, m.eventsWritten, m.breakerOpen, m.incidentsSent, m.incidentDeadLetters)
 	return m
 }

@@ -1,5 +1,5 @@
-// Package webhook sends alerts as signed JSON to any HTTP receiver: one POST
-// per alert, with headers that let the receiver verify origin and reject
+// Package webhook sends alerts and incidents as signed JSON to any HTTP
+// receiver: one POST per alert or incident version, with headers that let the receiver verify origin and reject
 // replays:
 //
 //	X-Tokenwatch-Timestamp: 1761531187            (Unix seconds)
@@ -14,7 +14,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +45,10 @@ func init() {
 const (
 	HeaderTimestamp = "X-Tokenwatch-Timestamp"
 	HeaderSignature = "X-Tokenwatch-Signature"
+	// HeaderKind is "alert" or "incident".
+	HeaderKind = "X-Tokenwatch-Kind"
+	// HeaderIncidentVersion is the incident version an incident POST carries.
+	HeaderIncidentVersion = "X-Tokenwatch-Incident-Version"
 )
 
 // Config is the sink's YAML config.
@@ -54,10 +57,13 @@ type Config struct {
 	Secret  secret.Secret     `yaml:"secret"` // HMAC key
 	Headers map[string]string `yaml:"headers"`
 	Timeout time.Duration     `yaml:"timeout"`
+	// Format is "json" (schemas.Alert / schemas.Incident) or "ocsf" (OCSF
+	// Detection Finding, class 2004).
+	Format string `yaml:"format"`
 }
 
-// DefaultConfig has a 10 s timeout.
-func DefaultConfig() Config { return Config{Timeout: 10 * time.Second} }
+// DefaultConfig has a 10 s timeout and tokenwatch's JSON.
+func DefaultConfig() Config { return Config{Timeout: 10 * time.Second, Format: deliver.FormatJSON} }
 
 // Sink is the generic webhook.
 type Sink struct {
@@ -67,7 +73,7 @@ type Sink struct {
 	now    func() time.Time
 }
 
-var _ deliver.Sink = (*Sink)(nil)
+var _ deliver.IncidentSink = (*Sink)(nil)
 
 // New validates cfg.
 func New(name string, cfg Config) (*Sink, error) {
@@ -82,6 +88,12 @@ func New(name string, cfg Config) (*Sink, error) {
 	}
 	if cfg.Timeout <= 0 {
 		return nil, fmt.Errorf("timeout %s: must be positive", cfg.Timeout)
+	}
+	if cfg.Format == "" {
+		cfg.Format = deliver.FormatJSON
+	}
+	if err := deliver.ValidateFormat(cfg.Format); err != nil {
+		return nil, err
 	}
 	return &Sink{name: name, cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, now: time.Now}, nil
 }
@@ -127,10 +139,27 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 }
 
 func (s *Sink) post(ctx context.Context, a *schemas.Alert) error {
-	body, err := json.Marshal(a)
+	body, err := deliver.EncodeAlert(s.cfg.Format, a)
 	if err != nil {
 		return &deliver.PermanentError{Err: fmt.Errorf("webhook %s: encode alert %s: %w", s.name, a.ID, err)}
 	}
+	return s.do(ctx, body, map[string]string{"Idempotency-Key": a.ID, HeaderKind: "alert"})
+}
+
+// SendIncident implements deliver.IncidentSink: one signed POST of the
+// incident version (Idempotency-Key "<id>/v<version>", X-Tokenwatch-Kind
+// incident, X-Tokenwatch-Incident-Version). Receivers keep the highest
+// version of each id.
+func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, _ deliver.Receipt) (deliver.Receipt, error) {
+	body, err := deliver.EncodeIncident(s.cfg.Format, &inc)
+	if err != nil {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("webhook %s: encode incident %s: %w", s.name, inc.ID, err)}
+	}
+	v := strconv.Itoa(inc.Version)
+	return "", s.do(ctx, body, map[string]string{"Idempotency-Key": inc.ID + "/v" + v, HeaderKind: "incident", HeaderIncidentVersion: v})
+}
+
+func (s *Sink) do(ctx context.Context, body []byte, headers map[string]string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL.Reveal(), bytes.NewReader(body))
 	if err != nil {
 		return &deliver.PermanentError{Err: fmt.Errorf("webhook %s: %s", s.name, secret.Redact(err.Error(), s.cfg.URL))}
@@ -138,7 +167,9 @@ func (s *Sink) post(ctx context.Context, a *schemas.Alert) error {
 	ts := s.now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tokenwatch")
-	req.Header.Set("Idempotency-Key", a.ID)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign([]byte(s.cfg.Secret.Reveal()), ts, body))
 	for k, v := range s.cfg.Headers {

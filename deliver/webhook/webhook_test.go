@@ -101,3 +101,46 @@ func TestClientErrorIsPermanentAndURLNeverLeaks(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestIncidentsAreSignedWithTheirVersionAndOCSFIsAFormat(t *testing.T) {
+	key := []byte("s3cret")
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := Verify(key, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		got.Store([]string{r.Header.Get(HeaderKind), r.Header.Get(HeaderIncidentVersion), r.Header.Get("Idempotency-Key"), string(body)})
+	}))
+	defer srv.Close()
+	inc := schemas.Incident{ID: "i1", Version: 3, Status: schemas.IncidentOpen, Severity: schemas.SeverityHigh, Title: "t"}
+	for _, format := range []string{"json", "ocsf"} {
+		s, err := New("soc", Config{URL: secret.New(srv.URL), Secret: secret.New(string(key)), Timeout: time.Second, Format: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SendIncident(context.Background(), inc, ""); err != nil {
+			t.Fatal(err)
+		}
+		h := got.Load().([]string)
+		if h[0] != "incident" || h[1] != "3" || h[2] != "i1/v3" {
+			t.Fatalf("%s: headers %q", format, h[:3])
+		}
+		var body map[string]any
+		json.Unmarshal([]byte(h[3]), &body)
+		switch format {
+		case "json":
+			if body["id"] != "i1" || body["version"] != 3.0 {
+				t.Fatalf("json body %v", body)
+			}
+		case "ocsf":
+			if body["class_uid"] != 2004.0 || body["finding_info"].(map[string]any)["uid"] != "i1" || body["activity_id"] != 2.0 {
+				t.Fatalf("ocsf body %v", body)
+			}
+		}
+	}
+	if _, err := New("soc", Config{URL: secret.New(srv.URL), Secret: secret.New("k"), Timeout: time.Second, Format: "xml"}); err == nil {
+		t.Fatal("format xml accepted")
+	}
+}
