@@ -21,6 +21,7 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 	tenant := fs.String("tenant", "", "tenant for records that carry none")
 	city := fs.String("geoip-city", "", "GeoIP2/GeoLite2 City database (overrides config)")
 	asn := fs.String("geoip-asn", "", "GeoLite2 ASN database (overrides config)")
+	incidents := fs.Bool("incidents", false, "print incidents (the last version of each) instead of alerts")
 	cfgPath := fs.String("config", "", "config file: detector settings, GeoIP databases and the catalog, exactly as run loads them")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
@@ -60,9 +61,22 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer prog.Close()
-	alerts := prog.Run(batch.Events)
+	r := prog.NewReplay()
+	for i := range batch.Events {
+		r.Observe(&batch.Events[i])
+	}
+	alerts := r.Finish()
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
+	if *incidents {
+		latest := program.Latest(r.Incidents())
+		for i := range latest {
+			if err := enc.Encode(&latest[i]); err != nil {
+				return err
+			}
+		}
+		return w.Flush()
+	}
 	for i := range alerts {
 		if err := enc.Encode(&alerts[i]); err != nil {
 			return err

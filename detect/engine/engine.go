@@ -31,6 +31,33 @@ type Engine struct {
 	// integration costs a few hundred bytes instead of its live baselines,
 	// and comes back on its next event.
 	cold map[Key][]byte
+	// corr, when set, correlates each key's alerts into incidents; its
+	// state lives beside the detectors' and moves with it.
+	corr      Correlator
+	incidents []schemas.Incident
+}
+
+// Correlator is the optional step after the detectors (detect/correlate):
+// it sees each key's alerts, and every event of a key it is Active for, in
+// event-time order, and returns incident versions.
+type Correlator interface {
+	NewState() detect.State
+	Active(st detect.State) bool
+	Observe(tenant, key string, ev *schemas.Event, raised []schemas.Alert, watermark time.Time, st detect.State) []schemas.Incident
+	Tick(tenant, key string, watermark time.Time, st detect.State) []schemas.Incident
+}
+
+// correlateID names the correlator's state in snapshots.
+const correlateID = "correlate"
+
+// SetCorrelator turns correlation on. Call it before the first event.
+func (e *Engine) SetCorrelator(c Correlator) { e.corr = c }
+
+// TakeIncidents returns the incident versions produced since the last call.
+func (e *Engine) TakeIncidents() []schemas.Incident {
+	out := e.incidents
+	e.incidents = nil
+	return out
 }
 
 // Key names one integration's state.
@@ -39,6 +66,7 @@ type Key struct{ Tenant, ID string }
 type integration struct {
 	dirty  bool
 	states []detect.State
+	corr   detect.State // the correlator's, nil without one
 	// emitted remembers alert ids already raised for this integration (with
 	// the event time they were raised at), so a finding re-raised with the
 	// same key after a restore or a reprocessed offset is not a second
@@ -91,12 +119,16 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	if ev.Inventory != nil {
 		in.catalog = ev.Inventory
 	}
+	own := len(alerts)
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
 			if a, ok := e.alert(d.ID(), k, in, f); ok {
 				alerts = append(alerts, a)
 			}
 		}
+	}
+	if e.corr != nil && (len(alerts) > own || e.corr.Active(in.corr)) {
+		e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, ev, alerts[own:], e.watermark, in.corr)...)
 	}
 	return alerts
 }
@@ -111,7 +143,7 @@ func (e *Engine) Watermark() time.Time { return e.watermark }
 func (e *Engine) Integrations() int { return len(e.ints) }
 
 func (e *Engine) tick(wm time.Time) []schemas.Alert {
-	if len(e.tickers) == 0 {
+	if len(e.tickers) == 0 && e.corr == nil {
 		return nil
 	}
 	keys := make([]Key, 0, len(e.ints))
@@ -128,6 +160,7 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 	var alerts []schemas.Alert
 	for _, k := range keys {
 		in := e.ints[k]
+		own := len(alerts)
 		for _, i := range e.tickers {
 			d := e.detectors[i]
 			fs := d.(detect.Ticker).Tick(wm, in.states[i])
@@ -139,6 +172,11 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 					alerts = append(alerts, a)
 				}
 			}
+		}
+		if e.corr != nil && (len(alerts) > own || e.corr.Active(in.corr)) {
+			e.markDirty(k, in)
+			e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, nil, alerts[own:], wm, in.corr)...)
+			e.incidents = append(e.incidents, e.corr.Tick(k.Tenant, k.ID, wm, in.corr)...)
 		}
 	}
 	return alerts
@@ -205,6 +243,9 @@ func (e *Engine) newIntegration() *integration {
 	for i, d := range e.detectors {
 		in.states[i] = d.NewState()
 	}
+	if e.corr != nil {
+		in.corr = e.corr.NewState()
+	}
 	return in
 }
 
@@ -257,8 +298,8 @@ func (e *Engine) ClearDirty() {
 func (e *Engine) Evict(before time.Time) (n int) {
 	cut := before.UnixMilli()
 	for k, in := range e.ints {
-		if in.dirty || in.last >= cut {
-			continue
+		if in.dirty || in.last >= cut || (e.corr != nil && e.corr.Active(in.corr)) {
+			continue // an incident in progress stays live: it must tick
 		}
 		b, err := e.Snapshot(k)
 		if err != nil {
@@ -321,6 +362,15 @@ func (e *Engine) Snapshot(k Key) ([]byte, error) {
 		}
 		s.Detectors[d.ID()] = b
 	}
+	if e.corr != nil {
+		b, err := in.corr.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("engine: snapshot correlation of %s/%s: %w", k.Tenant, k.ID, err)
+		}
+		if string(b) != "{}" {
+			s.States[correlateID] = b
+		}
+	}
 	return json.Marshal(&s)
 }
 
@@ -342,6 +392,11 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 			if err := in.states[i].UnmarshalBinary(raw); err != nil {
 				return k, fmt.Errorf("engine: restore %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
 			}
+		}
+	}
+	if raw, ok := s.States[correlateID]; ok && e.corr != nil {
+		if err := in.corr.UnmarshalBinary(raw); err != nil {
+			return k, fmt.Errorf("engine: restore correlation of %s/%s: %w", k.Tenant, k.ID, err)
 		}
 	}
 	if s.Emitted != nil {

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -31,6 +32,9 @@ import (
 // (detect.detectors), the GeoIP databases and the catalog.
 type Config struct {
 	Detectors map[string]yaml.Node
+	// Correlate turns alerts into incidents; the zero value means the
+	// defaults (correlate.DefaultConfig).
+	Correlate *correlate.Config
 	GeoIP     geoip.Config
 	Catalog   inventory.Config
 }
@@ -75,6 +79,7 @@ type Program struct {
 	// Stages: Stages[0] is the integration stage (possibly with no
 	// detectors); the others are re-keyed from it.
 	Stages  []Stage
+	corr    *correlate.Correlator // nil with incidents off
 	geo     *geoip.Reloading
 	catalog *inventory.Enricher
 	chain   enrich.Chain
@@ -126,6 +131,15 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 			p.Stages = append(p.Stages, Stage{Keying: k})
 		}
 		p.Stages[j].Detectors = append(p.Stages[j].Detectors, d)
+	}
+	cc := correlate.DefaultConfig()
+	if cfg.Correlate != nil {
+		cc = *cfg.Correlate
+	}
+	if cc.Enabled {
+		if p.corr, err = correlate.New(cc, p.DetectorIDs()); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -220,6 +234,9 @@ type Runner struct {
 // NewRunner returns a runner of stage i with empty state.
 func (p *Program) NewRunner(i int) *Runner {
 	r := &Runner{p: p, stage: i, Engine: engine.New(p.Stages[i].Detectors)}
+	if p.corr != nil {
+		r.Engine.SetCorrelator(p.corr)
+	}
 	if i == 0 {
 		r.rekeyer = make([]*detect.Rekeyer, len(p.Stages))
 		for j := 1; j < len(p.Stages); j++ {
@@ -232,7 +249,8 @@ func (p *Program) NewRunner(i int) *Runner {
 // Process runs one record through the runner's stage: an event of the
 // integration stage is enriched, observed, and handed to emit re-keyed for
 // each other stage; a re-keyed record (carrying its event's enrichment)
-// is observed as it is. It returns the alerts raised.
+// is observed as it is. It returns the alerts raised; the incident versions
+// they produced wait in Engine.TakeIncidents.
 func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Event)) []schemas.Alert {
 	if r.stage != 0 {
 		return r.Engine.Observe(ev)
@@ -258,7 +276,10 @@ type Replay struct {
 	// watermark of the integration stage at that moment (eval's time to
 	// detect).
 	OnAlert func(a schemas.Alert, watermark schemas.Time)
-	alerts  []schemas.Alert
+	// OnIncident, likewise, sees each incident version as it is produced.
+	OnIncident func(inc schemas.Incident, watermark schemas.Time)
+	alerts     []schemas.Alert
+	incidents  []schemas.Incident
 }
 
 // NewReplay returns an in-memory run of the program with empty state.
@@ -277,15 +298,21 @@ func (r *Replay) Observe(ev *schemas.Event) {
 }
 
 func (r *Replay) add(as []schemas.Alert) {
-	if len(as) == 0 {
-		return
-	}
+	wm := schemas.NewTime(r.runners[0].Engine.Watermark())
 	for _, a := range as {
 		if r.OnAlert != nil {
-			r.OnAlert(a, schemas.NewTime(r.runners[0].Engine.Watermark()))
+			r.OnAlert(a, wm)
 		}
 	}
 	r.alerts = append(r.alerts, as...)
+	for _, rn := range r.runners {
+		for _, inc := range rn.Engine.TakeIncidents() {
+			if r.OnIncident != nil {
+				r.OnIncident(inc, wm)
+			}
+			r.incidents = append(r.incidents, inc)
+		}
+	}
 }
 
 // Finish flushes every stage at its watermark and returns all alerts raised.
@@ -294,6 +321,28 @@ func (r *Replay) Finish() []schemas.Alert {
 		r.add(rn.Engine.Flush(rn.Engine.Watermark()))
 	}
 	return r.alerts
+}
+
+// Incidents returns every incident version produced so far, in order.
+func (r *Replay) Incidents() []schemas.Incident { return r.incidents }
+
+// Latest keeps the highest version of each incident, in the order the
+// incidents first appeared.
+func Latest(versions []schemas.Incident) []schemas.Incident {
+	at := map[string]int{}
+	var out []schemas.Incident
+	for _, inc := range versions {
+		i, ok := at[inc.ID]
+		if !ok {
+			at[inc.ID] = len(out)
+			out = append(out, inc)
+			continue
+		}
+		if inc.Version > out[i].Version {
+			out[i] = inc
+		}
+	}
+	return out
 }
 
 // Run replays events (enriched in place) and returns the alerts.

@@ -69,8 +69,9 @@ func (c Config) Validate() error {
 
 // Stats counts what went through, for the demo's progress and tests.
 type Stats struct {
-	EventsDetected atomic.Int64 // events (not re-keyed records) run through the program
-	AlertsProduced atomic.Int64
+	EventsDetected    atomic.Int64 // events (not re-keyed records) run through the program
+	AlertsProduced    atomic.Int64
+	IncidentsProduced atomic.Int64 // incident versions
 	DeadLetters    atomic.Int64 // inputs that could not be decoded
 }
 
@@ -147,7 +148,8 @@ func (r *Role) runStage(ctx context.Context, si int) error {
 		return fmt.Errorf("consumer group: %w", err)
 	}
 	w := &writers{
-		alerts: broker.NewWriter(r.kafka, schemas.TopicAlerts),
+		alerts:    broker.NewWriter(r.kafka, schemas.TopicAlerts),
+		incidents: broker.NewWriter(r.kafka, schemas.TopicIncidents),
 		state:  broker.NewWriter(r.kafka, st.StateTopic()),
 		dead:   broker.NewWriter(r.kafka, schemas.TopicDeadLetter),
 	}
@@ -215,12 +217,12 @@ func (r *Role) track(key string, rn *program.Runner) {
 }
 
 type writers struct {
-	alerts, state, dead *kafka.Writer
-	rekeyed             []*kafka.Writer // by stage index - 1
+	alerts, incidents, state, dead *kafka.Writer
+	rekeyed                        []*kafka.Writer // by stage index - 1
 }
 
 func (w *writers) close() {
-	for _, x := range append([]*kafka.Writer{w.alerts, w.state, w.dead}, w.rekeyed...) {
+	for _, x := range append([]*kafka.Writer{w.alerts, w.incidents, w.state, w.dead}, w.rekeyed...) {
 		x.Close()
 	}
 }
@@ -292,7 +294,7 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	r := p.role
 	start := time.Now()
-	var out, deadMsgs []kafka.Message
+	var out, incs, deadMsgs []kafka.Message
 	rekeyed := make([][]kafka.Message, len(p.w.rekeyed))
 	emit := func(j int, rec *schemas.Event) {
 		v, err := json.Marshal(rec)
@@ -320,6 +322,10 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 			out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
 		}
 		raised = append(raised, as...)
+		for _, inc := range p.runner.Engine.TakeIncidents() {
+			v, _ := json.Marshal(&inc)
+			incs = append(incs, kafka.Message{Key: []byte(inc.ID), Value: v})
+		}
 		r.m.lag.Observe(time.Since(m.Time).Seconds())
 	}
 	r.m.batch.Observe(time.Since(start).Seconds())
@@ -329,6 +335,12 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 			return fmt.Errorf("produce %d alerts: %w", len(out), broker.Condense(err))
 		}
 		r.km.ProduceSeconds.WithLabelValues(schemas.TopicAlerts).Observe(time.Since(t0).Seconds())
+	}
+	if len(incs) > 0 {
+		// Incidents after the alerts they cite: a consumer can look them up.
+		if err := p.w.incidents.WriteMessages(ctx, incs...); err != nil {
+			return fmt.Errorf("produce %d incident versions: %w", len(incs), broker.Condense(err))
+		}
 	}
 	if len(deadMsgs) > 0 {
 		if err := p.w.dead.WriteMessages(ctx, deadMsgs...); err != nil {
@@ -349,6 +361,7 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		r.m.events.Add(float64(len(batch)))
 	}
 	r.Stats.AlertsProduced.Add(int64(len(out)))
+	r.Stats.IncidentsProduced.Add(int64(len(incs)))
 	r.Stats.DeadLetters.Add(int64(len(deadMsgs)))
 	r.km.DeadLetters.WithLabelValues("decode", p.st.Name()).Add(float64(len(deadMsgs)))
 	for _, a := range raised {

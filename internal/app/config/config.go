@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -53,14 +54,17 @@ type HTTP struct {
 // detect role's batches and checkpoints.
 type Detect struct {
 	// Detectors maps a detector id to its config; `enabled: false` turns it off.
-	Detectors     map[string]yaml.Node `yaml:"detectors"`
+	Detectors map[string]yaml.Node `yaml:"detectors"`
+	// Correlate turns alerts into incidents (detect/correlate).
+	Correlate     correlate.Config `yaml:"correlate"`
 	stream.Config `yaml:",inline"`
 }
 
 // Program is what the detect program is built from: the same for run,
 // replay, eval and the benchmarks.
 func (c *Config) Program() program.Config {
-	return program.Config{Detectors: c.Detect.Detectors, GeoIP: c.GeoIP, Catalog: c.Inventory}
+	cc := c.Detect.Correlate
+	return program.Config{Detectors: c.Detect.Detectors, Correlate: &cc, GeoIP: c.GeoIP, Catalog: c.Inventory}
 }
 
 // Default is the configuration with nothing set.
@@ -73,7 +77,7 @@ func Default() Config {
 		Ingest:     intake.DefaultConfig(),
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
-		Detect:     Detect{Config: stream.DefaultConfig()},
+		Detect:     Detect{Config: stream.DefaultConfig(), Correlate: correlate.DefaultConfig()},
 		Deliver:    dispatch.DefaultConfig(),
 	}
 }
@@ -183,7 +187,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	for _, err := range []error{c.GeoIP.Validate(), c.Inventory.Validate(), c.Ingest.Validate(), c.Detect.Config.Validate(), c.Deliver.Validate()} {
+	for _, err := range []error{c.GeoIP.Validate(), c.Inventory.Validate(), c.Ingest.Validate(), c.Detect.Config.Validate(), c.Detect.Correlate.Validate(), c.Deliver.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}

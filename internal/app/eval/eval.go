@@ -88,6 +88,8 @@ type Result struct {
 	FalseAlerts                int
 	FalsePer1k                 float64
 	Grace                      time.Duration
+	// Incident is how the correlated incidents score.
+	Incident IncidentScore
 }
 
 // Run evaluates the corpus in dir (labels.json and the raw files it names).
@@ -139,8 +141,10 @@ func Load(dir string, files []corpus.File) ([]schemas.Event, int, error) {
 // detector is scored, whatever it is keyed by.
 func Evaluate(events []schemas.Event, prog *program.Program, labels []corpus.Label, grace time.Duration) *Result {
 	var raised []Raised
+	var versions []Opened
 	r := prog.NewReplay()
 	r.OnAlert = func(a schemas.Alert, wm schemas.Time) { raised = append(raised, Raised{Alert: a, RaisedAt: wm.Time}) }
+	r.OnIncident = func(inc schemas.Incident, wm schemas.Time) { versions = append(versions, Opened{Incident: inc, OpenedAt: wm.Time}) }
 	for i := range events {
 		r.Observe(&events[i])
 	}
@@ -148,6 +152,7 @@ func Evaluate(events []schemas.Event, prog *program.Program, labels []corpus.Lab
 	ids := prog.DetectorIDs()
 	days, n := IntegrationDays(events)
 	res := Score(raised, labels, ids, days, grace)
+	res.Incident = ScoreIncidents(versions, labels, days, res.Grace)
 	res.Events, res.Integrations = len(events), n
 	if len(events) > 0 {
 		res.Start, res.End = events[0].Time.Time, events[len(events)-1].Time.Time

@@ -37,6 +37,19 @@ func (r *Result) WriteTables(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario	incidents	TTD	alert TTD	detectors of the incident	")
+	for i, row := range r.Incident.Rows {
+		alertTTD := time.Duration(-1)
+		if i < len(r.Scenarios) && r.Scenarios[i].Detected {
+			alertTTD = r.Scenarios[i].TTD
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", row.Label.Scenario, row.Incidents, dur(row.TTD), dur(alertTTD), list(row.FirstBy))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	detected := 0
 	for _, s := range r.Scenarios {
 		if s.Detected {
@@ -45,6 +58,11 @@ func (r *Result) WriteTables(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "\nscenarios detected by an expected detector: %d/%d\nbenign false alerts: %d over %.0f integration-days = %s per 1,000 integration-days\n",
 		detected, len(r.Scenarios), r.FalseAlerts, r.IntegrationDays, num(r.FalsePer1k))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "scenarios caught as exactly one incident: %d/%d\nbenign false incidents: %d over %.0f integration-days = %s per 1,000 integration-days\n",
+		r.Incident.ExactlyOne, len(r.Incident.Rows), r.Incident.FalseIncidents, r.IntegrationDays, num(r.Incident.FalsePer1k))
 	return err
 }
 

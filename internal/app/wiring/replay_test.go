@@ -2,6 +2,8 @@ package wiring_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/intake"
@@ -18,6 +22,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/internal/app/corpus"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -75,7 +80,7 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 			_, cfg := startBroker(t)
 			cfg.Ingest.Files = tt.files
 			cfg.Inventory.Path = tt.catalog
-			offline, about := replayIDs(t, cfg)
+			offline, about, offlineIncidents := replayIDs(t, cfg)
 			if tt.sharedIP && !slices.ContainsFunc(offline, func(id string) bool { return about[id].Detector == "chain.shared_ip" }) {
 				t.Fatal("the input raises no chain.shared_ip alert offline: it would not test the second stage")
 			}
@@ -84,7 +89,7 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 				merged = loadFiles(t, cfg.Ingest.Files)
 				cfg.Ingest.Files = nil
 			}
-			live := liveIDs(t, cfg, merged)
+			live, liveIncidents := liveIDs(t, cfg, merged)
 			if !slices.Equal(offline, live) {
 				var missing []string
 				for _, id := range minus(offline, live) {
@@ -97,14 +102,20 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 			}) {
 				t.Fatal("the catalog's expired entry raised no inventory.expired offline")
 			}
-			t.Logf("%d alert ids, the same both ways", len(offline))
+			if !slices.Equal(offlineIncidents, liveIncidents) {
+				t.Fatalf("incidents differ\nreplay: %v\nlive:   %v", offlineIncidents, liveIncidents)
+			}
+			if len(offlineIncidents) == 0 {
+				t.Fatal("the input opens no incident: it would not test correlation")
+			}
+			t.Logf("%d alert ids and %d incidents (id@version), the same both ways", len(offline), len(offlineIncidents))
 		})
 	}
 }
 
 // replayIDs runs the files through the detect program as replay and eval
 // do: normalized, merged in event time, then flushed.
-func replayIDs(t *testing.T, cfg config.Config) (ids []string, about map[string]schemas.Alert) {
+func replayIDs(t *testing.T, cfg config.Config) (ids []string, about map[string]schemas.Alert, incidents []string) {
 	t.Helper()
 	all := loadFiles(t, cfg.Ingest.Files)
 	prog, err := program.Build(cfg.Program(), program.Options{})
@@ -113,12 +124,20 @@ func replayIDs(t *testing.T, cfg config.Config) (ids []string, about map[string]
 	}
 	defer prog.Close()
 	about = map[string]schemas.Alert{}
-	for _, a := range prog.Run(all) {
+	r := prog.NewReplay()
+	for i := range all {
+		r.Observe(&all[i])
+	}
+	for _, a := range r.Finish() {
 		about[a.ID] = a
 		ids = append(ids, a.ID)
 	}
 	sort.Strings(ids)
-	return slices.Compact(ids), about
+	for _, inc := range program.Latest(r.Incidents()) {
+		incidents = append(incidents, fmt.Sprintf("%s@%d", inc.ID, inc.Version))
+	}
+	sort.Strings(incidents)
+	return slices.Compact(ids), about, incidents
 }
 
 func loadFiles(t *testing.T, files []intake.FileInput) []schemas.Event {
@@ -145,7 +164,7 @@ func loadFiles(t *testing.T, files []intake.FileInput) []schemas.Event {
 
 // liveIDs runs the ingest and detect roles until every event is detected
 // and the alert topic is quiet, and returns the ids produced.
-func liveIDs(t *testing.T, cfg config.Config, events []schemas.Event) []string {
+func liveIDs(t *testing.T, cfg config.Config, events []schemas.Event) (alerts, incidents []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -183,11 +202,34 @@ func liveIDs(t *testing.T, cfg config.Config, events []schemas.Event) []string {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	out := make([]string, 0, len(ids))
 	for id := range ids {
-		out = append(out, id)
+		alerts = append(alerts, id)
 	}
-	sort.Strings(out)
+	sort.Strings(alerts)
+	for id, v := range latestIncidents(t, ctx, cfg) {
+		incidents = append(incidents, fmt.Sprintf("%s@%d", id, v))
+	}
+	sort.Strings(incidents)
+	return alerts, incidents
+}
+
+// latestIncidents reads tokenwatch.incidents: id → highest version.
+func latestIncidents(t *testing.T, ctx context.Context, cfg config.Config) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for part := 0; part < cfg.Kafka.Partitions; part++ {
+		err := broker.ReadPartition(ctx, cfg.Kafka, schemas.TopicIncidents, part, func(m kafka.Message) {
+			var inc schemas.Incident
+			if err := json.Unmarshal(m.Value, &inc); err != nil {
+				t.Errorf("incident %s: %v", m.Key, err)
+				return
+			}
+			out[inc.ID] = max(out[inc.ID], inc.Version)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	return out
 }
 
