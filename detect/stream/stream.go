@@ -72,7 +72,7 @@ type Stats struct {
 	EventsDetected    atomic.Int64 // events (not re-keyed records) run through the program
 	AlertsProduced    atomic.Int64
 	IncidentsProduced atomic.Int64 // incident versions
-	DeadLetters    atomic.Int64 // inputs that could not be decoded
+	DeadLetters       atomic.Int64 // inputs that could not be decoded
 }
 
 // Role runs the program's stages over Kafka.
@@ -150,8 +150,8 @@ func (r *Role) runStage(ctx context.Context, si int) error {
 	w := &writers{
 		alerts:    broker.NewWriter(r.kafka, schemas.TopicAlerts),
 		incidents: broker.NewWriter(r.kafka, schemas.TopicIncidents),
-		state:  broker.NewWriter(r.kafka, st.StateTopic()),
-		dead:   broker.NewWriter(r.kafka, schemas.TopicDeadLetter),
+		state:     broker.NewWriter(r.kafka, st.StateTopic()),
+		dead:      broker.NewWriter(r.kafka, schemas.TopicDeadLetter),
 	}
 	w.state.Balancer = broker.ExplicitPartition{}
 	if si == 0 {

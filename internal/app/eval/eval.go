@@ -144,7 +144,9 @@ func Evaluate(events []schemas.Event, prog *program.Program, labels []corpus.Lab
 	var versions []Opened
 	r := prog.NewReplay()
 	r.OnAlert = func(a schemas.Alert, wm schemas.Time) { raised = append(raised, Raised{Alert: a, RaisedAt: wm.Time}) }
-	r.OnIncident = func(inc schemas.Incident, wm schemas.Time) { versions = append(versions, Opened{Incident: inc, OpenedAt: wm.Time}) }
+	r.OnIncident = func(inc schemas.Incident, wm schemas.Time) {
+		versions = append(versions, Opened{Incident: inc, OpenedAt: wm.Time})
+	}
 	for i := range events {
 		r.Observe(&events[i])
 	}
