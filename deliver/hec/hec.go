@@ -54,16 +54,23 @@ type Config struct {
 	// Index is the target index; empty lets the token's default apply.
 	Index string `yaml:"index"`
 	// Host fills each envelope's host; empty means this machine's hostname.
-	Host       string            `yaml:"host"`
-	Source     string            `yaml:"source"`
-	Sourcetype string            `yaml:"sourcetype"`
-	Timeout    time.Duration     `yaml:"timeout"`
-	TLS        deliver.TLSConfig `yaml:"tls"`
+	Host       string `yaml:"host"`
+	Source     string `yaml:"source"`
+	Sourcetype string `yaml:"sourcetype"`
+	// IncidentSourcetype is the sourcetype of incident envelopes.
+	IncidentSourcetype string            `yaml:"incident_sourcetype"`
+	Timeout            time.Duration     `yaml:"timeout"`
+	TLS                deliver.TLSConfig `yaml:"tls"`
+	// Format of each envelope's event: "json" (schemas.Alert /
+	// schemas.Incident) or "ocsf" (OCSF Detection Finding, class 2004).
+	Format string `yaml:"format"`
 }
 
-// DefaultConfig: source "tokenwatch", sourcetype "tokenwatch:alert", 10 s.
+// DefaultConfig: source "tokenwatch", sourcetypes "tokenwatch:alert" and
+// "tokenwatch:incident", 10 s, tokenwatch's JSON.
 func DefaultConfig() Config {
-	return Config{Source: "tokenwatch", Sourcetype: "tokenwatch:alert", Timeout: 10 * time.Second}
+	return Config{Source: "tokenwatch", Sourcetype: "tokenwatch:alert", IncidentSourcetype: "tokenwatch:incident",
+		Timeout: 10 * time.Second, Format: deliver.FormatJSON}
 }
 
 // Validate checks cfg.
@@ -78,8 +85,11 @@ func (c Config) Validate() error {
 	if c.Token.IsZero() {
 		return errors.New("token: required")
 	}
-	if c.Source == "" || c.Sourcetype == "" {
-		return errors.New("source and sourcetype: must not be empty")
+	if c.Source == "" || c.Sourcetype == "" || c.IncidentSourcetype == "" {
+		return errors.New("source, sourcetype and incident_sourcetype: must not be empty")
+	}
+	if err := deliver.ValidateFormat(c.Format); err != nil {
+		return err
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
@@ -96,7 +106,7 @@ type Sink struct {
 	client   *http.Client
 }
 
-var _ deliver.Sink = (*Sink)(nil)
+var _ deliver.IncidentSink = (*Sink)(nil)
 
 // New validates cfg, reads the TLS CA file if any, and builds the sink; no
 // network.
@@ -122,7 +132,7 @@ func New(name string, cfg Config) (*Sink, error) {
 		name:     name,
 		cfg:      cfg,
 		endpoint: endpoint,
-		meta:     Meta{Host: host, Source: cfg.Source, Sourcetype: cfg.Sourcetype, Index: cfg.Index},
+		meta:     Meta{Host: host, Source: cfg.Source, Sourcetype: cfg.Sourcetype, Index: cfg.Index, Format: cfg.Format},
 		client:   &http.Client{Timeout: cfg.Timeout, Transport: tr},
 	}, nil
 }
@@ -139,43 +149,79 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 	if err != nil {
 		return &deliver.PermanentError{Err: fmt.Errorf("splunk_hec %s: %w", s.name, err)}
 	}
+	if err := s.post(ctx, body); err != nil {
+		return fmt.Errorf("splunk_hec %s: %d alerts: %w", s.name, len(alerts), err)
+	}
+	return nil
+}
+
+// SendIncident implements deliver.IncidentSink: one envelope per incident
+// version, sourcetype incident_sourcetype, time = the version's updated_at,
+// the event being the incident (with its version) or its OCSF finding.
+// Splunk searches keep the highest version per id (| dedup id sortby -version).
+func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, _ deliver.Receipt) (deliver.Receipt, error) {
+	m := s.meta
+	m.Sourcetype = s.cfg.IncidentSourcetype
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(BuildIncidentEnvelope(inc, m)); err != nil {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("splunk_hec %s: encode incident %s: %w", s.name, inc.ID, err)}
+	}
+	if err := s.post(ctx, b.Bytes()); err != nil {
+		return "", fmt.Errorf("splunk_hec %s: incident %s v%d: %w", s.name, inc.ID, inc.Version, err)
+	}
+	return "", nil
+}
+
+func (s *Sink) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return &deliver.PermanentError{Err: fmt.Errorf("splunk_hec %s: %w", s.name, deliver.TransportError(err, s.cfg.Token))}
+		return &deliver.PermanentError{Err: deliver.TransportError(err, s.cfg.Token)}
 	}
 	req.Header.Set("Authorization", "Splunk "+s.cfg.Token.Reveal())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tokenwatch")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("splunk_hec %s: %d alerts: %w", s.name, len(alerts), deliver.TransportError(err, s.cfg.Token))
+		return deliver.TransportError(err, s.cfg.Token)
 	}
-	if err := deliver.CheckResponse(resp, s.cfg.Token); err != nil {
-		return fmt.Errorf("splunk_hec %s: %d alerts: %w", s.name, len(alerts), err)
+	return deliver.CheckResponse(resp, s.cfg.Token)
+}
+
+// BuildIncidentEnvelope wraps one incident version. Pure.
+func BuildIncidentEnvelope(inc schemas.Incident, m Meta) Envelope {
+	e := Envelope{Host: m.Host, Source: m.Source, Sourcetype: m.Sourcetype, Index: m.Index, Event: deliver.IncidentBody(m.Format, &inc)}
+	if !inc.UpdatedAt.IsZero() {
+		e.Time = json.Number(epochSeconds(inc.UpdatedAt.UnixMilli()))
 	}
-	return nil
+	return e
 }
 
 // Meta is the per-sink part of every envelope.
 type Meta struct {
 	Host, Source, Sourcetype, Index string
+	// Format is deliver.FormatJSON ("" too) or deliver.FormatOCSF.
+	Format string
 }
 
 // Envelope is one HEC event.
 type Envelope struct {
 	// Time is epoch seconds with a millisecond fraction; omitted (HEC then
 	// uses arrival time) when the alert has no first_seen.
-	Time       json.Number   `json:"time,omitempty"`
-	Host       string        `json:"host,omitempty"`
-	Source     string        `json:"source"`
-	Sourcetype string        `json:"sourcetype"`
-	Index      string        `json:"index,omitempty"`
-	Event      schemas.Alert `json:"event"`
+	Time       json.Number `json:"time,omitempty"`
+	Host       string      `json:"host,omitempty"`
+	Source     string      `json:"source"`
+	Sourcetype string      `json:"sourcetype"`
+	Index      string      `json:"index,omitempty"`
+	// Event is the alert or incident (schemas.Alert, schemas.Incident) or
+	// its OCSF finding.
+	Event any `json:"event"`
 }
 
 // BuildEnvelope wraps one alert. Pure.
 func BuildEnvelope(a schemas.Alert, m Meta) Envelope {
-	e := Envelope{Host: m.Host, Source: m.Source, Sourcetype: m.Sourcetype, Index: m.Index, Event: a}
+	e := Envelope{Host: m.Host, Source: m.Source, Sourcetype: m.Sourcetype, Index: m.Index, Event: deliver.AlertBody(m.Format, &a)}
 	if !a.FirstSeen.IsZero() {
 		e.Time = json.Number(epochSeconds(a.FirstSeen.UnixMilli()))
 	}

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,4 +193,57 @@ func TestSendVerifiesTLSWithTheConfiguredCA(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIncidentEnvelopesCarryTheVersionInJSONOrOCSF(t *testing.T) {
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, b)
+	}))
+	defer srv.Close()
+	inc := delivertest.Incident(2, schemas.IncidentOpen)
+	for _, format := range []string{"json", "ocsf"} {
+		cfg := DefaultConfig()
+		cfg.URL, cfg.Token, cfg.Host, cfg.Format = srv.URL, secret.New("tok"), "tw-1", format
+		s, err := New("splunk", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SendIncident(context.Background(), inc, ""); err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Time       json.Number     `json:"time"`
+			Sourcetype string          `json:"sourcetype"`
+			Event      json.RawMessage `json:"event"`
+		}
+		if err := json.Unmarshal(bodies[len(bodies)-1], &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.Sourcetype != "tokenwatch:incident" || env.Time != "1761531787.000" {
+			t.Fatalf("%s: envelope %+v", format, env)
+		}
+		switch format {
+		case "json":
+			var got schemas.Incident
+			if json.Unmarshal(env.Event, &got) != nil || got.ID != inc.ID || got.Version != 2 {
+				t.Fatalf("json event %s", env.Event)
+			}
+		case "ocsf":
+			delivertest.ValidateOCSF(t, env.Event)
+		}
+	}
+	// Alerts in OCSF validate too.
+	cfg := DefaultConfig()
+	cfg.URL, cfg.Token, cfg.Format = srv.URL, secret.New("tok"), "ocsf"
+	s, _ := New("splunk", cfg)
+	if err := s.Send(context.Background(), []schemas.Alert{delivertest.Alert()}); err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Event json.RawMessage `json:"event"`
+	}
+	json.Unmarshal(bodies[len(bodies)-1], &env)
+	delivertest.ValidateOCSF(t, env.Event)
 }

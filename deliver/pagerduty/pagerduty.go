@@ -76,7 +76,8 @@ type Sink struct {
 	client   *http.Client
 }
 
-var _ deliver.Sink = (*Sink)(nil)
+var _ deliver.IncidentSink = (*Sink)(nil)
+var _ deliver.Pager = (*Sink)(nil)
 
 // New validates cfg and builds the sink; no network.
 func New(name string, cfg Config) (*Sink, error) {
@@ -105,11 +106,119 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 	return nil
 }
 
+// Pages implements deliver.Pager: PagerDuty gets incidents, and alerts only
+// where config asks for them.
+func (s *Sink) Pages() bool { return true }
+
+// SendIncident implements deliver.IncidentSink: one Events API v2 event per
+// incident version with dedup_key = the incident id, "trigger" while it is
+// open or acknowledged (PagerDuty folds each version into the same
+// PagerDuty incident and updates its details), "resolve" once it is resolved
+// or suppressed.
+func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, _ deliver.Receipt) (deliver.Receipt, error) {
+	body, err := json.Marshal(BuildIncidentEvent(&inc, s.cfg.RoutingKey, s.cfg.EventsTable))
+	if err != nil {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("pagerduty %s: incident %s: encode: %w", s.name, inc.ID, err)}
+	}
+	if err := s.postBody(ctx, body); err != nil {
+		return "", fmt.Errorf("pagerduty %s: incident %s v%d: %w", s.name, inc.ID, inc.Version, err)
+	}
+	return "", nil
+}
+
+// IncidentEvent is an Events API v2 trigger or resolve for an incident; a
+// resolve carries no payload.
+type IncidentEvent struct {
+	RoutingKey  routingKey       `json:"routing_key"`
+	EventAction string           `json:"event_action"`
+	DedupKey    string           `json:"dedup_key"`
+	Payload     *IncidentPayload `json:"payload,omitempty"`
+	Client      string           `json:"client,omitempty"`
+}
+
+// IncidentPayload is a trigger's body for an incident.
+type IncidentPayload struct {
+	Summary       string                `json:"summary"`
+	Source        string                `json:"source"`
+	Severity      string                `json:"severity"`
+	Timestamp     string                `json:"timestamp,omitempty"`
+	Component     string                `json:"component,omitempty"`
+	Group         string                `json:"group,omitempty"`
+	Class         string                `json:"class,omitempty"`
+	CustomDetails IncidentCustomDetails `json:"custom_details"`
+}
+
+// IncidentCustomDetails is what the responder sees under "Details".
+type IncidentCustomDetails struct {
+	IncidentID     string              `json:"incident_id"`
+	Version        int                 `json:"version"`
+	Status         string              `json:"status"`
+	RiskScore      float64             `json:"risk_score"`
+	Tenant         string              `json:"tenant"`
+	IntegrationIDs []string            `json:"integration_ids"`
+	Owner          string              `json:"owner,omitempty"`
+	Summary        string              `json:"summary,omitempty"`
+	FirstSeen      schemas.Time        `json:"first_seen"`
+	LastSeen       schemas.Time        `json:"last_seen"`
+	Detectors      []string            `json:"detectors"`
+	AlertIDs       []string            `json:"alert_ids"`
+	Blast          schemas.BlastRadius `json:"blast_radius"`
+	Next           []string            `json:"next,omitempty"`
+	IncidentQuery  string              `json:"incident_query,omitempty"`
+}
+
+// sqlQuote escapes a string for a single-quoted ClickHouse literal.
+var sqlQuote = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
+// BuildIncidentEvent maps an incident version to a trigger or resolve. Pure.
+func BuildIncidentEvent(inc *schemas.Incident, key secret.Secret, table string) IncidentEvent {
+	ev := IncidentEvent{RoutingKey: routingKey{key}, DedupKey: inc.ID, Client: "tokenwatch"}
+	if inc.Status == schemas.IncidentResolved || inc.Status == schemas.IncidentSuppressed {
+		ev.EventAction = "resolve"
+		return ev
+	}
+	ev.EventAction = "trigger"
+	source := inc.IntegrationID
+	if source == "" {
+		source = "tokenwatch"
+	}
+	strs := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	p := &IncidentPayload{
+		Summary:   truncate(fmt.Sprintf("[%s] %s (%s, risk %.0f)", strings.ToUpper(string(inc.Severity)), inc.Title, source, inc.RiskScore), maxSummary),
+		Source:    source,
+		Severity:  Severity(inc.Severity),
+		Component: "incident",
+		Group:     inc.Tenant,
+		Class:     "incident",
+		CustomDetails: IncidentCustomDetails{
+			IncidentID: inc.ID, Version: inc.Version, Status: inc.Status, RiskScore: inc.RiskScore, Tenant: inc.Tenant,
+			IntegrationIDs: strs(inc.IntegrationIDs), Owner: inc.Owner, Summary: inc.Summary,
+			FirstSeen: inc.FirstSeen, LastSeen: inc.LastSeen, Detectors: strs(inc.Detectors), AlertIDs: strs(inc.AlertIDs),
+			Blast: inc.Blast, Next: inc.Next,
+			IncidentQuery: "SELECT * FROM incident_events WHERE incident_id = '" + sqlQuote.Replace(inc.ID) + "' ORDER BY time",
+		},
+	}
+	if !inc.FirstSeen.IsZero() {
+		p.Timestamp = inc.FirstSeen.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	ev.Payload = p
+	return ev
+}
+
 func (s *Sink) post(ctx context.Context, a *schemas.Alert) error {
 	body, err := json.Marshal(BuildEvent(a, s.cfg.RoutingKey, s.cfg.EventsTable))
 	if err != nil {
 		return &deliver.PermanentError{Err: fmt.Errorf("encode: %w", err)}
 	}
+	return s.postBody(ctx, body)
+}
+
+func (s *Sink) postBody(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return &deliver.PermanentError{Err: deliver.TransportError(err, s.cfg.RoutingKey)}

@@ -5,6 +5,9 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -159,3 +162,52 @@ func TestEventNeverPrintsTheKeyOutsideTheWire(t *testing.T) {
 }
 
 func fmtV(v any) string { return fmt.Sprintf("%v %+v", v, v) }
+
+func TestIncidentTriggersThenResolvesOnOneDedupKey(t *testing.T) {
+	var got []IncidentEvent
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev IncidentEvent
+		var raw map[string]any
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &ev)
+		json.Unmarshal(body, &raw)
+		if r.URL.Path != "/v2/enqueue" || raw["routing_key"] != key {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		got = append(got, ev)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	s := newSink(t, srv.URL)
+	if !deliver.Pages(s) || !deliver.TakesIncidents(s) {
+		t.Fatal("pagerduty should page and take incidents")
+	}
+	inc := schemas.Incident{ID: "inc-1", Version: 1, Status: schemas.IncidentOpen, Severity: schemas.SeverityHigh,
+		IntegrationID: "crm", Title: "crm compromised", RiskScore: 70, AlertIDs: []string{"a1"}}
+	for _, step := range []struct {
+		version int
+		status  string
+	}{{1, schemas.IncidentOpen}, {2, schemas.IncidentAcknowledged}, {3, schemas.IncidentResolved}} {
+		inc.Version, inc.Status = step.version, step.status
+		if _, err := s.SendIncident(context.Background(), inc, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var actions []string
+	for _, ev := range got {
+		if ev.DedupKey != "inc-1" {
+			t.Fatalf("dedup_key %q", ev.DedupKey)
+		}
+		actions = append(actions, ev.EventAction)
+	}
+	if strings.Join(actions, ",") != "trigger,trigger,resolve" {
+		t.Fatalf("actions %v", actions)
+	}
+	if p := got[1].Payload; p == nil || p.CustomDetails.Version != 2 || p.Severity != "error" || !strings.Contains(p.CustomDetails.IncidentQuery, "'inc-1'") {
+		t.Fatalf("acknowledged trigger payload %+v", p)
+	}
+	if got[2].Payload != nil {
+		t.Fatalf("resolve carries a payload: %+v", got[2].Payload)
+	}
+}
