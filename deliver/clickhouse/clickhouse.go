@@ -188,10 +188,14 @@ func recordMigration(ctx context.Context, conn driver.Conn, m schemas.Migration)
 	return b.Send()
 }
 
+// insertEvents names every column: events' optional fields (migration 0013)
+// are written as plain zero values when absent (0 token_issued_at_ms is
+// unknown, an empty delegation unknown, 0 http_status_code no request).
 const insertEvents = `INSERT INTO events (event_id, source, tenant, time, time_ms, integration_id, source_app_id,
-	integration_name, credential_type, credential_id, principal_id, principal_type, action_name, action_category,
-	target_app, resource_type, resource_id, scopes, ip, user_agent, outcome, bytes, records, country, city, lat, lon,
-	asn, as_org, raw)`
+	integration_name, credential_type, credential_id, credential_name, credential_issuer, principal_id, principal_type,
+	action_name, action_category, target_app, resource_type, resource_id, scopes, requested_scopes, token_issued_at_ms,
+	impersonation, delegation, directory_roles, http_method, http_route, http_status_code, ip, user_agent, ip_chain,
+	proxy, network_asn, network_as_org, outcome, bytes, records, country, city, lat, lon, asn, as_org, raw)`
 
 // WriteEvents inserts events as one batch.
 func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error {
@@ -209,15 +213,22 @@ func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error 
 		if e.Geo != nil {
 			g = *e.Geo
 		}
-		scopes := e.Scopes
-		if scopes == nil {
-			scopes = []string{}
+		var h schemas.HTTP
+		if e.HTTP != nil {
+			h = *e.HTTP
+		}
+		var issuedAt uint64
+		if e.TokenIssuedAt != nil && !e.TokenIssuedAt.IsZero() {
+			issuedAt = uint64(max(e.TokenIssuedAt.UnixMilli(), 0))
 		}
 		if err := b.Append(e.EventID, e.Source, e.Tenant, e.Time.Time, uint64(e.Time.UnixMilli()), e.Integration.ID,
-			e.Integration.SourceAppID, e.Integration.Name, e.Credential.Type, e.Credential.ID, e.Principal.ID,
-			e.Principal.Type, e.Action.Name, e.Action.Category, e.TargetApp, e.Resource.Type, e.Resource.ID, scopes,
-			e.Network.IP, e.Network.UserAgent, e.Outcome, uint64(max(e.Bytes, 0)), uint64(max(e.Records, 0)),
-			g.Country, g.City, g.Lat, g.Lon, g.ASN, g.ASOrg, string(e.Raw)); err != nil {
+			e.Integration.SourceAppID, e.Integration.Name, e.Credential.Type, e.Credential.ID, e.Credential.Name,
+			e.Credential.Issuer, e.Principal.ID, e.Principal.Type, e.Action.Name, e.Action.Category, e.TargetApp,
+			e.Resource.Type, e.Resource.ID, strings0(e.Scopes), strings0(e.RequestedScopes), issuedAt,
+			flag(e.Impersonation), e.Delegation, strings0(e.DirectoryRoles), h.Method, h.Route,
+			uint16(min(max(h.StatusCode, 0), 65535)), e.Network.IP, e.Network.UserAgent, strings0(e.Network.IPChain),
+			flag(e.Network.Proxy), e.Network.ASN, e.Network.ASOrg, e.Outcome, uint64(max(e.Bytes, 0)),
+			uint64(max(e.Records, 0)), g.Country, g.City, g.Lat, g.Lon, g.ASN, g.ASOrg, string(e.Raw)); err != nil {
 			return fmt.Errorf("clickhouse: append event %s: %w", e.EventID, err)
 		}
 	}
@@ -228,7 +239,7 @@ func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error 
 }
 
 const insertAlerts = `INSERT INTO alerts (id, detector, severity, integration_id, tenant, title, summary, first_seen,
-	last_seen, event_ids, observed, baseline, query, created_at)`
+	last_seen, event_ids, observed, baseline, query, criticality, owner, purpose, created_at)`
 
 // WriteAlerts inserts alerts as one batch.
 func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error {
@@ -252,7 +263,8 @@ func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error 
 			ids = []string{}
 		}
 		if err := b.Append(a.ID, a.Detector, sev, a.IntegrationID, a.Tenant, a.Title, a.Summary, a.FirstSeen.Time,
-			a.LastSeen.Time, ids, string(a.Observed), string(a.Baseline), a.Query, now); err != nil {
+			a.LastSeen.Time, ids, string(a.Observed), string(a.Baseline), a.Query, a.Criticality, a.Owner, a.Purpose,
+			now); err != nil {
 			return fmt.Errorf("clickhouse: append alert %s: %w", a.ID, err)
 		}
 	}
@@ -260,6 +272,22 @@ func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error 
 		return fmt.Errorf("clickhouse: insert %d alerts: %w", len(alerts), err)
 	}
 	return nil
+}
+
+// strings0 is s, or an empty array for nil (the driver wants a slice).
+func strings0(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// flag is a bool as the UInt8 18.16 stores it in.
+func flag(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // AlertSink adapts a Client to deliver.Sink for the alerts table.

@@ -71,6 +71,21 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	if err := c.Conn().QueryRow(ctx, "SELECT (SELECT count() FROM events) + (SELECT count() FROM alerts) + (SELECT count() FROM incidents)").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("rows through the Distributed tables: %d (%v)", n, err)
 	}
+	// Migration 0013's columns, on the local and the Distributed tables alike.
+	full := fullEvent("e-full", ts)
+	if err := c.WriteEvents(wctx, []schemas.Event{full}); err != nil {
+		t.Fatal(err)
+	}
+	checkFullEventContext(t, readEventContext(t, ctx, c, "e-full"), full)
+	if err := c.WriteAlerts(wctx, []schemas.Alert{{ID: "a2", Detector: "lifecycle.token_age", Severity: "high", IntegrationID: "app", Tenant: "t",
+		FirstSeen: ts, LastSeen: ts, Criticality: "high", Owner: "it@example.com", Purpose: "sync"}}); err != nil {
+		t.Fatal(err)
+	}
+	var crit, owner, purpose string
+	if err := c.Conn().QueryRow(ctx, "SELECT criticality, owner, purpose FROM alerts WHERE id = 'a2'").Scan(&crit, &owner, &purpose); err != nil ||
+		crit != "high" || owner != "it@example.com" || purpose != "sync" {
+		t.Fatalf("alert context through the Distributed table: %q %q %q (%v)", crit, owner, purpose, err)
+	}
 }
 
 // clickhouseSyncInsert makes inserts into Distributed tables synchronous, so

@@ -1,0 +1,22 @@
+-- The event fields added since 0001 and the alert's catalog context, so they
+-- reach ClickHouse. Plain types with zero defaults, nothing Nullable (18.16):
+--   requested_scopes    scopes asked for and refused (Event.RequestedScopes)
+--   token_issued_at_ms  Unix ms the presented token was issued (Graph
+--                       TokenIssuedAt); 0 = unknown. Age at use is
+--                       time_ms - token_issued_at_ms when it is not 0.
+--   impersonation       1 when the integration acted as principal_id without
+--                       the principal's own grant (domain-wide delegation)
+--   delegation          'delegated', 'app_only' or '' (unknown)
+--   directory_roles     directory role template ids the token carried (Wids)
+--   http_method, http_route, http_status_code   the API request; 0 = none
+--   credential_name, credential_issuer          the credential's own label,
+--                                               the token's issuer
+--   ip_chain, proxy, network_asn, network_as_org  what the source itself
+--                       said of the network (Okta ipChain, isProxy,
+--                       securityContext); asn and as_org stay GeoIP's
+-- and on alerts the catalog's criticality, owner and purpose ('' when the
+-- integration is not catalogued).
+-- One ALTER per table: its columns are added together or not at all. No IF
+-- NOT EXISTS (18.16 lacks it); migrations run once by version.
+ALTER TABLE events ADD COLUMN requested_scopes Array(String) AFTER scopes, ADD COLUMN token_issued_at_ms UInt64 AFTER requested_scopes, ADD COLUMN impersonation UInt8 AFTER token_issued_at_ms, ADD COLUMN delegation String AFTER impersonation, ADD COLUMN directory_roles Array(String) AFTER delegation, ADD COLUMN http_method String AFTER directory_roles, ADD COLUMN http_route String AFTER http_method, ADD COLUMN http_status_code UInt16 AFTER http_route, ADD COLUMN credential_name String AFTER credential_id, ADD COLUMN credential_issuer String AFTER credential_name, ADD COLUMN ip_chain Array(String) AFTER user_agent, ADD COLUMN proxy UInt8 AFTER ip_chain, ADD COLUMN network_asn UInt32 AFTER proxy, ADD COLUMN network_as_org String AFTER network_asn;
+ALTER TABLE alerts ADD COLUMN criticality String AFTER query, ADD COLUMN owner String AFTER criticality, ADD COLUMN purpose String AFTER owner;
