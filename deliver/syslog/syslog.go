@@ -129,7 +129,7 @@ type Sink struct {
 	conn net.Conn
 }
 
-var _ deliver.Sink = (*Sink)(nil)
+var _ deliver.IncidentSink = (*Sink)(nil)
 var _ deliver.Closer = (*Sink)(nil)
 
 // New validates cfg, reads the CA file if any, and builds the sink; no
@@ -177,6 +177,27 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 		buf.Write(Frame(msg))
 	}
 
+	if err := s.write(ctx, buf.Bytes()); err != nil {
+		return fmt.Errorf("syslog %s: write %d alerts to %s: %w", s.name, len(alerts), s.cfg.Address, err)
+	}
+	return nil
+}
+
+// SendIncident implements deliver.IncidentSink: one frame per incident
+// version, MSGID "incident", the body the incident as CEF (externalId = id,
+// cn1 = version) or as JSON (schemas.Incident, with its version).
+func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, _ deliver.Receipt) (deliver.Receipt, error) {
+	msg, err := BuildIncidentMessage(&inc, s.header, s.cfg.Format)
+	if err != nil {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("syslog %s: incident %s: %w", s.name, inc.ID, err)}
+	}
+	if err := s.write(ctx, Frame(msg)); err != nil {
+		return "", fmt.Errorf("syslog %s: write incident %s v%d to %s: %w", s.name, inc.ID, inc.Version, s.cfg.Address, err)
+	}
+	return "", nil
+}
+
+func (s *Sink) write(ctx context.Context, b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil && !alive(s.conn) {
@@ -186,7 +207,7 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 	if s.conn == nil {
 		c, err := s.dial(ctx)
 		if err != nil {
-			return fmt.Errorf("syslog %s: dial %s: %w", s.name, s.cfg.Address, err)
+			return fmt.Errorf("dial: %w", err)
 		}
 		s.conn = c
 	}
@@ -195,12 +216,96 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 		deadline = d
 	}
 	s.conn.SetWriteDeadline(deadline)
-	if _, err := s.conn.Write(buf.Bytes()); err != nil {
+	if _, err := s.conn.Write(b); err != nil {
 		s.conn.Close()
 		s.conn = nil
-		return fmt.Errorf("syslog %s: write %d alerts to %s: %w", s.name, len(alerts), s.cfg.Address, err)
+		return err
 	}
 	return nil
+}
+
+// BuildIncidentMessage renders one RFC 5424 message for an incident
+// version. Pure. TIMESTAMP is the version's updated_at, MSGID "incident".
+func BuildIncidentMessage(inc *schemas.Incident, h Header, format string) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "<%d>1 ", h.Facility*8+SyslogSeverity(inc.Severity))
+	if inc.UpdatedAt.IsZero() {
+		b.WriteString("-")
+	} else {
+		b.WriteString(inc.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	}
+	fmt.Fprintf(&b, " %s %s - incident - ", headerField(h.Hostname, 255), headerField(h.AppName, 48))
+	switch format {
+	case FormatCEF:
+		b.WriteString(IncidentCEF(inc, Version))
+	case FormatJSON:
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(inc); err != nil {
+			return nil, err
+		}
+		b.Truncate(b.Len() - 1)
+	default:
+		return nil, fmt.Errorf("format %q", format)
+	}
+	return b.Bytes(), nil
+}
+
+// IncidentCEF renders an incident version as one CEF:0 line with signature
+// id "incident": rt = updated_at, start/end = first/last seen, externalId =
+// incident id, cat = "incident", msg = summary, cnt = number of alerts,
+// cn1 = version, cfp1 = risk score, cs1 integration_ids, cs2 tenant,
+// cs3 alert_ids, cs4 detectors, cs5 status, cs6 severity.
+func IncidentCEF(inc *schemas.Incident, version string) string {
+	var b strings.Builder
+	b.WriteString("CEF:0|tokenwatch|tokenwatch|")
+	for _, f := range []string{version, "incident", inc.Title} {
+		b.WriteString(cefHeader(f))
+		b.WriteByte('|')
+	}
+	b.WriteString(strconv.Itoa(CEFSeverity(inc.Severity)))
+	b.WriteByte('|')
+	ms := func(t schemas.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return strconv.FormatInt(t.UnixMilli(), 10)
+	}
+	ext := [][2]string{
+		{"rt", ms(inc.UpdatedAt)}, {"start", ms(inc.FirstSeen)}, {"end", ms(inc.LastSeen)},
+		{"externalId", inc.ID}, {"cat", "incident"}, {"msg", inc.Summary}, {"cnt", strconv.Itoa(len(inc.AlertIDs))},
+		{"cn1Label", "version"}, {"cn1", strconv.Itoa(inc.Version)},
+		{"cfp1Label", "risk_score"}, {"cfp1", strconv.FormatFloat(inc.RiskScore, 'f', -1, 64)},
+	}
+	custom := []struct{ label, v string }{
+		{"integration_ids", strings.Join(inc.IntegrationIDs, ",")},
+		{"tenant", inc.Tenant},
+		{"alert_ids", strings.Join(inc.AlertIDs, ",")},
+		{"detectors", strings.Join(inc.Detectors, ",")},
+		{"status", inc.Status},
+		{"severity", string(inc.Severity)},
+	}
+	for i, c := range custom {
+		if c.v == "" {
+			continue
+		}
+		n := strconv.Itoa(i + 1)
+		ext = append(ext, [2]string{"cs" + n + "Label", c.label}, [2]string{"cs" + n, truncate(c.v, maxCustomString)})
+	}
+	first := true
+	for _, e := range ext {
+		if e[1] == "" {
+			continue
+		}
+		if !first {
+			b.WriteByte(' ')
+		}
+		first = false
+		b.WriteString(e[0])
+		b.WriteByte('=')
+		b.WriteString(cefValue(e[1]))
+	}
+	return b.String()
 }
 
 func (s *Sink) dial(ctx context.Context) (net.Conn, error) {

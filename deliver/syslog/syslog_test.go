@@ -375,3 +375,31 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	kder, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
+
+func TestIncidentVersionsAreFramesWithTheirVersion(t *testing.T) {
+	rcv := listen(t, nil)
+	cef := newSink(t, Config{Address: rcv.ln.Addr().String()})
+	inc := delivertest.Incident(3, schemas.IncidentOpen)
+	if _, err := cef.SendIncident(context.Background(), inc, ""); err != nil {
+		t.Fatal(err)
+	}
+	m := rfc5424.FindStringSubmatch(rcv.next(t))
+	if m == nil || m[6] != "incident" || m[2] != "2025-10-27T02:23:07.000Z" {
+		t.Fatalf("not an RFC 5424 incident frame: %q", m)
+	}
+	head, ext := parseCEF(t, m[8])
+	if head[4] != "incident" || head[5] != inc.Title || head[6] != "10" || ext["externalId"] != inc.ID || ext["cn1"] != "3" ||
+		ext["cn1Label"] != "version" || ext["cfp1"] != "84.5" || ext["cs5"] != "open" || ext["cnt"] != "2" {
+		t.Fatalf("CEF %q %v", head, ext)
+	}
+	js := newSink(t, Config{Address: rcv.ln.Addr().String(), Format: FormatJSON})
+	inc.Version, inc.Status = 4, schemas.IncidentResolved
+	if _, err := js.SendIncident(context.Background(), inc, ""); err != nil {
+		t.Fatal(err)
+	}
+	m = rfc5424.FindStringSubmatch(rcv.next(t))
+	var got schemas.Incident
+	if m == nil || json.Unmarshal([]byte(m[8]), &got) != nil || got.Version != 4 || got.Status != "resolved" {
+		t.Fatalf("JSON incident frame %q", m)
+	}
+}
