@@ -72,6 +72,9 @@ type Alert struct {
 	// can name who to ask without knowing the catalog.
 	Owner   string `json:"owner,omitempty"`
 	Purpose string `json:"purpose,omitempty"`
+	// Backfill is true when the event that raised the alert was a backfilled
+	// one (schemas.Event.Backfill): old news arriving late, not live activity.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.

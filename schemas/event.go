@@ -72,6 +72,13 @@ type Event struct {
 	Records   int64      `json:"records,omitempty"`
 	Geo       *Geo       `json:"geo,omitempty"`       // set by enrich (GeoIP)
 	Inventory *Inventory `json:"inventory,omitempty"` // set by enrich (catalog)
+	// IngestedAt is the wall-clock time tokenwatch's ingest received the
+	// record: operational only, detection runs on Time and never reads it.
+	IngestedAt *Time `json:"ingested_at,omitempty"`
+	// Backfill is true when Time was more than ingest.backfill_after behind
+	// IngestedAt: an old record arriving late (a first lookback, a vendor or
+	// an export catching up). Alerts raised from it carry Backfill too.
+	Backfill bool `json:"backfill,omitempty"`
 	// Raw is the original vendor record, kept for evidence and re-normalization.
 	Raw json.RawMessage `json:"raw,omitempty"`
 }

@@ -48,6 +48,7 @@ func TestEventJSONMatchesTheSchemaFile(t *testing.T) {
 		Geo: &schemas.Geo{Country: "NG", City: "Lagos", Lat: 6.5, Lon: 3.4, ASN: 29465, ASOrg: "MTN"}, Raw: json.RawMessage(`{"a":1}`)}
 	issued := schemas.NewTime(time.Date(2026, 10, 26, 2, 0, 0, 0, time.UTC))
 	ev.TokenIssuedAt, ev.Impersonation, ev.Delegation = &issued, true, schemas.DelegationAppOnly
+	ev.IngestedAt, ev.Backfill = &issued, true
 	ev.RequestedScopes, ev.DirectoryRoles = []string{"okta.users.manage"}, []string{"62e90394-69f5-4237-9190-012177145e10"}
 	ev.HTTP = &schemas.HTTP{Method: "GET", Route: "/repos/{owner}/{repo}", StatusCode: 404}
 	ev.Credential.Name, ev.Credential.Issuer = "ci deploy", "https://sts.windows.net/t1/"

@@ -123,6 +123,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	for i, d := range e.detectors {
 		for _, f := range d.Observe(ev, in.states[i]) {
 			if a, ok := e.alert(d.ID(), k, in, f); ok {
+				a.Backfill = ev.Backfill // raised by old news arriving late (ingest marks it)
 				alerts = append(alerts, a)
 			}
 		}

@@ -39,6 +39,12 @@ type Config struct {
 	// KafkaSources consume records exported to Kafka-protocol topics
 	// (Microsoft Graph activity logs on Azure Event Hubs).
 	KafkaSources []kafkasource.Config `yaml:"kafka_sources"`
+	// MaxFutureSkew: a record dated more than this ahead of the ingest clock
+	// is dead-lettered (stage event_time), never published (eventtime.go).
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// BackfillAfter: a record dated more than this behind the ingest clock is
+	// published marked backfill, and so are the alerts it raises.
+	BackfillAfter time.Duration `yaml:"backfill_after"`
 }
 
 // FileInput is a raw file and the source whose shape it holds.
@@ -49,11 +55,19 @@ type FileInput struct {
 }
 
 // DefaultConfig is the ingest role's default: nothing configured.
-func DefaultConfig() Config { return Config{Push: push.DefaultConfig()} }
+func DefaultConfig() Config {
+	return Config{Push: push.DefaultConfig(), MaxFutureSkew: DefaultMaxFutureSkew, BackfillAfter: DefaultBackfillAfter}
+}
 
 // Validate names the field at fault.
 func (c Config) Validate() error {
 	var errs []error
+	if c.MaxFutureSkew <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.max_future_skew %s: must be a positive duration like 5m", c.MaxFutureSkew))
+	}
+	if c.BackfillAfter <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.backfill_after %s: must be a positive duration like 168h", c.BackfillAfter))
+	}
 	pollKeys := map[string]bool{}
 	for i, pc := range c.Pollers {
 		if err := pc.Validate(); err != nil {
@@ -103,12 +117,13 @@ type Role struct {
 	pub    *publisher
 	push   *push.Handler // nil without push sources
 	pollOK sync.Map      // "source/tenant" → time.Time of the last completed poll
+	now    func() time.Time // the ingest clock (event-time bounds)
 }
 
 // New returns the role with its publisher and push receiver (mounted by
 // Register). mapper may be nil. Close releases the publisher.
 func New(cfg Config, kafkaCfg broker.Config, mapper Mapper, m *Metrics, km *broker.Metrics, log *slog.Logger) (*Role, error) {
-	r := &Role{cfg: cfg, kafka: kafkaCfg, mapper: mapper, log: log, km: km, m: m}
+	r := &Role{cfg: cfg, kafka: kafkaCfg, mapper: mapper, log: log, km: km, m: m, now: time.Now}
 	r.pub = &publisher{r: r, pub: publish.New(kafkaCfg)}
 	if len(cfg.Push.Sources) > 0 {
 		h, err := push.New(cfg.Push, r.pub, log.With("component", "push"))
@@ -124,14 +139,37 @@ func New(cfg Config, kafkaCfg broker.Config, mapper Mapper, m *Metrics, km *brok
 // Close releases the publisher (after Run returned).
 func (r *Role) Close() { r.pub.pub.Close() }
 
-// publisher is what pollers, the push receiver and file inputs publish
-// through: the catalog mapping, counters, then Kafka.
+// publisher is what pollers, the push receiver, Kafka sources and file
+// inputs publish through: the event-time bounds, the catalog mapping,
+// counters, then Kafka.
 type publisher struct {
 	r   *Role
-	pub *publish.Publisher
+	pub eventPublisher
 }
 
+type eventPublisher interface {
+	Events(ctx context.Context, evs []schemas.Event) error
+	DeadLetters(ctx context.Context, dls []schemas.DeadLetter) error
+	Close() error
+}
+
+// Events publishes evs, except those dated beyond ingest.max_future_skew,
+// which it dead-letters (both acknowledged before it returns).
 func (p *publisher) Events(ctx context.Context, evs []schemas.Event) error {
+	evs, future := boundEventTimes(evs, p.r.now(), p.r.cfg.MaxFutureSkew, p.r.cfg.BackfillAfter)
+	if err := p.events(ctx, evs); err != nil {
+		return err
+	}
+	if len(future) == 0 {
+		return nil
+	}
+	for _, d := range future {
+		p.r.log.Warn("dead-lettered record dated in the future", "source", d.Source, "input", d.Input, "reason", d.Reason)
+	}
+	return p.DeadLetters(ctx, future)
+}
+
+func (p *publisher) events(ctx context.Context, evs []schemas.Event) error {
 	if p.r.mapper != nil {
 		for i := range evs {
 			p.r.mapper.Enrich(&evs[i])
