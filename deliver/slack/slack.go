@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,21 +50,43 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// EventsTable is the ClickHouse table the evidence query reads.
 	EventsTable string `yaml:"events_table"`
+	// BotToken (xoxb-…) turns on bot mode: incidents are posted to Channel
+	// with chat.postMessage and updated in place with chat.update as they
+	// grow. Alerts still go to WebhookURL when it is set, else to Channel.
+	BotToken secret.Secret `yaml:"bot_token"`
+	// Channel is the channel id (C…) or name the bot posts to.
+	Channel string `yaml:"channel"`
+	// APIURL is the Web API base (https://slack.com/api).
+	APIURL string `yaml:"api_url"`
 }
 
-// DefaultConfig: 10 s timeout, table "events".
+// DefaultAPIURL is Slack's Web API base.
+const DefaultAPIURL = "https://slack.com/api"
+
+// DefaultConfig: 10 s timeout, table "events", Slack's Web API.
 func DefaultConfig() Config {
-	return Config{Timeout: 10 * time.Second, EventsTable: deliver.DefaultEventsTable}
+	return Config{Timeout: 10 * time.Second, EventsTable: deliver.DefaultEventsTable, APIURL: DefaultAPIURL}
 }
 
-// Validate checks cfg without echoing the URL.
+// Validate checks cfg without echoing the URL or the token.
 func (c Config) Validate() error {
-	if c.WebhookURL.IsZero() {
-		return errors.New("webhook_url: required")
+	if c.WebhookURL.IsZero() && c.BotToken.IsZero() {
+		return errors.New("webhook_url or bot_token: one is required")
 	}
-	u, err := url.Parse(c.WebhookURL.Reveal())
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("webhook_url: not an http(s) URL")
+	if !c.BotToken.IsZero() {
+		if c.Channel == "" {
+			return errors.New("channel: required with bot_token (the channel id the bot posts incidents to)")
+		}
+		u, err := url.Parse(c.APIURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("api_url %s: not an http(s) URL", deliver.SafeURL(c.APIURL))
+		}
+	}
+	if !c.WebhookURL.IsZero() {
+		u, err := url.Parse(c.WebhookURL.Reveal())
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return errors.New("webhook_url: not an http(s) URL")
+		}
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
@@ -83,22 +106,41 @@ type Sink struct {
 	sent recentSet
 }
 
-var _ deliver.Sink = (*Sink)(nil)
+var (
+	_ deliver.IncidentSink    = (*Sink)(nil)
+	_ deliver.IncidentCapable = (*Sink)(nil)
+	_ deliver.Pager           = (*Sink)(nil)
+)
 
 // New validates cfg and builds the sink; no network.
 func New(name string, cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("slack %s: %w", name, err)
 	}
-	u, _ := url.Parse(cfg.WebhookURL.Reveal())
+	var redact []secret.Secret
+	if !cfg.WebhookURL.IsZero() {
+		u, _ := url.Parse(cfg.WebhookURL.Reveal())
+		redact = append(redact, cfg.WebhookURL, secret.New(u.EscapedPath()), secret.New(u.Path), secret.New(u.RawQuery))
+	}
+	if !cfg.BotToken.IsZero() {
+		redact = append(redact, cfg.BotToken)
+	}
 	return &Sink{
 		name:   name,
 		cfg:    cfg,
 		client: &http.Client{Timeout: cfg.Timeout},
-		redact: []secret.Secret{cfg.WebhookURL, secret.New(u.EscapedPath()), secret.New(u.Path), secret.New(u.RawQuery)},
+		redact: redact,
 		sent:   newRecentSet(4096),
 	}, nil
 }
+
+// TakesIncidents implements deliver.IncidentCapable: incidents need bot
+// mode (an incoming webhook cannot update a message).
+func (s *Sink) TakesIncidents() bool { return !s.cfg.BotToken.IsZero() }
+
+// Pages implements deliver.Pager: in bot mode the channel gets one message
+// per incident, and alerts only where config asks for them.
+func (s *Sink) Pages() bool { return !s.cfg.BotToken.IsZero() }
 
 // Name implements deliver.Sink.
 func (s *Sink) Name() string { return s.name }
@@ -124,7 +166,12 @@ func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
 		if s.seen(sum) {
 			continue
 		}
-		if err := s.post(ctx, body); err != nil {
+		if s.cfg.WebhookURL.IsZero() {
+			_, err = s.api(ctx, "chat.postMessage", botMessage{Channel: s.cfg.Channel, Message: BuildMessage(a, owner, s.cfg.EventsTable)})
+		} else {
+			err = s.post(ctx, body)
+		}
+		if err != nil {
 			return fmt.Errorf("slack %s: alert %s: %w", s.name, a.ID, err)
 		}
 		s.remember(sum)
@@ -144,6 +191,165 @@ func (s *Sink) post(ctx context.Context, body []byte) error {
 		return deliver.TransportError(err, s.redact...)
 	}
 	return deliver.CheckResponse(resp, s.redact...)
+}
+
+// SendIncident implements deliver.IncidentSink in bot mode: the first
+// version is chat.postMessage to the channel, and the receipt is the
+// channel id and message ts Slack answers with ("C…|1700000000.000100");
+// every later version is chat.update of that message, so the channel shows
+// one message per incident that grows with it. If the message is gone
+// (deleted), a new one is posted and its receipt replaces the old.
+func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, prev deliver.Receipt) (deliver.Receipt, error) {
+	if s.cfg.BotToken.IsZero() {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("slack %s: incidents need bot_token and channel", s.name)}
+	}
+	msg := BuildIncidentMessage(&inc)
+	if channel, ts, ok := strings.Cut(string(prev), "|"); ok && ts != "" {
+		_, err := s.api(ctx, "chat.update", botMessage{Channel: channel, TS: ts, Message: msg})
+		var ae *APIError
+		if err == nil {
+			return prev, nil
+		}
+		if !errors.As(err, &ae) || (ae.Code != "message_not_found" && ae.Code != "cant_update_message") {
+			return "", fmt.Errorf("slack %s: update incident %s v%d: %w", s.name, inc.ID, inc.Version, err)
+		}
+	}
+	r, err := s.api(ctx, "chat.postMessage", botMessage{Channel: s.cfg.Channel, Message: msg})
+	if err != nil {
+		return "", fmt.Errorf("slack %s: post incident %s v%d: %w", s.name, inc.ID, inc.Version, err)
+	}
+	if r.TS == "" || r.Channel == "" {
+		return "", &deliver.PermanentError{Err: fmt.Errorf("slack %s: chat.postMessage answered without channel and ts", s.name)}
+	}
+	return deliver.Receipt(r.Channel + "|" + r.TS), nil
+}
+
+// botMessage is a chat.postMessage or chat.update body.
+type botMessage struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts,omitempty"`
+	Message
+}
+
+// apiResponse is the part of a Web API answer the sink reads.
+type apiResponse struct {
+	OK      bool   `json:"ok"`
+	Error   string `json:"error"`
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
+// APIError is a Web API answer with ok: false.
+type APIError struct{ Method, Code string }
+
+func (e *APIError) Error() string { return "slack " + e.Method + ": " + e.Code }
+
+// retryableAPIErrors are the Web API error codes a retry can fix.
+var retryableAPIErrors = map[string]bool{"internal_error": true, "fatal_error": true, "ratelimited": true,
+	"service_unavailable": true, "request_timeout": true}
+
+// api calls a Web API method with the bot token; HTTP errors follow
+// deliver.CheckResponse (429 with Retry-After), ok: false is permanent
+// unless the code says otherwise.
+func (s *Sink) api(ctx context.Context, method string, body any) (apiResponse, error) {
+	var r apiResponse
+	b, err := json.Marshal(body)
+	if err != nil {
+		return r, &deliver.PermanentError{Err: fmt.Errorf("encode %s: %w", method, err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.cfg.APIURL, "/")+"/"+method, bytes.NewReader(b))
+	if err != nil {
+		return r, &deliver.PermanentError{Err: deliver.TransportError(err, s.redact...)}
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Authorization", "Bearer "+s.cfg.BotToken.Reveal())
+	req.Header.Set("User-Agent", "tokenwatch")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return r, deliver.TransportError(err, s.redact...)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return r, deliver.CheckResponse(resp, s.redact...)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r); err != nil {
+		return r, fmt.Errorf("slack %s: unreadable answer: %w", method, err)
+	}
+	if !r.OK {
+		err := &APIError{Method: method, Code: r.Error}
+		if retryableAPIErrors[r.Error] {
+			return r, err
+		}
+		return r, &deliver.PermanentError{Err: err}
+	}
+	return r, nil
+}
+
+// BuildIncidentMessage renders one incident version as a Block Kit message:
+// a header with severity, risk and title, status and version, the
+// integrations, owner and tenant, the summary, the blast radius, the
+// timeline of signals, the next steps and the ClickHouse query of its
+// evidence. Pure; vendor data is escaped.
+func BuildIncidentMessage(inc *schemas.Incident) Message {
+	sev := strings.ToUpper(string(inc.Severity))
+	status := inc.Status
+	if status == schemas.IncidentResolved || status == schemas.IncidentSuppressed {
+		status = "✅ " + status
+	}
+	header := truncate(fmt.Sprintf("%s [%s] risk %.0f · %s", severityEmoji(inc.Severity), sev, inc.RiskScore, inc.Title), maxHeader)
+	fields := []Text{
+		mrkdwn("*Status*\n" + escape(status) + fmt.Sprintf(" (v%d)", inc.Version)),
+		mrkdwn("*Integration*\n`" + escape(strings.Join(inc.IntegrationIDs, "`, `")) + "`"),
+	}
+	if len(inc.IntegrationIDs) == 0 {
+		fields[1] = mrkdwn("*Integration*\n`" + escape(inc.IntegrationID) + "`")
+	}
+	if inc.Owner != "" {
+		fields = append(fields, mrkdwn("*Owner*\n"+escape(inc.Owner)))
+	}
+	fields = append(fields, mrkdwn("*Tenant*\n"+escape(inc.Tenant)),
+		mrkdwn("*Seen*\n"+inc.FirstSeen.UTC().Format(time.RFC3339)+" → "+inc.LastSeen.UTC().Format(time.RFC3339)))
+	for i := range fields {
+		fields[i].Text = truncate(fields[i].Text, maxField)
+	}
+	blocks := []Block{{Type: "header", Text: &Text{Type: "plain_text", Text: header}}, {Type: "section", Fields: fields}}
+	if inc.Summary != "" {
+		blocks = append(blocks, section(escape(inc.Summary)))
+	}
+	br := inc.Blast
+	blast := fmt.Sprintf("*Blast radius*: %d events, %d bytes, %d records", br.Events, br.Bytes, br.Records)
+	for _, l := range []struct {
+		name string
+		v    []string
+	}{{"apps", br.Apps}, {"scopes", br.Scopes}, {"principals", br.Principals}, {"IPs", br.IPs}} {
+		if len(l.v) > 0 {
+			blast += "\n" + l.name + ": " + escape(strings.Join(l.v, ", "))
+		}
+	}
+	blocks = append(blocks, section(blast))
+	if len(inc.Timeline) > 0 {
+		var tl strings.Builder
+		tl.WriteString("*Timeline*")
+		for _, sg := range inc.Timeline {
+			fmt.Fprintf(&tl, "\n• %s `%s` %s (+%.0f risk)", sg.Time.UTC().Format(time.RFC3339), escape(sg.Detector), escape(sg.Title), sg.Risk)
+		}
+		blocks = append(blocks, section(tl.String()))
+	}
+	if len(inc.Next) > 0 {
+		var nx strings.Builder
+		nx.WriteString("*Next*")
+		for i, n := range inc.Next {
+			fmt.Fprintf(&nx, "\n%d. %s", i+1, escape(n))
+		}
+		blocks = append(blocks, section(nx.String()))
+	}
+	q := "SELECT * FROM incident_events WHERE incident_id = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(inc.ID) + "' ORDER BY time"
+	blocks = append(blocks, section(codeBlock("*Evidence*, in ClickHouse:", q)))
+	blocks = append(blocks, Block{Type: "context", Elements: []Text{mrkdwn(fmt.Sprintf("tokenwatch incident `%s` v%d", escape(inc.ID), inc.Version))}})
+	return Message{
+		Text:   truncate(fmt.Sprintf("[%s] %s (%s, risk %.0f, %s)", sev, inc.Title, inc.IntegrationID, inc.RiskScore, inc.Status), maxSection),
+		Blocks: blocks,
+	}
 }
 
 func (s *Sink) seen(sum [32]byte) bool {

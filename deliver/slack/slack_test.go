@@ -4,7 +4,12 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,5 +249,104 @@ func TestRetryDoesNotRepostDeliveredAlerts(t *testing.T) {
 	}
 	if !strings.Contains(string(reqs[2].Body), "Another alert") {
 		t.Errorf("retry posted %s", reqs[2].Body)
+	}
+}
+
+// slackAPI is a fake Slack Web API: chat.postMessage answers a new ts,
+// chat.update must name a message it posted.
+type slackAPI struct {
+	mu    sync.Mutex
+	calls []string // "method channel ts version"
+	posts int
+	gone  map[string]bool // ts deleted by someone
+}
+
+func (f *slackAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer xoxb-test-token" {
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	var m struct {
+		Channel string `json:"channel"`
+		TS      string `json:"ts"`
+		Text    string `json:"text"`
+		Blocks  []Block
+	}
+	json.NewDecoder(r.Body).Decode(&m)
+	ver := ""
+	for _, b := range m.Blocks {
+		if b.Type == "context" && len(b.Elements) > 0 {
+			ver = b.Elements[0].Text[strings.LastIndex(b.Elements[0].Text, " ")+1:]
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.URL.Path {
+	case "/api/chat.postMessage":
+		f.posts++
+		ts := fmt.Sprintf("1700000000.%06d", f.posts)
+		f.calls = append(f.calls, "post "+m.Channel+" "+ts+" "+ver)
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C0123", "ts": ts})
+	case "/api/chat.update":
+		if f.gone[m.TS] {
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "message_not_found"})
+			return
+		}
+		f.calls = append(f.calls, "update "+m.Channel+" "+m.TS+" "+ver)
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestIncidentIsPostedOnceThenUpdatedInPlace(t *testing.T) {
+	api := &slackAPI{gone: map[string]bool{}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := DefaultConfig()
+	cfg.BotToken, cfg.Channel, cfg.APIURL = secret.New("xoxb-test-token"), "#soc", srv.URL+"/api"
+	s, err := New("soc-slack", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !deliver.TakesIncidents(s) || !deliver.Pages(s) {
+		t.Fatal("bot mode takes incidents and pages")
+	}
+	ctx := context.Background()
+	inc := delivertest.Incident(1, schemas.IncidentOpen)
+	r1, err := s.SendIncident(ctx, inc, "")
+	if err != nil || r1 != "C0123|1700000000.000001" {
+		t.Fatalf("first version: receipt %q err %v", r1, err)
+	}
+	inc.Version = 2
+	r2, err := s.SendIncident(ctx, inc, r1)
+	if err != nil || r2 != r1 {
+		t.Fatalf("second version: receipt %q err %v", r2, err)
+	}
+	// Someone deleted the message: the next version is posted anew.
+	api.gone["1700000000.000001"] = true
+	inc.Version, inc.Status = 3, schemas.IncidentResolved
+	r3, err := s.SendIncident(ctx, inc, r2)
+	if err != nil || r3 != "C0123|1700000000.000002" {
+		t.Fatalf("after deletion: receipt %q err %v", r3, err)
+	}
+	want := []string{"post #soc 1700000000.000001 v1", "update C0123 1700000000.000001 v2", "post #soc 1700000000.000002 v3"}
+	if !slices.Equal(api.calls, want) {
+		t.Fatalf("calls %q, want %q", api.calls, want)
+	}
+	// A bad token is permanent, and never quoted.
+	cfg.BotToken = secret.New("xoxb-wrong-token")
+	bad, _ := New("soc-slack", cfg)
+	_, err = bad.SendIncident(ctx, inc, "")
+	if !deliver.IsPermanent(err) || strings.Contains(err.Error(), "xoxb-wrong") {
+		t.Fatalf("bad token: %v", err)
+	}
+	// Without a bot token the sink keeps to alerts.
+	hook, _ := New("hook", Config{WebhookURL: secret.New(srv.URL), Timeout: time.Second, EventsTable: "events"})
+	if deliver.TakesIncidents(hook) || deliver.Pages(hook) {
+		t.Fatal("webhook mode takes no incidents")
+	}
+	if _, err := New("x", Config{BotToken: secret.New("xoxb-1"), Timeout: time.Second, EventsTable: "events", APIURL: DefaultAPIURL}); err == nil {
+		t.Fatal("bot_token without channel accepted")
 	}
 }
