@@ -10,7 +10,8 @@
 // times its severity (which already carries the catalog's criticality and
 // the scopes' sensitivity), times factors for a proxy or anonymizing network,
 // sensitive scopes on the event, and an integration nobody catalogued or
-// owns. A repeat of a detector already in the window counts a quarter.
+// owns. A repeat of a detector already in the window counts a quarter, and
+// one detector adds at most a quarter more than its strongest signal.
 // Contributions decay with a half-life in event time. An incident opens when
 // the sum crosses the threshold within the window, or at once on a
 // high-confidence signal (use after revoke, use after expiry); later signals
@@ -356,13 +357,29 @@ func (c *Correlator) signal(s *State, ev *schemas.Event, a schemas.Alert, now in
 		Title: a.Title, Risk: math.Round(r*10) / 10, Observed: a.Observed, Baseline: a.Baseline, Query: a.Query}}
 }
 
-// risk sums the signals' contributions decayed to now.
+// risk sums the signals' contributions decayed to now. One detector
+// counts for at most a quarter more than its strongest signal, however
+// often it fires: repeats corroborate, they do not make a second story.
 func (c *Correlator) risk(sigs []signal, now int64) float64 {
 	h := c.cfg.HalfLife.Milliseconds()
-	var sum float64
+	type part struct{ sum, top float64 }
+	by := map[string]*part{}
+	var order []string // summed in first-seen order: floating point is not associative
 	for _, p := range sigs {
 		age := max(now-p.T, 0)
-		sum += p.Risk * math.Pow(0.5, float64(age)/float64(h))
+		r := p.Risk * math.Pow(0.5, float64(age)/float64(h))
+		x := by[p.Detector]
+		if x == nil {
+			x = &part{}
+			by[p.Detector] = x
+			order = append(order, p.Detector)
+		}
+		x.sum += r
+		x.top = max(x.top, r)
+	}
+	var sum float64
+	for _, d := range order {
+		sum += min(by[d].sum, 1.25*by[d].top)
 	}
 	return math.Round(sum*10) / 10
 }

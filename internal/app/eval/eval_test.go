@@ -208,15 +208,35 @@ func TestRunNeedsLabels(t *testing.T) {
 // docs/evaluation.md); the budget catches a regression, not perfection.
 const MaxFalsePer1k = 15
 
-// The default corpus: every labelled scenario is caught by at least one of
-// the detectors it expects, and the benign false-alert rate stays under
-// budget.
+// MaxFalseIncidentsPer1k is the incident budget: what pages, per 1,000
+// integration-days off every labelled attack (the goal is 0.5).
+const MaxFalseIncidentsPer1k = 0.5
+
+// MinExactlyOne is how many of the eight scenarios must each be exactly one
+// incident. On the default seed chain.cross_app alone marks
+// cross_app_chaining, and one medium signal is not an incident by design
+// (docs/evaluation.md); on the second seed the attack trips more detectors
+// and all eight are.
+const MinExactlyOne = 7
+
+// The default corpus and a second seed, so nothing is tuned to one draw of
+// the generator: every labelled scenario is caught by at least one of the
+// detectors it expects, the benign false-alert rate stays under budget, no
+// scenario becomes two incidents, and false incidents stay under theirs.
 func TestGeneratedCorpus(t *testing.T) {
 	if testing.Short() {
-		t.Skip("generates and scores the full default corpus (~20s)")
+		t.Skip("generates and scores the full corpus twice (~40s)")
 	}
+	second := corpus.DefaultOptions()
+	second.Seed = 7
+	for name, opt := range map[string]corpus.Options{"default seed": corpus.DefaultOptions(), "seed 7": second} {
+		t.Run(name, func(t *testing.T) { scoreCorpus(t, opt) })
+	}
+}
+
+func scoreCorpus(t *testing.T, opt corpus.Options) {
 	dir := t.TempDir()
-	if _, err := corpus.Write(dir, corpus.DefaultOptions()); err != nil {
+	if _, err := corpus.Write(dir, opt); err != nil {
 		t.Fatal(err)
 	}
 	r, err := eval.Run(dir, eval.Options{Program: program.Config{GeoIP: geoip.Config{City: city, ASN: asn}}})
@@ -242,5 +262,16 @@ func TestGeneratedCorpus(t *testing.T) {
 	}
 	if r.Integrations < 250 || r.IntegrationDays < 10000 {
 		t.Errorf("population %d integrations, %.0f integration-days", r.Integrations, r.IntegrationDays)
+	}
+	for _, row := range r.Incident.Rows {
+		if row.Incidents > 1 {
+			t.Errorf("%s became %d incidents, want one", row.Label.Scenario, row.Incidents)
+		}
+	}
+	if r.Incident.ExactlyOne < MinExactlyOne {
+		t.Errorf("%d of %d scenarios caught as exactly one incident, want at least %d", r.Incident.ExactlyOne, len(r.Incident.Rows), MinExactlyOne)
+	}
+	if r.Incident.FalsePer1k > MaxFalseIncidentsPer1k {
+		t.Errorf("benign false incidents %.2f per 1,000 integration-days, budget %.1f", r.Incident.FalsePer1k, MaxFalseIncidentsPer1k)
 	}
 }
