@@ -28,8 +28,14 @@ type RawRecord struct {
 // "records", "value" or "records" array), one or several, optionally as an array
 // of pages or one page per line. gzip input is detected and decompressed. A
 // line that is not JSON does not stop the read: it comes back with Err set.
+//
+// A UTF-8 byte order mark (which Windows tools put at the start of saved
+// files) is ignored at the start of the input and of every line. A gzip
+// stream cut short (a copy or upload interrupted) yields the records of its
+// decodable prefix and, last, one record with Err set for the truncated tail.
 func ReadRecords(r io.Reader) ([]RawRecord, error) {
 	br := bufio.NewReader(r)
+	gz := false
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
@@ -37,11 +43,35 @@ func ReadRecords(r io.Reader) ([]RawRecord, error) {
 		}
 		defer zr.Close()
 		br = bufio.NewReader(zr)
+		gz = true
 	}
 	data, err := io.ReadAll(br)
+	var tail *RawRecord
 	if err != nil {
-		return nil, err
+		if !gz {
+			return nil, err
+		}
+		// Keep the complete lines read; the partial last one is the tail.
+		cut := bytes.LastIndexByte(data, '\n') + 1
+		tail = &RawRecord{Data: append([]byte(nil), data[cut:]...), Pos: fmt.Sprintf("byte %d of the decompressed input", cut),
+			Err: fmt.Errorf("gzip stream truncated or corrupt after %d decompressed bytes (%v): the records before it were read, the rest of the file is lost", len(data), err)}
+		data = data[:cut]
 	}
+	out, err := readRecords(data)
+	if tail != nil {
+		out = append(out, *tail)
+	}
+	return out, err
+}
+
+// bom is the UTF-8 byte order mark.
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// TrimBOM removes a UTF-8 byte order mark at the start of b.
+func TrimBOM(b []byte) []byte { return bytes.TrimPrefix(b, bom) }
+
+func readRecords(data []byte) ([]RawRecord, error) {
+	data = TrimBOM(data)
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil, nil
@@ -60,7 +90,7 @@ func ReadRecords(r io.Reader) ([]RawRecord, error) {
 	n := 0
 	for sc.Scan() {
 		n++
-		line := bytes.TrimSpace(sc.Bytes())
+		line := bytes.TrimSpace(TrimBOM(sc.Bytes())) // pages saved one after another, each with its BOM
 		if len(line) == 0 {
 			continue
 		}

@@ -4,7 +4,8 @@
 // verifies, normalizes with the source's registered normalizer, drops
 // redeliveries, and answers 2xx only after the Publisher made the events and
 // dead letters durable, so a vendor that retries on non-2xx never loses a
-// record. Nothing is produced for a request answered 400, 401, 404 or 413.
+// record. Nothing is produced for a request answered 400, 401, 404, 413 or
+// 415.
 //
 // It must not import detect, enrich or deliver.
 package push
@@ -17,7 +18,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -197,15 +200,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := h.log.With("source", rt.source, "path", path)
+	form, err := bodyKind(r.Header.Get("Content-Type"))
+	if err != nil {
+		log.Warn("push rejected", "status", http.StatusUnsupportedMediaType, "reason", err.Error(), "remote", r.RemoteAddr)
+		h.fail(w, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
+	tooLarge := func() {
+		// Logged: a vendor whose deliveries outgrew the limit loses them
+		// until max_body_bytes is raised.
+		log.Warn("push rejected", "status", http.StatusRequestEntityTooLarge, "reason", "body over ingest.push.max_body_bytes",
+			"max_body_bytes", h.cfg.MaxBodyBytes, "content_length", r.ContentLength, "remote", r.RemoteAddr)
+		h.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large (limit %d bytes)", h.cfg.MaxBodyBytes))
+	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
-		h.fail(w, http.StatusRequestEntityTooLarge, "body too large")
+		tooLarge()
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.fail(w, http.StatusRequestEntityTooLarge, "body too large")
+			tooLarge()
 			return
 		}
 		h.fail(w, http.StatusBadRequest, "could not read body")
@@ -229,7 +245,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer h.release(path + "/" + delivery)
 	}
-	recs, err := parse(body)
+	// Signed bytes are the raw body, form or not (GitHub signs what it sends).
+	doc := body
+	if form {
+		if doc, err = formPayload(body); err != nil {
+			log.Warn("push rejected", "status", http.StatusBadRequest, "reason", err.Error())
+			h.fail(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	recs, err := parse(doc)
 	if err != nil {
 		log.Warn("push rejected", "status", http.StatusBadRequest, "reason", err.Error())
 		h.fail(w, http.StatusBadRequest, err.Error())
@@ -272,7 +297,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // garbled body is the sender's bug, and answering 4xx tells it so without
 // producing anything.
 func parse(body []byte) ([]ingest.RawRecord, error) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.TrimSpace(ingest.TrimBOM(body))
 	if len(trimmed) == 0 || !json.Valid(trimmed) {
 		return nil, errors.New("malformed: body is not one JSON document")
 	}
@@ -289,6 +314,40 @@ func parse(body []byte) ([]ingest.RawRecord, error) {
 		}
 	}
 	return recs, nil
+}
+
+// bodyKind accepts JSON (application/json, any application/*+json, or no
+// Content-Type at all) and form-encoded bodies (GitHub's "application/x-www-
+// form-urlencoded" webhook content type, the record in its payload field);
+// form reports the latter. Anything else is answered 415 with the reason.
+func bodyKind(contentType string) (form bool, err error) {
+	if contentType == "" {
+		return false, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false, fmt.Errorf("unsupported Content-Type %.60q: not a media type; send application/json", contentType)
+	}
+	switch {
+	case mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"):
+		return false, nil
+	case mt == "application/x-www-form-urlencoded":
+		return true, nil
+	}
+	return false, fmt.Errorf("unsupported Content-Type %q: send application/json (or GitHub's application/x-www-form-urlencoded with a payload field)", mt)
+}
+
+// formPayload is the JSON document in the payload field of a form body.
+func formPayload(body []byte) ([]byte, error) {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.New("malformed: form body does not parse")
+	}
+	p, ok := v["payload"]
+	if !ok || len(p) != 1 {
+		return nil, errors.New("malformed: form body without exactly one payload field (send JSON with Content-Type: application/json)")
+	}
+	return []byte(p[0]), nil
 }
 
 type claimResult int
