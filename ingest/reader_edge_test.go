@@ -16,7 +16,9 @@ const bomPrefix = "\xEF\xBB\xBF"
 // must not make the first page, or the whole file, a dead letter.
 func TestReadRecordsIgnoresAByteOrderMark(t *testing.T) {
 	const a, b = `{"id":1}`, `{"id":2}`
-	page := func(rs ...string) string { return `{"kind":"admin#reports#activities","items":[` + strings.Join(rs, ",") + `]}` }
+	page := func(rs ...string) string {
+		return `{"kind":"admin#reports#activities","items":[` + strings.Join(rs, ",") + `]}`
+	}
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte(bomPrefix + a + "\n" + b + "\n"))

@@ -115,8 +115,8 @@ type Role struct {
 	m      *Metrics
 	Stats  Stats
 	pub    *publisher
-	push   *push.Handler // nil without push sources
-	pollOK sync.Map      // "source/tenant" → time.Time of the last completed poll
+	push   *push.Handler    // nil without push sources
+	pollOK sync.Map         // "source/tenant" → time.Time of the last completed poll
 	now    func() time.Time // the ingest clock (event-time bounds)
 }
 
