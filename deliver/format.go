@@ -40,7 +40,9 @@ func IncidentBody(format string, inc *schemas.Incident) any {
 }
 
 // EncodeAlert marshals AlertBody.
-func EncodeAlert(format string, a *schemas.Alert) ([]byte, error) { return json.Marshal(AlertBody(format, a)) }
+func EncodeAlert(format string, a *schemas.Alert) ([]byte, error) {
+	return json.Marshal(AlertBody(format, a))
+}
 
 // EncodeIncident marshals IncidentBody.
 func EncodeIncident(format string, inc *schemas.Incident) ([]byte, error) {

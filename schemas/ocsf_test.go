@@ -87,8 +87,8 @@ func TestAlertsAndIncidentsEncodeAsOCSFDetectionFindings(t *testing.T) {
 	validateOCSF(t, s, schemas.AlertOCSF(&schemas.Alert{ID: "a0", Detector: "x.y"}))
 
 	for _, tc := range []struct {
-		version          int
-		status           string
+		version           int
+		status            string
 		activity, status_ float64
 	}{
 		{1, schemas.IncidentOpen, 1, 1},
@@ -117,12 +117,14 @@ func TestOCSFSchemaRejectsWhatOCSFRejects(t *testing.T) {
 	inc := testIncident(1, schemas.IncidentOpen)
 	good, _ := json.Marshal(schemas.IncidentOCSF(&inc))
 	for name, mutate := range map[string]func(m map[string]any){
-		"no finding_info.uid":   func(m map[string]any) { delete(m["finding_info"].(map[string]any), "uid") },
-		"wrong class":           func(m map[string]any) { m["class_uid"] = 2001 },
-		"time as a string":      func(m map[string]any) { m["time"] = "2025-10-27T02:13:07Z" },
-		"no metadata.product":   func(m map[string]any) { delete(m["metadata"].(map[string]any), "product") },
-		"an unknown attribute":  func(m map[string]any) { m["risk"] = 1 },
-		"analytic without type": func(m map[string]any) { delete(m["finding_info"].(map[string]any)["analytic"].(map[string]any), "type_id") },
+		"no finding_info.uid":  func(m map[string]any) { delete(m["finding_info"].(map[string]any), "uid") },
+		"wrong class":          func(m map[string]any) { m["class_uid"] = 2001 },
+		"time as a string":     func(m map[string]any) { m["time"] = "2025-10-27T02:13:07Z" },
+		"no metadata.product":  func(m map[string]any) { delete(m["metadata"].(map[string]any), "product") },
+		"an unknown attribute": func(m map[string]any) { m["risk"] = 1 },
+		"analytic without type": func(m map[string]any) {
+			delete(m["finding_info"].(map[string]any)["analytic"].(map[string]any), "type_id")
+		},
 	} {
 		var m map[string]any
 		json.Unmarshal(good, &m)

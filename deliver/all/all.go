@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/tokenwatch/tokenwatch/deliver/file"
 	_ "github.com/tokenwatch/tokenwatch/deliver/hec"
 	_ "github.com/tokenwatch/tokenwatch/deliver/pagerduty"
 	_ "github.com/tokenwatch/tokenwatch/deliver/slack"

@@ -38,4 +38,3 @@ func ValidateOCSF(t testing.TB, body []byte) {
 		t.Fatalf("not an OCSF Detection Finding: %v\n%s", err, body)
 	}
 }
-
