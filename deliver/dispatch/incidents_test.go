@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	_ "github.com/tokenwatch/tokenwatch/deliver/slack"
 	_ "github.com/tokenwatch/tokenwatch/deliver/webhook"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
@@ -176,5 +177,74 @@ func TestIncidentVersionsAreDeliveredInOrderOnceAcrossRestarts(t *testing.T) {
 	// The webhook does not page: it keeps getting alerts by default.
 	if !slices.Equal(alerts, []string{"a1"}) {
 		t.Fatalf("alert deliveries %q", alerts)
+	}
+}
+
+// TestSlackUpdatesTheSameMessageAfterARestart: the message ts Slack answered
+// for an incident's first version survives a restart (it is the receipt in
+// tokenwatch.delivered), so the next version is chat.update of it.
+func TestSlackUpdatesTheSameMessageAfterARestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := embedded.Start(2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kc := broker.DefaultConfig()
+	kc.Brokers, kc.Partitions = b.Addrs(), 2
+	if err := broker.EnsureTopics(ctx, kc, broker.AllTopics...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Channel, TS, Text string }
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/api/chat.postMessage":
+			calls = append(calls, "post "+m.Channel)
+			json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C9", "ts": fmt.Sprintf("17.%d", len(calls))})
+		case "/api/chat.update":
+			calls = append(calls, "update "+m.Channel+" "+m.TS)
+			json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS})
+		}
+	}))
+	defer srv.Close()
+	cfg := dispatch.DefaultConfig()
+	cfg.FlushInterval = 10 * time.Millisecond
+	cfg.Sinks = []dispatch.SinkConfig{sinkConfig(t, "soc-slack", "slack", "bot_token: xoxb-1\nchannel: '#soc'\napi_url: "+srv.URL+"/api\n")}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(calls) }
+	run := func(n int) {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		d := dispatch.New(cfg, kc, nil, nil, dispatch.NewMetrics(reg), broker.NewMetrics(reg), log)
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- d.Run(rctx) }()
+		ok := waitFor(ctx, time.Minute, func() bool { return len(got()) >= n })
+		time.Sleep(300 * time.Millisecond)
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Fatalf("slack calls %q", got())
+		}
+	}
+	produce(t, ctx, kc, schemas.TopicIncidents, incident("i1", 1, schemas.IncidentOpen))
+	// A paging sink: this alert is not posted.
+	produce(t, ctx, kc, schemas.TopicAlerts, schemas.Alert{ID: "a1", Detector: "geo.new_country", IntegrationID: "app", Tenant: "t", Severity: "high", Title: "x"})
+	run(1)
+	produce(t, ctx, kc, schemas.TopicIncidents, incident("i1", 2, schemas.IncidentOpen))
+	run(2)
+	if want := []string{"post #soc", "update C9 17.1"}; !slices.Equal(got(), want) {
+		t.Fatalf("slack calls %q, want %q", got(), want)
 	}
 }
