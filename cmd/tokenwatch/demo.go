@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/ingest/intake"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
@@ -76,7 +77,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return false
 		}
 		a := p.Stats.AlertsProduced.Load()
-		if int64(console.len()) < a {
+		if int64(console.len()) < a || !console.hasIncidents(p.Stats.Incidents()) {
 			return false
 		}
 		return p.CH == nil || (p.Stats.Delivered("clickhouse-alerts") >= a && p.Stats.EventsWritten.Load() >= n)
@@ -99,8 +100,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			p.Stats.EventsPublished.Load(), p.Stats.EventsDetected.Load(), p.Stats.AlertsProduced.Load(), console.len())
 	}
 	alerts := console.sorted()
-	fmt.Fprintf(stdout, "%d events ingested, %d dead-lettered, %d alerts in %.1fs\n\n", p.Stats.EventsPublished.Load(),
-		p.Stats.DeadLetters.Load(), len(alerts), time.Since(started).Seconds())
+	incidents := console.sortedIncidents()
+	fmt.Fprintf(stdout, "%d events ingested, %d dead-lettered, %d alerts correlated into %d incidents in %.1fs\n\n", p.Stats.EventsPublished.Load(),
+		p.Stats.DeadLetters.Load(), len(alerts), len(incidents), time.Since(started).Seconds())
+	printIncidents(stdout, incidents)
+	fmt.Fprintf(stdout, "\nThe %d alerts behind them (signals: each one alone pages nobody):\n\n", len(alerts))
 	printAlerts(stdout, alerts)
 	if p.CH != nil {
 		fmt.Fprintf(stdout, "\nwritten to ClickHouse %s: %d events, %d alerts (SELECT * FROM %s.alerts FINAL)\n",
@@ -119,8 +123,42 @@ func printAlerts(w io.Writer, alerts []schemas.Alert) {
 	tw.Flush()
 	for _, a := range alerts {
 		fmt.Fprintf(w, "\n[%s] %s\n  %s\n  observed: %s\n  baseline: %s\n  evidence: %d events, first %s\n  pivot:    %s\n", a.ID, a.Title, a.Summary,
-			a.Observed, a.Baseline, len(a.EventIDs), first(a.EventIDs), shorten(a.Query, 160))
+			a.Observed, a.Baseline, len(a.EventIDs), first(a.EventIDs), a.Query)
 	}
+}
+
+// printIncidents shows each incident as an analyst reads it: what, how
+// sure, whose, the signals in order, what it touched, what to do.
+func printIncidents(w io.Writer, incidents []schemas.Incident) {
+	for _, inc := range incidents {
+		fmt.Fprintf(w, "INCIDENT %s v%d  %s  risk %.0f  %s\n  %s\n  %s\n", inc.ID, inc.Version, strings.ToUpper(string(inc.Severity)),
+			inc.RiskScore, inc.Status, inc.Title, inc.Summary)
+		owner := inc.Owner
+		if owner == "" {
+			owner = "(not catalogued)"
+		}
+		fmt.Fprintf(w, "  integration: %s  source: %s  owner: %s\n  signals:\n", strings.Join(inc.IntegrationIDs, ", "), inc.Source, owner)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, sg := range inc.Timeline {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t+%.0f\t%s\n", sg.Time.Format("2006-01-02 15:04:05Z"), strings.ToUpper(string(sg.Severity)), sg.Detector, sg.Risk, sg.Title)
+		}
+		tw.Flush()
+		b := inc.Blast
+		fmt.Fprintf(w, "  blast radius: %d calls, %d bytes, %d records; apps %s; principals %s; IPs %s\n", b.Events, b.Bytes, b.Records,
+			orNone(b.Apps), orNone(b.Principals), orNone(b.IPs))
+		fmt.Fprintln(w, "  next:")
+		for _, n := range inc.Next {
+			fmt.Fprintf(w, "    - %s\n", n)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
 }
 
 func shorten(s string, n int) string {
@@ -137,10 +175,53 @@ func first(s []string) string {
 	return s[0]
 }
 
-// collector is the demo's console sink: it keeps the alerts to print.
+// collector is the demo's console sink: it keeps the alerts and the newest
+// version of each incident to print.
 type collector struct {
-	mu     sync.Mutex
-	alerts map[string]schemas.Alert
+	mu        sync.Mutex
+	alerts    map[string]schemas.Alert
+	incidents map[string]schemas.Incident
+}
+
+// SendIncident implements deliver.IncidentSink.
+func (c *collector) SendIncident(_ context.Context, inc schemas.Incident, _ deliver.Receipt) (deliver.Receipt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.incidents == nil {
+		c.incidents = map[string]schemas.Incident{}
+	}
+	if old, ok := c.incidents[inc.ID]; !ok || inc.Version > old.Version {
+		c.incidents[inc.ID] = inc
+	}
+	return "", nil
+}
+
+// hasIncidents reports whether the console holds each id at its version.
+func (c *collector) hasIncidents(want map[string]int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, v := range want {
+		if c.incidents[id].Version < v {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *collector) sortedIncidents() []schemas.Incident {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]schemas.Incident, 0, len(c.incidents))
+	for _, inc := range c.incidents {
+		out = append(out, inc)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].RiskScore != out[j].RiskScore {
+			return out[i].RiskScore > out[j].RiskScore
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
 }
 
 func (c *collector) Name() string { return "console" }

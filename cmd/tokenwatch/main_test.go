@@ -116,10 +116,44 @@ func TestDemoPrintsTheAttack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"geo.new_country", "volume.spike", "Pipeline CRM Sync used from new country NG"} {
+	for _, want := range []string{"geo.new_country", "volume.spike", "Pipeline CRM Sync used from new country NG",
+		"7 alerts correlated into 1 incidents", "/admin/directory/v1/users/{user}/tokens/{clientId}"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// Incidents first, their signals beneath, then the alerts.
+	if i, a := strings.Index(out, "INCIDENT "), strings.Index(out, "The 7 alerts behind them"); i < 0 || a < i {
+		t.Errorf("the incident is not shown before the alerts:\n%s", out)
+	}
+	// The pivot SQL an analyst pastes is printed whole.
+	if strings.Contains(strings.SplitN(out, "\n", 2)[1], "…") {
+		t.Errorf("the demo truncates something an analyst would paste:\n%s", out)
+	}
+}
+
+func TestReplayIncidentsContract(t *testing.T) {
+	code, out, errOut := tokenwatch(t, "replay", "--incidents", "--source", "google_workspace", "--geoip-city", city, "--geoip-asn", asn,
+		filepath.Join(scen, "token_activity.jsonl.gz"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d incidents, want the one theft:\n%s", len(lines), out)
+	}
+	var inc map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &inc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "version", "tenant", "integration_id", "integration_ids", "severity", "risk_score", "first_seen",
+		"last_seen", "detectors", "alert_ids", "title", "summary"} {
+		if _, ok := inc[k]; !ok {
+			t.Errorf("incident lacks %q: %s", k, lines[0])
+		}
+	}
+	if ids, _ := inc["alert_ids"].([]any); len(ids) != 7 {
+		t.Errorf("incident cites %d alerts, want the 7 of the theft", len(ids))
 	}
 }
 

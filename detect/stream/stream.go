@@ -73,6 +73,29 @@ type Stats struct {
 	AlertsProduced    atomic.Int64
 	IncidentsProduced atomic.Int64 // incident versions
 	DeadLetters       atomic.Int64 // inputs that could not be decoded
+
+	mu     sync.Mutex
+	latest map[string]int // incident id → highest version produced
+}
+
+// Incidents returns each incident id produced with its highest version.
+func (s *Stats) Incidents() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.latest))
+	for k, v := range s.latest {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Stats) produced(id string, version int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latest == nil {
+		s.latest = map[string]int{}
+	}
+	s.latest[id] = max(s.latest[id], version)
 }
 
 // Role runs the program's stages over Kafka.
@@ -295,6 +318,11 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	r := p.role
 	start := time.Now()
 	var out, incs, deadMsgs []kafka.Message
+	type produced struct {
+		id      string
+		version int
+	}
+	var incIDs []produced
 	rekeyed := make([][]kafka.Message, len(p.w.rekeyed))
 	emit := func(j int, rec *schemas.Event) {
 		v, err := json.Marshal(rec)
@@ -325,6 +353,7 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		for _, inc := range p.runner.Engine.TakeIncidents() {
 			v, _ := json.Marshal(&inc)
 			incs = append(incs, kafka.Message{Key: []byte(inc.ID), Value: v})
+			incIDs = append(incIDs, produced{inc.ID, inc.Version})
 		}
 		r.m.lag.Observe(time.Since(m.Time).Seconds())
 	}
@@ -362,6 +391,9 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	r.Stats.AlertsProduced.Add(int64(len(out)))
 	r.Stats.IncidentsProduced.Add(int64(len(incs)))
+	for _, id := range incIDs {
+		r.Stats.produced(id.id, id.version)
+	}
 	r.Stats.DeadLetters.Add(int64(len(deadMsgs)))
 	r.km.DeadLetters.WithLabelValues("decode", p.st.Name()).Add(float64(len(deadMsgs)))
 	for _, a := range raised {

@@ -83,9 +83,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type Stats struct {
 	EventsPublished, DeadLetters   *atomic.Int64 // ingest
 	EventsDetected, AlertsProduced *atomic.Int64 // detect
+	IncidentsProduced              *atomic.Int64 // detect: incident versions
 	EventsWritten                  *atomic.Int64 // deliver
 	deliver                        *dispatch.Stats
+	detect                         *stream.Stats
 }
+
+// Incidents returns each incident id the detect role produced with its
+// highest version.
+func (s Stats) Incidents() map[string]int { return s.detect.Incidents() }
 
 // Delivered returns how many alerts sink has delivered.
 func (s Stats) Delivered(sink string) int64 { return s.deliver.Delivered(sink) }
@@ -164,8 +170,8 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			return nil, closeFn, err
 		}
 		closers = append(closers, func() { c.Close() })
-		if err := c.Ping(ctx); err != nil {
-			return nil, closeFn, fmt.Errorf("clickhouse %v: %w", cfg.ClickHouse.Addr, err)
+		if err := clickHouseReady(ctx, c, cfg.ClickHouse); err != nil {
+			return nil, closeFn, err
 		}
 		p.CH = c
 	}
@@ -195,7 +201,8 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 	p.Deliver = dispatch.New(cfg.Deliver, cfg.Kafka, p.CH, prog, m.Deliver, m.Kafka, log)
 	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
-		EventsWritten: &p.Deliver.Stats.EventsWritten, deliver: &p.Deliver.Stats}
+		IncidentsProduced: &p.Detect.Stats.IncidentsProduced,
+		EventsWritten:     &p.Deliver.Stats.EventsWritten, deliver: &p.Deliver.Stats, detect: &p.Detect.Stats}
 	return p, closeFn, nil
 }
 
