@@ -1,0 +1,14 @@
+-- inserted_at: when tokenwatch wrote the event to ClickHouse, i.e. when it
+-- learned of the record (to the second). events.time is when the record
+-- says it happened; a vendor that publishes late, a first lookback or an
+-- export catching up stores old times with a recent inserted_at. Analyst
+-- queries windowed on `time >= now() - …` miss such late records; their
+-- "by when tokenwatch learned of it" variants window on inserted_at
+-- (docs/analyst-queries.md). The writer does not send the column: the
+-- server fills now() at insert.
+-- Rows written before this migration have no stored value: ClickHouse
+-- evaluates the default when it reads them, so they read as the query's
+-- now() until their part is rewritten. Treat inserted_at as known only for
+-- rows written after the migration was applied (schema_migrations.applied_at).
+-- No IF NOT EXISTS (18.16 lacks it); migrations run once by version.
+ALTER TABLE events ADD COLUMN inserted_at DateTime DEFAULT now() AFTER raw;
