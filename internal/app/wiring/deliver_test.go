@@ -19,18 +19,21 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	"github.com/tokenwatch/tokenwatch/deliver/webhook"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-// flakyReceiver answers 500 while broken, and records alert ids otherwise.
+// flakyReceiver answers 500 while broken, and records alert ids (and,
+// apart, incident ids) otherwise.
 type flakyReceiver struct {
-	broken atomic.Bool
-	calls  atomic.Int32
-	mu     sync.Mutex
-	ids    map[string]int
+	broken    atomic.Bool
+	calls     atomic.Int32
+	mu        sync.Mutex
+	ids       map[string]int
+	incidents map[string]int
 }
 
 func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,8 +46,15 @@ func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	json.Unmarshal(body, &a)
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Header.Get(webhook.HeaderKind) == "incident" {
+		if f.incidents == nil {
+			f.incidents = map[string]int{}
+		}
+		f.incidents[a.ID]++
+		return
+	}
 	f.ids[a.ID]++
-	f.mu.Unlock()
 }
 
 func (f *flakyReceiver) distinct() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.ids) }

@@ -45,9 +45,10 @@ const badRecords = `{"id":{"time":"2026-10-05T10:00:00.000Z","uniqueQualifier":"
 
 // receiver is the webhook's far end: it verifies every signature.
 type receiver struct {
-	mu       sync.Mutex
-	alerts   map[string]schemas.Alert
-	rejected int
+	mu        sync.Mutex
+	alerts    map[string]schemas.Alert
+	incidents map[string]schemas.Incident // newest version of each
+	rejected  int
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +60,20 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
+	if r.Header.Get(webhook.HeaderKind) == "incident" {
+		var inc schemas.Incident
+		if err := json.Unmarshal(body, &inc); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if rc.incidents == nil {
+			rc.incidents = map[string]schemas.Incident{}
+		}
+		if old, ok := rc.incidents[inc.ID]; !ok || inc.Version > old.Version {
+			rc.incidents[inc.ID] = inc
+		}
+		return
+	}
 	var a schemas.Alert
 	if err := json.Unmarshal(body, &a); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -68,6 +83,19 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rc *receiver) count() int { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.alerts) }
+
+// hasIncidents reports whether the receiver holds each incident at its
+// version (and at least one).
+func (rc *receiver) hasIncidents(want map[string]int) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for id, v := range want {
+		if rc.incidents[id].Version < v {
+			return false
+		}
+	}
+	return len(want) > 0
+}
 
 func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	srv := chtest.New(t)
@@ -114,7 +142,8 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	drained := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
 		n, a := p.Stats.EventsPublished.Load(), p.Stats.AlertsProduced.Load()
 		return n > 0 && p.Stats.EventsDetected.Load() >= n && p.Stats.EventsWritten.Load() >= n &&
-			p.Stats.Delivered("clickhouse-alerts") >= a && int64(rc.count()) >= a && p.Stats.DeadLetters.Load() >= 2
+			p.Stats.Delivered("clickhouse-alerts") >= a && int64(rc.count()) >= a && p.Stats.DeadLetters.Load() >= 2 &&
+			rc.hasIncidents(p.Stats.Incidents())
 	})
 	stop()
 	if err := <-done; err != nil {
@@ -173,10 +202,19 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 			}
 		}
 	}
-	// The webhook received exactly the same alerts, every signature verified.
+	// The webhook received exactly the same alerts, every signature verified,
+	// and the one incident they make, at the version ClickHouse holds.
 	rc.mu.Lock()
 	if rc.rejected != 0 || len(rc.alerts) != len(stored) {
 		t.Errorf("webhook: %d alerts, %d rejected; ClickHouse has %d", len(rc.alerts), rc.rejected, len(stored))
+	}
+	var incID string
+	var incVersion uint32
+	if err := c.Conn().QueryRow(ctx, "SELECT id, version FROM incidents FINAL").Scan(&incID, &incVersion); err != nil {
+		t.Errorf("ClickHouse incidents: %v", err)
+	}
+	if inc, ok := rc.incidents[incID]; len(rc.incidents) != 1 || !ok || inc.Version != int(incVersion) || len(inc.AlertIDs) != len(stored) {
+		t.Errorf("webhook incidents %d (want the one ClickHouse holds, %s v%d, citing %d alerts)", len(rc.incidents), incID, incVersion, len(stored))
 	}
 	rc.mu.Unlock()
 
