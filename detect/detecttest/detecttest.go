@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 	"testing/synctest"
@@ -244,4 +245,37 @@ func Keys(fs []detect.Finding) []string {
 		out[i] = f.Key
 	}
 	return out
+}
+
+// ExpectKeys runs events through d (as Run does) and fails unless the
+// findings' keys are want, in order, each at severity.
+func ExpectKeys(t *testing.T, d detect.Detector, events []schemas.Event, want []string, severity schemas.Severity) {
+	t.Helper()
+	got := Run(t, d, events)
+	if g := Keys(got); !slices.Equal(g, want) {
+		t.Fatalf("keys = %v, want %v", g, want)
+	}
+	for _, f := range got {
+		if f.Severity != severity {
+			t.Errorf("severity = %s, want %s", f.Severity, severity)
+		}
+	}
+}
+
+// RoundTrip marshals st, restores it into a fresh state of d, checks that
+// the restored state marshals to the same bytes, and returns it.
+func RoundTrip(t *testing.T, d detect.Detector, st detect.State) detect.State {
+	t.Helper()
+	b, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := d.NewState()
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := back.MarshalBinary(); string(b) != string(b2) {
+		t.Fatalf("round trip changed state:\n%s\n%s", b, b2)
+	}
+	return back
 }

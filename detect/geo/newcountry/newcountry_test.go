@@ -2,7 +2,6 @@ package newcountry
 
 import (
 	_ "embed"
-	"slices"
 	"testing"
 	"time"
 
@@ -66,15 +65,7 @@ func TestNewCountry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := detecttest.Run(t, newDetector(t), tc.events)
-			if g := detecttest.Keys(got); !slices.Equal(g, tc.want) {
-				t.Fatalf("keys = %v, want %v", g, tc.want)
-			}
-			for _, f := range got {
-				if f.Severity != schemas.SeverityHigh {
-					t.Errorf("severity = %s", f.Severity)
-				}
-			}
+			detecttest.ExpectKeys(t, newDetector(t), tc.events, tc.want, schemas.SeverityHigh)
 		})
 	}
 }
@@ -84,17 +75,7 @@ func TestNewCountryStateRoundTrip(t *testing.T) {
 	st := d.NewState()
 	e1 := from("e1", 0, "DE")
 	d.Observe(&e1, st)
-	b, err := st.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back := d.NewState()
-	if err := back.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if b2, _ := back.MarshalBinary(); string(b) != string(b2) {
-		t.Fatalf("round trip changed state:\n%s\n%s", b, b2)
-	}
+	back := detecttest.RoundTrip(t, d, st)
 	e2 := from("e2", 30*day, "DE")
 	if fs := d.Observe(&e2, back); len(fs) != 0 {
 		t.Errorf("restored state forgot DE: %v", fs)

@@ -64,15 +64,7 @@ func TestNewImpersonation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := detecttest.Run(t, newDetector(t), tc.events)
-			if g := detecttest.Keys(got); !slices.Equal(g, tc.want) {
-				t.Fatalf("keys = %v, want %v", g, tc.want)
-			}
-			for _, f := range got {
-				if f.Severity != schemas.SeverityHigh {
-					t.Errorf("severity = %s", f.Severity)
-				}
-			}
+			detecttest.ExpectKeys(t, newDetector(t), tc.events, tc.want, schemas.SeverityHigh)
 		})
 	}
 }
