@@ -301,7 +301,13 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 	dead := broker.NewWriter(d.kafka, schemas.TopicDeadLetter)
 	defer dead.Close()
 	log := d.log.With("component", "deliver", "sink", "clickhouse-events")
+	lag := &committedLag{kafka: d.kafka, group: group, gauge: d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents), every: 5 * time.Second}
+	retrying := false // the previous attempt at this batch failed
 	return broker.Consume(ctx, r, d.cfg.BatchSize, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
+		if retrying {
+			d.m.eventsRetries.Inc()
+		}
+		retrying = true // until this attempt succeeds
 		evs := make([]schemas.Event, 0, len(batch))
 		var deadMsgs []kafka.Message
 		for _, m := range batch {
@@ -317,7 +323,9 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		}
 		// ClickHouse down: this errors, Consume retries the same batch, and the
 		// bounded fetch channel stops reading: backpressure, not loss.
+		lag.measure(ctx) // before the write too, so an outage shows as lag
 		if err := d.ch.WriteEvents(ctx, evs); err != nil {
+			d.m.eventsFailures.Inc()
 			return err
 		}
 		if len(deadMsgs) > 0 {
@@ -328,6 +336,7 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		d.Stats.EventsWritten.Add(int64(len(evs)))
 		d.m.eventsWritten.Add(float64(len(evs)))
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
+		retrying = false
 		return nil
 	})
 }

@@ -7,6 +7,7 @@ type Metrics struct {
 	sent, failures, retries, deadLetters *prometheus.CounterVec
 	incidentsSent, incidentDeadLetters   *prometheus.CounterVec
 	eventsWritten                        prometheus.Counter
+	eventsFailures, eventsRetries        prometheus.Counter
 	breakerOpen                          *prometheus.GaugeVec
 }
 
@@ -27,9 +28,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Incident versions sent to tokenwatch.alerts.deadletter, by sink."}, []string{"sink"}),
 		eventsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_written_total",
 			Help: "Events written to the ClickHouse events table."}),
+		eventsFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_write_failures_total",
+			Help: "Failed writes of an events batch to ClickHouse (each is retried: the batch is never skipped)."}),
+		eventsRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_write_retries_total",
+			Help: "Attempts at an events batch after a failed one."}),
 		breakerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_sink_circuit_open",
 			Help: "1 while a sink's circuit breaker is open."}, []string{"sink"}),
 	}
-	reg.MustRegister(m.sent, m.failures, m.retries, m.deadLetters, m.eventsWritten, m.breakerOpen, m.incidentsSent, m.incidentDeadLetters)
+	reg.MustRegister(m.sent, m.failures, m.retries, m.deadLetters, m.eventsWritten, m.breakerOpen, m.incidentsSent, m.incidentDeadLetters,
+		m.eventsFailures, m.eventsRetries)
 	return m
 }
