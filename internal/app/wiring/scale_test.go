@@ -239,7 +239,14 @@ func TestThreeDetectInstancesOneStoppedMidStreamRaiseTheSingleRunAlerts(t *testi
 
 func TestSIGKILLMidStreamThenRestartLosesNothing(t *testing.T) {
 	srv := chtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// The waits below are on conditions (rows in ClickHouse, a child that
+	// died), bounded only by a generous deadline: the test's own, less a
+	// minute to report, so a slow machine takes longer rather than fails.
+	budget := 8 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		budget = time.Until(d) - time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	evs, want := scenarioEvents(t)
 	_, cfg := startBroker(t)
@@ -263,39 +270,55 @@ detect: {batch_size: 100, flush_interval: 5ms, checkpoint_interval: 100ms}
 deliver: {batch_size: 300, flush_interval: 10ms}
 `, strings.Join(cfg.Kafka.Brokers, ", "), srv.TCPAddr, geoCity, geoASN)
 	os.WriteFile(path, []byte(yml), 0o644)
-	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// child starts the roles in a process of their own; exited is closed
+	// when it ends (killed, or crashed: then waiting for it is pointless).
+	child := func() (cmd *exec.Cmd, exited chan struct{}) {
+		cmd = exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "TOKENWATCH_CHILD_CONFIG="+path, "TOKENWATCH_CHILD_ROLES=detect,deliver")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd
+		exited = make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		return cmd, exited
 	}
+	isDone := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	until := func(cond func() bool) bool { return wiring.WaitFor(ctx, budget, cond) } // ctx ends it first
 	count := func(q string) uint64 {
 		var n uint64
 		c.Conn().QueryRow(ctx, q).Scan(&n)
 		return n
 	}
-	first := child()
-	killed := wiring.WaitFor(ctx, 2*time.Minute, func() bool { return count("SELECT count() FROM events") >= 1500 })
+	first, firstExited := child()
+	killed := until(func() bool { return isDone(firstExited) || count("SELECT count() FROM events") >= 1500 })
+	crashed := isDone(firstExited)
 	first.Process.Signal(syscall.SIGKILL)
-	first.Wait()
-	if !killed {
-		t.Fatal("the first run wrote nothing to ClickHouse")
+	<-firstExited
+	if !killed || crashed {
+		t.Fatalf("the first run wrote %d events to ClickHouse before it was killed (exited on its own: %v)", count("SELECT count() FROM events"), crashed)
 	}
 	partial := count("SELECT count() FROM events FINAL")
 	if partial >= uint64(len(evs)) {
 		t.Fatalf("the kill came too late: %d of %d events already written", partial, len(evs))
 	}
-	second := child()
-	defer func() { second.Process.Signal(syscall.SIGKILL); second.Wait() }()
-	done := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
+	second, secondExited := child()
+	defer func() { second.Process.Signal(syscall.SIGKILL); <-secondExited }()
+	caughtUp := func() bool {
 		return count("SELECT count() FROM events FINAL") == uint64(len(evs)) && count("SELECT count() FROM alerts FINAL") >= uint64(len(want))
-	})
+	}
+	done := until(func() bool { return isDone(secondExited) || caughtUp() }) && caughtUp()
 	events := count("SELECT count() FROM events FINAL")
 	if !done || events != uint64(len(evs)) {
-		t.Fatalf("after restart: %d events in ClickHouse (want %d, killed at %d), %d alerts (want %d)", events, len(evs), partial, count("SELECT count() FROM alerts FINAL"), len(want))
+		t.Fatalf("after restart: %d events in ClickHouse (want %d, killed at %d), %d alerts (want %d); the restarted run exited on its own: %v",
+			events, len(evs), partial, count("SELECT count() FROM alerts FINAL"), len(want), isDone(secondExited))
 	}
 	rows, err := c.Conn().Query(ctx, "SELECT id FROM alerts FINAL")
 	if err != nil {
