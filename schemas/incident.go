@@ -95,3 +95,29 @@ func IncidentID(tenant, key, firstAlert string) string {
 	h := sha256.Sum256([]byte("incident\x00" + tenant + "\x00" + key + "\x00" + firstAlert))
 	return hex.EncodeToString(h[:16])
 }
+
+// TopicDecisions is compacted: the latest analyst decision per incident id
+// (acknowledge, resolve, suppress), which the correlator honours.
+const TopicDecisions = "tokenwatch.incident_decisions"
+
+// Decision actions.
+const (
+	DecisionAcknowledge = "acknowledge"
+	DecisionResolve     = "resolve"
+	DecisionSuppress    = "suppress"
+)
+
+// Decision is an analyst's word on an incident. A suppression covers the
+// incident's key (the integration, or the source-IP group) until Until:
+// signals before then (event time) open no incident for that key.
+type Decision struct {
+	IncidentID    string `json:"incident_id"`
+	Tenant        string `json:"tenant"`
+	Key           string `json:"key"`
+	IntegrationID string `json:"integration_id"`
+	Action        string `json:"action"`
+	Reason        string `json:"reason"`
+	Actor         string `json:"actor"`
+	DecidedAt     Time   `json:"decided_at"` // wall clock: when the analyst decided
+	Until         *Time  `json:"until,omitempty"`
+}

@@ -35,11 +35,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "replay the bundled attack scenario through the whole pipeline on an in-process broker and print the alerts", runDemo},
-		{"replay", "offline normalize → enrich → detect of raw files; alerts as JSON lines on stdout", runReplay},
+		{"replay", "offline normalize → enrich → detect → correlate of raw files; alerts (or --incidents) as JSON lines on stdout", runReplay},
 		{"normalize", "normalize raw vendor records; events as JSON lines on stdout", runNormalize},
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
 		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
+		{"incident", "incident list | ack | resolve | suppress ID: review incidents and record decisions the correlator honours", runIncident},
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},

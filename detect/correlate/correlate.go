@@ -113,6 +113,54 @@ type Correlator struct {
 	weights   map[string]float64
 	immediate map[string]bool
 	sensitive baseline.SensitiveScopes
+	decisions Decisions // nil: none (replay)
+}
+
+// Decisions are the analysts' words on incidents (tokenwatch incident
+// ack|resolve|suppress), which the live detect role reads from
+// tokenwatch.incident_decisions. Safe for concurrent use.
+type Decisions interface {
+	// Decision is the decision in force on incident id.
+	Decision(id string) (schemas.Decision, bool)
+	// Suppressed reports whether tenant's key is suppressed at event time t.
+	Suppressed(tenant, key string, t time.Time) bool
+}
+
+// SetDecisions makes the correlator honour d: an acknowledged incident's
+// next versions say so; a resolved one closes on its next signal or tick
+// (later signals start a new story); a suppressed key opens no incident
+// until the suppression ends. Call it before the first event.
+func (c *Correlator) SetDecisions(d Decisions) { c.decisions = d }
+
+// decided closes s's open incident when an analyst resolved or suppressed
+// it, returning the closing version.
+func (c *Correlator) decided(tenant, key string, s *State, now int64) []schemas.Incident {
+	if c.decisions == nil || s.Open == nil {
+		return nil
+	}
+	d, ok := c.decisions.Decision(s.Open.ID)
+	if !ok || (d.Action != schemas.DecisionResolve && d.Action != schemas.DecisionSuppress) {
+		return nil
+	}
+	status := schemas.IncidentResolved
+	if d.Action == schemas.DecisionSuppress {
+		status = schemas.IncidentSuppressed
+	}
+	s.Open.Version++
+	inc := c.incident(tenant, key, s, status, now)
+	s.Open = nil
+	s.Watch = nil
+	return []schemas.Incident{inc}
+}
+
+// status is an open incident's status: acknowledged once an analyst said so.
+func (c *Correlator) status(s *State) string {
+	if c.decisions != nil && s.Open != nil {
+		if d, ok := c.decisions.Decision(s.Open.ID); ok && d.Action == schemas.DecisionAcknowledge {
+			return schemas.IncidentAcknowledged
+		}
+	}
+	return schemas.IncidentOpen
 }
 
 // New validates cfg and builds the correlator. known lists the enabled
@@ -217,7 +265,8 @@ func (c *Correlator) Observe(tenant, key string, ev *schemas.Event, raised []sch
 	if len(raised) == 0 {
 		return nil
 	}
-	var out []schemas.Incident
+	out := c.decided(tenant, key, s, now)
+	suppressed := c.decisions != nil && c.decisions.Suppressed(tenant, key, time.UnixMilli(now))
 	for _, a := range raised {
 		sig := c.signal(s, ev, a, now)
 		if s.Open != nil {
@@ -225,8 +274,11 @@ func (c *Correlator) Observe(tenant, key string, ev *schemas.Event, raised []sch
 			s.Open.Last = max(s.Open.Last, sig.T)
 			s.Open.Version++
 			s.Open.Peak = max(s.Open.Peak, c.risk(s.Open.Signals, now))
-			out = append(out, c.incident(tenant, key, s, schemas.IncidentOpen, now))
+			out = append(out, c.incident(tenant, key, s, c.status(s), now))
 			continue
+		}
+		if suppressed {
+			continue // an analyst said this key's signals are known: no incident until it ends
 		}
 		if s.Watch == nil {
 			s.Watch = &schemas.BlastRadius{}
@@ -257,6 +309,9 @@ func (c *Correlator) Tick(tenant, key string, watermark time.Time, st detect.Sta
 	s := st.(*State)
 	now := watermark.UnixMilli()
 	c.prune(s, now)
+	if out := c.decided(tenant, key, s, now); out != nil {
+		return out
+	}
 	if s.Open == nil || now-s.Open.Last < c.cfg.Quiet.Milliseconds() {
 		return nil
 	}

@@ -193,6 +193,14 @@ func (p *Program) Enrich(ev *schemas.Event) { p.chain.Enrich(ev) }
 // source's identities to catalog integrations with it before keying.
 func (p *Program) Catalog() *inventory.Enricher { return p.catalog }
 
+// SetDecisions makes the correlator honour analysts' decisions (the live
+// role's; replay has none). Call it before running.
+func (p *Program) SetDecisions(d correlate.Decisions) {
+	if p.corr != nil {
+		p.corr.SetDecisions(d)
+	}
+}
+
 // GeoIP is the reloading GeoIP enricher, nil without databases.
 func (p *Program) GeoIP() *geoip.Reloading { return p.geo }
 

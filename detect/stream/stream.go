@@ -124,8 +124,16 @@ func New(prog *program.Program, cfg Config, kafkaCfg broker.Config, m *Metrics, 
 
 // Run runs every stage of the program until ctx ends.
 func (r *Role) Run(ctx context.Context) error {
+	// Analysts' decisions first, so a suppression holds from the first event.
+	book := &decisionBook{}
+	if err := book.load(ctx, r.kafka); err != nil {
+		return err
+	}
+	r.prog.SetDecisions(book)
 	errc := make(chan error, len(r.prog.Stages))
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.watchDecisions(ctx, book) }()
 	for i := range r.prog.Stages {
 		if i > 0 && len(r.prog.Stages[i].Detectors) == 0 {
 			continue

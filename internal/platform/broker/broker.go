@@ -60,11 +60,11 @@ func (c Config) Group(name string) string { return c.GroupPrefix + "-" + name }
 // AllTopics are the topics every deployment has; the detect program adds its
 // re-keyed stages' topics (program.Topics) to what EnsureTopics creates.
 var AllTopics = []string{schemas.TopicEvents, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicAlertDeadLetter,
-	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered, schemas.TopicIncidents}
+	schemas.TopicState, schemas.TopicCursors, schemas.TopicDelivered, schemas.TopicIncidents, schemas.TopicDecisions}
 
 // compacted topics keep the latest value per key forever.
 func compacted(topic string) bool {
-	return schemas.IsStateTopic(topic) || topic == schemas.TopicCursors || topic == schemas.TopicDelivered
+	return schemas.IsStateTopic(topic) || topic == schemas.TopicCursors || topic == schemas.TopicDelivered || topic == schemas.TopicDecisions
 }
 
 // EnsureTopics creates missing topics (existing ones are left as they are).
