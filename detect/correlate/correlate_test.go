@@ -1,0 +1,252 @@
+package correlate_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/correlate"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+var t0 = time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC)
+
+var known = []string{"geo.new_country", "geo.new_asn", "lifecycle.new_user_agent", "geo.impossible_travel",
+	"lifecycle.use_after_revoke", "volume.spike", "chain.shared_ip", "inventory.expired"}
+
+func newCorrelator(t *testing.T) *correlate.Correlator {
+	t.Helper()
+	c, err := correlate.New(correlate.DefaultConfig(), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// step is one moment of a key's life: an event raising some alerts, or a
+// tick of the watermark.
+type step struct {
+	at     time.Duration
+	alerts []string // detectors, all high
+	tick   bool
+}
+
+func event(at time.Duration) *schemas.Event {
+	return &schemas.Event{EventID: "e", Source: "google_workspace", Tenant: "acme", Time: schemas.NewTime(t0.Add(at)),
+		Integration: schemas.Integration{ID: "crm", Name: "Pipeline CRM Sync"}, Principal: schemas.Principal{ID: "ops@acme.test"},
+		Resource: schemas.Resource{Type: "file", ID: "f1"}, Bytes: 1000, Network: schemas.Network{IP: "102.89.0.1"}}
+}
+
+func alert(det string, at time.Duration) schemas.Alert {
+	return schemas.Alert{ID: det + "@" + at.String(), Detector: det, Severity: schemas.SeverityHigh, Tenant: "acme", IntegrationID: "crm",
+		Title: det + " fired", FirstSeen: schemas.NewTime(t0.Add(at))}
+}
+
+// run plays steps through one key's state, round-tripping the state through
+// its JSON between steps as a checkpoint would, and returns the versions.
+func run(t *testing.T, c *correlate.Correlator, steps []step) []schemas.Incident {
+	t.Helper()
+	st := c.NewState()
+	var out []schemas.Incident
+	for _, s := range steps {
+		if s.tick {
+			out = append(out, c.Tick("acme", "crm", t0.Add(s.at), st)...)
+		} else {
+			var as []schemas.Alert
+			for _, d := range s.alerts {
+				as = append(as, alert(d, s.at))
+			}
+			out = append(out, c.Observe("acme", "crm", event(s.at), as, t0.Add(s.at), st)...)
+		}
+		b, err := st.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := c.NewState()
+		if err := fresh.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		st = fresh
+	}
+	return out
+}
+
+func TestIncidentsOpenGrowAndResolve(t *testing.T) {
+	c := newCorrelator(t)
+	tests := []struct {
+		name  string
+		steps []step
+		// want: "id-index:version:status" per version produced, the id
+		// index counting distinct incidents in order.
+		want []string
+	}{
+		{"a lone novelty stays a signal", []step{{at: 0, alerts: []string{"geo.new_country"}}}, nil},
+		{"a traveller's new country and network stay signals", []step{{at: 0, alerts: []string{"geo.new_country", "geo.new_asn"}}}, nil},
+		{"three detectors on one event open an incident", []step{{at: 0, alerts: []string{"geo.new_country", "geo.new_asn", "lifecycle.new_user_agent"}}},
+			[]string{"0:1:open"}},
+		{"a high-confidence signal opens one at once", []step{{at: 0, alerts: []string{"lifecycle.use_after_revoke"}}}, []string{"0:1:open"}},
+		{"signals spread over hours add up", []step{
+			{at: 0, alerts: []string{"geo.new_country"}}, {at: time.Hour, alerts: []string{"geo.new_asn"}},
+			{at: 3 * time.Hour, alerts: []string{"volume.spike"}}}, []string{"0:1:open"}},
+		{"signals days apart do not", []step{
+			{at: 0, alerts: []string{"geo.new_country"}}, {at: 4 * 24 * time.Hour, alerts: []string{"geo.new_asn"}},
+			{at: 8 * 24 * time.Hour, alerts: []string{"volume.spike"}}}, nil},
+		{"one detector repeating is one story", []step{
+			{at: 0, alerts: []string{"geo.impossible_travel"}}, {at: time.Minute, alerts: []string{"geo.impossible_travel"}},
+			{at: 2 * time.Minute, alerts: []string{"geo.impossible_travel"}}, {at: 3 * time.Minute, alerts: []string{"geo.impossible_travel"}}}, nil},
+		{"later signals join the open incident, quiet resolves it, a new story is a new incident", []step{
+			{at: 0, alerts: []string{"lifecycle.use_after_revoke"}},
+			{at: time.Hour, alerts: []string{"geo.new_country"}},
+			{at: 2 * time.Hour, tick: true},
+			{at: 2*time.Hour + 72*time.Hour, tick: true},
+			{at: 100 * time.Hour, alerts: []string{"lifecycle.use_after_revoke"}},
+		}, []string{"0:1:open", "0:2:open", "0:3:resolved", "1:1:open"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(t, c, tt.steps)
+			ids := map[string]int{}
+			var desc []string
+			for _, inc := range got {
+				if _, ok := ids[inc.ID]; !ok {
+					ids[inc.ID] = len(ids)
+				}
+				desc = append(desc, strings.Join([]string{itoa(ids[inc.ID]), itoa(inc.Version), inc.Status}, ":"))
+			}
+			if !reflect.DeepEqual(desc, tt.want) {
+				t.Fatalf("versions %v, want %v", desc, tt.want)
+			}
+		})
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestIncidentTellsTheStory(t *testing.T) {
+	c := newCorrelator(t)
+	got := run(t, c, []step{
+		{at: 0, alerts: []string{"geo.new_country"}},
+		{at: time.Minute, alerts: []string{"geo.new_asn", "lifecycle.new_user_agent"}},
+	})
+	if len(got) != 1 {
+		t.Fatalf("%d versions", len(got))
+	}
+	inc := got[0]
+	if inc.ID != schemas.IncidentID("acme", "crm", "geo.new_country@0s") {
+		t.Errorf("id %s is not derived from the first signal", inc.ID)
+	}
+	if len(inc.Timeline) != 3 || inc.Timeline[0].Detector != "geo.new_country" || inc.RiskScore < 100 {
+		t.Errorf("timeline %+v, risk %v", inc.Timeline, inc.RiskScore)
+	}
+	if inc.IntegrationID != "crm" || !reflect.DeepEqual(inc.IntegrationIDs, []string{"crm"}) || inc.Severity != schemas.SeverityHigh {
+		t.Errorf("integration %s %v severity %s", inc.IntegrationID, inc.IntegrationIDs, inc.Severity)
+	}
+	if inc.Blast.Events != 2 || inc.Blast.Bytes != 2000 || len(inc.Blast.Resources) != 1 || inc.Blast.Principals[0] != "ops@acme.test" {
+		t.Errorf("blast radius %+v", inc.Blast)
+	}
+	if !strings.Contains(inc.Title, "Pipeline CRM Sync") || !strings.Contains(inc.Summary, "not in the catalog") ||
+		len(inc.Next) < 2 || !strings.Contains(inc.Next[0], "/admin/directory/v1/users/") {
+		t.Errorf("title %q summary %q next %q", inc.Title, inc.Summary, inc.Next)
+	}
+}
+
+// A source-IP group names the integrations seen at the IP.
+func TestSourceIPGroupNamesItsIntegrations(t *testing.T) {
+	cfg := correlate.DefaultConfig()
+	cfg.Immediate = append(cfg.Immediate, "chain.shared_ip")
+	c, err := correlate.New(cfg, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := schemas.Alert{ID: "sip", Detector: "chain.shared_ip", Severity: schemas.SeverityHigh, Tenant: "acme", IntegrationID: "ip:45.76.1.1",
+		FirstSeen: schemas.NewTime(t0), Observed: json.RawMessage(`{"ip":"45.76.1.1","integrations":["hr","crm","drive"]}`)}
+	st := c.NewState()
+	got := c.Observe("acme", detect.IPKeyPrefix+"45.76.1.1", nil, []schemas.Alert{a}, t0, st)
+	if len(got) != 1 || got[0].IntegrationID != "crm" || !reflect.DeepEqual(got[0].IntegrationIDs, []string{"crm", "drive", "hr"}) {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestConfigRejectsNonsense(t *testing.T) {
+	for name, mut := range map[string]func(*correlate.Config){
+		"no threshold":          func(c *correlate.Config) { c.Threshold = 0 },
+		"negative weight":       func(c *correlate.Config) { c.Weights = map[string]float64{"geo.new_asn": -1} },
+		"weight of no detector": func(c *correlate.Config) { c.Weights = map[string]float64{"geo.nope": 10} },
+		"immediate unknown":     func(c *correlate.Config) { c.Immediate = []string{"geo.nope"} },
+		"no quiet":              func(c *correlate.Config) { c.Quiet = 0 },
+		"empty sensitive scope": func(c *correlate.Config) { c.SensitiveScopes = []string{""} },
+	} {
+		cfg := correlate.DefaultConfig()
+		mut(&cfg)
+		if _, err := correlate.New(cfg, known); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// book is a fixed set of analyst decisions.
+type book map[string]schemas.Decision
+
+func (b book) Decision(id string) (schemas.Decision, bool) { d, ok := b[id]; return d, ok }
+
+func (b book) Suppressed(tenant, key string, t time.Time) bool {
+	for _, d := range b {
+		if d.Action == schemas.DecisionSuppress && d.Tenant == tenant && d.Key == key && d.Until != nil && t.Before(d.Until.Time) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAnalystDecisionsAreHonoured(t *testing.T) {
+	open := func(c *correlate.Correlator, st detect.State, at time.Duration) []schemas.Incident {
+		return c.Observe("acme", "crm", event(at), []schemas.Alert{alert("lifecycle.use_after_revoke", at)}, t0.Add(at), st)
+	}
+	t.Run("acknowledged", func(t *testing.T) {
+		c, b := newCorrelator(t), book{}
+		c.SetDecisions(b)
+		st := c.NewState()
+		first := open(c, st, 0)[0]
+		b[first.ID] = schemas.Decision{IncidentID: first.ID, Action: schemas.DecisionAcknowledge}
+		got := c.Observe("acme", "crm", event(time.Hour), []schemas.Alert{alert("geo.new_country", time.Hour)}, t0.Add(time.Hour), st)
+		if len(got) != 1 || got[0].ID != first.ID || got[0].Status != schemas.IncidentAcknowledged || got[0].Version != 2 {
+			t.Fatalf("%+v", got)
+		}
+	})
+	t.Run("resolved closes on the next tick; later signals are a new story", func(t *testing.T) {
+		c, b := newCorrelator(t), book{}
+		c.SetDecisions(b)
+		st := c.NewState()
+		first := open(c, st, 0)[0]
+		b[first.ID] = schemas.Decision{IncidentID: first.ID, Action: schemas.DecisionResolve}
+		closed := c.Tick("acme", "crm", t0.Add(time.Hour), st)
+		if len(closed) != 1 || closed[0].Status != schemas.IncidentResolved || closed[0].Version != 2 {
+			t.Fatalf("%+v", closed)
+		}
+		again := open(c, st, 2*time.Hour)
+		if len(again) != 1 || again[0].ID == first.ID || again[0].Version != 1 {
+			t.Fatalf("%+v", again)
+		}
+	})
+	t.Run("suppressed opens nothing until it ends", func(t *testing.T) {
+		c, b := newCorrelator(t), book{}
+		c.SetDecisions(b)
+		st := c.NewState()
+		first := open(c, st, 0)[0]
+		until := schemas.NewTime(t0.Add(48 * time.Hour))
+		b[first.ID] = schemas.Decision{IncidentID: first.ID, Tenant: "acme", Key: "crm", Action: schemas.DecisionSuppress, Until: &until}
+		got := open(c, st, time.Hour)
+		if len(got) != 1 || got[0].ID != first.ID || got[0].Status != schemas.IncidentSuppressed {
+			t.Fatalf("the suppressed incident was not closed as suppressed: %+v", got)
+		}
+		if got := open(c, st, 24*time.Hour); len(got) != 0 {
+			t.Fatalf("a suppressed key opened %+v", got)
+		}
+		if got := open(c, st, 49*time.Hour); len(got) != 1 || got[0].Status != schemas.IncidentOpen {
+			t.Fatalf("after the suppression: %+v", got)
+		}
+	})
+}
