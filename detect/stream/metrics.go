@@ -8,6 +8,7 @@ type Metrics struct {
 	events       prometheus.Counter
 	batch, lag   prometheus.Histogram
 	alerts       *prometheus.CounterVec
+	incidents    *prometheus.CounterVec
 	integrations prometheus.Gauge
 }
 
@@ -22,9 +23,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Wall-clock time from an event's arrival on Kafka to its detection.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_alerts_total",
 			Help: "Alerts raised, by detector and severity."}, []string{"detector", "severity"}),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_incidents_total",
+			Help: "Incident versions produced, by status (open, acknowledged, resolved, suppressed)."}, []string{"status"}),
 		integrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_integrations",
 			Help: "Integrations whose detector state this process holds."}),
 	}
-	reg.MustRegister(m.events, m.batch, m.lag, m.alerts, m.integrations)
+	reg.MustRegister(m.events, m.batch, m.lag, m.alerts, m.incidents, m.integrations)
 	return m
 }

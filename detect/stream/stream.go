@@ -329,6 +329,7 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	type produced struct {
 		id      string
 		version int
+		status  string
 	}
 	var incIDs []produced
 	rekeyed := make([][]kafka.Message, len(p.w.rekeyed))
@@ -361,7 +362,7 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		for _, inc := range p.runner.Engine.TakeIncidents() {
 			v, _ := json.Marshal(&inc)
 			incs = append(incs, kafka.Message{Key: []byte(inc.ID), Value: v})
-			incIDs = append(incIDs, produced{inc.ID, inc.Version})
+			incIDs = append(incIDs, produced{inc.ID, inc.Version, inc.Status})
 		}
 		r.m.lag.Observe(time.Since(m.Time).Seconds())
 	}
@@ -401,6 +402,7 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	r.Stats.IncidentsProduced.Add(int64(len(incs)))
 	for _, id := range incIDs {
 		r.Stats.produced(id.id, id.version)
+		r.m.incidents.WithLabelValues(id.status).Inc()
 	}
 	r.Stats.DeadLetters.Add(int64(len(deadMsgs)))
 	r.km.DeadLetters.WithLabelValues("decode", p.st.Name()).Add(float64(len(deadMsgs)))
