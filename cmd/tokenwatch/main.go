@@ -44,6 +44,7 @@ func commands() []command {
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},
+		{"hosting", "hosting refresh --out FILE: download cloud ranges, the Tor exit list and ASN lists into geo.hosting_or_anonymizer's ranges file", runHosting},
 		{"version", "print the version", runVersion},
 	}
 }

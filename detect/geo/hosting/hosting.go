@@ -41,9 +41,18 @@ type Config struct {
 	HostingOrgPatterns []string `yaml:"hosting_org_patterns"`
 	// TorExitList is a file of Tor exit addresses, one per line ('#' comments),
 	// e.g. a copy of https://check.torproject.org/torbulkexitlist. Empty: no Tor check.
-	TorExitList string           `yaml:"tor_exit_list"`
-	Severity    schemas.Severity `yaml:"severity"`
-	TorSeverity schemas.Severity `yaml:"tor_severity"`
+	TorExitList string `yaml:"tor_exit_list"`
+	// RangesFile is a ranges file (ParseRanges' format: CIDR or AS<n>, class
+	// cloud/hosting/vpn/tor, provider), as `tokenwatch hosting refresh`
+	// writes it from the published cloud ranges, the Tor exit list and
+	// datacenter ASN lists. It is read over the embedded Seed and checked for
+	// changes (size, mtime) at most every RangesReloadInterval when events
+	// arrive. A CIDR or AS it classifies wins over hosting_asns and
+	// hosting_org_patterns, which stay as the fallback. Empty: the seed only.
+	RangesFile           string           `yaml:"ranges_file"`
+	RangesReloadInterval time.Duration    `yaml:"ranges_reload_interval"`
+	Severity             schemas.Severity `yaml:"severity"`
+	TorSeverity          schemas.Severity `yaml:"tor_severity"`
 }
 
 // DefaultConfig is used for fields the YAML leaves out.
@@ -72,8 +81,9 @@ func DefaultConfig() Config {
 			`hetzner`, `linode`, `m247`, `oracle`, `alibaba`, `contabo`, `scaleway`, `leaseweb`,
 			`datacamp`, `mullvad`, `nordvpn|tefincom`, `expressvpn`, `proton`,
 		},
-		Severity:    schemas.SeverityMedium,
-		TorSeverity: schemas.SeverityHigh,
+		Severity:             schemas.SeverityMedium,
+		TorSeverity:          schemas.SeverityHigh,
+		RangesReloadInterval: time.Minute,
 	}
 }
 
@@ -83,6 +93,8 @@ type Detector struct {
 	asns map[uint32]bool
 	orgs []*regexp.Regexp
 	tor  map[netip.Addr]bool
+	// ranges is the seed plus ranges_file, reloaded when the file changes.
+	ranges *rangesFile
 
 	// classes caches classifyNetwork by (ASN, AS org): the org patterns are
 	// regular expressions, far too slow to run on every event, and an
@@ -108,6 +120,9 @@ func New(decode func(any) error) (detect.Detector, error) {
 	if err := decode(&cfg); err != nil {
 		return nil, err
 	}
+	if cfg.RangesReloadInterval < 0 {
+		return nil, fmt.Errorf("ranges_reload_interval %s: must not be negative", cfg.RangesReloadInterval)
+	}
 	if cfg.LearningPeriod < 0 {
 		return nil, fmt.Errorf("learning_period %s: must not be negative", cfg.LearningPeriod)
 	}
@@ -132,6 +147,11 @@ func New(decode func(any) error) (detect.Detector, error) {
 			return nil, fmt.Errorf("tor_exit_list: %w", err)
 		}
 	}
+	rf, err := openRangesFile(cfg.RangesFile, cfg.RangesReloadInterval)
+	if err != nil {
+		return nil, fmt.Errorf("ranges_file: %w", err)
+	}
+	d.ranges = rf
 	return d, nil
 }
 
@@ -186,7 +206,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.FirstSeen == 0 {
 		s.FirstSeen = t.UnixMilli()
 	}
-	key, kind := d.classify(ev)
+	key, kind, src, provider := d.classify(ev)
 	if key == "" || s.Networks.Has(key) {
 		return nil
 	}
@@ -201,7 +221,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	// One provider is one network: a new ASN of a provider the integration
 	// already runs in (AWS us-east-1's AS14618, then us-east-2's AS16509)
 	// is not a new hosting network; geo.new_asn groups them the same way.
-	if kind == "hosting" && s.sameProvider(ev.Geo, known) {
+	if kind != ClassTor && ev.Geo != nil && s.sameProvider(ev.Geo, known) {
 		return nil
 	}
 	name := ev.Integration.Name
@@ -209,8 +229,13 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		name = ev.Integration.ID
 	}
 	sev, where := d.cfg.Severity, key
-	if ev.Geo != nil && ev.Geo.ASOrg != "" && key != "tor" {
-		where = key + " " + ev.Geo.ASOrg
+	if org := provider; key != "tor" {
+		if ev.Geo != nil && ev.Geo.ASOrg != "" {
+			org = ev.Geo.ASOrg
+		}
+		if org != "" && strings.HasPrefix(key, "AS") {
+			where = key + " " + org
+		}
 	}
 	if kind == "tor" {
 		sev, where = d.cfg.TorSeverity, "Tor exit "+ev.Network.IP
@@ -218,6 +243,12 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	obs := map[string]any{"kind": kind, "ip": ev.Network.IP, "action": ev.Action.Name}
 	if ev.Geo != nil {
 		obs["asn"], obs["as_org"], obs["country"] = ev.Geo.ASN, ev.Geo.ASOrg, ev.Geo.Country
+	}
+	if src != "" {
+		obs["source"] = src
+	}
+	if provider != "" {
+		obs["provider"] = provider
 	}
 	return []detect.Finding{{
 		Key:      key,
@@ -253,21 +284,53 @@ func (s *State) sameProvider(g *schemas.Geo, known []string) bool {
 	return false
 }
 
-// classify returns the baseline key and kind ("tor" or "hosting") of ev's
-// origin, or "" when it is neither. Tor wins: an exit may sit in a hosting AS.
-func (d *Detector) classify(ev *schemas.Event) (key, kind string) {
-	if len(d.tor) > 0 && ev.Network.IP != "" {
-		if a, err := netip.ParseAddr(ev.Network.IP); err == nil && d.tor[a.Unmap()] {
-			return "tor", "tor"
+// classify returns the baseline key and kind of ev's origin ("tor", or the
+// ranges file's class cloud/hosting/vpn, or "hosting" for the hand-written
+// fallback), where the verdict came from ("ranges_ip", "ranges_asn",
+// "tor_exit_list", "patterns") and the provider the ranges name; key is ""
+// when the origin is none of these. Tor wins: an exit may sit in a hosting
+// AS. The ranges file wins over hosting_asns and hosting_org_patterns, and
+// a CIDR over an AS.
+func (d *Detector) classify(ev *schemas.Event) (key, kind, src, provider string) {
+	var addr netip.Addr
+	if ev.Network.IP != "" {
+		if a, err := netip.ParseAddr(ev.Network.IP); err == nil {
+			addr = a.Unmap()
 		}
 	}
+	if addr.IsValid() && d.tor[addr] {
+		return "tor", ClassTor, "tor_exit_list", ""
+	}
 	g := ev.Geo
+	var asn uint32
+	if g != nil {
+		asn = g.ASN
+	}
+	r := d.ranges.current()
+	l, ok := r.LookupIP(addr)
+	src = "ranges_ip"
+	if !ok {
+		l, ok = r.LookupASN(asn)
+		src = "ranges_asn"
+	}
+	if ok {
+		switch {
+		case l.Class == ClassTor:
+			return "tor", ClassTor, src, l.Provider
+		case asn != 0:
+			return "AS" + strconv.FormatUint(uint64(asn), 10), l.Class, src, l.Provider
+		case l.Provider != "":
+			return "range:" + strings.ToLower(l.Provider), l.Class, src, l.Provider
+		default:
+			return "range:" + l.Class, l.Class, src, ""
+		}
+	}
 	if g == nil {
-		return "", ""
+		return "", "", "", ""
 	}
 	n := network{g.ASN, g.ASOrg}
 	d.mu.RLock()
-	key, ok := d.classes[n]
+	key, ok = d.classes[n]
 	d.mu.RUnlock()
 	if !ok {
 		key = d.classifyNetwork(g.ASN, g.ASOrg)
@@ -278,9 +341,9 @@ func (d *Detector) classify(ev *schemas.Event) (key, kind string) {
 		d.mu.Unlock()
 	}
 	if key == "" {
-		return "", ""
+		return "", "", "", ""
 	}
-	return key, "hosting"
+	return key, ClassHosting, "patterns", ""
 }
 
 // classifyNetwork returns the baseline key of a hosting network, or "".
