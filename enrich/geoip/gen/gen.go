@@ -58,6 +58,7 @@ var Networks = []Network{
 	{"34.192.0.0/12", "US", "Ashburn", 39.0437, -77.4875, 14618, "AMAZON-AES", true}, // AWS us-east-1
 	{"18.216.0.0/14", "US", "Columbus", 39.9612, -82.9988, 16509, "AMAZON-02", true}, // AWS us-east-2
 	{"89.160.20.0/24", "SE", "Linköping", 58.4167, 15.6167, 29518, "Bredband2 AB", false},
+	{"176.123.0.0/19", "MD", "Chișinău", 47.0105, 28.8638, 200019, "ALEXHOST SRL", true}, // VPS named in Mandiant's UNC5537 (Snowflake) report
 }
 
 // Write builds City and ASN databases into dir as test-city.mmdb and test-asn.mmdb.
