@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go4.org/netipx"
 )
 
 // Seed is the curated ranges file embedded in the binary (data/seed.tsv):
@@ -51,10 +53,13 @@ type Label struct {
 type Ranges struct {
 	// byLen[bits][prefix]: one map per prefix length in use, probed from the
 	// longest length down, so a lookup is at most a few dozen map reads.
-	v4, v6     map[int]map[netip.Prefix]Label
-	lens4      []int // prefix lengths in v4, longest first
-	lens6      []int
-	asns       map[uint32]Label
+	v4, v6 map[int]map[netip.Prefix]Label
+	lens4  []int // prefix lengths in v4, longest first
+	lens6  []int
+	asns   map[uint32]Label
+	// any holds every prefix (netipx's sorted ranges): a binary search that
+	// answers the common case, an address in no range, before the probes.
+	any        *netipx.IPSet
 	prefixes   int
 	asnEntries int
 }
@@ -73,6 +78,9 @@ func (r *Ranges) LookupIP(a netip.Addr) (Label, bool) {
 		return Label{}, false
 	}
 	a = a.Unmap()
+	if r.any == nil || !r.any.Contains(a) {
+		return Label{}, false
+	}
 	m, lens := r.v4, r.lens4
 	if a.Is6() {
 		m, lens = r.v6, r.lens6
@@ -129,6 +137,15 @@ func (r *Ranges) addASN(n uint32, l Label) {
 }
 
 func (r *Ranges) finish() {
+	var b netipx.IPSetBuilder
+	for _, m := range []map[int]map[netip.Prefix]Label{r.v4, r.v6} {
+		for _, byLen := range m {
+			for p := range byLen {
+				b.AddPrefix(p)
+			}
+		}
+	}
+	r.any, _ = b.IPSet() // the builder only errs on invalid prefixes, which parse rejects
 	for _, x := range []struct {
 		m    map[int]map[netip.Prefix]Label
 		lens *[]int

@@ -195,3 +195,23 @@ func TestHostingRejectsMissingRangesFile(t *testing.T) {
 }
 
 var _ detect.Detector = (*Detector)(nil)
+
+// BenchmarkRangesLookup: an AWS-sized file (about 10k IPv4 prefixes of
+// lengths /12 to /32) and a lookup that misses, the common case.
+func BenchmarkRangesLookup(b *testing.B) {
+	var sb strings.Builder
+	for i := 0; i < 10000; i++ {
+		bits := 12 + i%21
+		a := netip.AddrFrom4([4]byte{byte(i >> 8), byte(i), byte(i * 7), 0})
+		sb.WriteString(netip.PrefixFrom(a, bits).Masked().String() + "\tcloud\tAWS\n")
+	}
+	r, err := ParseRanges(strings.NewReader(sb.String()), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	miss := netip.MustParseAddr("198.51.100.77")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.LookupIP(miss)
+	}
+}
