@@ -3,10 +3,8 @@ package all
 import (
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/internal/platform/extensiontest"
 )
 
 const module = "github.com/tokenwatch/tokenwatch/detect/"
@@ -22,42 +21,7 @@ const module = "github.com/tokenwatch/tokenwatch/detect/"
 // whose non-test Go files call detect.Register.
 func detectorDirs(t *testing.T) []string {
 	t.Helper()
-	dirs := map[string]bool{}
-	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if strings.Contains(string(b), "detect.Register(") {
-			rel, err := filepath.Rel("..", filepath.Dir(path))
-			if err != nil {
-				return err
-			}
-			dirs[filepath.ToSlash(rel)] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]string, 0, len(dirs))
-	for d := range dirs {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		t.Fatal("found no detector folders: is the walk rooted at detect/?")
-	}
-	return out
+	return extensiontest.Folders(t, "..", "detect.Register(")
 }
 
 func allImports(t *testing.T) map[string]bool {
