@@ -1,0 +1,157 @@
+package sigma
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Config is the `detect.rules` section.
+type Config struct {
+	// Paths are rule files or folders of rules (*.yml, *.yaml).
+	Paths []string `yaml:"paths"`
+	// Shipped also loads tokenwatch's own rules (detect/sigma/rules/,
+	// embedded in the binary).
+	Shipped bool `yaml:"shipped"`
+}
+
+//go:embed rules/*.yml
+var shipped embed.FS
+
+// ShippedRules parses the rules tokenwatch ships (detect/sigma/rules/).
+func ShippedRules() ([]*Rule, error) {
+	names, err := fs.Glob(shipped, "rules/*.yml")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []*Rule
+	for _, n := range names {
+		b, err := shipped.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		r, err := Parse("detect/sigma/"+n, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Detectors loads what cfg names, one detector per rule; a rule that cannot
+// run is an error, as are two rules with one id.
+func Detectors(cfg Config) ([]detect.Detector, error) {
+	var rules []*Rule
+	if cfg.Shipped {
+		rs, err := ShippedRules()
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, rs...)
+	}
+	if len(cfg.Paths) > 0 {
+		rs, err := Load(cfg.Paths)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, rs...)
+	}
+	seen := map[string]string{}
+	out := make([]detect.Detector, 0, len(rules))
+	for _, r := range rules {
+		if prev, dup := seen[r.DetectorID()]; dup {
+			return nil, &LoadError{File: r.Path, Line: 1, Construct: "id", Msg: fmt.Sprintf("%s is also the id of %s", r.DetectorID(), prev)}
+		}
+		seen[r.DetectorID()] = r.Path
+		out = append(out, NewDetector(r))
+	}
+	return out, nil
+}
+
+// Match is one event a rule matched.
+type Match struct {
+	// Selections are the selections that matched the event, sorted.
+	Selections []string
+}
+
+// Match runs the rule on one event: nil when the rule's source is another
+// or the condition does not hold.
+func (r *Rule) Match(ev *schemas.Event) *Match {
+	if ev.Source != r.Source {
+		return nil
+	}
+	rec := newRecord(ev)
+	hit := make(map[string]bool, len(r.names))
+	for _, n := range r.names {
+		hit[n] = r.selections[n].match(rec)
+	}
+	if !r.cond.eval(hit) {
+		return nil
+	}
+	m := &Match{}
+	for _, n := range r.names {
+		if hit[n] {
+			m.Selections = append(m.Selections, n)
+		}
+	}
+	return m
+}
+
+// Detector runs one rule in the detect program. It keeps no state: a rule
+// judges each event alone.
+type Detector struct {
+	rule *Rule
+	id   string
+}
+
+var _ detect.Detector = (*Detector)(nil)
+
+// NewDetector wraps a loaded rule.
+func NewDetector(r *Rule) *Detector { return &Detector{rule: r, id: r.DetectorID()} }
+
+// Rule is the detector's rule.
+func (d *Detector) Rule() *Rule { return d.rule }
+
+// ID is "sigma.<rule id>".
+func (d *Detector) ID() string { return d.id }
+
+type noState struct{}
+
+func (noState) MarshalBinary() ([]byte, error) { return []byte("{}"), nil }
+func (noState) UnmarshalBinary([]byte) error   { return nil }
+
+// NewState returns the empty state every rule shares.
+func (d *Detector) NewState() detect.State { return noState{} }
+
+// Observed is a sigma finding's explanation.
+type Observed struct {
+	Rule       string   `json:"rule"`
+	RuleFile   string   `json:"rule_file"`
+	Selections []string `json:"selections"`
+	Action     string   `json:"action"`
+	Tags       []string `json:"tags,omitempty"`
+}
+
+// Observe raises one finding per matching event, keyed by the event id (so
+// a replay gives the same alert ids).
+func (d *Detector) Observe(ev *schemas.Event, _ detect.State) []detect.Finding {
+	m := d.rule.Match(ev)
+	if m == nil {
+		return nil
+	}
+	return []detect.Finding{{
+		Key:      ev.EventID,
+		Title:    d.rule.Title,
+		Summary:  d.rule.Description,
+		Severity: d.rule.Severity(),
+		Observed: Observed{Rule: d.rule.ID, RuleFile: d.rule.Path, Selections: m.Selections, Action: ev.Action.Name, Tags: d.rule.Tags},
+		Baseline: "single-event Sigma rule: no baseline",
+		EventIDs: []string{ev.EventID}, FirstSeen: ev.Time.Time, LastSeen: ev.Time.Time,
+	}}
+}

@@ -1,0 +1,70 @@
+package sigma
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+func ev(source, raw string) *schemas.Event {
+	return &schemas.Event{EventID: "e1", Source: source, Raw: json.RawMessage(raw)}
+}
+
+func TestRules(t *testing.T) {
+	cases := []struct {
+		file, source, hit, miss string
+	}{
+		{"testdata/sigmahq/okta_api_token_created.yml", "okta",
+			`{"eventType":"system.api_token.create","outcome":{"result":"SUCCESS"}}`,
+			`{"eventType":"system.api_token.revoke"}`},
+		{"testdata/sigmahq/okta_api_token_revoked.yml", "okta",
+			`{"eventType":"system.api_token.revoke"}`, `{"eventType":"system.api_token.create"}`},
+		{"testdata/sigmahq/okta_admin_activity_from_proxy_query.yml", "okta",
+			`{"eventType":"system.api_token.create","securityContext":{"isProxy":true},"debugContext":{"debugData":{"requestUri":"/admin/access/api/tokens"}}}`,
+			`{"eventType":"system.api_token.create","securityContext":{"isProxy":false},"debugContext":{"debugData":{"requestUri":"/admin/access/api/tokens"}}}`},
+		{"testdata/sigmahq/github_new_secret_created.yml", "github",
+			`{"action":"repo.create_actions_secret","programmatic_access_type":"Fine-grained personal access token"}`,
+			`{"action":"repo.update_actions_secret"}`},
+		{"rules/okta_oauth_admin_scope_from_proxy.yml", "okta",
+			`{"eventType":"app.oauth2.as.token.grant.access_token","outcome":{"result":"SUCCESS"},"securityContext":{"isProxy":true},"debugContext":{"debugData":{"grantedScopes":"okta.users.manage okta.apps.read"}}}`,
+			`{"eventType":"app.oauth2.as.token.grant.access_token","outcome":{"result":"SUCCESS"},"securityContext":{"isProxy":true},"debugContext":{"debugData":{"grantedScopes":"okta.users.read"}}}`},
+		{"rules/github_pat_creates_deploy_key.yml", "github",
+			`{"action":"public_key.create","programmatic_access_type":"Personal access token (classic)"}`,
+			`{"action":"public_key.create","programmatic_access_type":"GitHub App server-to-server token"}`},
+	}
+	for _, c := range cases {
+		r, err := LoadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Match(ev(c.source, c.hit)) == nil {
+			t.Errorf("%s: no match on %s", c.file, c.hit)
+		}
+		if r.Match(ev(c.source, c.miss)) != nil {
+			t.Errorf("%s: matched near miss %s", c.file, c.miss)
+		}
+		if r.Match(ev("slack", c.hit)) != nil {
+			t.Errorf("%s: matched another source", c.file)
+		}
+	}
+	if _, err := ShippedRules(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	base := "title: t\nlogsource: {product: okta}\ndetection:\n  sel:\n    eventtype|%s: x\n  condition: %s\n"
+	for _, c := range []struct{ mod, cond, want string }{
+		{"base64", "sel", "modifier |base64"},
+		{"contains", "sel | count() > 5", "aggregation"},
+		{"contains", "sel near other", "near"},
+		{"contains", "nosuch", "no selection"},
+	} {
+		_, err := Parse("r.yml", []byte(strings.Replace(strings.Replace(base, "%s", c.mod, 1), "%s", c.cond, 1)))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "r.yml:") {
+			t.Errorf("%s/%s: err = %v", c.mod, c.cond, err)
+		}
+	}
+}
