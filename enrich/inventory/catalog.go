@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,22 +40,45 @@ type Identity struct {
 type Entry struct {
 	// ID becomes ev.Integration.ID for every identity below: the key alerts,
 	// baselines and partitions use.
-	ID                string     `yaml:"id"`
-	Name              string     `yaml:"name"`
-	Owner             string     `yaml:"owner"`
-	Purpose           string     `yaml:"purpose"`
-	Criticality       string     `yaml:"criticality"`
-	ApprovedScopes    []string   `yaml:"approved_scopes"`
-	ApprovedCountries []string   `yaml:"approved_countries"`
-	ExpiresAt         string     `yaml:"expires_at"` // RFC 3339, or a date meaning 00:00 UTC that day
-	Identities        []Identity `yaml:"identities"`
+	ID                string   `yaml:"id"`
+	Name              string   `yaml:"name"`
+	Owner             string   `yaml:"owner"`
+	Purpose           string   `yaml:"purpose"`
+	Criticality       string   `yaml:"criticality"`
+	ApprovedScopes    []string `yaml:"approved_scopes"`
+	ApprovedCountries []string `yaml:"approved_countries"`
+	ExpiresAt         string   `yaml:"expires_at"` // RFC 3339, or a date meaning 00:00 UTC that day
+	// ReviewedAt is when the entry was last reviewed (RFC 3339 or a date);
+	// ReviewEvery is how often it must be (a Go duration such as 2160h, or
+	// whole days such as 90d). Both or neither: a review is overdue once
+	// ReviewedAt + ReviewEvery has passed.
+	ReviewedAt  string     `yaml:"reviewed_at"`
+	ReviewEvery string     `yaml:"review_every"`
+	Identities  []Identity `yaml:"identities"`
 
-	expires *time.Time
-	view    *schemas.Inventory // shared by every event of the entry; read-only
+	expires     *time.Time
+	reviewed    *time.Time
+	reviewEvery time.Duration
+	view        *schemas.Inventory // shared by every event of the entry; read-only
 }
 
 // Expires returns the parsed expires_at, nil when the entry has none.
 func (e *Entry) Expires() *time.Time { return e.expires }
+
+// ReviewDue returns when the next review is due (reviewed_at + review_every)
+// and false when the entry has no review schedule.
+func (e *Entry) ReviewDue() (time.Time, bool) {
+	if e.reviewed == nil || e.reviewEvery <= 0 {
+		return time.Time{}, false
+	}
+	return e.reviewed.Add(e.reviewEvery), true
+}
+
+// ReviewOverdue reports whether the review due date is before now.
+func (e *Entry) ReviewOverdue(now time.Time) bool {
+	due, ok := e.ReviewDue()
+	return ok && due.Before(now)
+}
 
 // Inventory returns what enrichment attaches to an event of this entry. The
 // value is shared between events and must not be modified.
@@ -192,6 +216,24 @@ func (e *Entry) validate() []error {
 			e.expires = &t
 		}
 	}
+	rs, es := strings.TrimSpace(e.ReviewedAt), strings.TrimSpace(e.ReviewEvery)
+	if rs != "" {
+		if t, err := parseExpiry(rs); err != nil {
+			errs = append(errs, fmt.Errorf("reviewed_at %q: want RFC 3339 (2026-09-01T09:00:00Z) or a date (2026-09-01)", rs))
+		} else {
+			e.reviewed = &t
+		}
+	}
+	if es != "" {
+		if d, err := parseReviewEvery(es); err != nil {
+			errs = append(errs, fmt.Errorf("review_every %q: %w", es, err))
+		} else {
+			e.reviewEvery = d
+		}
+	}
+	if (rs == "") != (es == "") {
+		errs = append(errs, errors.New("reviewed_at and review_every: give both or neither"))
+	}
 	if len(e.Identities) == 0 {
 		errs = append(errs, errors.New("identities: at least one {source, id} is needed to match events"))
 	}
@@ -225,4 +267,22 @@ func parseExpiry(s string) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	return time.Parse(time.DateOnly, s)
+}
+
+// parseReviewEvery accepts whole days ("90d") or a Go duration ("2160h"),
+// positive.
+func parseReviewEvery(s string) (time.Duration, error) {
+	bad := errors.New("want a positive duration: days (90d) or a Go duration (2160h)")
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, bad
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, bad
+	}
+	return d, nil
 }

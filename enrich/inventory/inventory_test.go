@@ -249,3 +249,36 @@ func TestWatchReloadsUntilCancelled(t *testing.T) {
 		t.Fatal("Watch did not return after cancel")
 	}
 }
+
+func TestReviewSchedule(t *testing.T) {
+	c, err := Parse([]byte("integrations:\n  - id: a\n    reviewed_at: 2026-09-01\n    review_every: 90d\n    identities: [{source: slack, id: A1}]\n  - id: b\n    reviewed_at: \"2026-09-01T12:00:00Z\"\n    review_every: 24h\n    identities: [{source: slack, id: A2}]\n  - id: c\n    identities: [{source: slack, id: A3}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Entry("a")
+	if due, ok := a.ReviewDue(); !ok || !due.Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("a due %v %v", due, ok)
+	}
+	if a.ReviewOverdue(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) || !a.ReviewOverdue(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Error("a overdue wrong")
+	}
+	b, _ := c.Entry("b")
+	if due, _ := b.ReviewDue(); !due.Equal(time.Date(2026, 9, 2, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("b due %v", due)
+	}
+	cc, _ := c.Entry("c")
+	if _, ok := cc.ReviewDue(); ok || cc.ReviewOverdue(time.Now()) {
+		t.Error("c has no schedule")
+	}
+	for y, want := range map[string]string{
+		"    reviewed_at: soon\n    review_every: 90d\n":       `reviewed_at "soon"`,
+		"    reviewed_at: 2026-09-01\n    review_every: -1h\n": `review_every "-1h"`,
+		"    reviewed_at: 2026-09-01\n    review_every: 0d\n":  `review_every "0d"`,
+		"    reviewed_at: 2026-09-01\n":                        "give both or neither",
+	} {
+		_, err := Parse([]byte("integrations:\n  - id: x\n" + y + "    identities: [{source: slack, id: A1}]\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", y, err, want)
+		}
+	}
+}
