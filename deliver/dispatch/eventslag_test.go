@@ -13,7 +13,6 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -53,16 +52,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[st
 func TestEventsWriterLagAndFailuresWhileClickHouseIsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := embedded.Start(2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kc := broker.DefaultConfig()
-	kc.Brokers, kc.Partitions = b.Addrs(), 2
-	if err := broker.EnsureTopics(ctx, kc, broker.AllTopics...); err != nil {
-		t.Fatal(err)
-	}
+	kc := startBroker(ctx, t)
 	const n = 300
 	var evs []any
 	t0 := time.Date(2026, 10, 27, 2, 0, 0, 0, time.UTC)

@@ -22,7 +22,6 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/deliver/slack"
 	_ "github.com/tokenwatch/tokenwatch/deliver/webhook"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -112,16 +111,7 @@ func incident(id string, v int, status string) schemas.Incident {
 func TestIncidentVersionsAreDeliveredInOrderOnceAcrossRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := embedded.Start(2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kc := broker.DefaultConfig()
-	kc.Brokers, kc.Partitions = b.Addrs(), 2
-	if err := broker.EnsureTopics(ctx, kc, broker.AllTopics...); err != nil {
-		t.Fatal(err)
-	}
+	kc := startBroker(ctx, t)
 	rc := &receiver{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -186,16 +176,7 @@ func TestIncidentVersionsAreDeliveredInOrderOnceAcrossRestarts(t *testing.T) {
 func TestSlackUpdatesTheSameMessageAfterARestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := embedded.Start(2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kc := broker.DefaultConfig()
-	kc.Brokers, kc.Partitions = b.Addrs(), 2
-	if err := broker.EnsureTopics(ctx, kc, broker.AllTopics...); err != nil {
-		t.Fatal(err)
-	}
+	kc := startBroker(ctx, t)
 	var mu sync.Mutex
 	var calls []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

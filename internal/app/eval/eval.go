@@ -17,7 +17,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/ingest"
@@ -318,13 +317,4 @@ func median(ds []time.Duration) time.Duration {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// Registered lists the ids of every registered detector.
-func Registered() []string {
-	var out []string
-	for _, s := range detect.Specs() {
-		out = append(out, s.ID)
-	}
-	return out
 }
