@@ -35,6 +35,7 @@ type Engine struct {
 	// state lives beside the detectors' and moves with it.
 	corr      Correlator
 	incidents []schemas.Incident
+	dups      int64 // repeated events skipped (seen.go)
 }
 
 // Correlator is the optional step after the detectors (detect/correlate):
@@ -77,6 +78,7 @@ type integration struct {
 	// owner, purpose and criticality.
 	catalog *schemas.Inventory
 	last    int64 // event time (Unix ms) of the latest event, for eviction
+	seen    seenIDs
 }
 
 // DedupWindow is how long (in event time) an alert id is remembered.
@@ -114,6 +116,14 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		}
 		e.ints[k] = in
 	}
+	if ev.EventID != "" {
+		h, at := hashID(ev.EventID), t.UnixMilli()
+		if in.seen.has(h) {
+			e.dups++
+			return alerts
+		}
+		in.seen.add(h, at, max(in.last, at))
+	}
 	in.last = t.UnixMilli()
 	e.markDirty(k, in)
 	if ev.Inventory != nil {
@@ -133,6 +143,10 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	}
 	return alerts
 }
+
+// Duplicates is how many repeated events (an event id the key was already
+// fed) Observe skipped.
+func (e *Engine) Duplicates() int64 { return e.dups }
 
 // Flush ticks every Ticker detector at watermark (end of input in a replay).
 func (e *Engine) Flush(watermark time.Time) []schemas.Alert { return e.tick(watermark) }
@@ -262,6 +276,8 @@ type snapshot struct {
 	States    map[string]json.RawMessage `json:"states,omitempty"`
 	Detectors map[string][]byte          `json:"detectors,omitempty"`
 	Emitted   map[string]int64           `json:"emitted,omitempty"`
+	// Seen is the key's recent event ids (seen.go), base64 in JSON.
+	Seen []byte `json:"seen,omitempty"`
 }
 
 func (e *Engine) markDirty(k Key, in *integration) {
@@ -348,7 +364,7 @@ func (e *Engine) Snapshot(k Key) ([]byte, error) {
 	if in == nil {
 		return nil, fmt.Errorf("engine: no state for %s/%s", k.Tenant, k.ID)
 	}
-	s := snapshot{Tenant: k.Tenant, ID: k.ID, States: make(map[string]json.RawMessage, len(e.detectors)), Emitted: in.emitted}
+	s := snapshot{Tenant: k.Tenant, ID: k.ID, States: make(map[string]json.RawMessage, len(e.detectors)), Emitted: in.emitted, Seen: in.seen.marshal()}
 	for i, d := range e.detectors {
 		b, err := in.states[i].MarshalBinary()
 		if err != nil {
@@ -402,6 +418,9 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 	}
 	if s.Emitted != nil {
 		in.emitted = s.Emitted
+	}
+	if err := in.seen.unmarshal(s.Seen); err != nil {
+		return k, fmt.Errorf("engine: restore %s/%s: %w", k.Tenant, k.ID, err)
 	}
 	if old := e.ints[k]; old != nil && old.dirty {
 		in.dirty = true // still listed in e.dirty

@@ -264,7 +264,11 @@ func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Ev
 		return r.Engine.Observe(ev)
 	}
 	r.p.Enrich(ev)
+	dups := r.Engine.Duplicates()
 	alerts := r.Engine.Observe(ev)
+	if r.Engine.Duplicates() != dups {
+		return alerts // a repeat: the other stages saw it the first time
+	}
 	for j := 1; j < len(r.rekeyer); j++ {
 		if rec, ok := r.rekeyer[j].Rekey(ev); ok {
 			out := rec // only a record sent escapes to the heap

@@ -2,6 +2,7 @@ package crossapp
 
 import (
 	_ "embed"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -36,7 +37,8 @@ func routine(apps ...string) []schemas.Event {
 	var out []schemas.Event
 	for d := 0; d < 7; d++ {
 		for i, app := range apps {
-			out = append(out, in("r", time.Duration(d)*day+9*time.Hour+time.Duration(i)*time.Minute, app))
+			// Distinct ids: the engine counts one event id once.
+			out = append(out, in(fmt.Sprintf("r%d.%d", d, i), time.Duration(d)*day+9*time.Hour+time.Duration(i)*time.Minute, app))
 		}
 	}
 	return out

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+)
+
+// An event reaches the detectors twice when it reaches Kafka twice: a file
+// ingested again, a poller re-reading its overlap window after a crash, a
+// vendor redelivering a webhook, a producer retrying. Each key remembers
+// the ids of the events it was fed recently and skips a repeat, so every
+// detector counts an event once. The set lives in the key's state and is
+// checkpointed with it: a restore forgets nothing the detectors counted.
+//
+// Bounds: ids within SeenWindow of event time behind the key's latest event,
+// and at most SeenMax of them (a busy key keeps its newest). A repeat older
+// than both is counted again; poller overlaps, redeliveries and retries are
+// minutes to hours, well inside them.
+const (
+	SeenWindow = 48 * 3600 * 1000 // ms of event time
+	SeenMax    = 8192
+	// seenLinear: below this many ids a scan beats a map (and a quiet
+	// integration, the common case, holds a few dozen bytes).
+	seenLinear = 32
+)
+
+// seenIDs holds 64-bit FNV-1a hashes of event ids in arrival order with
+// their event times (Unix ms). A collision (p ≈ n²/2⁶⁵ per key) would skip
+// one event; the hash keeps the set at 16 bytes an id.
+type seenIDs struct {
+	hs  []uint64
+	ms  []int64
+	idx map[uint64]int32 // hash → count held, built past seenLinear
+}
+
+func hashID(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+func (s *seenIDs) has(h uint64) bool {
+	if s.idx != nil {
+		return s.idx[h] > 0
+	}
+	for _, x := range s.hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// add records h at event time at (Unix ms), dropping ids older than the
+// window behind latest and the oldest beyond SeenMax.
+func (s *seenIDs) add(h uint64, at, latest int64) {
+	s.hs = append(s.hs, h)
+	s.ms = append(s.ms, at)
+	if s.idx != nil {
+		s.idx[h]++
+	} else if len(s.hs) > seenLinear {
+		s.idx = make(map[uint64]int32, len(s.hs))
+		for _, x := range s.hs {
+			s.idx[x]++
+		}
+	}
+	drop := 0
+	for drop < len(s.hs) && (len(s.hs)-drop > SeenMax || s.ms[drop] < latest-SeenWindow) {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	if s.idx != nil {
+		for _, x := range s.hs[:drop] {
+			if s.idx[x]--; s.idx[x] <= 0 {
+				delete(s.idx, x)
+			}
+		}
+	}
+	s.hs = append(s.hs[:0], s.hs[drop:]...)
+	s.ms = append(s.ms[:0], s.ms[drop:]...)
+	if len(s.hs) <= seenLinear/2 {
+		s.idx = nil
+	}
+}
+
+// marshal encodes the set as (hash uint64 LE, zigzag varint of the time
+// delta from the previous id) pairs.
+func (s *seenIDs) marshal() []byte {
+	if len(s.hs) == 0 {
+		return nil
+	}
+	b := make([]byte, 0, len(s.hs)*11)
+	var prev int64
+	for i, h := range s.hs {
+		b = binary.LittleEndian.AppendUint64(b, h)
+		b = binary.AppendVarint(b, s.ms[i]-prev)
+		prev = s.ms[i]
+	}
+	return b
+}
+
+func (s *seenIDs) unmarshal(b []byte) error {
+	*s = seenIDs{}
+	var prev int64
+	for len(b) > 0 {
+		if len(b) < 9 {
+			return errors.New("engine: truncated seen-id set")
+		}
+		h := binary.LittleEndian.Uint64(b)
+		d, n := binary.Varint(b[8:])
+		if n <= 0 {
+			return errors.New("engine: corrupt seen-id set")
+		}
+		b = b[8+n:]
+		prev += d
+		s.hs = append(s.hs, h)
+		s.ms = append(s.ms, prev)
+	}
+	if len(s.hs) > seenLinear {
+		s.idx = make(map[uint64]int32, len(s.hs))
+		for _, x := range s.hs {
+			s.idx[x]++
+		}
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestSeenIDsBounds(t *testing.T) {
+	tests := []struct {
+		name      string
+		n         int   // ids added, one per step of event time
+		step      int64 // ms between them
+		wantHeld  int
+		wantFirst int // index of the oldest id still held
+	}{
+		{"few", 5, 1000, 5, 0},
+		{"past the linear scan", 100, 1000, 100, 0},
+		{"count bound keeps the newest", SeenMax + 500, 1, SeenMax, 500},
+		{"time bound", 10, SeenWindow / 4, 5, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s seenIDs
+			for i := 0; i < tt.n; i++ {
+				at := int64(i) * tt.step
+				s.add(hashID(fmt.Sprint("ev", i)), at, at)
+			}
+			if len(s.hs) != tt.wantHeld {
+				t.Fatalf("held %d ids, want %d", len(s.hs), tt.wantHeld)
+			}
+			for i := 0; i < tt.n; i++ {
+				if want := i >= tt.wantFirst; s.has(hashID(fmt.Sprint("ev", i))) != want {
+					t.Fatalf("id %d held=%v, want %v", i, !want, want)
+				}
+			}
+			var r seenIDs
+			if err := r.unmarshal(s.marshal()); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(r.hs, r.ms) != fmt.Sprint(s.hs, s.ms) || (r.idx == nil) != (len(r.hs) <= seenLinear) {
+				t.Fatal("round trip changed the set")
+			}
+		})
+	}
+	var s seenIDs
+	if err := s.unmarshal([]byte{1, 2, 3}); err == nil {
+		t.Error("a truncated set restored without an error")
+	}
+}
