@@ -197,11 +197,25 @@ const insertEvents = `INSERT INTO events (event_id, source, tenant, time, time_m
 	impersonation, delegation, directory_roles, http_method, http_route, http_status_code, ip, user_agent, ip_chain,
 	proxy, network_asn, network_as_org, outcome, bytes, records, country, city, lat, lon, asn, as_org, raw)`
 
-// WriteEvents inserts events as one batch.
+// WriteEvents inserts the events not already stored as one batch (dedup.go).
 func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error {
+	_, err := c.WriteNewEvents(ctx, events)
+	return err
+}
+
+// WriteNewEvents is WriteEvents that also says how many events it left out
+// as already stored or repeated in the batch.
+func (c *Client) WriteNewEvents(ctx context.Context, events []schemas.Event) (skipped int, err error) {
 	if len(events) == 0 {
-		return nil
+		return 0, nil
 	}
+	if events, skipped, err = c.freshEvents(ctx, events); err != nil || len(events) == 0 {
+		return skipped, err
+	}
+	return skipped, c.insertEvents(ctx, events)
+}
+
+func (c *Client) insertEvents(ctx context.Context, events []schemas.Event) error {
 	b, err := c.conn.PrepareBatch(ctx, insertEvents)
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare events batch: %w", err)
@@ -241,9 +255,28 @@ func (c *Client) WriteEvents(ctx context.Context, events []schemas.Event) error 
 const insertAlerts = `INSERT INTO alerts (id, detector, severity, integration_id, tenant, title, summary, first_seen,
 	last_seen, event_ids, observed, baseline, query, criticality, owner, purpose, created_at)`
 
-// WriteAlerts inserts alerts as one batch.
+// WriteAlerts inserts the alerts not already stored as one batch: an alert
+// id is raised once (detect/engine), so a stored id is a redelivery.
 func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error {
 	if len(alerts) == 0 {
+		return nil
+	}
+	ids := make([]string, len(alerts))
+	for i := range alerts {
+		ids[i] = alerts[i].ID
+	}
+	stored, err := c.storedIDs(ctx, "alerts", "id", ids)
+	if err != nil {
+		return err
+	}
+	fresh := alerts[:0:0]
+	for _, a := range alerts {
+		if !stored[a.ID] {
+			stored[a.ID] = true
+			fresh = append(fresh, a)
+		}
+	}
+	if alerts = fresh; len(alerts) == 0 {
 		return nil
 	}
 	b, err := c.conn.PrepareBatch(ctx, insertAlerts)

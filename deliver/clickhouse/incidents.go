@@ -14,10 +14,29 @@ const insertIncidents = `INSERT INTO incidents (id, version, status, tenant, int
 	blast_events, blast_bytes, blast_records, owner, purpose, criticality, source, next, written_at)`
 
 // WriteIncidents inserts incident versions as one batch. Every version may
-// be written (ReplacingMergeTree(version) keeps the newest of each id), and
-// writing one twice is harmless.
+// be written (ReplacingMergeTree(version) keeps the newest of each id); a
+// version already stored (a redelivery) is left out, so count() and the
+// views count each version once without FINAL.
 func (c *Client) WriteIncidents(ctx context.Context, incs []schemas.Incident) error {
 	if len(incs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(incs))
+	for i := range incs {
+		keys[i] = fmt.Sprintf("%s/%d", incs[i].ID, max(incs[i].Version, 0))
+	}
+	stored, err := c.storedIDs(ctx, "incidents", "concat(id, '/', toString(version))", keys)
+	if err != nil {
+		return err
+	}
+	fresh := incs[:0:0]
+	for i := range incs {
+		if !stored[keys[i]] {
+			stored[keys[i]] = true
+			fresh = append(fresh, incs[i])
+		}
+	}
+	if incs = fresh; len(incs) == 0 {
 		return nil
 	}
 	b, err := c.conn.PrepareBatch(ctx, insertIncidents)

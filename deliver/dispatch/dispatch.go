@@ -324,17 +324,19 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		// ClickHouse down: this errors, Consume retries the same batch, and the
 		// bounded fetch channel stops reading: backpressure, not loss.
 		lag.measure(ctx) // before the write too, so an outage shows as lag
-		if err := d.ch.WriteEvents(ctx, evs); err != nil {
+		skipped, err := d.ch.WriteNewEvents(ctx, evs)
+		if err != nil {
 			d.m.eventsFailures.Inc()
 			return err
 		}
+		d.m.eventsDuplicates.Add(float64(skipped))
 		if len(deadMsgs) > 0 {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
 				return err
 			}
 		}
-		d.Stats.EventsWritten.Add(int64(len(evs)))
-		d.m.eventsWritten.Add(float64(len(evs)))
+		d.Stats.EventsWritten.Add(int64(len(evs))) // handled: written, or already stored
+		d.m.eventsWritten.Add(float64(len(evs) - skipped))
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
 		retrying = false
 		return nil

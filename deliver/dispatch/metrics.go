@@ -8,6 +8,7 @@ type Metrics struct {
 	incidentsSent, incidentDeadLetters   *prometheus.CounterVec
 	eventsWritten                        prometheus.Counter
 	eventsFailures, eventsRetries        prometheus.Counter
+	eventsDuplicates                     prometheus.Counter
 	breakerOpen                          *prometheus.GaugeVec
 }
 
@@ -32,10 +33,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed writes of an events batch to ClickHouse (each is retried: the batch is never skipped)."}),
 		eventsRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_write_retries_total",
 			Help: "Attempts at an events batch after a failed one."}),
+		eventsDuplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_clickhouse_events_duplicates_total",
+			Help: "Events left out of an INSERT because their id was already stored (a redelivery or a re-read after a crash)."}),
 		breakerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_sink_circuit_open",
 			Help: "1 while a sink's circuit breaker is open."}, []string{"sink"}),
 	}
 	reg.MustRegister(m.sent, m.failures, m.retries, m.deadLetters, m.eventsWritten, m.breakerOpen, m.incidentsSent, m.incidentDeadLetters,
-		m.eventsFailures, m.eventsRetries)
+		m.eventsFailures, m.eventsRetries, m.eventsDuplicates)
 	return m
 }

@@ -1,0 +1,119 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Effectively once in ClickHouse. An event reaches the events writer twice
+// when it reached Kafka twice (a re-ingested file, a poller's overlap after a
+// crash, a vendor redelivery) or when the writer dies between INSERT and
+// offset commit and its batch is fetched again. ReplacingMergeTree collapses
+// such rows only at merge time, so count() without FINAL, the materialized
+// views and every dashboard would count them twice.
+//
+// Before each INSERT the writer asks which of the batch's ids are already
+// stored and leaves them out (an external table carries the ids; the lookup
+// is bounded to the batch's tenants, integrations and time range, a prefix of
+// the sorting key). Kafka Connect's ClickHouse sink stores the consumed
+// offsets beside the data for the same end; an id lookup also catches the
+// repeats that reached Kafka at new offsets, which an offset cannot.
+//
+// It holds with one writer per events partition (the deliver role's consumer
+// group gives each partition to one member; an integration's events share a
+// partition). During a rebalance two members may briefly write the same
+// partition; ReplacingMergeTree still collapses what slips through at merge.
+//
+// ClickHouse 18.16 has no insert deduplication for non-replicated tables
+// (non_replicated_deduplication_window came in 20.x) and no insert_deduplication_token.
+
+// freshEvents returns evs without events already stored and without repeats
+// inside the batch (first occurrence kept), and how many it left out.
+func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schemas.Event, int, error) {
+	type key struct{ tenant, integ, id string }
+	inBatch := make(map[key]bool, len(evs))
+	tbl, err := ext.NewTable("batch", ext.Column("tenant", "String"), ext.Column("integration_id", "String"), ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, 0, err
+	}
+	lo, hi := evs[0].Time.Unix(), evs[0].Time.Unix()
+	for i := range evs {
+		e := &evs[i]
+		k := key{e.Tenant, e.Integration.ID, e.EventID}
+		if inBatch[k] {
+			continue
+		}
+		inBatch[k] = true
+		if err := tbl.Append(k.tenant, k.integ, k.id); err != nil {
+			return nil, 0, err
+		}
+		lo, hi = min(lo, e.Time.Unix()), max(hi, e.Time.Unix())
+	}
+	const q = `SELECT tenant, integration_id, event_id FROM events
+		WHERE time >= toDateTime(?) AND time <= toDateTime(?)
+		  AND integration_id IN (SELECT integration_id FROM batch)
+		  AND (tenant, integration_id, event_id) IN (SELECT tenant, integration_id, event_id FROM batch)`
+	stored := map[key]bool{}
+	qctx := ch.Context(ctx, ch.WithExternalTable(tbl))
+	rows, err := c.conn.Query(qctx, q, max(lo, 0), max(hi, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("clickhouse: look up stored event ids: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.tenant, &k.integ, &k.id); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("clickhouse: look up stored event ids: %w", err)
+		}
+		stored[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("clickhouse: look up stored event ids: %w", err)
+	}
+	out := evs[:0:0]
+	for i := range evs {
+		e := &evs[i]
+		k := key{e.Tenant, e.Integration.ID, e.EventID}
+		if stored[k] {
+			continue
+		}
+		stored[k] = true // a later repeat in the batch is left out too
+		out = append(out, *e)
+	}
+	return out, len(evs) - len(out), nil
+}
+
+// storedIDs returns which of ids already have a row in table (column col).
+// Alerts and incidents are few per batch; no range bound is needed.
+func (c *Client) storedIDs(ctx context.Context, table, col string, ids []string) (map[string]bool, error) {
+	tbl, err := ext.NewTable("batch", ext.Column("id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(tbl)),
+		fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (SELECT id FROM batch)", col, table, col))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: look up stored %s ids: %w", table, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("clickhouse: look up stored %s ids: %w", table, err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
