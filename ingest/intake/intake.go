@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
 	"github.com/tokenwatch/tokenwatch/ingest/kafkasource"
 	"github.com/tokenwatch/tokenwatch/ingest/poll"
@@ -30,7 +29,8 @@ import (
 
 // Config is the `ingest:` section.
 type Config struct {
-	// Files are raw vendor records to ingest once at start (dev, backfill).
+	// Files are raw vendor records to ingest once (dev, backfill): each keeps
+	// a cursor in tokenwatch.cursors, so a restart does not ingest it again.
 	Files []FileInput `yaml:"files"`
 	// Pollers poll vendor audit APIs, one per (source, tenant).
 	Pollers []poll.Config `yaml:"pollers"`
@@ -224,12 +224,16 @@ func (r *Role) Run(ctx context.Context) error {
 			return kafkasource.Run(ctx, ks, ip, r.log.With("component", "kafkasource", "source", ks.Source, "topic", ks.Topic))
 		})
 	}
-	if len(r.cfg.Pollers) > 0 {
-		store, err := cursor.OpenKafka(ctx, r.kafka)
+	var store cursor.Store
+	if len(r.cfg.Pollers) > 0 || len(r.cfg.Files) > 0 {
+		ks, err := cursor.OpenKafka(ctx, r.kafka)
 		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer ks.Close()
+		store = ks
+	}
+	if len(r.cfg.Pollers) > 0 {
 		for _, pc := range r.cfg.Pollers {
 			pl, err := poll.NewFromConfig(pc, store, ip, r.log.With("component", "poll", "source", pc.Source, "tenant", pc.Tenant))
 			if err != nil {
@@ -247,11 +251,7 @@ func (r *Role) Run(ctx context.Context) error {
 	if len(r.cfg.Files) > 0 {
 		start("ingest files", func(ctx context.Context) error {
 			for _, f := range r.cfg.Files {
-				n, err := ingest.NewNormalizer(f.Source, f.Tenant)
-				if err != nil {
-					return err
-				}
-				if err := r.ingestFile(ctx, ip, n, f.Path); err != nil {
+				if err := r.ingestFileOnce(ctx, ip, store, f); err != nil {
 					return err
 				}
 			}
@@ -298,26 +298,4 @@ func (r *Role) watchCursors(ctx context.Context, store cursor.Store) {
 		case <-t.C:
 		}
 	}
-}
-
-// ingestFile reads a raw file, normalizes it with the named source's
-// normalizer and publishes events and dead letters. It returns once Kafka
-// acknowledged both.
-func (r *Role) ingestFile(ctx context.Context, ip *publisher, n ingest.Normalizer, path string) error {
-	recs, err := ingest.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	b := ingest.NormalizeRecords(n, path, recs)
-	if err := ip.Events(ctx, b.Events); err != nil {
-		return err
-	}
-	if err := ip.DeadLetters(ctx, b.Dead); err != nil {
-		return err
-	}
-	r.log.Info("ingested file", "path", path, "source", n.Name(), "events", len(b.Events), "dead_letters", len(b.Dead))
-	for _, d := range b.Dead {
-		r.log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
-	}
-	return nil
 }
