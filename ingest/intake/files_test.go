@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	_ "github.com/tokenwatch/tokenwatch/ingest/all" // the okta normalizer
 	"github.com/tokenwatch/tokenwatch/ingest"
+	_ "github.com/tokenwatch/tokenwatch/ingest/all" // the okta normalizer
 	"github.com/tokenwatch/tokenwatch/ingest/cursor"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
 )
