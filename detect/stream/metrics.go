@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // severity), never an integration id.
 type Metrics struct {
 	events       prometheus.Counter
+	duplicates   prometheus.Counter
 	batch, lag   prometheus.Histogram
 	alerts       *prometheus.CounterVec
 	incidents    *prometheus.CounterVec
@@ -17,6 +18,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_detect_events_total",
 			Help: "Events run through the detectors."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenwatch_detect_duplicate_events_total",
+			Help: "Records whose event id the integration had already seen (a redelivery or re-ingest), skipped by the detectors."}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenwatch_detect_batch_duration_seconds",
 			Help: "Time to enrich and detect one consumed batch (excluding produce).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenwatch_detect_event_lag_seconds",
@@ -28,6 +31,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		integrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_integrations",
 			Help: "Integrations whose detector state this process holds."}),
 	}
-	reg.MustRegister(m.events, m.batch, m.lag, m.alerts, m.incidents, m.integrations)
+	reg.MustRegister(m.events, m.duplicates, m.batch, m.lag, m.alerts, m.incidents, m.integrations)
 	return m
 }

@@ -70,6 +70,7 @@ func (c Config) Validate() error {
 // Stats counts what went through, for the demo's progress and tests.
 type Stats struct {
 	EventsDetected    atomic.Int64 // events (not re-keyed records) run through the program
+	Duplicates        atomic.Int64 // records skipped because their event id was already seen
 	AlertsProduced    atomic.Int64
 	IncidentsProduced atomic.Int64 // incident versions
 	DeadLetters       atomic.Int64 // inputs that could not be decoded
@@ -325,6 +326,7 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	r := p.role
 	start := time.Now()
+	dups := p.runner.Engine.Duplicates()
 	var out, incs, deadMsgs []kafka.Message
 	type produced struct {
 		id      string
@@ -397,6 +399,10 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		// Events, not the re-keyed stages' records of them.
 		r.Stats.EventsDetected.Add(int64(len(batch)))
 		r.m.events.Add(float64(len(batch)))
+	}
+	if d := p.runner.Engine.Duplicates() - dups; d > 0 {
+		r.Stats.Duplicates.Add(d)
+		r.m.duplicates.Add(float64(d))
 	}
 	r.Stats.AlertsProduced.Add(int64(len(out)))
 	r.Stats.IncidentsProduced.Add(int64(len(incs)))
