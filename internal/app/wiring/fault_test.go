@@ -1,0 +1,692 @@
+package wiring_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/deliver/webhook"
+	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// The fault suite runs ingest, detect and deliver as three processes of
+// their own against the embedded broker and a real clickhouse-server, and
+// breaks them in a seeded random order: SIGKILL of each role at random
+// points (while a file is being published, mid-stream, between a sink's
+// send and its receipt), ClickHouse stopped, the broker restarted, the
+// webhook sink answering 503. Afterwards, without FINAL anywhere:
+//
+//   - events count() and the hourly view equal the unique input;
+//   - the alert ids and the incident versions equal a clean offline replay's;
+//   - the webhook received the final version of every incident, and a
+//     repeat only where a deliver process was killed with a send in flight
+//     (the sink delivers one incident at a time, so at most one per kill),
+//     always under the same Idempotency-Key;
+//   - nothing was dead-lettered.
+//
+// `make test` runs one short plan; `make soak` runs many rounds with a 60 s
+// ClickHouse outage and a sink down for minutes (TOKENWATCH_FAULT_* below).
+// The seed is logged; TOKENWATCH_FAULT_SEED replays a plan.
+
+const (
+	faultGitHubSecret = "fault-github-secret"
+	faultHookSecret   = "fault-hook-secret"
+)
+
+type faultPlan struct {
+	seed       uint64
+	rounds     int           // rounds over the file (one chunk of pages appended each) and faults
+	chOutage   time.Duration // ClickHouse stopped this long
+	sinkDown   time.Duration // the webhook answers 503 this long
+	deliveries int           // GitHub push deliveries (5 records each)
+}
+
+func faultPlanFromEnv(t *testing.T) faultPlan {
+	p := faultPlan{seed: uint64(time.Now().UnixNano()), rounds: 6, chOutage: 8 * time.Second, sinkDown: 4 * time.Second, deliveries: 40}
+	if v := os.Getenv("TOKENWATCH_FAULT_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("TOKENWATCH_FAULT_SEED %q: %v", v, err)
+		}
+		p.seed = n
+	}
+	for _, kv := range []struct {
+		env string
+		n   *int
+	}{{"TOKENWATCH_FAULT_ROUNDS", &p.rounds}, {"TOKENWATCH_FAULT_DELIVERIES", &p.deliveries}} {
+		if v := os.Getenv(kv.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				t.Fatalf("%s %q: want a positive integer", kv.env, v)
+			}
+			*kv.n = n
+		}
+	}
+	for _, kv := range []struct {
+		env string
+		d   *time.Duration
+	}{{"TOKENWATCH_FAULT_CH_OUTAGE", &p.chOutage}, {"TOKENWATCH_FAULT_SINK_DOWN", &p.sinkDown}} {
+		if v := os.Getenv(kv.env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s %q: %v", kv.env, v, err)
+			}
+			*kv.d = d
+		}
+	}
+	return p
+}
+
+// child is one role in a process of its own; its log goes to a file.
+type child struct {
+	role   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+}
+
+func startChild(t *testing.T, role, cfgPath, logPath string) *child {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TOKENWATCH_CHILD_CONFIG="+cfgPath, "TOKENWATCH_CHILD_ROLES="+role,
+		"FAULT_GITHUB_SECRET="+faultGitHubSecret, "FAULT_HOOK_SECRET="+faultHookSecret)
+	cmd.Stderr, cmd.Stdout = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{role: role, cmd: cmd, exited: make(chan struct{}), log: logPath}
+	go func() { cmd.Wait(); close(c.exited) }()
+	return c
+}
+
+func (c *child) kill() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+func (c *child) dead() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// hookReceiver is a webhook endpoint that records incident versions by
+// Idempotency-Key, as an idempotent receiver would, and can be made to fail.
+type hookReceiver struct {
+	failing atomic.Bool
+	mu      sync.Mutex
+	bodies  map[string][]byte // Idempotency-Key → first body
+	repeats map[string]int    // Idempotency-Key → deliveries after the first
+	differ  []string          // keys repeated with another body
+	latest  map[string]int    // incident id → highest version received
+}
+
+func newHookReceiver() *hookReceiver {
+	return &hookReceiver{bodies: map[string][]byte{}, repeats: map[string]int{}, latest: map[string]int{}}
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if h.failing.Load() {
+		http.Error(w, "down for the fault suite", http.StatusServiceUnavailable)
+		return
+	}
+	ts, _ := strconv.ParseInt(r.Header.Get(webhook.HeaderTimestamp), 10, 64)
+	if r.Header.Get(webhook.HeaderSignature) != webhook.Sign([]byte(faultHookSecret), ts, body) {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if prev, ok := h.bodies[key]; ok {
+		h.repeats[key]++
+		if !bytes.Equal(prev, body) {
+			h.differ = append(h.differ, key)
+		}
+		return
+	}
+	h.bodies[key] = body
+	if r.Header.Get(webhook.HeaderKind) == "incident" {
+		id, v, _ := strings.Cut(key, "/v")
+		n, _ := strconv.Atoi(v)
+		h.latest[id] = max(h.latest[id], n)
+	}
+}
+
+// gitHubDeliveries builds n push deliveries of five GitHub audit-log
+// records each (the fields of ingest/github/testdata/records.jsonl, with
+// new _document_ids), dated after the scenario so they follow it in event
+// time as they follow it on Kafka.
+func gitHubDeliveries(t *testing.T, n int, after time.Time) [][]byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "ingest/github/testdata/records.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var templates []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		templates = append(templates, m)
+	}
+	base := after.Add(24 * time.Hour).Truncate(time.Hour).UnixMilli()
+	out := make([][]byte, n)
+	for d := range out {
+		recs := make([]map[string]any, 5)
+		for i := range recs {
+			k := d*5 + i
+			m := map[string]any{}
+			for f, v := range templates[k%len(templates)] {
+				m[f] = v
+			}
+			ms := base + int64(k)*90_000
+			m["@timestamp"], m["created_at"] = ms, ms
+			m["_document_id"] = fmt.Sprintf("fault-%05d", k)
+			recs[i] = m
+		}
+		out[d], _ = json.Marshal(recs)
+	}
+	return out
+}
+
+// pagesOf reads the scenario's pages (one JSON page per line), oldest
+// first: the file lists newest first, as the Reports API does, and a log
+// that grows appends what happened last.
+func pagesOf(t *testing.T) [][]byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages [][]byte
+	sc := bufio.NewScanner(z)
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		pages = append(pages, append([]byte(nil), sc.Bytes()...))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(pages)
+	return pages
+}
+
+// cleanRun is what one uninterrupted offline replay of the same input
+// raises: alert ids, and every incident's versions.
+func cleanRun(t *testing.T, evs []schemas.Event) (alerts map[string]bool, incidents map[string]int) {
+	t.Helper()
+	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	alerts, incidents = map[string]bool{}, map[string]int{}
+	r := prog.NewReplay()
+	r.OnAlert = func(a schemas.Alert, _ schemas.Time) { alerts[a.ID] = true }
+	r.OnIncident = func(inc schemas.Incident, _ schemas.Time) { incidents[inc.ID] = max(incidents[inc.ID], inc.Version) }
+	for i := range evs {
+		ev := evs[i]
+		r.Observe(&ev)
+	}
+	return alerts, incidents
+}
+
+func uniqueEvents(evs []schemas.Event) int {
+	type key struct{ tenant, integ, id string }
+	seen := map[key]bool{}
+	for _, e := range evs {
+		seen[key{e.Tenant, e.Integration.ID, e.EventID}] = true
+	}
+	return len(seen)
+}
+
+func deadLetters(t *testing.T, ctx context.Context, cfg broker.Config) int64 {
+	t.Helper()
+	var n int64
+	for _, topic := range []string{schemas.TopicDeadLetter, schemas.TopicAlertDeadLetter} {
+		for part := 0; part < cfg.Partitions; part++ {
+			end, err := broker.EndOffset(ctx, cfg, topic, part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += end
+		}
+	}
+	return n
+}
+
+func TestFaultSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault suite: child processes, ClickHouse and broker restarts")
+	}
+	plan := faultPlanFromEnv(t)
+	t.Logf("fault plan: seed %d, %d rounds, ClickHouse down %s, sink down %s, %d push deliveries (TOKENWATCH_FAULT_SEED=%d replays it)",
+		plan.seed, plan.rounds, plan.chOutage, plan.sinkDown, plan.deliveries, plan.seed)
+	rng := rand.New(rand.NewPCG(plan.seed, 0x7a11))
+	budget := 10 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		budget = time.Until(d) - time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	until := func(limit time.Duration, cond func() bool) bool { return wiring.WaitFor(ctx, limit, cond) }
+
+	// The input and what a clean run makes of it.
+	pages := pagesOf(t)
+	fileRecs, err := ingest.ReadFile(filepath.Join(root, "testdata/scenarios/google_oauth_theft", scenario.PagesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := ingest.NewNormalizer("google_workspace", "")
+	fileEvs := ingest.NormalizeRecords(gw, "scenario", fileRecs).Events
+	var last time.Time
+	for _, e := range fileEvs {
+		if e.Time.After(last) {
+			last = e.Time.Time
+		}
+	}
+	deliveries := gitHubDeliveries(t, plan.deliveries, last)
+	gh, _ := ingest.NewNormalizer("github", "acme")
+	var pushEvs []schemas.Event
+	for _, d := range deliveries {
+		var recs []json.RawMessage
+		json.Unmarshal(d, &recs)
+		raw := make([]ingest.RawRecord, len(recs))
+		for i, r := range recs {
+			raw[i] = ingest.RawRecord{Data: r}
+		}
+		nb := ingest.NormalizeRecords(gh, "push", raw)
+		if len(nb.Dead) > 0 {
+			t.Fatalf("push delivery %d: %d records the normalizer refuses: %s", len(pushEvs), len(nb.Dead), nb.Dead[0].Reason)
+		}
+		pushEvs = append(pushEvs, nb.Events...) // records of people, not integrations, are no events
+	}
+	all := append(append([]schemas.Event(nil), fileEvs...), pushEvs...)
+	wantAlerts, wantIncidents := cleanRun(t, all)
+	fileUnique, wantEvents := uniqueEvents(fileEvs), uniqueEvents(all)
+	if len(pushEvs) == 0 || len(wantIncidents) == 0 {
+		t.Fatalf("input: %d push events for %d deliveries, %d incidents in the clean run", len(pushEvs), plan.deliveries, len(wantIncidents))
+	}
+
+	// The parts: ClickHouse, the broker (restartable on its data dir), the webhook.
+	srv := chtest.New(t)
+	brokerDir, brokerPort := t.TempDir(), freePort(t)
+	b, err := embedded.StartOn(4, brokerDir, brokerPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { b.Close() }()
+	cfg := scaleConfig(b.Addrs())
+	cfg.ClickHouse.Addr = []string{srv.TCPAddr}
+	if err := broker.EnsureTopics(ctx, cfg.Kafka, broker.AllTopics...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clickhouse.Migrate(ctx, cfg.ClickHouse); err != nil {
+		t.Fatal(err)
+	}
+	hook := newHookReceiver()
+	hookSrv := httptest.NewServer(hook)
+	defer hookSrv.Close()
+
+	dir := t.TempDir()
+	input := filepath.Join(dir, "token_activity.jsonl")
+	if err := os.WriteFile(input, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The sink's retries outlast its outage: a sink that is down for
+	// minutes delays deliveries, it does not dead-letter them.
+	attempts := 8 + int(plan.sinkDown/(4*time.Second))
+	ports := map[string]int{"ingest": freePort(t), "detect": freePort(t), "deliver": freePort(t)}
+	cfgPath := map[string]string{}
+	for role, port := range ports {
+		yml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d"}
+kafka: {brokers: [%s]}
+clickhouse: {addr: [%s]}
+geoip: {city: %s, asn: %s}
+ingest:
+  files:
+    - {source: google_workspace, path: %s}
+  push:
+    sources:
+      - {source: github, tenant: acme, secret: "env:FAULT_GITHUB_SECRET"}
+detect: {batch_size: 100, flush_interval: 5ms, checkpoint_interval: 100ms}
+deliver:
+  batch_size: 300
+  flush_interval: 10ms
+  retry: {max_attempts: %d, initial_interval: 250ms, max_interval: 4s}
+  sinks:
+    - name: fault-hook
+      kind: webhook
+      config: {url: "%s", secret: "env:FAULT_HOOK_SECRET"}
+`, port, strings.Join(cfg.Kafka.Brokers, ", "), srv.TCPAddr, geoCity, geoASN, input, attempts, hookSrv.URL)
+		cfgPath[role] = filepath.Join(dir, role+".yaml")
+		if err := os.WriteFile(cfgPath[role], []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	procs := map[string]*child{}
+	start := func(role string) { procs[role] = startChild(t, role, cfgPath[role], filepath.Join(dir, role+".log")) }
+	kills := map[string]int{}
+	kill := func(role string) {
+		if procs[role].dead() {
+			t.Fatalf("%s exited on its own before it was killed:\n%s", role, logTail(procs[role].log))
+		}
+		procs[role].kill()
+		kills[role]++
+	}
+	defer func() {
+		for _, c := range procs {
+			c.kill()
+		}
+	}()
+	sleep := func(lo, hi time.Duration) { time.Sleep(lo + time.Duration(rng.Int64N(int64(hi-lo)+1))) }
+
+	c, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	count := func(q string) uint64 {
+		var n uint64
+		if err := c.Conn().QueryRow(ctx, q).Scan(&n); err != nil {
+			return 0 // ClickHouse is down in one phase
+		}
+		return n
+	}
+
+	// Phase 1: the file grows by a chunk of pages each round; ingest is
+	// killed at a random point after each start (before, while or after it
+	// publishes), and one other fault hits per round.
+	start("detect")
+	start("deliver")
+	faults := []string{"detect", "deliver", "clickhouse", "broker", "all"}
+	rng.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
+	per := (len(pages) + plan.rounds - 1) / plan.rounds
+	var did []string
+	for round := 0; round < plan.rounds; round++ {
+		if lo := round * per; lo < len(pages) {
+			f, err := os.OpenFile(input, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pages[lo:min(lo+per, len(pages))] {
+				f.Write(append(p, '\n'))
+			}
+			f.Close()
+		}
+		start("ingest")
+		sleep(0, 900*time.Millisecond)
+		kill("ingest")
+		start("ingest") // publishes what the killed one did not
+		fault := faults[round%len(faults)]
+		if round >= len(faults) {
+			fault = faults[rng.IntN(len(faults))]
+		}
+		sleep(100*time.Millisecond, 1500*time.Millisecond)
+		switch fault {
+		case "detect", "deliver":
+			kill(fault)
+			start(fault)
+		case "all":
+			for _, r := range []string{"ingest", "detect", "deliver"} {
+				kill(r)
+			}
+			for _, r := range []string{"detect", "deliver", "ingest"} {
+				start(r)
+			}
+		case "clickhouse":
+			srv.Stop()
+			time.Sleep(plan.chOutage)
+			if err := srv.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+		case "broker":
+			b.Close()
+			time.Sleep(500 * time.Millisecond)
+			if b, err = embedded.StartOn(4, brokerDir, brokerPort); err != nil {
+				t.Fatal(err)
+			}
+		}
+		did = append(did, fault)
+		sleep(200*time.Millisecond, time.Second)
+		kill("ingest") // the next chunk is appended while no ingest reads the file
+	}
+	start("ingest")
+	if !until(budget/3, func() bool { return count("SELECT count() FROM events") >= uint64(fileUnique) }) {
+		t.Fatalf("after %v: %d of %d file events in ClickHouse\ningest:\n%s", did, count("SELECT count() FROM events"), fileUnique, logTail(procs["ingest"].log))
+	}
+
+	// Phase 2: GitHub pushes, retried by the sender until answered 2xx and
+	// sometimes sent twice (a vendor redelivery), while ingest is killed
+	// twice, the sink goes down and deliver and detect are killed.
+	pushURL := fmt.Sprintf("http://127.0.0.1:%d/ingest/github", ports["ingest"])
+	sign := func(body []byte) string {
+		m := hmac.New(sha256.New, []byte(faultGitHubSecret))
+		m.Write(body)
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	var pushed, refused atomic.Int64
+	pushDone := make(chan struct{})
+	redeliver := rand.New(rand.NewPCG(plan.seed, 2))
+	go func() {
+		defer close(pushDone)
+		send := func(i int) {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, pushURL, bytes.NewReader(deliveries[i]))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-GitHub-Event", "audit_log")
+				req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("fault-delivery-%d", i))
+				req.Header.Set("X-Hub-Signature-256", sign(deliveries[i]))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 == 2 {
+						pushed.Add(1)
+						return
+					}
+				}
+				refused.Add(1) // unreachable (ingest killed) or refused: the sender retries, as vendors do
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		for i := range deliveries {
+			send(i)
+			if redeliver.IntN(4) == 0 {
+				send(i)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	for _, fault := range []string{"ingest", "sink", "deliver", "ingest", "detect"} {
+		sleep(100*time.Millisecond, 700*time.Millisecond)
+		switch fault {
+		case "sink":
+			hook.failing.Store(true)
+			time.Sleep(plan.sinkDown)
+			hook.failing.Store(false)
+		default:
+			kill(fault)
+			start(fault)
+		}
+		did = append(did, fault)
+	}
+	select {
+	case <-pushDone:
+	case <-ctx.Done():
+		t.Fatalf("pushes: %d answered 2xx of %d deliveries before the deadline", pushed.Load(), len(deliveries))
+	}
+
+	// Everything settles to the clean run, counted without FINAL.
+	alertIDs := func() map[string]int {
+		out := map[string]int{}
+		rows, err := c.Conn().Query(ctx, "SELECT id FROM alerts")
+		if err != nil {
+			return out
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			out[id]++
+		}
+		return out
+	}
+	incidentVersions := func() map[string][]int {
+		out := map[string][]int{}
+		rows, err := c.Conn().Query(ctx, "SELECT id, version FROM incidents ORDER BY id, version")
+		if err != nil {
+			return out
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var v uint32
+			rows.Scan(&id, &v)
+			out[id] = append(out[id], int(v))
+		}
+		return out
+	}
+	settled := func() bool {
+		if count("SELECT count() FROM events") < uint64(wantEvents) || len(alertIDs()) < len(wantAlerts) {
+			return false
+		}
+		got := incidentVersions()
+		for id, v := range wantIncidents {
+			if vs := got[id]; len(vs) == 0 || vs[len(vs)-1] < v {
+				return false
+			}
+		}
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		for id, v := range wantIncidents {
+			if hook.latest[id] < v {
+				return false
+			}
+		}
+		return true
+	}
+	ok := until(budget/2, settled)
+	time.Sleep(2 * time.Second) // anything still to come (a late duplicate) lands before the counts
+	events, hourly := count("SELECT count() FROM events"), count("SELECT countMerge(events) FROM integration_activity_hourly")
+	t.Logf("faults %v; kills %v; pushes answered 2xx %d (refused or unreachable %d); events %d (unique input %d), hourly view %d",
+		did, kills, pushed.Load(), refused.Load(), events, wantEvents, hourly)
+	if !ok {
+		t.Errorf("did not settle to the clean run within %s", budget/2)
+	}
+	if events != uint64(wantEvents) || hourly != uint64(wantEvents) {
+		t.Errorf("events count() %d, hourly view %d: want the %d unique input events", events, hourly, wantEvents)
+	}
+	got := alertIDs()
+	for id, n := range got {
+		if !wantAlerts[id] {
+			t.Errorf("alert %s is not in the clean run", id)
+		}
+		if n != 1 {
+			t.Errorf("alert %s stored %d times", id, n)
+		}
+	}
+	for id := range wantAlerts {
+		if got[id] == 0 {
+			t.Errorf("alert %s of the clean run is missing", id)
+		}
+	}
+	for id, vs := range incidentVersions() {
+		want, ok := wantIncidents[id]
+		if !ok {
+			t.Errorf("incident %s is not in the clean run", id)
+			continue
+		}
+		for i, v := range vs {
+			if v != i+1 {
+				t.Errorf("incident %s versions %v: want 1..%d, each once", id, vs, want)
+				break
+			}
+		}
+		if len(vs) != want {
+			t.Errorf("incident %s versions %v: the clean run has %d", id, vs, want)
+		}
+	}
+	hook.mu.Lock()
+	repeats := 0
+	for _, n := range hook.repeats {
+		repeats += n
+	}
+	if len(hook.differ) > 0 {
+		t.Errorf("webhook: repeated Idempotency-Keys with a different body: %v", hook.differ)
+	}
+	if killedDeliver := kills["deliver"]; repeats > killedDeliver {
+		t.Errorf("webhook received %d repeats (%v) for %d deliver kills: at most one in-flight send per kill may repeat", repeats, hook.repeats, killedDeliver)
+	}
+	t.Logf("webhook: %d incident versions received, %d repeated (same key, same body) across %d deliver kills", len(hook.bodies), repeats, kills["deliver"])
+	hook.mu.Unlock()
+	if n := deadLetters(t, ctx, cfg.Kafka); n != 0 {
+		t.Errorf("%d records dead-lettered; the input has no bad record", n)
+	}
+	if t.Failed() {
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tokenwatch-fault-%d", plan.seed))
+		os.MkdirAll(keep, 0o755)
+		for _, r := range []string{"ingest", "detect", "deliver"} {
+			b, _ := os.ReadFile(procs[r].log)
+			os.WriteFile(filepath.Join(keep, r+".log"), b, 0o644)
+		}
+		t.Logf("child logs kept in %s", keep)
+		for _, r := range []string{"ingest", "detect", "deliver"} {
+			t.Logf("%s log:\n%s", r, logTail(procs[r].log))
+		}
+	}
+}
+
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-30):], "\n")
+}
