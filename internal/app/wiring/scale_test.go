@@ -305,22 +305,22 @@ deliver: {batch_size: 300, flush_interval: 10ms}
 	if !killed || crashed {
 		t.Fatalf("the first run wrote %d events to ClickHouse before it was killed (exited on its own: %v)", count("SELECT count() FROM events"), crashed)
 	}
-	partial := count("SELECT count() FROM events FINAL")
+	partial := count("SELECT count() FROM events")
 	if partial >= uint64(len(evs)) {
 		t.Fatalf("the kill came too late: %d of %d events already written", partial, len(evs))
 	}
 	second, secondExited := child()
 	defer func() { second.Process.Signal(syscall.SIGKILL); <-secondExited }()
 	caughtUp := func() bool {
-		return count("SELECT count() FROM events FINAL") == uint64(len(evs)) && count("SELECT count() FROM alerts FINAL") >= uint64(len(want))
+		return count("SELECT count() FROM events") == uint64(len(evs)) && count("SELECT count() FROM alerts") >= uint64(len(want))
 	}
 	done := until(func() bool { return isDone(secondExited) || caughtUp() }) && caughtUp()
-	events := count("SELECT count() FROM events FINAL")
+	events := count("SELECT count() FROM events")
 	if !done || events != uint64(len(evs)) {
 		t.Fatalf("after restart: %d events in ClickHouse (want %d, killed at %d), %d alerts (want %d); the restarted run exited on its own: %v",
-			events, len(evs), partial, count("SELECT count() FROM alerts FINAL"), len(want), isDone(secondExited))
+			events, len(evs), partial, count("SELECT count() FROM alerts"), len(want), isDone(secondExited))
 	}
-	rows, err := c.Conn().Query(ctx, "SELECT id FROM alerts FINAL")
+	rows, err := c.Conn().Query(ctx, "SELECT id FROM alerts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestClickHouseOutageBackpressuresThenCatchesUp(t *testing.T) {
 	defer c.Close()
 	var n uint64
 	ok := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
-		c.Conn().QueryRow(ctx, "SELECT count() FROM events FINAL").Scan(&n)
+		c.Conn().QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
 		return n == uint64(len(evs))
 	})
 	if !ok {
