@@ -21,6 +21,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
+	"github.com/tokenwatch/tokenwatch/detect/sigma"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
@@ -32,6 +33,10 @@ import (
 // (detect.detectors), the GeoIP databases and the catalog.
 type Config struct {
 	Detectors map[string]yaml.Node
+	// Rules are the Sigma rules (detect.rules); each runs as one detector of
+	// the integration stage. The zero value loads none: the config file's
+	// default (internal/app/config) turns the shipped rules on.
+	Rules sigma.Config
 	// Correlate turns alerts into incidents; the zero value means the
 	// defaults (correlate.DefaultConfig).
 	Correlate *correlate.Config
@@ -113,6 +118,18 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	specs, dets, err := buildDetectors(cfg.Detectors)
 	if err != nil {
 		return nil, err
+	}
+	rules, err := sigma.Detectors(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	for _, d := range rules {
+		if _, err := detect.Lookup(d.ID()); err == nil {
+			return nil, fmt.Errorf("rules: %s is also a registered detector's id", d.ID())
+		}
+		// A rule judges each event alone: it runs keyed by integration.
+		specs = append(specs, detect.Spec{ID: d.ID()})
+		dets = append(dets, d)
 	}
 	p.Stages = []Stage{{Keying: detect.ByIntegration}}
 	index := map[string]int{"": 0}

@@ -19,6 +19,12 @@ type Config struct {
 	Shipped bool `yaml:"shipped"`
 }
 
+// DefaultConfig turns the shipped rules on: each is written for a
+// non-human identity's abuse (an OAuth app's admin token from a proxy, a
+// PAT adding a deploy key), which a human's routine does not produce, so
+// they are quiet on a normal install. A folder of one's own is opt-in.
+func DefaultConfig() Config { return Config{Shipped: true} }
+
 //go:embed rules/*.yml
 var shipped embed.FS
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/detect/sigma"
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
@@ -55,6 +56,9 @@ type HTTP struct {
 type Detect struct {
 	// Detectors maps a detector id to its config; `enabled: false` turns it off.
 	Detectors map[string]yaml.Node `yaml:"detectors"`
+	// Rules are the Sigma rules run as detectors (detect/sigma); the
+	// shipped ones are on by default.
+	Rules sigma.Config `yaml:"rules"`
 	// Correlate turns alerts into incidents (detect/correlate).
 	Correlate     correlate.Config `yaml:"correlate"`
 	stream.Config `yaml:",inline"`
@@ -64,7 +68,7 @@ type Detect struct {
 // replay, eval and the benchmarks.
 func (c *Config) Program() program.Config {
 	cc := c.Detect.Correlate
-	return program.Config{Detectors: c.Detect.Detectors, Correlate: &cc, GeoIP: c.GeoIP, Catalog: c.Inventory}
+	return program.Config{Detectors: c.Detect.Detectors, Rules: c.Detect.Rules, Correlate: &cc, GeoIP: c.GeoIP, Catalog: c.Inventory}
 }
 
 // Default is the configuration with nothing set.
@@ -77,7 +81,7 @@ func Default() Config {
 		Ingest:     intake.DefaultConfig(),
 		Kafka:      broker.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
-		Detect:     Detect{Config: stream.DefaultConfig(), Correlate: correlate.DefaultConfig()},
+		Detect:     Detect{Config: stream.DefaultConfig(), Correlate: correlate.DefaultConfig(), Rules: sigma.DefaultConfig()},
 		Deliver:    dispatch.DefaultConfig(),
 	}
 }

@@ -44,6 +44,7 @@ func TestValidationNamesEachBadField(t *testing.T) {
 		{"deliver: {sinks: [{name: a, kind: webhook}, {name: a, kind: webhook}]}", "duplicate"},
 		{"detect: {flush_interval: 0s}", "flush_interval"},
 		{"unknown_key: 1", "unknown_key"},
+		{"detect: {rules: {shiped: true}}", "shiped"},
 		{"clickhouse: {password: env:TW_SURELY_UNSET}", "TW_SURELY_UNSET"},
 	}
 	for _, tc := range tests {
@@ -63,5 +64,19 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if len(cfg.Kafka.Brokers) != 2 || cfg.ClickHouse.Addr[0] != "ch:9000" || !cfg.ClickHouseEnabled() {
 		t.Fatalf("%+v %+v", cfg.Kafka, cfg.ClickHouse)
+	}
+}
+
+func TestRulesDefaultToShipped(t *testing.T) {
+	cfg, err := Parse([]byte("detect: {rules: {paths: [/srv/rules]}}"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Program().Rules; !r.Shipped || len(r.Paths) != 1 {
+		t.Fatalf("rules %+v", r)
+	}
+	cfg, err = Parse([]byte("detect: {rules: {shipped: false}}"), "t")
+	if err != nil || cfg.Program().Rules.Shipped {
+		t.Fatalf("shipped: false gave %+v, %v", cfg.Detect.Rules, err)
 	}
 }
