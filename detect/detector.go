@@ -60,6 +60,47 @@ type Finding struct {
 	LastSeen  time.Time
 }
 
+// Meta describes a detection for the analyst and the engineer: what it maps
+// to in MITRE ATT&CK, how to answer it, when it is benign, and how far it is
+// trusted. Go detectors fill it in their Spec; a Sigma rule's comes from its
+// tags, falsepositives, references and status.
+type Meta struct {
+	// Status is experimental, test or stable (Sigma's vocabulary).
+	Status string
+	// Techniques are ATT&CK technique ids ("T1078.004"), upper case.
+	Techniques []string
+	// Runbook: what to check, how to contain.
+	Runbook        string
+	FalsePositives []string
+	References     []string
+}
+
+// Statuses a Meta may carry.
+const (
+	StatusExperimental = "experimental"
+	StatusTest         = "test"
+	StatusStable       = "stable"
+)
+
+// Described is implemented by detectors that carry their own Meta (a Sigma
+// rule); the others' is their Spec's.
+type Described interface {
+	Meta() Meta
+}
+
+// MetaOf returns d's metadata: its own, else its registered Spec's (the
+// zero Meta for an unregistered detector).
+func MetaOf(d Detector) Meta {
+	if m, ok := d.(Described); ok {
+		return m.Meta()
+	}
+	s, err := Lookup(d.ID())
+	if err != nil {
+		return Meta{}
+	}
+	return s.Meta
+}
+
 // Spec registers a detector: its id, a one-line summary for the catalogue, and
 // a constructor from its YAML config (decode fills the detector's config
 // struct, already holding its defaults).
@@ -70,6 +111,7 @@ type Spec struct {
 	// KeyedBy is what the detector's state is keyed by; the zero value is
 	// the integration (see Keying).
 	KeyedBy Keying
+	Meta    Meta
 }
 
 var (

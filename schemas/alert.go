@@ -75,6 +75,11 @@ type Alert struct {
 	// Backfill is true when the event that raised the alert was a backfilled
 	// one (schemas.Event.Backfill): old news arriving late, not live activity.
 	Backfill bool `json:"backfill,omitempty"`
+	// Techniques are the detector's MITRE ATT&CK technique ids and Status
+	// its maturity (experimental, test, stable): the detector's metadata,
+	// copied so a sink or a query need not know the catalogue.
+	Techniques []string `json:"techniques,omitempty"`
+	Status     string   `json:"status,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.

@@ -183,3 +183,30 @@ func TestNormalizeAndReplayWorkForEverySource(t *testing.T) {
 		})
 	}
 }
+
+func TestDetectorsListsGoDetectorsAndRules(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("detect:\n  detectors: {volume.spike: {enabled: false}}\n  rules: {shipped: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := tokenwatch(t, "detectors", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rows := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(l)
+		rows[f[0]] = f
+	}
+	for id, want := range map[string]string{
+		"geo.new_country go test T1078.004,T1550.001":                                "yes",
+		"volume.spike go test T1530,T1567":                                           "no",
+		"sigma.tokenwatch-okta-oauth-admin-scope-proxy sigma experimental T1550.001": "no",
+	} {
+		f := strings.Fields(id)
+		got := rows[f[0]]
+		if len(got) != 5 || strings.Join(got[:4], " ") != id || got[4] != want {
+			t.Errorf("row %v, want %s %s", got, id, want)
+		}
+	}
+}

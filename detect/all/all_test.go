@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,6 +132,28 @@ func TestDetectorCatalogueListsEveryDetector(t *testing.T) {
 	for _, s := range detect.Specs() {
 		if !strings.Contains(string(b), "| `"+s.ID+"` |") {
 			t.Errorf("docs/detectors.md has no catalogue row for %s", s.ID)
+		}
+	}
+}
+
+// Every detector says what it maps to in ATT&CK, how to answer it and how
+// far it is trusted: the catalogue and every alert carry it.
+func TestEveryDetectorHasMetadata(t *testing.T) {
+	tech := regexp.MustCompile(`^T\d{4}(\.\d{3})?$`)
+	for _, s := range detect.Specs() {
+		m := s.Meta
+		switch m.Status {
+		case detect.StatusExperimental, detect.StatusTest, detect.StatusStable:
+		default:
+			t.Errorf("%s: status %q", s.ID, m.Status)
+		}
+		if len(m.Techniques) == 0 || m.Runbook == "" || len(m.FalsePositives) == 0 {
+			t.Errorf("%s: techniques %v, runbook %q, false positives %v", s.ID, m.Techniques, m.Runbook, m.FalsePositives)
+		}
+		for _, id := range m.Techniques {
+			if !tech.MatchString(id) {
+				t.Errorf("%s: technique %q is not an ATT&CK id", s.ID, id)
+			}
 		}
 	}
 }

@@ -21,7 +21,8 @@ import (
 // for concurrent use: one engine serves one partition (or one replay).
 type Engine struct {
 	detectors []detect.Detector
-	tickers   []int // indexes of detectors that implement detect.Ticker
+	meta      map[string]detect.Meta // by detector id, copied onto alerts
+	tickers   []int                  // indexes of detectors that implement detect.Ticker
 	ints      map[Key]*integration
 	watermark time.Time
 	// dirty lists the integrations changed since the last ClearDirty; each
@@ -86,8 +87,9 @@ const DedupWindow = 30 * 24 * time.Hour
 
 // New builds an engine over detectors, in the order given.
 func New(detectors []detect.Detector) *Engine {
-	e := &Engine{detectors: detectors, ints: map[Key]*integration{}}
+	e := &Engine{detectors: detectors, ints: map[Key]*integration{}, meta: map[string]detect.Meta{}}
 	for i, d := range detectors {
+		e.meta[d.ID()] = detect.MetaOf(d)
 		if _, ok := d.(detect.Ticker); ok {
 			e.tickers = append(e.tickers, i)
 		}
@@ -227,6 +229,8 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		EventIDs:      f.EventIDs,
 		Observed:      mustJSON(f.Observed),
 		Baseline:      mustJSON(f.Baseline),
+		Techniques:    e.meta[detector].Techniques,
+		Status:        e.meta[detector].Status,
 	}
 	if a.EventIDs == nil {
 		a.EventIDs = []string{}

@@ -105,6 +105,10 @@ func TestReplayRunsTheReKeyedStage(t *testing.T) {
 	var got []string
 	for _, a := range p.Run(evs) {
 		got = append(got, a.Detector+" "+a.IntegrationID)
+		// A Go detector's alert carries its Spec's metadata.
+		if a.Detector == "chain.shared_ip" && (a.Status != "test" || !slices.Contains(a.Techniques, "T1078.004")) {
+			t.Fatalf("chain.shared_ip alert without its metadata: %q %v", a.Status, a.Techniques)
+		}
 	}
 	if !slices.Contains(got, "chain.shared_ip ip:45.76.10.20") {
 		t.Fatalf("alerts %v", got)

@@ -16,6 +16,9 @@ import (
 const ruleYAML = `title: Okta API token created
 id: test-okta-token-create
 status: test
+tags:
+    - attack.persistence
+    - attack.t1098.001
 logsource:
     product: okta
 detection:
@@ -56,7 +59,8 @@ func TestConfiguredRuleRaisesAlertOnReplay(t *testing.T) {
 		var ids []string
 		for _, a := range p.Run(ruleEvents(t)) {
 			if a.Detector == "sigma.test-okta-token-create" {
-				if !slices.Equal(a.EventIDs, []string{"evsystem.api_token.create"}) || a.Severity != schemas.SeverityHigh {
+				if !slices.Equal(a.EventIDs, []string{"evsystem.api_token.create"}) || a.Severity != schemas.SeverityHigh ||
+					!slices.Equal(a.Techniques, []string{"T1098.001"}) || a.Status != "test" {
 					t.Fatalf("alert %+v", a)
 				}
 				ids = append(ids, a.ID)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -160,4 +161,24 @@ func (d *Detector) Observe(ev *schemas.Event, _ detect.State) []detect.Finding {
 		Baseline: "single-event Sigma rule: no baseline",
 		EventIDs: []string{ev.EventID}, FirstSeen: ev.Time.Time, LastSeen: ev.Time.Time,
 	}}
+}
+
+// Meta maps the rule's own metadata: attack.tNNNN[.NNN] tags to technique
+// ids, falsepositives, references and status (experimental when unset, as
+// a rule nobody has vouched for).
+func (d *Detector) Meta() detect.Meta { return d.rule.Meta() }
+
+// Meta is the rule's detection metadata (see Detector.Meta).
+func (r *Rule) Meta() detect.Meta {
+	m := detect.Meta{Status: r.Status, FalsePositives: r.FalsePositives, References: r.References}
+	if m.Status == "" {
+		m.Status = detect.StatusExperimental
+	}
+	for _, t := range r.Tags {
+		t = strings.ToLower(t)
+		if id, ok := strings.CutPrefix(t, "attack.t"); ok && id != "" && id[0] >= '0' && id[0] <= '9' {
+			m.Techniques = append(m.Techniques, "T"+strings.ToUpper(id))
+		}
+	}
+	return m
 }

@@ -18,8 +18,16 @@ import (
 // ID is the detector id.
 const ID = "auth.failure_burst"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1110"},
+	Runbook:        "Check which credential failed and from where: a burst from an unfamiliar IP is guessing or a stolen secret being tried; rotate the secret if any call then succeeded.",
+	FalsePositives: []string{"A deploy with a wrong or rotated secret retrying in a loop"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "many auth failures or failed calls by an integration within a short window", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "many auth failures or failed calls by an integration within a short window", New: New})
 }
 
 // Config is the detector's YAML config.

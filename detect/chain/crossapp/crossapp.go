@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "chain.cross_app"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1550.001", "T1021.007"},
+	Runbook:        "Check the target apps the integration reached beyond its usual set; an unexpected app is lateral movement with the token: revoke it.",
+	FalsePositives: []string{"A new feature of the integration touching another app"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "an integration active across more target apps within a window than its baseline maximum", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "an integration active across more target apps within a window than its baseline maximum", New: New})
 }
 
 // Config is the detector's YAML config.

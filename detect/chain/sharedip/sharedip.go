@@ -26,8 +26,16 @@ import (
 // ID is the detector id.
 const ID = "chain.shared_ip"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004", "T1550.001"},
+	Runbook:        "List the integrations seen from the IP; distinct owners' identities from one address suggest one actor holding many stolen tokens: revoke them all and block the IP.",
+	FalsePositives: []string{"A shared NAT egress of one company running several integrations"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "one source IP acting as several distinct integrations within a window",
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "one source IP acting as several distinct integrations within a window",
 		New: func(decode func(any) error) (detect.Detector, error) { return New(decode) }, KeyedBy: detect.BySourceIP})
 }
 

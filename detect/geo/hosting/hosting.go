@@ -26,8 +26,16 @@ import (
 // ID is the detector id.
 const ID = "geo.hosting_or_anonymizer"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004", "T1090.003"},
+	Runbook:        "A machine identity should not need a VPN or Tor: confirm with the owner, otherwise revoke its tokens and block the network.",
+	FalsePositives: []string{"An automation deliberately routed through a corporate VPN"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "activity from a hosting/VPN network or Tor exit the integration never used while learning", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "activity from a hosting/VPN network or Tor exit the integration never used while learning", New: New})
 }
 
 // Config is the detector's YAML config.

@@ -22,8 +22,16 @@ import (
 // ID is the detector id.
 const ID = "geo.impossible_travel"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004", "T1550.001"},
+	Runbook:        "Two places too far apart for the time between means two holders of one credential: revoke it and find which use was not the owner's.",
+	FalsePositives: []string{"GeoIP error on anycast or mobile networks", "One credential shared by two legitimate deployments"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "one credential used from two places too far apart for the time between", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "one credential used from two places too far apart for the time between", New: New})
 }
 
 // Config is the detector's YAML config.

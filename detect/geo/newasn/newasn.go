@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "geo.new_asn"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004", "T1550.001"},
+	Runbook:        "Compare the new network with the integration's hosting provider; an unrelated ISP or cloud is a token used elsewhere: revoke and rotate.",
+	FalsePositives: []string{"A vendor changing hosting provider or adding a CDN egress"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "activity from a network (ASN) never seen for the integration after its learning period", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "activity from a network (ASN) never seen for the integration after its learning period", New: New})
 }
 
 // Config is geo.new_asn's YAML config: learning_period and severity

@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "geo.new_country"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004", "T1550.001"},
+	Runbook:        "Ask the integration's owner whether it moved (new region, new vendor egress); if not, revoke its tokens and rotate its secret, then pivot on the IP.",
+	FalsePositives: []string{"A vendor moving its egress to a new cloud region", "A new CI runner location"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "activity from a country never seen for the integration after its learning period", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "activity from a country never seen for the integration after its learning period", New: New})
 }
 
 // Config is geo.new_country's YAML config: learning_period and severity

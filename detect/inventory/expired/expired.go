@@ -18,8 +18,16 @@ import (
 // ID is the detector id.
 const ID = "inventory.expired"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004"},
+	Runbook:        "Either extend the catalog entry's expires_at with the owner, or revoke the credential it was meant to retire.",
+	FalsePositives: []string{"An expiry date not updated after a renewal"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "an integration used after the expires_at of its catalog entry", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "an integration used after the expires_at of its catalog entry", New: New})
 }
 
 // Config is the detector's YAML config.

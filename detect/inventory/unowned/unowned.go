@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "inventory.unowned"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004"},
+	Runbook:        "Find an owner and catalog the integration; an integration nobody claims is a candidate for revocation.",
+	FalsePositives: []string{"A new integration not yet catalogued"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "an active integration with no owner in the catalog (uncatalogued, or catalogued without owner)", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "an active integration with no owner in the catalog (uncatalogued, or catalogued without owner)", New: New})
 }
 
 // Config is the detector's YAML config.

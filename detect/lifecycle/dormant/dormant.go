@@ -17,8 +17,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.dormant_reactivation"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1078.004"},
+	Runbook:        "A silent integration waking up may be a forgotten credential found by someone else: confirm with the owner or revoke it.",
+	FalsePositives: []string{"A seasonal job (quarterly, yearly)"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "first activity of an integration after a long silence", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "first activity of an integration after a long silence", New: New})
 }
 
 // Config is the detector's YAML config.

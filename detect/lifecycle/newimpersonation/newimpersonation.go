@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.new_impersonation"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1550.001", "T1078.004"},
+	Runbook:        "Check why the service account now acts as this user (domain-wide delegation); an unexpected subject is abuse of delegation: remove the delegation or the key.",
+	FalsePositives: []string{"A new user added to a legitimate delegated workflow"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "a service account impersonating a user it never impersonated before, after its learning period", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "a service account impersonating a user it never impersonated before, after its learning period", New: New})
 }
 
 // Config is the detector's YAML config.

@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.new_user_agent"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1550.001"},
+	Runbook:        "A new client family for a machine identity is often a token replayed from an attacker's tooling: compare with the integration's release history.",
+	FalsePositives: []string{"A library or SDK upgrade changing the user-agent"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "a user-agent family never seen for the integration after its learning period", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "a user-agent family never seen for the integration after its learning period", New: New})
 }
 
 // Config is lifecycle.new_user_agent's YAML config: learning_period and severity

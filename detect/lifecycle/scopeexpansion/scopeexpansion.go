@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.scope_expansion"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1098.003", "T1528"},
+	Runbook:        "Confirm the new scope with the owner and the consent event; an unrequested scope is privilege escalation: revoke the grant.",
+	FalsePositives: []string{"A legitimate app upgrade asking for a new scope"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "an OAuth scope granted or used that the integration never had while learning", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "an OAuth scope granted or used that the integration never had while learning", New: New})
 }
 
 // Config is the detector's YAML config.

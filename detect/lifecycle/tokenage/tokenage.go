@@ -20,8 +20,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.token_age"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1550.001", "T1528"},
+	Runbook:        "A token used long after issue was kept somewhere: find where, revoke it and shorten its lifetime.",
+	FalsePositives: []string{"Long-lived tokens issued by design (check max_age)"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "a token used far beyond its issue time (token_issued_at older than max_age): a kept or stolen token replayed", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "a token used far beyond its issue time (token_issued_at older than max_age): a kept or stolen token replayed", New: New})
 }
 
 // Config is the detector's YAML config.

@@ -18,8 +18,16 @@ import (
 // ID is the detector id.
 const ID = "lifecycle.use_after_revoke"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1550.001"},
+	Runbook:        "The revoke did not take: find which token or session still works (refresh token, cached session) and kill it at the vendor.",
+	FalsePositives: []string{"Vendor-side propagation delay of the revoke"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "a credential acting after its revoke event", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "a credential acting after its revoke event", New: New})
 }
 
 // Config is the detector's YAML config.

@@ -22,8 +22,16 @@ import (
 // ID is the detector id.
 const ID = "volume.distinct_spike"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1530", "T1087.004", "T1619"},
+	Runbook:        "Many distinct resources, principals or IPs in an hour is enumeration or scraping: check the listed resources, revoke the token if it is not a planned job.",
+	FalsePositives: []string{"A planned re-index or a directory sync"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "distinct resources, principals or IPs in an hour far above the integration's hour-of-day baseline", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "distinct resources, principals or IPs in an hour far above the integration's hour-of-day baseline", New: New})
 }
 
 // Dimensions the detector can count.

@@ -17,8 +17,16 @@ import (
 // ID is the detector id.
 const ID = "volume.spike"
 
+// meta: status test until a false-positive rate is measured on live data.
+var meta = detect.Meta{
+	Status:         detect.StatusTest,
+	Techniques:     []string{"T1530", "T1567"},
+	Runbook:        "Look at what the integration read or wrote in the spiking hour; bulk export is exfiltration with a stolen token: revoke it and scope the data.",
+	FalsePositives: []string{"A backfill, migration or first full sync"},
+}
+
 func init() {
-	detect.Register(detect.Spec{ID: ID, Summary: "hourly events or bytes far above the integration's own hour-of-day baseline", New: New})
+	detect.Register(detect.Spec{ID: ID, Meta: meta, Summary: "hourly events or bytes far above the integration's own hour-of-day baseline", New: New})
 }
 
 // Config is the detector's YAML config.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/detect/sigma"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+)
+
+// runDetectors is `tokenwatch detectors [--config FILE]`: every Go detector
+// and every Sigma rule (the shipped ones and the configured folders'), with
+// its metadata and whether the program built from the config runs it.
+func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("detectors", stderr)
+	cfgPath := fs.String("config", "", "config file whose detect section decides what is enabled (default: the defaults)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: usage: tokenwatch detectors [--config FILE]", errUsage)
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	pc := cfg.Program()
+	// GeoIP and the catalog do not change what runs; leaving them out lets
+	// the listing work on a machine without the databases.
+	pc.GeoIP.City, pc.GeoIP.ASN, pc.Catalog.Path = "", "", ""
+	prog, err := program.Build(pc, program.Options{})
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	type row struct {
+		id, kind, enabled string
+		meta              detect.Meta
+	}
+	var rows []row
+	for _, s := range detect.Specs() {
+		rows = append(rows, row{s.ID, "go", "no", s.Meta})
+	}
+	running := map[string]bool{}
+	for _, st := range prog.Stages {
+		for _, d := range st.Detectors {
+			running[d.ID()] = true
+			if r, ok := d.(*sigma.Detector); ok {
+				rows = append(rows, row{d.ID(), "sigma", "no", r.Meta()})
+			}
+		}
+	}
+	shipped, err := sigma.ShippedRules()
+	if err != nil {
+		return fmt.Errorf("shipped rules: %w", err)
+	}
+	for _, r := range shipped {
+		if !running[r.DetectorID()] {
+			rows = append(rows, row{r.DetectorID(), "sigma", "no", r.Meta()})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.id, b.id) })
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tTECHNIQUES\tENABLED")
+	for _, r := range rows {
+		if running[r.id] {
+			r.enabled = "yes"
+		}
+		tech := strings.Join(r.meta.Techniques, ",")
+		if tech == "" {
+			tech = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.id, r.kind, r.meta.Status, tech, r.enabled)
+	}
+	return tw.Flush()
+}
