@@ -61,7 +61,7 @@ import (
 // faultDefaultSeed is the plan `make test` runs; `make soak` draws its own
 // (TOKENWATCH_FAULT_SEED=random). Seed 1796283400863661396 stalls phase 1
 // (file events stop reaching ClickHouse after a broker restart followed by
-// killing every role) and is under investigation (docs/reliability.md).
+// killing every role) once under load, passed alone: open (docs/reliability.md).
 const faultDefaultSeed = 1796281630217282964
 
 const (
