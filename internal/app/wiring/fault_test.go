@@ -269,7 +269,7 @@ func pagesOf(t *testing.T) [][]byte {
 
 // cleanRun is what one uninterrupted offline replay of the same input
 // raises: alert ids, and every incident's versions.
-func cleanRun(t *testing.T, evs []schemas.Event) (alerts map[string]bool, incidents map[string]int) {
+func cleanRun(t testing.TB, evs []schemas.Event) (alerts map[string]bool, incidents map[string]int) {
 	t.Helper()
 	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
 	if err != nil {

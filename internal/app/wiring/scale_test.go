@@ -21,8 +21,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/detect/program"
-	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
@@ -71,18 +69,7 @@ func scenarioEvents(t testing.TB) ([]schemas.Event, map[string]bool) {
 		t.Fatal(err)
 	}
 	b := ingest.NormalizeRecords(googleworkspace.NewNormalizer(""), "scenario", recs)
-	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
-	want := map[string]bool{}
-	r := prog.NewReplay()
-	r.OnAlert = func(a schemas.Alert, _ schemas.Time) { want[a.ID] = true }
-	for i := range b.Events {
-		ev := b.Events[i]
-		r.Observe(&ev)
-	}
+	want, _ := cleanRun(t, b.Events)
 	if len(want) == 0 {
 		t.Fatal("the scenario raises no alerts offline")
 	}
