@@ -1,3 +1,5 @@
+//go:build fault
+
 package wiring_test
 
 import (
@@ -28,8 +30,6 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/webhook"
-	"github.com/tokenwatch/tokenwatch/detect/program"
-	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/scenario"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
@@ -54,11 +54,11 @@ import (
 //     always under the same Idempotency-Key;
 //   - nothing was dead-lettered.
 //
-// `make test` runs one short plan; `make soak` runs many rounds with a 60 s
+// `make fault` runs one short plan; `make soak` runs many rounds with a 60 s
 // ClickHouse outage and a sink down for minutes (TOKENWATCH_FAULT_* below).
 // The seed is logged; TOKENWATCH_FAULT_SEED replays a plan.
 
-// faultDefaultSeed is the plan `make test` runs; `make soak` draws its own
+// faultDefaultSeed is the plan `make fault` runs; `make soak` draws its own
 // (TOKENWATCH_FAULT_SEED=random). Seed 1796283400863661396 stalls phase 1
 // (file events stop reaching ClickHouse after a broker restart followed by
 // killing every role) once under load, passed alone: open (docs/reliability.md).
@@ -265,26 +265,6 @@ func pagesOf(t *testing.T) [][]byte {
 	}
 	slices.Reverse(pages)
 	return pages
-}
-
-// cleanRun is what one uninterrupted offline replay of the same input
-// raises: alert ids, and every incident's versions.
-func cleanRun(t testing.TB, evs []schemas.Event) (alerts map[string]bool, incidents map[string]int) {
-	t.Helper()
-	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
-	alerts, incidents = map[string]bool{}, map[string]int{}
-	r := prog.NewReplay()
-	r.OnAlert = func(a schemas.Alert, _ schemas.Time) { alerts[a.ID] = true }
-	r.OnIncident = func(inc schemas.Incident, _ schemas.Time) { incidents[inc.ID] = max(incidents[inc.ID], inc.Version) }
-	for i := range evs {
-		ev := evs[i]
-		r.Observe(&ev)
-	}
-	return alerts, incidents
 }
 
 func uniqueEvents(evs []schemas.Event) int {

@@ -21,6 +21,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/enrich/geoip"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/googleworkspace"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
@@ -74,6 +76,26 @@ func scenarioEvents(t testing.TB) ([]schemas.Event, map[string]bool) {
 		t.Fatal("the scenario raises no alerts offline")
 	}
 	return b.Events, want
+}
+
+// cleanRun is what one uninterrupted offline replay of the same input
+// raises: alert ids, and every incident's versions.
+func cleanRun(t testing.TB, evs []schemas.Event) (alerts map[string]bool, incidents map[string]int) {
+	t.Helper()
+	prog, err := program.Build(program.Config{GeoIP: geoip.Config{City: geoCity, ASN: geoASN}}, program.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	alerts, incidents = map[string]bool{}, map[string]int{}
+	r := prog.NewReplay()
+	r.OnAlert = func(a schemas.Alert, _ schemas.Time) { alerts[a.ID] = true }
+	r.OnIncident = func(inc schemas.Incident, _ schemas.Time) { incidents[inc.ID] = max(incidents[inc.ID], inc.Version) }
+	for i := range evs {
+		ev := evs[i]
+		r.Observe(&ev)
+	}
+	return alerts, incidents
 }
 
 func scaleConfig(brokers []string) config.Config {
