@@ -6,6 +6,8 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -23,6 +25,9 @@ func Start(partitions int, dataDir string) (*Broker, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
 		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
 	if dataDir != "" {
+		if err := dropSessions(dataDir); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kfake.DataDir(dataDir), kfake.SyncWrites())
 	}
 	c, err := kfake.NewCluster(opts...)
@@ -44,6 +49,9 @@ func StartOn(partitions int, dataDir string, port int) (*Broker, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
 		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
 	if dataDir != "" {
+		if err := dropSessions(dataDir); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kfake.DataDir(dataDir), kfake.SyncWrites())
 	}
 	c, err := kfake.NewCluster(opts...)
@@ -51,6 +59,22 @@ func StartOn(partitions int, dataDir string, port int) (*Broker, error) {
 		return nil, fmt.Errorf("start in-process broker on port %d: %w", port, err)
 	}
 	return &Broker{c: c}, nil
+}
+
+// dropSessions removes the group sessions kfake saved at its last shutdown
+// (members, their assignments and heartbeat times), keeping the logs and the
+// committed offsets. kfake restores saved members as if alive; a member that
+// died while the broker was down (or, in the embedded default, every member:
+// they lived in the same process) then kept its partitions, unread, long past
+// its session timeout: the fault suite stalled on it. Without the sessions,
+// live consumers are told their member id is unknown and rejoin, as after a
+// coordinator change, and resume from their committed offsets.
+func dropSessions(dataDir string) error {
+	err := os.Remove(filepath.Join(dataDir, "session_state.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("in-process broker: drop saved group sessions: %w", err)
+	}
+	return nil
 }
 
 // Fail drops the connection of the next n requests with the given Kafka API

@@ -1,0 +1,95 @@
+package embedded_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A restart on the same data dir keeps the records and the committed offsets
+// but no group member: the members saved at shutdown are not restored as if
+// alive (a dead one would keep its partitions unread), and the consumers that
+// are alive rejoin and resume from their commits.
+func TestRestartKeepsOffsetsNotMembers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, port := t.TempDir(), freePort(t)
+	b, err := embedded.StartOn(1, dir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.DefaultConfig()
+	cfg.Brokers, cfg.Partitions = b.Addrs(), 1
+	w := broker.NewWriter(cfg, schemas.TopicEvents)
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("one")}, kafka.Message{Key: []byte("k"), Value: []byte("two")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	group := cfg.Group("restart-test")
+	r := broker.NewReader(cfg, schemas.TopicEvents, group)
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CommitMessages(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// The broker stops under a live member (its reader is not closed: no
+	// LeaveGroup), as when the process holding both dies.
+	b.Close()
+	if _, err := os.Stat(filepath.Join(dir, "session_state.json")); err != nil {
+		t.Fatalf("kfake saved no group sessions at shutdown (%v): the test no longer covers what dropSessions drops", err)
+	}
+	b, err = embedded.StartOn(1, dir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	defer r.Close()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	var dg *kafka.DescribeGroupsResponse
+	for { // the client's pooled connection died with the old broker
+		if dg, err = client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}}); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dg.Groups) != 1 || len(dg.Groups[0].Members) != 0 {
+		t.Fatalf("after restart the group has members %+v: want none until a consumer rejoins", dg.Groups)
+	}
+	if lag, err := broker.GroupLag(ctx, cfg, group, schemas.TopicEvents); err != nil || lag != 1 {
+		t.Fatalf("after restart the group's lag is %d (%v): want 1, the commit kept", lag, err)
+	}
+	// A fresh consumer of the group resumes after the commit.
+	r2 := broker.NewReader(cfg, schemas.TopicEvents, group)
+	defer r2.Close()
+	m2, err := r2.FetchMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m2.Value) != "two" {
+		t.Fatalf("resumed at %q, want the record after the commit", m2.Value)
+	}
+}
