@@ -15,6 +15,11 @@ import (
 // migrated meets.
 const chUnknownDatabase = 81
 
+// errClickHouseUnreachable marks a readiness check that got no answer from
+// the server: Build warns and starts anyway (the schema is checked when it
+// answers: by the first write, which fails and retries until migrated).
+var errClickHouseUnreachable = errors.New("ClickHouse unreachable at start")
+
 // clickHouseReady pings ClickHouse and checks that tokenwatch's schema is
 // there and current, so a run against an unmigrated server fails at start
 // saying what to do, not at the first write with "table doesn't exist".
@@ -25,7 +30,13 @@ func clickHouseReady(ctx context.Context, c *clickhouse.Client, cfg clickhouse.C
 		if errors.As(err, &ex) && ex.Code == chUnknownDatabase {
 			return fmt.Errorf("clickhouse %v: database %s does not exist: %s (%w)", cfg.Addr, cfg.Database, hint, err)
 		}
-		return fmt.Errorf("clickhouse %v: %w", cfg.Addr, err)
+		if errors.As(err, &ex) {
+			return fmt.Errorf("clickhouse %v: %w", cfg.Addr, err)
+		}
+		// No answer at all (refused, reset, timed out): ClickHouse is down,
+		// not wrong. Writers retry until it is back and Kafka holds their
+		// input; a restart during an outage must not stop ingest too.
+		return fmt.Errorf("%w: clickhouse %v: %w", errClickHouseUnreachable, cfg.Addr, err)
 	}
 	var tables uint64
 	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'schema_migrations'", cfg.Database).Scan(&tables); err != nil {

@@ -1,7 +1,9 @@
 package wiring_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -54,5 +56,26 @@ func TestRunOnAnUnmigratedClickHouseSaysToMigrate(t *testing.T) {
 	closeFn()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A ClickHouse that does not answer at start (down, restarting) is an
+// outage, not a misconfiguration: the process starts, says so, and its
+// writers retry; ingest and detect keep working meanwhile.
+func TestRunStartsWhileClickHouseIsDown(t *testing.T) {
+	ctx := context.Background()
+	_, cfg := startBroker(t)
+	cfg.ClickHouse.Addr = []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))} // nothing listens there
+	var logs bytes.Buffer
+	p, closeFn, err := wiring.Build(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	defer closeFn()
+	if err != nil {
+		t.Fatalf("build with ClickHouse down: %v", err)
+	}
+	if p.CH == nil {
+		t.Fatal("no ClickHouse client: the writers could not retry")
+	}
+	if !strings.Contains(logs.String(), "starting without ClickHouse") || !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("log does not say ClickHouse is unreachable:\n%s", logs.String())
 	}
 }

@@ -170,7 +170,9 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			return nil, closeFn, err
 		}
 		closers = append(closers, func() { c.Close() })
-		if err := clickHouseReady(ctx, c, cfg.ClickHouse); err != nil {
+		if err := clickHouseReady(ctx, c, cfg.ClickHouse); errors.Is(err, errClickHouseUnreachable) {
+			log.Warn("starting without ClickHouse: its writers retry until it answers", "err", err)
+		} else if err != nil {
 			return nil, closeFn, err
 		}
 		p.CH = c
