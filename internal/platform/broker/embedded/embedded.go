@@ -91,3 +91,29 @@ func (e *Broker) Fail(key int16, n int) {
 		return nil, errors.New("injected fault"), true
 	})
 }
+
+// RejectProduce lets the next `after` produce requests through, then answers
+// the one after them with Kafka error code for every partition it carries
+// (a non-retriable code such as 87 INVALID_RECORD is not retried by the
+// client): fault injection for reliability tests.
+func (e *Broker) RejectProduce(after int, code int16) {
+	var seen atomic.Int32
+	e.c.ControlKey(0, func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if int(seen.Add(1)) <= after {
+			return nil, nil, false // handled by the broker; this control stays
+		}
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true // answered: kfake drops this control
+	})
+}
