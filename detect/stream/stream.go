@@ -271,6 +271,28 @@ type partition struct {
 	runner         *program.Runner
 	next           int64 // next input offset to process
 	lastCheckpoint time.Time
+	// pending is what the batch in hand produced, kept until every record
+	// of it is acknowledged: a retry sends it again instead of running the
+	// batch again, which the engine would take for repeats (its event ids
+	// are already in the state) and answer with nothing, losing the alerts
+	// and re-keyed records of a batch whose produce failed.
+	pending *output
+}
+
+// output is one batch's records for the topics after detect.
+type output struct {
+	end                int64 // offset after the batch's last record
+	alerts, incs, dead []kafka.Message
+	rekeyed            [][]kafka.Message
+	raised             []schemas.Alert
+	incIDs             []producedIncident
+	events, dups       int64
+}
+
+type producedIncident struct {
+	id      string
+	version int
+	status  string
 }
 
 func (p *partition) run(ctx context.Context, committed int64) error {
@@ -322,34 +344,42 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 
 // handle runs one batch through the program and produces its alerts and
 // re-keyed records; it leaves committing to checkpoint. Records already
-// covered by restored state are skipped.
+// covered by restored state are skipped. A retry of the same batch after a
+// failed produce sends the output it computed the first time.
 func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
+	end := batch[len(batch)-1].Offset + 1
+	if p.pending == nil || p.pending.end != end {
+		p.pending = p.compute(batch)
+	}
+	if err := p.produce(ctx, p.pending); err != nil {
+		return err
+	}
+	p.account(p.pending)
+	p.pending = nil
+	p.next = end
+	return nil
+}
+
+// compute runs the batch's records through the runner.
+func (p *partition) compute(batch []kafka.Message) *output {
 	r := p.role
 	start := time.Now()
 	dups := p.runner.Engine.Duplicates()
-	var out, incs, deadMsgs []kafka.Message
-	type produced struct {
-		id      string
-		version int
-		status  string
-	}
-	var incIDs []produced
-	rekeyed := make([][]kafka.Message, len(p.w.rekeyed))
+	o := &output{end: batch[len(batch)-1].Offset + 1, events: int64(len(batch)), rekeyed: make([][]kafka.Message, len(p.w.rekeyed))}
 	emit := func(j int, rec *schemas.Event) {
 		v, err := json.Marshal(rec)
 		if err != nil {
 			return
 		}
-		rekeyed[j-1] = append(rekeyed[j-1], kafka.Message{Key: []byte(rec.Tenant + "/" + rec.Integration.ID), Value: v})
+		o.rekeyed[j-1] = append(o.rekeyed[j-1], kafka.Message{Key: []byte(rec.Tenant + "/" + rec.Integration.ID), Value: v})
 	}
-	var raised []schemas.Alert
 	for _, m := range batch {
 		if m.Offset < p.next {
 			continue
 		}
 		var ev schemas.Event
 		if err := json.Unmarshal(m.Value, &ev); err != nil {
-			deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", p.st.Name(), broker.Where(m), err.Error(), m.Value))
+			o.dead = append(o.dead, broker.DeadLetterMessage("decode", p.st.Name(), broker.Where(m), err.Error(), m.Value))
 			continue
 		}
 		as := p.runner.Process(&ev, emit)
@@ -358,70 +388,88 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		}
 		for _, a := range as {
 			v, _ := json.Marshal(&a)
-			out = append(out, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
+			o.alerts = append(o.alerts, kafka.Message{Key: []byte(a.Tenant + "/" + a.IntegrationID), Value: v})
 		}
-		raised = append(raised, as...)
+		o.raised = append(o.raised, as...)
 		for _, inc := range p.runner.Engine.TakeIncidents() {
 			v, _ := json.Marshal(&inc)
-			incs = append(incs, kafka.Message{Key: []byte(inc.ID), Value: v})
-			incIDs = append(incIDs, produced{inc.ID, inc.Version, inc.Status})
+			o.incs = append(o.incs, kafka.Message{Key: []byte(inc.ID), Value: v})
+			o.incIDs = append(o.incIDs, producedIncident{inc.ID, inc.Version, inc.Status})
 		}
 		r.m.lag.Observe(time.Since(m.Time).Seconds())
 	}
+	o.dups = p.runner.Engine.Duplicates() - dups
 	r.m.batch.Observe(time.Since(start).Seconds())
-	if len(out) > 0 {
+	return o
+}
+
+// produce sends a batch's output and waits for the acknowledgements.
+func (p *partition) produce(ctx context.Context, o *output) error {
+	r := p.role
+	if len(o.alerts) > 0 {
 		t0 := time.Now()
-		if err := p.w.alerts.WriteMessages(ctx, out...); err != nil {
-			return fmt.Errorf("produce %d alerts: %w", len(out), broker.Condense(err))
+		if err := p.w.alerts.WriteMessages(ctx, o.alerts...); err != nil {
+			return fmt.Errorf("produce %d alerts: %w", len(o.alerts), broker.Condense(err))
 		}
 		r.km.ProduceSeconds.WithLabelValues(schemas.TopicAlerts).Observe(time.Since(t0).Seconds())
 	}
-	if len(incs) > 0 {
+	if len(o.incs) > 0 {
 		// Incidents after the alerts they cite: a consumer can look them up.
-		if err := p.w.incidents.WriteMessages(ctx, incs...); err != nil {
-			return fmt.Errorf("produce %d incident versions: %w", len(incs), broker.Condense(err))
+		if err := p.w.incidents.WriteMessages(ctx, o.incs...); err != nil {
+			return fmt.Errorf("produce %d incident versions: %w", len(o.incs), broker.Condense(err))
 		}
 	}
-	if len(deadMsgs) > 0 {
-		if err := p.w.dead.WriteMessages(ctx, deadMsgs...); err != nil {
-			return fmt.Errorf("produce %d dead letters: %w", len(deadMsgs), broker.Condense(err))
+	if len(o.dead) > 0 {
+		if err := p.w.dead.WriteMessages(ctx, o.dead...); err != nil {
+			return fmt.Errorf("produce %d dead letters: %w", len(o.dead), broker.Condense(err))
 		}
 	}
-	for j, msgs := range rekeyed {
+	for j, msgs := range o.rekeyed {
 		if len(msgs) > 0 {
 			if err := p.w.rekeyed[j].WriteMessages(ctx, msgs...); err != nil {
 				return fmt.Errorf("produce %d records to %s: %w", len(msgs), p.w.rekeyed[j].Topic, broker.Condense(err))
 			}
 		}
 	}
-	p.next = batch[len(batch)-1].Offset + 1
+	return nil
+}
+
+// account counts a batch once its output is acknowledged.
+func (p *partition) account(o *output) {
+	r := p.role
 	if p.stage == 0 {
 		// Events, not the re-keyed stages' records of them.
-		r.Stats.EventsDetected.Add(int64(len(batch)))
-		r.m.events.Add(float64(len(batch)))
+		r.Stats.EventsDetected.Add(o.events)
+		r.m.events.Add(float64(o.events))
 	}
-	if d := p.runner.Engine.Duplicates() - dups; d > 0 {
-		r.Stats.Duplicates.Add(d)
-		r.m.duplicates.Add(float64(d))
+	if o.dups > 0 {
+		r.Stats.Duplicates.Add(o.dups)
+		r.m.duplicates.Add(float64(o.dups))
 	}
-	r.Stats.AlertsProduced.Add(int64(len(out)))
-	r.Stats.IncidentsProduced.Add(int64(len(incs)))
-	for _, id := range incIDs {
+	r.Stats.AlertsProduced.Add(int64(len(o.alerts)))
+	r.Stats.IncidentsProduced.Add(int64(len(o.incs)))
+	for _, id := range o.incIDs {
 		r.Stats.produced(id.id, id.version)
 		r.m.incidents.WithLabelValues(id.status).Inc()
 	}
-	r.Stats.DeadLetters.Add(int64(len(deadMsgs)))
-	r.km.DeadLetters.WithLabelValues("decode", p.st.Name()).Add(float64(len(deadMsgs)))
-	for _, a := range raised {
+	r.Stats.DeadLetters.Add(int64(len(o.dead)))
+	r.km.DeadLetters.WithLabelValues("decode", p.st.Name()).Add(float64(len(o.dead)))
+	for _, a := range o.raised {
 		r.m.alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
 	}
-	return nil
 }
 
 // checkpoint writes every changed state and the partition's marker to the
 // state topic (acknowledged), then commits the input offset. A failed commit
 // is not an error: the marker already records the offset.
 func (p *partition) checkpoint(ctx context.Context) error {
+	if p.pending != nil {
+		// Leaving with a batch whose output was not acknowledged: its
+		// effects are in the state but not on the topics. No checkpoint: the
+		// next owner restores the last one and runs the batch again.
+		p.log.Warn("leaving without a checkpoint: the batch in hand was not produced", "from", p.next, "to", p.pending.end)
+		return nil
+	}
 	e := p.runner.Engine
 	dirty := e.Dirty()
 	msgs := make([]kafka.Message, 0, len(dirty)+1)

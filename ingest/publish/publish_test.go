@@ -40,7 +40,7 @@ func TestRefusedProduceLeavesAPrefix(t *testing.T) {
 			Time: schemas.NewTime(base.Add(time.Duration(i) * time.Second)), TargetApp: strings.Repeat("x", 2048),
 			Integration: schemas.Integration{ID: "app-1"}}
 	}
-	b.RejectProduce(1, 87) // INVALID_RECORD: not retriable
+	b.RejectProduce(schemas.TopicEvents, 1, 87) // INVALID_RECORD: not retriable
 	if err := p.Events(ctx, evs); err == nil {
 		t.Fatal("publish succeeded through a refused produce request")
 	}

@@ -45,7 +45,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		p, closeFn, err := wiring.Build(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		level := slog.LevelWarn
+		if os.Getenv("TOKENWATCH_CHILD_LOG") == "info" { // the fault suite keeps info logs for a failed run
+			level = slog.LevelInfo
+		}
+		p, closeFn, err := wiring.Build(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
@@ -522,5 +526,66 @@ func TestSharedIPAcrossIntegrationsThroughTheSecondStage(t *testing.T) {
 	want := schemas.AlertID("chain.shared_ip", "acme", "ip:45.76.10.20", "2026-10-20")
 	if !ok || ids[want] != 1 || len(ids) != 1 {
 		t.Fatalf("alerts %v, want exactly %s once", ids, want)
+	}
+}
+
+// Produce requests refused without retry while detect runs (alerts,
+// re-keyed records, incidents, checkpoints alike): each refusal fails a
+// batch, which is retried. The retry must send what the batch raised, not
+// run it again: the engine would take its events for repeats and raise
+// nothing.
+func TestRefusedProducesInDetectLoseNoAlert(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	evs, want := scenarioEvents(t)
+	b, err := embedded.Start(4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := scaleConfig(b.Addrs())
+	if err := broker.EnsureTopics(ctx, cfg.Kafka, broker.AllTopics...); err != nil {
+		t.Fatal(err)
+	}
+	publishAll(t, ctx, cfg, evs)
+	p, closeFn, err := wiring.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, []string{wiring.RoleDetect}) }()
+	// The first alert produces are refused (INVALID_RECORD: the client does
+	// not retry it), and a few of any kind (re-keyed records, checkpoints).
+	for i := 0; i < 4; i++ {
+		b.RejectProduce(schemas.TopicAlerts, 0, 87)
+	}
+	refused := 4
+	for p.Stats.EventsDetected.Load() < int64(len(evs)) && ctx.Err() == nil && refused < 24 {
+		b.RejectProduce("", 0, 87)
+		refused++
+		time.Sleep(50 * time.Millisecond)
+	}
+	var got map[string]int
+	ok := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
+		got = alertCounts(t, ctx, cfg)
+		return len(got) >= len(want) && p.Stats.EventsDetected.Load() >= int64(len(evs))
+	})
+	stop()
+	<-done
+	t.Logf("%d produce requests refused; %d of %d alerts", refused, len(got), len(want))
+	if !ok {
+		t.Errorf("alerts %d of %d after refused produces (detected %d events)", len(got), len(want), p.Stats.EventsDetected.Load())
+	}
+	for id := range want {
+		if got[id] == 0 {
+			t.Errorf("missing alert %s", id)
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			t.Errorf("unexpected alert %s", id)
+		}
 	}
 }

@@ -290,10 +290,14 @@ func Condense(err error) error {
 // state partition p and nothing else.
 type ExplicitPartition struct{}
 
-// Balance implements kafka.Balancer.
+// Balance implements kafka.Balancer. It returns the message's partition even
+// when the writer's partition list (from metadata, possibly partial while a
+// broker restarts) does not hold it: the broker then refuses the write and
+// the writer retries, where falling back to another partition would put one
+// partition's state, and its checkpoint marker, into another's.
 func (ExplicitPartition) Balance(m kafka.Message, partitions ...int) int {
-	if m.Partition >= 0 && m.Partition < len(partitions) {
-		return partitions[m.Partition]
+	if m.Partition >= 0 {
+		return m.Partition
 	}
 	return partitions[0]
 }

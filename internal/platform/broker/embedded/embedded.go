@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -92,17 +93,20 @@ func (e *Broker) Fail(key int16, n int) {
 	})
 }
 
-// RejectProduce lets the next `after` produce requests through, then answers
-// the one after them with Kafka error code for every partition it carries
-// (a non-retriable code such as 87 INVALID_RECORD is not retried by the
-// client): fault injection for reliability tests.
-func (e *Broker) RejectProduce(after int, code int16) {
+// RejectProduce lets the next `after` produce requests to topic ("": any)
+// through, then answers the one after them with Kafka error code for every
+// partition it carries (a non-retriable code such as 87 INVALID_RECORD is
+// not retried by the client): fault injection for reliability tests.
+func (e *Broker) RejectProduce(topic string, after int, code int16) {
 	var seen atomic.Int32
 	e.c.ControlKey(0, func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if int(seen.Add(1)) <= after {
-			return nil, nil, false // handled by the broker; this control stays
-		}
 		pr := req.(*kmsg.ProduceRequest)
+		if topic != "" && !slices.ContainsFunc(pr.Topics, func(t kmsg.ProduceRequestTopic) bool { return t.Topic == topic }) {
+			return nil, nil, false // not ours: the broker handles it, this control stays
+		}
+		if int(seen.Add(1)) <= after {
+			return nil, nil, false
+		}
 		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
 		for _, t := range pr.Topics {
 			rt := kmsg.NewProduceResponseTopic()
