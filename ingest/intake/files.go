@@ -29,7 +29,21 @@ const filesCursorSource = "files"
 type fileCursor struct {
 	Records int    `json:"records"`
 	SHA256  string `json:"sha256"`
+	// A publish in progress: the records up to Pending (hash PendingSHA256)
+	// were being published, and the first Events of their events (in the
+	// order NormalizeRecords gives, which is deterministic) are acknowledged.
+	// A restart goes on from there: republishing a whole chunk of a file
+	// would repeat events days older than the ones after them, beyond the
+	// detectors' repeat window (detect/engine/seen.go), and count them twice.
+	Pending       int    `json:"pending,omitempty"`
+	PendingSHA256 string `json:"pending_sha256,omitempty"`
+	Events        int    `json:"events,omitempty"`
 }
+
+// fileStep is how many events a file input publishes between two saves of
+// its cursor: a kill mid-publish repeats at most this many, all close in
+// event time. A variable for the tests.
+var fileStep = 1000
 
 func fileCursorKey(f FileInput) (string, error) {
 	abs, err := filepath.Abs(f.Path)
@@ -48,8 +62,8 @@ func recordsHash(recs []ingest.RawRecord) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// ingestFileOnce publishes the records of f not published before, then
-// moves its cursor.
+// ingestFileOnce publishes the records of f not published before, moving
+// its cursor every fileStep events.
 func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.Store, f FileInput) error {
 	n, err := ingest.NewNormalizer(f.Source, f.Tenant)
 	if err != nil {
@@ -67,39 +81,61 @@ func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.S
 	if err != nil {
 		return fmt.Errorf("ingest.files %s: load cursor: %w", f.Path, err)
 	}
-	skip := 0
+	var fc fileCursor
 	if ok {
-		var fc fileCursor
 		if err := json.Unmarshal([]byte(c.Token), &fc); err != nil {
 			return fmt.Errorf("ingest.files %s: cursor %q unreadable: %w", f.Path, c.Token, err)
 		}
-		switch {
-		case fc.Records <= len(recs) && recordsHash(recs[:fc.Records]) == fc.SHA256:
-			skip = fc.Records
-		default:
-			r.log.Warn("ingest file changed since it was ingested: publishing it whole (repeated events are dropped by id downstream)",
-				"path", f.Path, "records_before", fc.Records, "records_now", len(recs))
-		}
 	}
-	if skip == len(recs) && ok {
+	skip, upto, from := 0, len(recs), 0
+	switch {
+	case !ok:
+	case fc.Pending > 0 && fc.Pending <= len(recs) && recordsHash(recs[:fc.Pending]) == fc.PendingSHA256:
+		// Interrupted mid-publish: finish that chunk first, from where it stopped.
+		skip, upto, from = fc.Records, fc.Pending, fc.Events
+	case fc.Records <= len(recs) && recordsHash(recs[:fc.Records]) == fc.SHA256:
+		skip = fc.Records
+	default:
+		r.log.Warn("ingest file changed since it was ingested: publishing it whole (repeated events are dropped by id downstream)",
+			"path", f.Path, "records_before", fc.Records, "records_now", len(recs))
+	}
+	if skip == len(recs) && ok && fc.Pending == 0 {
 		r.log.Info("ingest file already ingested", "path", f.Path, "records", len(recs))
 		return nil
 	}
-	b := ingest.NormalizeRecords(n, f.Path, recs[skip:])
-	if err := ip.Events(ctx, b.Events); err != nil {
-		return err
+	save := func(fc fileCursor) error {
+		tok, _ := json.Marshal(fc)
+		if err := store.Save(ctx, filesCursorSource, key, ingest.Cursor{Time: time.Now().UTC(), Token: string(tok)}); err != nil {
+			return fmt.Errorf("ingest.files %s: save cursor: %w", f.Path, err)
+		}
+		return nil
 	}
-	if err := ip.DeadLetters(ctx, b.Dead); err != nil {
-		return err
-	}
-	tok, _ := json.Marshal(fileCursor{Records: len(recs), SHA256: recordsHash(recs)})
-	if err := store.Save(ctx, filesCursorSource, key, ingest.Cursor{Time: time.Now().UTC(), Token: string(tok)}); err != nil {
-		return fmt.Errorf("ingest.files %s: save cursor: %w", f.Path, err)
-	}
-	r.log.Info("ingested file", "path", f.Path, "source", n.Name(), "skipped_already_ingested", skip,
-		"events", len(b.Events), "dead_letters", len(b.Dead))
-	for _, d := range b.Dead {
-		r.log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
+	for skip < len(recs) {
+		b := ingest.NormalizeRecords(n, f.Path, recs[skip:upto])
+		done := fileCursor{Records: skip, SHA256: recordsHash(recs[:skip]), Pending: upto, PendingSHA256: recordsHash(recs[:upto])}
+		for i := min(from, len(b.Events)); i < len(b.Events); {
+			j := min(i+fileStep, len(b.Events))
+			if err := ip.Events(ctx, b.Events[i:j]); err != nil {
+				return err
+			}
+			if done.Events, i = j, j; j < len(b.Events) {
+				if err := save(done); err != nil {
+					return err
+				}
+			}
+		}
+		if err := ip.DeadLetters(ctx, b.Dead); err != nil {
+			return err
+		}
+		if err := save(fileCursor{Records: upto, SHA256: done.PendingSHA256}); err != nil {
+			return err
+		}
+		r.log.Info("ingested file", "path", f.Path, "source", n.Name(), "skipped_already_ingested", skip, "resumed_at_event", from,
+			"events", len(b.Events)-min(from, len(b.Events)), "dead_letters", len(b.Dead))
+		for _, d := range b.Dead {
+			r.log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
+		}
+		skip, upto, from = upto, len(recs), 0
 	}
 	return nil
 }
