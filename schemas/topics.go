@@ -22,6 +22,9 @@ const (
 	// TopicDelivered is compacted: "sink/alert id" → when it was delivered, so
 	// a restarted sink does not deliver an alert twice within its dedup window.
 	TopicDelivered = "tokenwatch.delivered"
+	// TopicResponses is the respond stage's audit trail (schemas.Response):
+	// every planned, executed, failed and already-done action.
+	TopicResponses = "tokenwatch.responses"
 )
 
 // RekeyTopic is the repartition topic of the detect stage keyed by keying

@@ -1,0 +1,152 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Recorder keeps the audit trail: the ClickHouse responses table, the
+// tokenwatch.responses topic, a file. Record must be durable on return.
+type Recorder interface {
+	Record(ctx context.Context, rs []schemas.Response) error
+}
+
+// Store answers which responses were already carried out (status executed
+// or already_done), so a restart does not send an action twice.
+type Store interface {
+	Completed(ctx context.Context, ids []string) (map[string]bool, error)
+}
+
+// Executor carries out planned actions: only revokes in enforce mode send
+// anything. Every step is recorded before the next: planned, then
+// executed, already_done or failed.
+type Executor struct {
+	Revokers map[string]Revoker
+	Sender   *HTTPSender
+	Store    Store      // nil: nothing was done before
+	Audit    []Recorder // each gets every record
+	Log      *slog.Logger
+	Now      func() time.Time // wall clock of RecordedAt
+}
+
+// Execute records and, where enforced, sends each planned action. It
+// returns every record it wrote; the error is a recording failure (the
+// trail must not lose a step) — vendor failures are records, not errors.
+func (e *Executor) Execute(ctx context.Context, planned []Planned) ([]schemas.Response, error) {
+	ids := make([]string, len(planned))
+	for i := range planned {
+		ids[i] = planned[i].Response.ID
+	}
+	done := map[string]bool{}
+	if e.Store != nil && len(ids) > 0 {
+		var err error
+		if done, err = e.Store.Completed(ctx, ids); err != nil {
+			return nil, fmt.Errorf("respond: read completed actions: %w", err)
+		}
+	}
+	var out []schemas.Response
+	for _, p := range planned {
+		r := p.Response
+		if done[r.ID] {
+			e.log().Debug("action already carried out", "response_id", r.ID, "incident_id", r.IncidentID)
+			continue
+		}
+		if err := e.record(ctx, &r); err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		if r.Status != schemas.ResponsePlanned || r.Action != schemas.ActionRevoke || r.Mode != schemas.ModeEnforce {
+			continue
+		}
+		r.Status, r.Error = e.send(ctx, p)
+		if err := e.record(ctx, &r); err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// send carries out p's requests: executed, already_done (every request
+// answered 404), or failed with the error.
+func (e *Executor) send(ctx context.Context, p Planned) (status, errText string) {
+	rv, ok := e.Revokers[p.Target.Source]
+	if !ok {
+		return schemas.ResponseFailed, fmt.Sprintf("no revoker for source %q", p.Target.Source)
+	}
+	status = schemas.ResponseAlreadyDone
+	for _, q := range p.Requests {
+		err := e.Sender.Send(ctx, rv, q)
+		switch {
+		case err == nil:
+			status = schemas.ResponseExecuted
+		case errors.Is(err, ErrAlreadyDone):
+		default:
+			e.log().Warn("revocation failed", "response_id", p.Response.ID, "source", p.Target.Source,
+				"integration_id", p.Target.IntegrationID, "err", err)
+			return schemas.ResponseFailed, err.Error()
+		}
+	}
+	e.log().Info("revoked", "response_id", p.Response.ID, "source", p.Target.Source, "integration_id", p.Target.IntegrationID,
+		"principal", p.Target.Principal, "status", status)
+	return status, ""
+}
+
+func (e *Executor) record(ctx context.Context, r *schemas.Response) error {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	r.RecordedAt = schemas.NewTime(now())
+	for _, a := range e.Audit {
+		if err := a.Record(ctx, []schemas.Response{*r}); err != nil {
+			return fmt.Errorf("respond: record %s %s of incident %s: %w", r.Action, r.Status, r.IncidentID, err)
+		}
+	}
+	return nil
+}
+
+func (e *Executor) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+// MemoryStore is a Store and Recorder held in memory: the executor's
+// idempotency within one process, and tests.
+type MemoryStore struct {
+	mu      sync.Mutex
+	Records []schemas.Response
+}
+
+// Record appends rs.
+func (m *MemoryStore) Record(_ context.Context, rs []schemas.Response) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Records = append(m.Records, rs...)
+	return nil
+}
+
+// Completed reports the ids recorded executed or already_done.
+func (m *MemoryStore) Completed(_ context.Context, ids []string) (map[string]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := map[string]bool{}
+	for _, r := range m.Records {
+		if want[r.ID] && (r.Status == schemas.ResponseExecuted || r.Status == schemas.ResponseAlreadyDone) {
+			out[r.ID] = true
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,116 @@
+// Package respond owns acting on incidents: a policy in the config decides,
+// per incident version, whether to notify, request approval or revoke (in
+// dry_run or enforce mode); the planner applies the guard rails and turns
+// the decision into actions on vendor identities; the executor sends each
+// vendor's documented revocation requests and records every step as a
+// schemas.Response (the audit trail). One folder per vendor
+// (deliver/respond/<vendor>) knows its API; deliver/respond/all links them.
+// It must not import ingest or detect, nor the wiring above it.
+package respond
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+)
+
+// Target is what one revocation acts on: an integration's identity in one
+// vendor, and the users whose grants are revoked where the vendor's lever is
+// per user (Google Workspace).
+type Target struct {
+	Source        string
+	Tenant        string
+	IntegrationID string
+	// VendorID is the vendor's own id of the integration (OAuth client id,
+	// service principal or app id, Okta app id, PAT id).
+	VendorID string
+	// Principal is the user the grant belongs to, "" for vendors whose lever
+	// acts on the integration as a whole.
+	Principal string
+}
+
+// Request is one vendor API call. It never carries the credential: the
+// Revoker's Authorize adds it at send time, so a printed or recorded request
+// is safe to show.
+type Request struct {
+	Method string
+	URL    string
+	Body   []byte // JSON, nil for none
+}
+
+// String is the dry-run form, "METHOD URL".
+func (r Request) String() string { return r.Method + " " + r.URL }
+
+// A Revoker knows one vendor's revocation API. Plan and Resolve are pure (no
+// I/O): the dry run and replay --actions call them offline. The executor
+// (Executor) owns sending, retries on 429/Retry-After, and the audit trail.
+type Revoker interface {
+	// Source is the source name the revoker acts for ("google_workspace").
+	Source() string
+	// Resolve maps a source app id (an ingest connector's SourceAppID or its
+	// integration id) to the vendor id the API takes; false when the id is
+	// not something this vendor's lever can act on.
+	Resolve(sourceAppID string) (vendorID string, ok bool)
+	// PerPrincipal reports whether each user's grant is revoked on its own
+	// (a Target per principal) rather than the integration as a whole.
+	PerPrincipal() bool
+	// Plan returns the requests that revoke t, in order.
+	Plan(t Target) ([]Request, error)
+	// Authorize sets the admin credential on an outgoing request.
+	Authorize(r *http.Request)
+	// Secrets are the credentials Authorize uses, redacted from any error.
+	Secrets() []secret.Secret
+	// Forbidden says what the credential lacks when the vendor answers 401
+	// or 403: the admin scope, role or permission to grant.
+	Forbidden() string
+}
+
+// Factory builds a revoker from its `respond.vendors.<source>` config; no
+// network.
+type Factory func(decode func(any) error) (Revoker, error)
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a vendor's revoker available under its source name. Call
+// it from init(); it panics on a duplicate.
+func Register(source string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[source]; dup {
+		panic("respond: duplicate revoker " + source)
+	}
+	registry[source] = f
+}
+
+// New builds the revoker of source.
+func New(source string, decode func(any) error) (Revoker, error) {
+	mu.RLock()
+	f, ok := registry[source]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("respond: no revoker for source %q (known: %v)", source, Sources())
+	}
+	r, err := f(decode)
+	if err != nil {
+		return nil, fmt.Errorf("respond.vendors.%s: %w", source, err)
+	}
+	return r, nil
+}
+
+// Sources lists the sources with a registered revoker, sorted.
+func Sources() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

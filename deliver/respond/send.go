@@ -1,0 +1,186 @@
+package respond
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/retryafter"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+)
+
+// ErrAlreadyDone is returned when the vendor answers 404: the grant, token
+// or app is already gone, which is what the revocation wanted.
+var ErrAlreadyDone = errors.New("already revoked (the vendor answered 404)")
+
+// ForbiddenError is a 401/403: the admin credential lacks a scope or role.
+// Retrying cannot help; its message says what to grant.
+type ForbiddenError struct {
+	Status int
+	Need   string // the revoker's Forbidden()
+	Vendor string // the vendor's own message, redacted
+}
+
+func (e *ForbiddenError) Error() string {
+	msg := fmt.Sprintf("HTTP %d: the admin credential is not allowed to revoke: %s", e.Status, e.Need)
+	if e.Vendor != "" {
+		msg += " (vendor said: " + e.Vendor + ")"
+	}
+	return msg
+}
+
+// HTTPSender sends revocation requests, waiting out 429 and 503 answers as
+// their Retry-After says (or backing off) up to MaxAttempts.
+type HTTPSender struct {
+	Client      *http.Client
+	MaxAttempts int
+	// MaxWait bounds one Retry-After wait: a vendor asking for longer fails
+	// the action (recorded, retried later) rather than holding the stage.
+	MaxWait time.Duration
+	// Sleep waits d or until ctx ends; nil is a timer. Tests replace it to
+	// see the waits without taking them.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// NewHTTPSender returns a sender with timeout per request.
+func NewHTTPSender(timeout time.Duration) *HTTPSender {
+	return &HTTPSender{Client: &http.Client{Timeout: timeout}, MaxAttempts: 4, MaxWait: 2 * time.Minute}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Send sends req once it succeeds (nil), the target is already gone
+// (ErrAlreadyDone), or a failure retrying cannot fix. Errors name the
+// request but never carry the credential.
+func (s *HTTPSender) Send(ctx context.Context, rv Revoker, req Request) error {
+	sleep := s.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	attempts := max(s.MaxAttempts, 1)
+	backoff := time.Second
+	var last error
+	for i := 0; i < attempts; i++ {
+		wait, err := s.once(ctx, rv, req)
+		if err == nil || wait < 0 {
+			return err
+		}
+		last = err
+		if i == attempts-1 {
+			break
+		}
+		if wait == 0 {
+			wait, backoff = backoff, min(backoff*2, 30*time.Second)
+		}
+		if s.MaxWait > 0 && wait > s.MaxWait {
+			return fmt.Errorf("%s: %w; the vendor asks to wait %s, longer than %s", req, err, wait, s.MaxWait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%s: %w", req, err)
+		}
+	}
+	return fmt.Errorf("%s: %w (gave up after %d attempts)", req, last, attempts)
+}
+
+// once sends req one time. wait < 0: final (err is the outcome); wait >= 0
+// with err: retry after wait (0 = back off).
+func (s *HTTPSender) once(ctx context.Context, rv Revoker, req Request) (time.Duration, error) {
+	var body io.Reader
+	if req.Body != nil {
+		body = bytes.NewReader(req.Body)
+	}
+	r, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", req, err)
+	}
+	if req.Body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("User-Agent", "tokenwatch")
+	rv.Authorize(r)
+	resp, err := s.Client.Do(r)
+	if err != nil {
+		// net/http's *url.Error quotes the URL, which is not secret, but a
+		// transport error could echo anything: redact the credentials.
+		return 0, errors.New(secret.Redact(err.Error(), rv.Secrets()...))
+	}
+	defer resp.Body.Close()
+	msg := vendorMessage(resp.Body, rv.Secrets())
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return -1, nil
+	case resp.StatusCode == http.StatusNotFound:
+		return -1, ErrAlreadyDone
+	case resp.StatusCode == http.StatusForbidden && (resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Remaining") == "0"):
+		// GitHub answers its rate limits with 403 and says when to return.
+		return retryWait(resp.Header), fmt.Errorf("HTTP %d %s", resp.StatusCode, msg)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return -1, fmt.Errorf("%s: %w", req, &ForbiddenError{Status: resp.StatusCode, Need: rv.Forbidden(), Vendor: msg})
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return retryWait(resp.Header), fmt.Errorf("HTTP %d %s", resp.StatusCode, msg)
+	}
+	return -1, fmt.Errorf("%s: HTTP %d %s", req, resp.StatusCode, msg)
+}
+
+// vendorMessage lifts the error message out of a vendor's JSON error body
+// (Google's and Graph's error.message, GitHub's message, Okta's
+// errorSummary), redacted; it never quotes a raw body.
+func vendorMessage(body io.Reader, secrets []secret.Secret) string {
+	b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+	var v struct {
+		Message      string          `json:"message"`
+		ErrorSummary string          `json:"errorSummary"`
+		Error        json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	msg := v.Message
+	if msg == "" {
+		msg = v.ErrorSummary
+	}
+	var inner struct {
+		Message string `json:"message"`
+	}
+	if msg == "" && json.Unmarshal(v.Error, &inner) == nil {
+		msg = inner.Message
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return secret.Redact(msg, secrets...)
+}
+
+// retryWait is how long the vendor asked to wait: Retry-After (Google,
+// Graph, GitHub's secondary limits), else the epoch second its rate-limit
+// window resets (Okta's X-Rate-Limit-Reset, GitHub's X-RateLimit-Reset);
+// 0 when it said nothing.
+func retryWait(h http.Header) time.Duration {
+	if d := retryafter.Parse(h.Get("Retry-After")); d > 0 {
+		return d
+	}
+	for _, k := range []string{"X-Rate-Limit-Reset", "X-RateLimit-Reset"} {
+		if n, err := strconv.ParseInt(h.Get(k), 10, 64); err == nil {
+			if d := time.Until(time.Unix(n, 0)); d > 0 {
+				return d.Round(time.Second) + time.Second
+			}
+		}
+	}
+	return 0
+}
