@@ -1,0 +1,73 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Record writes respond's audit records (table responses); it is a
+// respond.Recorder.
+func (c *Client) Record(ctx context.Context, rs []schemas.Response) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	b, err := c.conn.PrepareBatch(ctx, `INSERT INTO responses (id, incident_id, incident_version, tenant, source, integration_id, target,
+		principal, action, mode, status, rule, reason, requests, error, at, recorded_at)`)
+	if err != nil {
+		return fmt.Errorf("clickhouse: record responses: %w", err)
+	}
+	defer b.Abort()
+	for _, r := range rs {
+		reqs := r.Requests
+		if reqs == nil {
+			reqs = []string{}
+		}
+		if err := b.Append(r.ID, r.IncidentID, uint32(max(r.IncidentVersion, 0)), r.Tenant, r.Source, r.IntegrationID, r.Target,
+			r.Principal, r.Action, r.Mode, r.Status, r.Rule, r.Reason, reqs, r.Error, r.At.Time, r.RecordedAt.Time); err != nil {
+			return fmt.Errorf("clickhouse: record response %s: %w", r.ID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("clickhouse: record responses: %w", err)
+	}
+	return nil
+}
+
+// Completed reports which of ids have a step executed or already_done: the
+// executor's guard against revoking twice after a restart (a respond.Store).
+func (c *Client) Completed(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	// An external table, as storedIDs does: ids may be many, and 18.16 takes
+	// no array parameter for IN.
+	tbl, err := ext.NewTable("batch", ext.Column("id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(tbl)),
+		`SELECT DISTINCT id FROM responses WHERE id IN (SELECT id FROM batch) AND status IN ('executed', 'already_done')`)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read completed responses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("clickhouse: read completed responses: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,77 @@
+package clickhouse_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// TestResponsesRecordTheTrailAndAnswerWhatWasDone writes the steps of three
+// actions and reads back which are complete (the executor's restart guard)
+// and where each stands (response_state).
+func TestResponsesRecordTheTrailAndAnswerWhatWasDone(t *testing.T) {
+	srv := chtest.New(t)
+	ctx := context.Background()
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addr = []string{srv.TCPAddr}
+	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	at := schemas.NewTime(time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC))
+	step := func(id, status string, sec int) schemas.Response {
+		return schemas.Response{ID: id, IncidentID: "inc", IncidentVersion: 2, Tenant: "acme", Source: "google_workspace", IntegrationID: "crm",
+			Target: "123.apps.googleusercontent.com", Principal: "ana@acme.example", Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
+			Status: status, Rule: "r", Requests: []string{"DELETE https://admin.googleapis.com/x"}, At: at,
+			RecordedAt: schemas.NewTime(at.Add(time.Duration(sec) * time.Second))}
+	}
+	failed := step("c", schemas.ResponseFailed, 3)
+	failed.Error = "HTTP 403: scope missing"
+	if err := c.Record(ctx, []schemas.Response{
+		step("a", schemas.ResponsePlanned, 1), step("a", schemas.ResponseExecuted, 2),
+		step("b", schemas.ResponsePlanned, 1), step("b", schemas.ResponseAlreadyDone, 2),
+		step("c", schemas.ResponsePlanned, 1), failed,
+		{ID: "d", IncidentID: "inc", Action: schemas.ActionNotify, Mode: schemas.ModeDryRun, Status: schemas.ResponseSkipped, At: at, RecordedAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.Completed(ctx, []string{"a", "b", "c", "d", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 2 || !done["a"] || !done["b"] {
+		t.Fatalf("completed %v, want a and b", done)
+	}
+	rs, err := c.Conn().Query(ctx, "SELECT id, toString(status), error FROM response_state ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]string
+	for rs.Next() {
+		var id, status, e string
+		if err := rs.Scan(&id, &status, &e); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, []string{id, status, e})
+	}
+	rs.Close()
+	want := [][]string{{"a", "executed", ""}, {"b", "already_done", ""}, {"c", "failed", "HTTP 403: scope missing"}, {"d", "skipped", ""}}
+	if len(rows) != len(want) {
+		t.Fatalf("response_state: %v", rows)
+	}
+	for i := range want {
+		for j := range want[i] {
+			if rows[i][j] != want[i][j] {
+				t.Errorf("response_state row %d: %v, want %v", i, rows[i], want[i])
+			}
+		}
+	}
+}
