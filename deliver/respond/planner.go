@@ -32,7 +32,11 @@ type Planner struct {
 	// revocations are the event times of planned revokes, oldest first,
 	// trimmed to the last hour.
 	revocations []time.Time
-	planned     map[string]bool // incident id + target: revoke already planned
+	planned     map[string]bool // incident id + integration: a revoke counted against the cap
+	// seen holds incident id + action + target already planned: a later
+	// version of the incident plans only what is new (a user the grown
+	// blast radius names, an approval turned revoke), not the same again.
+	seen map[string]bool
 }
 
 // NewPlanner builds a planner; revokers maps source names to their vendor's
@@ -43,13 +47,14 @@ func NewPlanner(cfg Config, revokers map[string]Revoker, catalog *inventory.Cata
 	for _, id := range cfg.AllowList {
 		allow[id] = true
 	}
-	return &Planner{cfg: cfg, revokers: revokers, catalog: catalog, allow: allow, planned: map[string]bool{}}
+	return &Planner{cfg: cfg, revokers: revokers, catalog: catalog, allow: allow, planned: map[string]bool{}, seen: map[string]bool{}}
 }
 
 // Plan decides what to do about one incident version: nothing when no rule
 // matches; otherwise one Planned per target (per integration of the
-// incident, and per user for per-user vendors). Call it with incident
-// versions in the order they were produced.
+// incident, and per user for per-user vendors) not planned for an earlier
+// version of the incident. Call it with incident versions in the order
+// they were produced.
 func (p *Planner) Plan(inc schemas.Incident) []Planned {
 	rule := p.cfg.rule(&inc)
 	if rule == nil {
@@ -64,16 +69,20 @@ func (p *Planner) Plan(inc schemas.Incident) []Planned {
 		base := schemas.Response{IncidentID: inc.ID, IncidentVersion: inc.Version, Tenant: inc.Tenant, Source: inc.Source,
 			IntegrationID: integration, Action: rule.Action, Mode: rule.Mode, Rule: rule.Name, Status: schemas.ResponsePlanned, At: at}
 		if rule.Action == schemas.ActionNotify {
-			base.ID = schemas.ResponseID(inc.ID, inc.Version, base.Action, inc.Source+"/"+integration)
-			out = append(out, Planned{Response: base})
+			if p.once(inc.ID, base.Action, inc.Source+"/"+integration) {
+				base.ID = schemas.ResponseID(inc.ID, inc.Version, base.Action, inc.Source+"/"+integration)
+				out = append(out, Planned{Response: base})
+			}
 			continue
 		}
 		targets, why := p.targets(&inc, integration)
 		if why != "" {
 			// The guard rail: nothing to act on is no action, recorded.
-			base.Status, base.Reason = schemas.ResponseSkipped, why
-			base.ID = schemas.ResponseID(inc.ID, inc.Version, base.Action, inc.Source+"/"+integration)
-			out = append(out, Planned{Response: base})
+			if p.once(inc.ID, schemas.ResponseSkipped, inc.Source+"/"+integration+"\x00"+why) {
+				base.Status, base.Reason = schemas.ResponseSkipped, why
+				base.ID = schemas.ResponseID(inc.ID, inc.Version, base.Action, inc.Source+"/"+integration)
+				out = append(out, Planned{Response: base})
+			}
 			continue
 		}
 		action, reason := rule.Action, ""
@@ -82,6 +91,9 @@ func (p *Planner) Plan(inc schemas.Incident) []Planned {
 		}
 		rv := p.revokers[inc.Source]
 		for _, t := range targets {
+			if !p.once(inc.ID, action, targetKey(t)) {
+				continue
+			}
 			r := base
 			r.Action, r.Reason, r.Target, r.Principal = action, reason, t.VendorID, t.Principal
 			r.ID = schemas.ResponseID(inc.ID, inc.Version, action, targetKey(t))
@@ -97,6 +109,17 @@ func (p *Planner) Plan(inc schemas.Incident) []Planned {
 		}
 	}
 	return out
+}
+
+// once reports whether action on target is new for the incident, and
+// remembers it.
+func (p *Planner) once(incidentID, action, target string) bool {
+	k := incidentID + "\x00" + action + "\x00" + target
+	if p.seen[k] {
+		return false
+	}
+	p.seen[k] = true
+	return true
 }
 
 // guard applies the allow-list and the hourly cap to a revoke, counting it
