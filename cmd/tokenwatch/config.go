@@ -65,6 +65,11 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("config %s: ingest.push: %w", path, err)
 		}
 	}
+	if cfg.Respond != nil {
+		if _, err := cfg.Respond.Revokers(); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	brokers := "in-process broker"
 	if len(cfg.Kafka.Brokers) > 0 {
 		brokers = fmt.Sprint(cfg.Kafka.Brokers)

@@ -2,7 +2,7 @@
 // personal access tokens, service accounts) do with their access, and raises
 // explained alerts when that behaviour leaves its baseline.
 //
-// Subcommands: demo, replay, normalize, migrate, run, detectors, version. Each prints a
+// Subcommands: demo, replay, normalize, migrate, run, respond, detectors, version. Each prints a
 // one-line error and exits non-zero on unknown flags, missing files or bad
 // config.
 package main
@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	_ "github.com/tokenwatch/tokenwatch/deliver/all"
+	_ "github.com/tokenwatch/tokenwatch/deliver/respond/all"
 	_ "github.com/tokenwatch/tokenwatch/detect/all"
 	_ "github.com/tokenwatch/tokenwatch/ingest/all"
 )
@@ -41,6 +42,7 @@ func commands() []command {
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
 		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
 		{"incident", "incident list | ack | resolve | suppress ID: review incidents and record decisions the correlator honours", runIncident},
+		{"respond", "respond revoke --source S --integration ID [--principal P] [--dry-run]: revoke through the vendor's admin API, or print the requests", runRespond},
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},

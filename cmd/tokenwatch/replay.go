@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/tokenwatch/tokenwatch/detect/program"
+	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -23,6 +24,7 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 	asn := fs.String("geoip-asn", "", "GeoLite2 ASN database (overrides config)")
 	incidents := fs.Bool("incidents", false, "print incidents (the last version of each) instead of alerts")
 	cfgPath := fs.String("config", "", "config file: detector settings, GeoIP databases and the catalog, exactly as run loads them")
+	actions := fs.String("actions", "", "also write the actions the config's respond policy would have taken, as JSON lines, to this file (nothing is sent)")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -38,6 +40,9 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
+	}
+	if *actions != "" && cfg.Respond == nil {
+		return fmt.Errorf("%w: --actions rehearses the respond policy: --config must have a respond: section", errUsage)
 	}
 	if *city != "" {
 		cfg.GeoIP.City = *city
@@ -66,6 +71,11 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		r.Observe(&batch.Events[i])
 	}
 	alerts := r.Finish()
+	if *actions != "" {
+		if err := writeActionsFile(*actions, &cfg, r.Incidents()); err != nil {
+			return err
+		}
+	}
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	if *incidents {
@@ -118,4 +128,30 @@ func reportDead(stderr io.Writer, dead []schemas.DeadLetter) {
 	for i := range dead {
 		_ = enc.Encode(&dead[i])
 	}
+}
+
+// writeActionsFile plans every incident version of the replay with the
+// config's respond policy and catalog, into path.
+func writeActionsFile(path string, cfg *config.Config, incidents []schemas.Incident) error {
+	var cat *inventory.Catalog
+	if cfg.Inventory.Path != "" {
+		var err error
+		if cat, err = inventory.Load(cfg.Inventory.Path); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--actions: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	if err := writeActions(w, cfg.Respond, cat, incidents); err != nil {
+		f.Close()
+		return fmt.Errorf("--actions %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("--actions %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -48,6 +48,10 @@ func TestConfigCheckIsStrictAtEveryDepth(t *testing.T) {
 		{"clickhouse addr", "clickhouse: {addr: [localhost]}\n", "clickhouse.addr[0]"},
 		{"clickhouse unknown key", "clickhouse: {adress: [localhost:9000]}\n", "clickhouse.adress: unknown field"},
 		{"http listen", "http: {listen: '9464'}\n", "http.listen"},
+		{"respond vendor ok", "respond:\n  vendors:\n    google_workspace: {access_token: env:TW_TEST_TOKEN}\n", ""},
+		{"respond vendor unknown key", "respond:\n  vendors:\n    google_workspace: {access_token: env:TW_TEST_TOKEN, base_ur: x}\n", "respond.vendors.google_workspace: base_ur: unknown field"},
+		{"respond vendor unknown", "respond:\n  vendors:\n    myspace: {}\n", `no revoker for source "myspace"`},
+		{"respond rule unknown key", "respond:\n  rules: [{name: r, action: revoke, match: {sourcez: [x]}}]\n", "respond.rules[0].match.sourcez: unknown field"},
 		{"top-level wrong type", "kafka: {partitions: many}\n", "kafka.partitions: line 1: cannot unmarshal"},
 	}
 	dir := t.TempDir()

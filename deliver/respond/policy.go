@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -133,4 +134,30 @@ func (c *Config) rule(inc *schemas.Incident) *Rule {
 		}
 	}
 	return nil
+}
+
+// UnmarshalYAML applies the defaults before decoding, strictly.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config
+	p := plain(DefaultConfig())
+	if err := yamlstrict.Decode(n, &p); err != nil {
+		return err
+	}
+	*c = Config(p)
+	return nil
+}
+
+// Revokers builds the revoker of every configured vendor; no network.
+func (c *Config) Revokers() (map[string]Revoker, error) {
+	out := map[string]Revoker{}
+	var errs []error
+	for source, node := range c.Vendors {
+		rv, err := New(source, yamlstrict.Func(&node))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[source] = rv
+	}
+	return out, errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/sigma"
@@ -38,6 +39,9 @@ type Config struct {
 	Ingest     intake.Config     `yaml:"ingest"`
 	Detect     Detect            `yaml:"detect"`
 	Deliver    dispatch.Config   `yaml:"deliver"`
+	// Respond is the respond stage's policy and vendor credentials; nil
+	// (the section absent) turns the stage off.
+	Respond *respond.Config `yaml:"respond"`
 }
 
 // Log configures log/slog.
@@ -193,6 +197,11 @@ func (c *Config) Validate() error {
 	}
 	for _, err := range []error{c.GeoIP.Validate(), c.Inventory.Validate(), c.Ingest.Validate(), c.Detect.Config.Validate(), c.Detect.Correlate.Validate(), c.Deliver.Validate()} {
 		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Respond != nil {
+		if err := c.Respond.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

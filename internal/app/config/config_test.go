@@ -46,6 +46,9 @@ func TestValidationNamesEachBadField(t *testing.T) {
 		{"unknown_key: 1", "unknown_key"},
 		{"detect: {rules: {shiped: true}}", "shiped"},
 		{"clickhouse: {password: env:TW_SURELY_UNSET}", "TW_SURELY_UNSET"},
+		{"respond: {rules: [{name: r, action: revoke, mode: now}]}", "respond.rules[0].mode"},
+		{"respond: {rules: [{name: r, action: revoke, match: {severity: high}}]}", "severity"},
+		{"respond: {max_revocation_per_hour: 3}", "max_revocation_per_hour"},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.yaml), "t")
@@ -78,5 +81,19 @@ func TestRulesDefaultToShipped(t *testing.T) {
 	cfg, err = Parse([]byte("detect: {rules: {shipped: false}}"), "t")
 	if err != nil || cfg.Program().Rules.Shipped {
 		t.Fatalf("shipped: false gave %+v, %v", cfg.Detect.Rules, err)
+	}
+}
+
+func TestRespondSectionAbsentIsOffPresentGetsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("log: {level: info}"), "t")
+	if err != nil || cfg.Respond != nil {
+		t.Fatalf("absent respond: %v %+v", err, cfg.Respond)
+	}
+	cfg, err = Parse([]byte("respond:\n  rules: [{name: r, action: revoke}]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Respond; r == nil || r.MaxRevocationsPerHour != 10 || r.Timeout <= 0 || r.Rules[0].Mode != "dry_run" {
+		t.Fatalf("respond defaults: %+v", cfg.Respond)
 	}
 }

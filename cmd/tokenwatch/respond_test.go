@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+const gwsClient = "1234567890-abc.apps.googleusercontent.com"
+
+// respondConfig writes a config whose Google Workspace revoker talks to base.
+func respondConfig(t *testing.T, base, rules string) string {
+	t.Helper()
+	t.Setenv("TW_TEST_GWS_TOKEN", "ya29.cli-secret-token")
+	path := filepath.Join(t.TempDir(), "tokenwatch.yaml")
+	doc := "respond:\n  max_revocations_per_hour: 5\n" + rules + "  vendors:\n    google_workspace:\n      access_token: env:TW_TEST_GWS_TOKEN\n"
+	if base != "" {
+		doc += "      base_url: " + base + "\n"
+	}
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRespondRevokeDryRunPrintsRequestsAndSendsNothing(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, base string
+		want       []string
+	}{
+		{"documented URL", "", []string{"DELETE https://admin.googleapis.com/admin/directory/v1/users/ana@acme.example/tokens/" + gwsClient,
+			"DELETE https://admin.googleapis.com/admin/directory/v1/users/bo@acme.example/tokens/" + gwsClient}},
+		{"configured endpoint", srv.URL, []string{"DELETE " + srv.URL + "/admin/directory/v1/users/ana@acme.example/tokens/" + gwsClient,
+			"DELETE " + srv.URL + "/admin/directory/v1/users/bo@acme.example/tokens/" + gwsClient}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := respondConfig(t, tc.base, "")
+			code, out, errOut := tokenwatch(t, "respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", gwsClient,
+				"--principal", "ana@acme.example,bo@acme.example", "--dry-run")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if got := strings.Split(strings.TrimSpace(out), "\n"); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("printed\n%s\nwant\n%s", out, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+	if hits.Load() != 0 {
+		t.Errorf("a dry run sent %d requests", hits.Load())
+	}
+}
+
+func TestRespondRevokeSendsAndReports(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		if r.Header.Get("Authorization") != "Bearer ya29.cli-secret-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if strings.Contains(r.URL.Path, "/users/gone@") {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if strings.Contains(r.URL.Path, "/users/denied@") {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"error":{"code":403,"message":"Not Authorized to access this resource/api"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	cfg := respondConfig(t, srv.URL, "")
+	code, out, errOut := tokenwatch(t, "respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", gwsClient,
+		"--principal", "ana@acme.example,gone@acme.example,denied@acme.example")
+	if code != 1 || !strings.Contains(errOut, "1 revocation(s) failed") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"executed\t" + gwsClient + "\tana@acme.example", "already_done\t" + gwsClient + "\tgone@acme.example",
+		"failed\t" + gwsClient + "\tdenied@acme.example", "admin.directory.user.security"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if len(paths) != 3 {
+		t.Errorf("sent %v", paths)
+	}
+	if strings.Contains(out+errOut, "cli-secret-token") {
+		t.Error("the admin token appears in the output")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", gwsClient}, "--principal"},
+		{[]string{"respond", "revoke", "--config", cfg, "--source", "okta", "--integration", "0oa1b2c3d4e5f6g7h8i9"}, "no respond.vendors.okta"},
+		{[]string{"respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", "a/b", "--principal", "x"}, "does not resolve"},
+		{[]string{"respond", "list"}, "respond revoke"},
+	} {
+		if code, _, errOut := tokenwatch(t, tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %s; want an error naming %q", tc.args[1:], code, errOut, tc.want)
+		}
+	}
+}
+
+// TestReplayActionsRehearseThePolicy replays the bundled theft with a
+// revoke rule: the actions file names the attacked client and the users it
+// acted for, in dry run, identically on a second replay.
+func TestReplayActionsRehearseThePolicy(t *testing.T) {
+	cfg := respondConfig(t, "", "  rules:\n    - name: revoke-high\n      match: {min_severity: high}\n      action: revoke\n")
+	run := func() []map[string]any {
+		actions := filepath.Join(t.TempDir(), "actions.jsonl")
+		code, _, errOut := tokenwatch(t, "replay", "--config", cfg, "--actions", actions, "--source", "google_workspace",
+			"--geoip-city", city, "--geoip-asn", asn, filepath.Join(scen, "token_activity.jsonl.gz"))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		b, err := os.ReadFile(actions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	first, second := run(), run()
+	if len(first) == 0 {
+		t.Fatal("no actions planned for the theft")
+	}
+	a, _ := json.Marshal(first)
+	b, _ := json.Marshal(second)
+	if string(a) != string(b) {
+		t.Error("two rehearsals of the same input differ")
+	}
+	for _, m := range first {
+		for _, k := range []string{"incident_id", "source", "integration_id", "principal", "action", "mode", "request"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("action lacks %q: %v", k, m)
+			}
+		}
+		if m["mode"] != schemas.ModeDryRun || m["action"] != schemas.ActionRevoke {
+			t.Errorf("action %v, want a dry_run revoke", m)
+		}
+		reqs, _ := m["request"].([]any)
+		if m["status"] == schemas.ResponsePlanned && (len(reqs) != 1 || !strings.HasPrefix(reqs[0].(string), "DELETE https://admin.googleapis.com/admin/directory/v1/users/")) {
+			t.Errorf("request %v", m["request"])
+		}
+	}
+	if code, _, errOut := tokenwatch(t, "replay", "--actions", "x.jsonl", "--source", "google_workspace", filepath.Join(scen, "token_activity.jsonl.gz")); code == 0 || !strings.Contains(errOut, "respond") {
+		t.Errorf("--actions without a respond policy: exit %d %s", code, errOut)
+	}
+}
