@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
@@ -122,10 +119,10 @@ func runRespond(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ex.Audit = append(ex.Audit, c)
 	}
 	if len(cfg.Kafka.Brokers) > 0 {
-		k, err := newResponseProducer(ctx, cfg.Kafka)
-		if err != nil {
+		if err := broker.EnsureTopics(ctx, cfg.Kafka, schemas.TopicResponses); err != nil {
 			return err
 		}
+		k := respond.NewKafkaRecorder(cfg.Kafka)
 		defer k.Close()
 		ex.Audit = append(ex.Audit, k)
 	}
@@ -153,34 +150,6 @@ func runRespond(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return nil
 }
-
-// responseProducer records responses on tokenwatch.responses, keyed by
-// integration id like every keyed topic.
-type responseProducer struct{ w *kafka.Writer }
-
-func newResponseProducer(ctx context.Context, cfg broker.Config) (*responseProducer, error) {
-	if err := broker.EnsureTopics(ctx, cfg, schemas.TopicResponses); err != nil {
-		return nil, err
-	}
-	return &responseProducer{w: broker.NewWriter(cfg, schemas.TopicResponses)}, nil
-}
-
-func (p *responseProducer) Record(ctx context.Context, rs []schemas.Response) error {
-	msgs := make([]kafka.Message, 0, len(rs))
-	for i := range rs {
-		v, err := json.Marshal(&rs[i])
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, kafka.Message{Key: []byte(rs[i].IntegrationID), Value: v})
-	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return errors.Join(errors.New("produce responses"), broker.Condense(err))
-	}
-	return nil
-}
-
-func (p *responseProducer) Close() error { return p.w.Close() }
 
 // actionLine is one line of replay --actions: what the policy would have
 // done, never sent.

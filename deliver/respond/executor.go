@@ -134,6 +134,13 @@ func (m *MemoryStore) Record(_ context.Context, rs []schemas.Response) error {
 	return nil
 }
 
+// All returns a copy of the records, oldest first.
+func (m *MemoryStore) All() []schemas.Response {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]schemas.Response(nil), m.Records...)
+}
+
 // Completed reports the ids recorded executed or already_done.
 func (m *MemoryStore) Completed(_ context.Context, ids []string) (map[string]bool, error) {
 	m.mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
+	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -107,6 +108,7 @@ type Pipeline struct {
 	Ingest   *intake.Role
 	Detect   *stream.Role
 	Deliver  *dispatch.Role
+	Respond  *respond.Role // nil without a respond: section
 	CH       *clickhouse.Client // nil without ClickHouse
 	Stats    Stats
 	Registry *prometheus.Registry
@@ -201,6 +203,22 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 		p.Detect.OnEvent = p.disc.Observe
 	}
 	p.Deliver = dispatch.New(cfg.Deliver, cfg.Kafka, p.CH, prog, m.Deliver, m.Kafka, log)
+	if cfg.Respond != nil {
+		revokers, err := cfg.Respond.Revokers()
+		if err != nil {
+			return nil, closeFn, err
+		}
+		var catalog func() *inventory.Catalog
+		if e := prog.Catalog(); e != nil {
+			catalog = e.Catalog
+		}
+		var store respond.Store
+		var recorders []respond.Recorder
+		if p.CH != nil {
+			store, recorders = p.CH, []respond.Recorder{p.CH}
+		}
+		p.Respond = respond.NewRole(*cfg.Respond, revokers, catalog, store, recorders, cfg.Kafka, log)
+	}
 	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
 		IncidentsProduced: &p.Detect.Stats.IncidentsProduced,
@@ -248,6 +266,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 	}
 	if slices.Contains(roles, RoleDeliver) {
 		start("deliver", func(ctx context.Context) error { return p.Deliver.Run(ctx, extra...) })
+		if p.Respond != nil {
+			start("respond", p.Respond.Run)
+		}
 	}
 	if slices.Contains(roles, RoleIngest) {
 		start("ingest", p.Ingest.Run)
