@@ -33,6 +33,7 @@ type Executor struct {
 	Audit    []Recorder // each gets every record
 	Log      *slog.Logger
 	Now      func() time.Time // wall clock of RecordedAt
+	Metrics  *Metrics         // nil: not counted
 }
 
 // Execute records and, where enforced, sends each planned action. It
@@ -109,6 +110,7 @@ func (e *Executor) record(ctx context.Context, r *schemas.Response) error {
 			return fmt.Errorf("respond: record %s %s of incident %s: %w", r.Action, r.Status, r.IncidentID, err)
 		}
 	}
+	e.Metrics.count(r.Source, r.Action, r.Status)
 	return nil
 }
 

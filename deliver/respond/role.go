@@ -40,7 +40,7 @@ type Role struct {
 // get every record in addition to tokenwatch.responses; catalog (nil for
 // none) is read at each batch, so catalog reloads apply.
 func NewRole(cfg Config, revokers map[string]Revoker, catalog func() *inventory.Catalog, store Store, recorders []Recorder,
-	kc broker.Config, log *slog.Logger) *Role {
+	kc broker.Config, m *Metrics, log *slog.Logger) *Role {
 	log = log.With("component", "respond")
 	var cat *inventory.Catalog
 	if catalog != nil {
@@ -49,7 +49,7 @@ func NewRole(cfg Config, revokers map[string]Revoker, catalog func() *inventory.
 	return &Role{
 		planner: NewPlanner(cfg, revokers, cat),
 		executor: &Executor{Revokers: revokers, Sender: NewHTTPSender(cfg.Timeout), Store: store,
-			Audit: recorders, Log: log},
+			Audit: recorders, Log: log, Metrics: m},
 		catalog: catalog, kafka: kc, log: log,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
@@ -57,9 +58,11 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	}
 	w.Close()
 	store := &respond.MemoryStore{}
+	reg := prometheus.NewRegistry()
+	metrics := respond.NewMetrics(reg)
 	runRole := func(until func(*respond.Role) bool) {
 		rctx, stop := context.WithCancel(ctx)
-		role := respond.NewRole(cfg, revokers, nil, store, []respond.Recorder{store}, kc, slog.New(slog.DiscardHandler))
+		role := respond.NewRole(cfg, revokers, nil, store, []respond.Recorder{store}, kc, metrics, slog.New(slog.DiscardHandler))
 		done := make(chan error, 1)
 		go func() { done <- role.Run(rctx) }()
 		deadline := time.Now().Add(30 * time.Second)
@@ -95,6 +98,9 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	if hits.Load() != 2 {
 		t.Errorf("the restarted stage revoked again: %d requests", hits.Load())
 	}
+	if got := counter(t, reg, "executed"); got != 2 {
+		t.Errorf("tokenwatch_respond_actions_total{status=executed} = %v, want 2", got)
+	}
 	// The trail is on the topic too: planned and executed for each user.
 	n := 0
 	for p := 0; p < 2; p++ {
@@ -113,4 +119,27 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d records on %s, want 4 (planned + executed for two users)", n, schemas.TopicResponses)
 	}
+}
+
+// counter is the actions counter of google_workspace revokes with status,
+// read back from the registry.
+func counter(t *testing.T, reg *prometheus.Registry, status string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if f.GetName() == "tokenwatch_respond_actions_total" && labels["status"] == status && labels["action"] == "revoke" {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }

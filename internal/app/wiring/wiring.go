@@ -66,13 +66,14 @@ type Metrics struct {
 	Ingest  *intake.Metrics
 	Detect  *stream.Metrics
 	Deliver *dispatch.Metrics
+	Respond *respond.Metrics
 	// GeoIPDatabaseAge is set on every (re)load of the GeoIP databases.
 	GeoIPDatabaseAge *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers every role's instruments on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{Kafka: broker.NewMetrics(reg), Ingest: intake.NewMetrics(reg), Detect: stream.NewMetrics(reg), Deliver: dispatch.NewMetrics(reg),
+	m := &Metrics{Kafka: broker.NewMetrics(reg), Ingest: intake.NewMetrics(reg), Detect: stream.NewMetrics(reg), Deliver: dispatch.NewMetrics(reg), Respond: respond.NewMetrics(reg),
 		GeoIPDatabaseAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_geoip_database_age_seconds",
 			Help: "Age of the loaded GeoIP database (from its build epoch)."}, []string{"database"})}
 	reg.MustRegister(m.GeoIPDatabaseAge)
@@ -108,7 +109,7 @@ type Pipeline struct {
 	Ingest   *intake.Role
 	Detect   *stream.Role
 	Deliver  *dispatch.Role
-	Respond  *respond.Role // nil without a respond: section
+	Respond  *respond.Role      // nil without a respond: section
 	CH       *clickhouse.Client // nil without ClickHouse
 	Stats    Stats
 	Registry *prometheus.Registry
@@ -217,7 +218,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 		if p.CH != nil {
 			store, recorders = p.CH, []respond.Recorder{p.CH}
 		}
-		p.Respond = respond.NewRole(*cfg.Respond, revokers, catalog, store, recorders, cfg.Kafka, log)
+		p.Respond = respond.NewRole(*cfg.Respond, revokers, catalog, store, recorders, cfg.Kafka, p.metrics.Respond, log)
 	}
 	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
