@@ -19,6 +19,24 @@ import (
 // or app is already gone, which is what the revocation wanted.
 var ErrAlreadyDone = errors.New("already revoked (the vendor answered 404)")
 
+// BodyChecker is an optional power of revokers whose vendor answers errors
+// inside a 2xx (Slack's {"ok": false, "error": "…"}): CheckBody returns nil
+// for success, ErrAlreadyDone, a *ForbiddenError, or another error.
+type BodyChecker interface {
+	CheckBody(body []byte) error
+}
+
+// redactErr keeps a *ForbiddenError's type while redacting its text.
+func redactErr(err error, secrets []secret.Secret) error {
+	var f *ForbiddenError
+	if errors.As(err, &f) {
+		c := *f
+		c.Vendor = secret.Redact(c.Vendor, secrets...)
+		return &c
+	}
+	return errors.New(secret.Redact(err.Error(), secrets...))
+}
+
 // ForbiddenError is a 401/403: the admin credential lacks a scope or role.
 // Retrying cannot help; its message says what to grant.
 type ForbiddenError struct {
@@ -121,9 +139,18 @@ func (s *HTTPSender) once(ctx context.Context, rv Revoker, req Request) (time.Du
 		return 0, errors.New(secret.Redact(err.Error(), rv.Secrets()...))
 	}
 	defer resp.Body.Close()
-	msg := vendorMessage(resp.Body, rv.Secrets())
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := vendorMessage(answer, rv.Secrets())
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if bc, ok := rv.(BodyChecker); ok {
+			if err := bc.CheckBody(answer); err != nil {
+				if errors.Is(err, ErrAlreadyDone) {
+					return -1, err
+				}
+				return -1, fmt.Errorf("%s: %w", req, redactErr(err, rv.Secrets()))
+			}
+		}
 		return -1, nil
 	case resp.StatusCode == http.StatusNotFound:
 		return -1, ErrAlreadyDone
@@ -141,8 +168,7 @@ func (s *HTTPSender) once(ctx context.Context, rv Revoker, req Request) (time.Du
 // vendorMessage lifts the error message out of a vendor's JSON error body
 // (Google's and Graph's error.message, GitHub's message, Okta's
 // errorSummary), redacted; it never quotes a raw body.
-func vendorMessage(body io.Reader, secrets []secret.Secret) string {
-	b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+func vendorMessage(b []byte, secrets []secret.Secret) string {
 	var v struct {
 		Message      string          `json:"message"`
 		ErrorSummary string          `json:"errorSummary"`

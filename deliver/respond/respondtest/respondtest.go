@@ -34,6 +34,11 @@ type Suite struct {
 	NotFound, Forbidden, TooMany string
 	// ForbiddenHint is what the 403 error must name (the scope or role).
 	ForbiddenHint string
+	// InBody: the vendor answers errors with HTTP 200 and the error in the
+	// body (Slack): NotFound and Forbidden are sent with 200, and OK is the
+	// success body.
+	InBody bool
+	OK     string
 }
 
 // fake is a vendor server answering a script of statuses.
@@ -67,12 +72,16 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.seen++
 	w.Header().Set("Content-Type", "application/json")
+	answer := status
+	if f.s.InBody && (status == http.StatusNotFound || status == http.StatusForbidden) {
+		answer = http.StatusOK
+	}
 	switch status {
 	case http.StatusNotFound:
-		w.WriteHeader(status)
+		w.WriteHeader(answer)
 		io.WriteString(w, f.s.NotFound)
 	case http.StatusForbidden:
-		w.WriteHeader(status)
+		w.WriteHeader(answer)
 		// A vendor echoing the credential must not make it leak.
 		io.WriteString(w, strings.ReplaceAll(f.s.Forbidden, "$SECRET", f.s.Secret))
 	case http.StatusTooManyRequests:
@@ -80,6 +89,11 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		io.WriteString(w, f.s.TooMany)
 	default:
+		if f.s.OK != "" {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, f.s.OK)
+			return
+		}
 		w.WriteHeader(status)
 	}
 }
