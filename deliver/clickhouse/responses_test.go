@@ -2,11 +2,17 @@ package clickhouse_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/deliver/respond"
+	"github.com/tokenwatch/tokenwatch/deliver/respond/googleworkspace"
 	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -73,5 +79,60 @@ func TestResponsesRecordTheTrailAndAnswerWhatWasDone(t *testing.T) {
 				t.Errorf("response_state row %d: %v, want %v", i, rows[i], want[i])
 			}
 		}
+	}
+}
+
+// TestExecutorDoesNotRevokeTwiceAcrossARestart runs the respond executor
+// with the responses table as its store and trail: a second executor (a
+// restart) given the same plan sends nothing.
+func TestExecutorDoesNotRevokeTwiceAcrossARestart(t *testing.T) {
+	srv := chtest.New(t)
+	ctx := context.Background()
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addr = []string{srv.TCPAddr}
+	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var hits atomic.Int32
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer vendor.Close()
+	gws, err := googleworkspace.New(googleworkspace.Config{AccessToken: secret.New("tok"), BaseURL: vendor.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := respond.Target{Source: gws.Source(), IntegrationID: "c", VendorID: "123.apps.googleusercontent.com", Principal: "ana@acme.example"}
+	reqs, err := gws.Plan(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := schemas.NewTime(time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC))
+	plan := []respond.Planned{{Target: target, Requests: reqs, Response: schemas.Response{
+		ID: schemas.ResponseID("inc", 1, schemas.ActionRevoke, "google_workspace/123/ana"), IncidentID: "inc", IncidentVersion: 1,
+		Source: target.Source, IntegrationID: "c", Target: target.VendorID, Principal: target.Principal,
+		Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce, Status: schemas.ResponsePlanned, Rule: "r", At: at}}}
+	for run := 1; run <= 2; run++ {
+		ex := &respond.Executor{Revokers: map[string]respond.Revoker{gws.Source(): gws}, Sender: respond.NewHTTPSender(time.Second),
+			Store: c, Audit: []respond.Recorder{c}}
+		if _, err := ex.Execute(ctx, plan); err != nil {
+			t.Fatal(err)
+		}
+		if hits.Load() != 1 {
+			t.Fatalf("run %d: the vendor got %d revocations, want 1", run, hits.Load())
+		}
+	}
+	var steps uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM responses WHERE id = ?", plan[0].Response.ID).Scan(&steps); err != nil {
+		t.Fatal(err)
+	}
+	if steps != 2 {
+		t.Errorf("%d steps recorded, want planned and executed once", steps)
 	}
 }
