@@ -29,6 +29,11 @@ const (
 	// ResponseSkipped records that a rule matched but no action could be
 	// taken: the integration has no vendor identity to act on.
 	ResponseSkipped = "skipped"
+	// ResponseApproved and ResponseDenied are a human's answer to a
+	// request_approval (tokenwatch respond approve|deny); an approval is
+	// followed by the revoke it approves, under the revoke's own id.
+	ResponseApproved = "approved"
+	ResponseDenied   = "denied"
 )
 
 // Response is one record of the audit trail of the respond stage: one action
@@ -59,6 +64,8 @@ type Response struct {
 	// Requests are the vendor API calls, "METHOD URL" each.
 	Requests []string `json:"requests,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// Actor is who approved or denied (approved and denied steps only).
+	Actor string `json:"actor,omitempty"`
 	// At is the event time of the incident version the action answers: the
 	// policy's only clock.
 	At Time `json:"at"`

@@ -25,8 +25,11 @@ import (
 // them: ClickHouse responses (also the guard against sending twice) and
 // tokenwatch.responses when configured.
 func runRespond(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "list" || args[0] == "approve" || args[0] == "deny") {
+		return runApprovals(ctx, args, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "revoke" {
-		return fmt.Errorf("%w: tokenwatch respond revoke --config F --source S --integration ID [--principal P] [--dry-run]", errUsage)
+		return fmt.Errorf("%w: tokenwatch respond revoke --config F --source S --integration ID [--principal P] [--dry-run] | list | approve ID | deny ID", errUsage)
 	}
 	fs := newFlags("respond revoke", stderr)
 	cfgPath := fs.String("config", "", "config file with a respond.vendors section (required)")
@@ -107,48 +110,72 @@ func runRespond(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
+	ex, closeEx, err := newExecutor(ctx, cfg, revokers, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeEx()
+	return report(ex.Execute(ctx, planned))(stdout)
+}
+
+// newExecutor is the executor the CLI uses: ClickHouse responses as store
+// and trail when configured, and tokenwatch.responses with real brokers.
+func newExecutor(ctx context.Context, cfg config.Config, revokers map[string]respond.Revoker, stderr io.Writer) (*respond.Executor, func(), error) {
 	ex := &respond.Executor{Revokers: revokers, Sender: respond.NewHTTPSender(cfg.Respond.Timeout),
 		Log: newLogger(stderr, cfg.Log.Level, cfg.Log.Format).With("component", "respond")}
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	if cfg.ClickHouseEnabled() {
 		c, err := clickhouse.Open(ctx, cfg.ClickHouse)
 		if err != nil {
-			return err
+			return nil, closeAll, err
 		}
-		defer c.Close()
+		closers = append(closers, func() { c.Close() })
 		ex.Store = c
 		ex.Audit = append(ex.Audit, c)
 	}
 	if len(cfg.Kafka.Brokers) > 0 {
 		if err := broker.EnsureTopics(ctx, cfg.Kafka, schemas.TopicResponses); err != nil {
-			return err
+			closeAll()
+			return nil, func() {}, err
 		}
 		k := respond.NewKafkaRecorder(cfg.Kafka)
-		defer k.Close()
+		closers = append(closers, func() { k.Close() })
 		ex.Audit = append(ex.Audit, k)
 	}
-	out, err := ex.Execute(ctx, planned)
-	if len(out) == 0 && err == nil {
-		fmt.Fprintln(stdout, "already carried out: nothing sent")
-	}
-	failed := 0
-	for _, r := range out {
-		if r.Status == schemas.ResponsePlanned {
-			continue
+	return ex, closeAll, nil
+}
+
+// report prints the outcome of each action and fails when one failed.
+func report(out []schemas.Response, err error) func(stdout io.Writer) error {
+	return func(stdout io.Writer) error {
+		if len(out) == 0 && err == nil {
+			fmt.Fprintln(stdout, "already carried out: nothing sent")
 		}
-		line := fmt.Sprintf("%s\t%s\t%s", r.Status, r.Target, r.Principal)
-		if r.Error != "" {
-			line += "\t" + r.Error
-			failed++
+		failed := 0
+		for _, r := range out {
+			if r.Status == schemas.ResponsePlanned {
+				continue
+			}
+			line := fmt.Sprintf("%s\t%s\t%s", r.Status, r.Target, r.Principal)
+			if r.Error != "" {
+				line += "\t" + r.Error
+				failed++
+			}
+			fmt.Fprintln(stdout, strings.TrimRight(line, "\t"))
 		}
-		fmt.Fprintln(stdout, strings.TrimRight(line, "\t"))
+		if err != nil {
+			return err
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d revocation(s) failed", failed)
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d revocation(s) failed", failed)
-	}
-	return nil
 }
 
 // actionLine is one line of replay --actions: what the policy would have

@@ -105,7 +105,8 @@ func TestRespondRevokeSendsAndReports(t *testing.T) {
 		{[]string{"respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", gwsClient}, "--principal"},
 		{[]string{"respond", "revoke", "--config", cfg, "--source", "okta", "--integration", "0oa1b2c3d4e5f6g7h8i9"}, "no respond.vendors.okta"},
 		{[]string{"respond", "revoke", "--config", cfg, "--source", "google_workspace", "--integration", "a/b", "--principal", "x"}, "does not resolve"},
-		{[]string{"respond", "list"}, "respond revoke"},
+		{[]string{"respond", "frobnicate"}, "respond revoke"},
+		{[]string{"respond", "approve"}, "respond approve ID"},
 	} {
 		if code, _, errOut := tokenwatch(t, tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, %s; want an error naming %q", tc.args[1:], code, errOut, tc.want)

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
@@ -17,7 +18,7 @@ func (c *Client) Record(ctx context.Context, rs []schemas.Response) error {
 		return nil
 	}
 	b, err := c.conn.PrepareBatch(ctx, `INSERT INTO responses (id, incident_id, incident_version, tenant, source, integration_id, target,
-		principal, action, mode, status, rule, reason, requests, error, at, recorded_at)`)
+		principal, action, mode, status, rule, reason, requests, error, actor, at, recorded_at, recorded_ns)`)
 	if err != nil {
 		return fmt.Errorf("clickhouse: record responses: %w", err)
 	}
@@ -28,7 +29,7 @@ func (c *Client) Record(ctx context.Context, rs []schemas.Response) error {
 			reqs = []string{}
 		}
 		if err := b.Append(r.ID, r.IncidentID, uint32(max(r.IncidentVersion, 0)), r.Tenant, r.Source, r.IntegrationID, r.Target,
-			r.Principal, r.Action, r.Mode, r.Status, r.Rule, r.Reason, reqs, r.Error, r.At.Time, r.RecordedAt.Time); err != nil {
+			r.Principal, r.Action, r.Mode, r.Status, r.Rule, r.Reason, reqs, r.Error, r.Actor, r.At.Time, r.RecordedAt.Time, uint64(max(r.RecordedAt.UnixNano(), 0))); err != nil {
 			return fmt.Errorf("clickhouse: record response %s: %w", r.ID, err)
 		}
 	}
@@ -68,6 +69,50 @@ func (c *Client) Completed(ctx context.Context, ids []string) (map[string]bool, 
 			return nil, fmt.Errorf("clickhouse: read completed responses: %w", err)
 		}
 		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+const responseColumns = `id, incident_id, incident_version, tenant, source, integration_id, target, principal, toString(action),
+	toString(mode), toString(status), rule, reason, requests, error, actor, at, recorded_at`
+
+// Response reads the latest step of an action.
+func (c *Client) Response(ctx context.Context, id string) (schemas.Response, error) {
+	rs, err := c.responses(ctx, "SELECT "+responseColumns+" FROM responses WHERE id = ? ORDER BY recorded_ns DESC LIMIT 1", id)
+	if err != nil {
+		return schemas.Response{}, err
+	}
+	if len(rs) == 0 {
+		return schemas.Response{}, fmt.Errorf("no response %s in ClickHouse", id)
+	}
+	return rs[0], nil
+}
+
+// PendingApprovals lists the request_approval actions no one has answered,
+// oldest incident time first.
+func (c *Client) PendingApprovals(ctx context.Context, limit int) ([]schemas.Response, error) {
+	return c.responses(ctx, fmt.Sprintf(`SELECT %s FROM responses
+		WHERE id IN (SELECT id FROM response_state WHERE action = 'request_approval' AND status = 'planned')
+		ORDER BY at, id, recorded_ns DESC LIMIT 1 BY id LIMIT %d`, responseColumns, limit))
+}
+
+func (c *Client) responses(ctx context.Context, q string, args ...any) ([]schemas.Response, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read responses: %w", err)
+	}
+	defer rows.Close()
+	var out []schemas.Response
+	for rows.Next() {
+		var r schemas.Response
+		var version uint32
+		var at, recorded time.Time
+		if err := rows.Scan(&r.ID, &r.IncidentID, &version, &r.Tenant, &r.Source, &r.IntegrationID, &r.Target, &r.Principal, &r.Action,
+			&r.Mode, &r.Status, &r.Rule, &r.Reason, &r.Requests, &r.Error, &r.Actor, &at, &recorded); err != nil {
+			return nil, fmt.Errorf("clickhouse: read responses: %w", err)
+		}
+		r.IncidentVersion, r.At, r.RecordedAt = int(version), schemas.NewTime(at), schemas.NewTime(recorded)
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }

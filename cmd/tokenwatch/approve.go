@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
+	"github.com/tokenwatch/tokenwatch/deliver/respond"
+	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// runApprovals answers the respond stage's request_approval actions:
+//
+//	tokenwatch respond list --config F
+//	tokenwatch respond approve|deny ID --config F [--actor A] [--reason R]
+//
+// The pending actions are read from ClickHouse responses. An approval is
+// recorded (status approved, with the actor) and the revoke it approves is
+// executed in enforce mode under the revoke's own id, so approving twice
+// revokes once; a denial is recorded and nothing is sent.
+func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	verb := args[0]
+	var id string
+	rest := args[1:]
+	if verb != "list" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return fmt.Errorf("%w: tokenwatch respond %s ID --config F", errUsage, verb)
+		}
+		id, rest = rest[0], rest[1:]
+	}
+	fs := newFlags("respond "+verb, stderr)
+	cfgPath := fs.String("config", "", "config file with clickhouse and respond sections (required)")
+	actor := fs.String("actor", os.Getenv("USER"), "who decides, recorded with the decision")
+	reason := fs.String("reason", "", "why, recorded with the decision")
+	limit := fs.Int("limit", 50, "list at most this many")
+	if err := parse(fs, rest, stderr); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return fmt.Errorf("%w: --config is required", errUsage)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Respond == nil {
+		return fmt.Errorf("%w: %s has no respond: section", errUsage, *cfgPath)
+	}
+	if !cfg.ClickHouseEnabled() {
+		return fmt.Errorf("%w: pending approvals are kept in ClickHouse: set clickhouse.addr in %s", errUsage, *cfgPath)
+	}
+	c, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if verb == "list" {
+		rows, err := c.PendingApprovals(ctx, *limit)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tINCIDENT\tSOURCE\tINTEGRATION\tPRINCIPAL\tAT\tREASON")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s/v%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.IncidentID, r.IncidentVersion, r.Source, r.IntegrationID,
+				orDash(r.Principal), r.At.UTC().Format("2006-01-02 15:04Z"), r.Reason)
+		}
+		return tw.Flush()
+	}
+	r, err := c.Response(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.Action != schemas.ActionRequestApproval || r.Status != schemas.ResponsePlanned {
+		return fmt.Errorf("response %s is a %s %s, not a pending approval request", id, r.Action, r.Status)
+	}
+	if *actor == "" {
+		return fmt.Errorf("%w: --actor is required (no $USER)", errUsage)
+	}
+	revokers, err := cfg.Respond.Revokers()
+	if err != nil {
+		return fmt.Errorf("config %s: %w", *cfgPath, err)
+	}
+	ex, closeEx, err := newExecutor(ctx, cfg, revokers, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeEx()
+	decision := r
+	decision.Actor, decision.Reason, decision.Error = *actor, *reason, ""
+	decision.Status = schemas.ResponseDenied
+	if verb == "approve" {
+		decision.Status = schemas.ResponseApproved
+	}
+	decision.RecordedAt = schemas.NewTime(time.Now())
+	for _, a := range ex.Audit {
+		if err := a.Record(ctx, []schemas.Response{decision}); err != nil {
+			return fmt.Errorf("record the %s: %w", decision.Status, err)
+		}
+	}
+	if verb == "deny" {
+		fmt.Fprintf(stdout, "denied %s (%s %s): nothing sent\n", id, r.Source, r.IntegrationID)
+		return nil
+	}
+	rv, ok := revokers[r.Source]
+	if !ok {
+		return fmt.Errorf("approved, but there is no respond.vendors.%s to revoke with", r.Source)
+	}
+	t := respond.Target{Source: r.Source, Tenant: r.Tenant, IntegrationID: r.IntegrationID, VendorID: r.Target, Principal: r.Principal}
+	reqs, err := rv.Plan(t)
+	if err != nil {
+		return err
+	}
+	revoke := r
+	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, schemas.ModeEnforce, schemas.ResponsePlanned, *actor
+	revoke.Reason = "approved by " + *actor
+	revoke.ID = schemas.ResponseID(r.IncidentID, r.IncidentVersion, schemas.ActionRevoke, t.Source+"/"+t.VendorID+"/"+t.Principal)
+	revoke.Requests = nil
+	for _, q := range reqs {
+		revoke.Requests = append(revoke.Requests, q.String())
+	}
+	return report(ex.Execute(ctx, []respond.Planned{{Response: revoke, Target: t, Requests: reqs}}))(stdout)
+}
