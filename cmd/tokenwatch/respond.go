@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
@@ -92,9 +93,11 @@ func runRespond(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if *dryRun {
 			mode = schemas.ModeDryRun
 		}
-		// A manual action answers no incident: its id is the target's alone,
-		// so running the same revoke twice sends it once.
-		r := schemas.Response{ID: schemas.ResponseID("manual", 0, schemas.ActionRevoke, t.Source+"/"+t.VendorID+"/"+t.Principal),
+		// A manual action answers no incident: its id is the target's and
+		// the UTC day's, so rerunning a revoke (after a crash, or twice by
+		// mistake) sends it once that day, while a grant re-authorized later
+		// can still be revoked again.
+		r := schemas.Response{ID: schemas.ResponseID("manual:"+time.Now().UTC().Format("2006-01-02"), 0, schemas.ActionRevoke, t.Source+"/"+t.VendorID+"/"+t.Principal),
 			Tenant: *tenant, Source: *source, IntegrationID: *integration, Target: vendorID, Principal: p,
 			Action: schemas.ActionRevoke, Mode: mode, Status: schemas.ResponsePlanned, Rule: "manual"}
 		for _, q := range reqs {
