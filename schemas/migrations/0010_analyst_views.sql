@@ -8,11 +8,13 @@
 --   SELECT integration_id, hour, countMerge(events), sumMerge(bytes),
 --          uniqMerge(ips), groupUniqArrayMerge(countries)
 --   FROM integration_activity_hourly GROUP BY integration_id, hour
--- The materialized view sees inserts, not merges: an event written twice (a
--- re-poll that ReplacingMergeTree collapses in events) counts twice in
--- events/bytes/records here; the uniq and groupUniqArray columns are exact
--- about that. It starts empty: rows inserted before this migration are not
--- in it (docs/analyst-queries.md has the one-off backfill).
+-- The materialized view sees inserts, not merges. The events writer leaves
+-- out events already stored (deliver/clickhouse: it looks their ids up before
+-- each INSERT), so a re-poll, a restart or a redelivery counts once here.
+-- Only a writer that bypasses tokenwatch (a hand-made INSERT) can count twice
+-- in events/bytes/records; the uniq and groupUniqArray columns are exact
+-- about that anyway. It starts empty: rows inserted before this migration are
+-- not in it (docs/analyst-queries.md has the one-off backfill).
 CREATE TABLE IF NOT EXISTS integration_activity_hourly (
     tenant          String,
     integration_id  String,

@@ -20,6 +20,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
@@ -255,6 +258,22 @@ func dashboardExprs(t *testing.T) (exprs []string, uids map[string]bool, panels 
 	return exprs, uids, panels
 }
 
+// TestAlertRulesAreValid is `promtool check rules` with Prometheus's own rule
+// parser: PromQL syntax, durations, label and annotation templates.
+func TestAlertRulesAreValid(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, errs := rulefmt.Parse(b, false, model.UTF8Validation, parser.NewParser(parser.Options{}), nil)
+	for _, err := range errs {
+		t.Errorf("alerts.yml: %v", err)
+	}
+	if len(errs) == 0 && (groups == nil || len(groups.Groups) == 0 || len(groups.Groups[0].Rules) == 0) {
+		t.Fatal("alerts.yml: no rules")
+	}
+}
+
 func TestRulesAndDashboardUseOnlyMetricsTheBinaryExposes(t *testing.T) {
 	exposed := exposedMetrics(t)
 	rules := ruleExprs(t)
@@ -281,7 +300,8 @@ func TestRulesAndDashboardUseOnlyMetricsTheBinaryExposes(t *testing.T) {
 	}
 	// The failure modes the rules must cover.
 	for _, m := range []string{"tokenwatch_kafka_consumer_lag", "tokenwatch_poll_cursor_age_seconds", "tokenwatch_dead_letters_total",
-		"tokenwatch_sink_dead_letters_total", "tokenwatch_sink_failures_total", "tokenwatch_sink_circuit_open"} {
+		"tokenwatch_sink_dead_letters_total", "tokenwatch_sink_failures_total", "tokenwatch_sink_circuit_open",
+		"tokenwatch_clickhouse_events_write_failures_total"} {
 		if !inRules[m] {
 			t.Errorf("alerts.yml: no rule on %s", m)
 		}
