@@ -29,12 +29,11 @@ RACE_PKGS ?= ./ingest/poll/ ./ingest/push/ ./ingest/intake/ ./deliver/ ./deliver
 race: clickhouse
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
-## fault: the fault suite once (about 1 min): child processes SIGKILLed,
-## ClickHouse and the broker restarted, the shipped alert rules evaluated on
-## the scraped metrics. Out of make test while a run in three raises extra
-## volume.spike alerts after a broker restart (docs/reliability.md).
+## fault: the fault suite alone (about 1 min; make test runs it too): child
+## processes SIGKILLed, ClickHouse and the broker restarted, the shipped
+## alert rules evaluated on the scraped metrics (docs/reliability.md).
 fault: clickhouse
-	$(GO) test -tags fault -count=1 -run '^TestFaultSuite$$' -timeout 15m -v ./internal/app/wiring/
+	$(GO) test -count=1 -run '^TestFaultSuite$$' -timeout 15m -v ./internal/app/wiring/
 
 ## soak: the fault suite (internal/app/wiring/fault_test.go) for many rounds:
 ## SIGKILLs of every role, a 60 s ClickHouse outage, a sink down for 2 min,
@@ -42,7 +41,7 @@ fault: clickhouse
 SOAK_ROUNDS ?= 30
 soak: clickhouse
 	TOKENWATCH_FAULT_SEED=random TOKENWATCH_FAULT_ROUNDS=$(SOAK_ROUNDS) TOKENWATCH_FAULT_CH_OUTAGE=60s TOKENWATCH_FAULT_SINK_DOWN=2m TOKENWATCH_FAULT_DELIVERIES=400 \
-		$(GO) test -tags fault -count=1 -run '^TestFaultSuite$$' -timeout 120m -v ./internal/app/wiring/
+		$(GO) test -count=1 -run '^TestFaultSuite$$' -timeout 120m -v ./internal/app/wiring/
 
 ## test-short: unit tests only (no ClickHouse install).
 test-short:

@@ -1,5 +1,3 @@
-//go:build fault
-
 package wiring_test
 
 import (
@@ -60,8 +58,8 @@ import (
 // ClickHouse outage and a sink down for minutes (TOKENWATCH_FAULT_* below).
 // The seed is logged; TOKENWATCH_FAULT_SEED replays a plan.
 
-// faultDefaultSeed is the plan `make fault` runs; `make soak` draws its own
-// (TOKENWATCH_FAULT_SEED=random).
+// faultDefaultSeed is the plan `make test` and `make fault` run; `make soak`
+// draws its own (TOKENWATCH_FAULT_SEED=random).
 const faultDefaultSeed = 1796281630217282964
 
 const (

@@ -1,5 +1,3 @@
-//go:build fault
-
 package wiring_test
 
 import (
