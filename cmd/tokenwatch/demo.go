@@ -73,7 +73,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	finished := func() bool {
 		n := p.Stats.EventsPublished.Load()
-		if n == 0 || p.Stats.EventsDetected.Load() < n {
+		if p.Stats.FilesIngested.Load() < int64(len(cfg.Ingest.Files)) || n == 0 || p.Stats.EventsDetected.Load() < n {
 			return false
 		}
 		a := p.Stats.AlertsProduced.Load()

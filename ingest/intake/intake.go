@@ -103,6 +103,10 @@ type Mapper interface{ Enrich(ev *schemas.Event) }
 type Stats struct {
 	EventsPublished atomic.Int64
 	DeadLetters     atomic.Int64
+	// FilesIngested is how many ingest.files inputs are published to their
+	// end: a file goes out in steps, so a published count alone does not
+	// say the file is done.
+	FilesIngested atomic.Int64
 }
 
 // Role runs the ingest inputs.
@@ -254,6 +258,7 @@ func (r *Role) Run(ctx context.Context) error {
 				if err := r.ingestFileOnce(ctx, ip, store, f); err != nil {
 					return err
 				}
+				r.Stats.FilesIngested.Add(1)
 			}
 			return nil
 		})

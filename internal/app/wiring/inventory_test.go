@@ -78,7 +78,7 @@ func TestCatalogMapsIdentitiesAndDiscoveryFillsIntegrations(t *testing.T) {
 	var ints, catalogued uint64
 	ok := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
 		n := p.Stats.EventsPublished.Load()
-		if n == 0 || p.Stats.EventsDetected.Load() < n || p.Stats.Delivered(wiring.ClickHouseAlertSink) < p.Stats.AlertsProduced.Load() {
+		if p.Stats.FilesIngested.Load() < int64(len(cfg.Ingest.Files)) || n == 0 || p.Stats.EventsDetected.Load() < n || p.Stats.Delivered(wiring.ClickHouseAlertSink) < p.Stats.AlertsProduced.Load() {
 			return false
 		}
 		c.Conn().QueryRow(ctx, "SELECT count(), sum(catalogued) FROM integrations FINAL").Scan(&ints, &catalogued)

@@ -141,7 +141,7 @@ func TestRawFileThroughBrokerToClickHouseAndWebhook(t *testing.T) {
 	}()
 	drained := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
 		n, a := p.Stats.EventsPublished.Load(), p.Stats.AlertsProduced.Load()
-		return n > 0 && p.Stats.EventsDetected.Load() >= n && p.Stats.EventsWritten.Load() >= n &&
+		return p.Stats.FilesIngested.Load() >= int64(len(cfg.Ingest.Files)) && n > 0 && p.Stats.EventsDetected.Load() >= n && p.Stats.EventsWritten.Load() >= n &&
 			p.Stats.Delivered("clickhouse-alerts") >= a && int64(rc.count()) >= a && p.Stats.DeadLetters.Load() >= 2 &&
 			rc.hasIncidents(p.Stats.Incidents())
 	})

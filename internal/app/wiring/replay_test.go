@@ -181,7 +181,9 @@ func liveIDs(t *testing.T, cfg config.Config, events []schemas.Event) (alerts, i
 		publishAll(t, ctx, cfg, events)
 		want = func() int64 { return int64(len(events)) }
 	}
-	detected := func() bool { return want() > 0 && p.Stats.EventsDetected.Load() >= want() }
+	detected := func() bool {
+		return p.Stats.FilesIngested.Load() >= int64(len(cfg.Ingest.Files)) && want() > 0 && p.Stats.EventsDetected.Load() >= want()
+	}
 	if !wiring.WaitFor(ctx, 4*time.Minute, detected) {
 		t.Fatalf("detected %d of %d events", p.Stats.EventsDetected.Load(), want())
 	}

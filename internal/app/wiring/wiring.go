@@ -84,6 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Stats reads the roles' counters, for the demo's progress and tests.
 type Stats struct {
 	EventsPublished, DeadLetters   *atomic.Int64 // ingest
+	FilesIngested                  *atomic.Int64 // ingest: files published to their end
 	EventsDetected, AlertsProduced *atomic.Int64 // detect
 	IncidentsProduced              *atomic.Int64 // detect: incident versions
 	EventsWritten                  *atomic.Int64 // deliver
@@ -220,7 +221,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 		}
 		p.Respond = respond.NewRole(*cfg.Respond, revokers, catalog, store, recorders, cfg.Kafka, p.metrics.Respond, log)
 	}
-	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters,
+	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters, FilesIngested: &p.Ingest.Stats.FilesIngested,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
 		IncidentsProduced: &p.Detect.Stats.IncidentsProduced,
 		EventsWritten:     &p.Deliver.Stats.EventsWritten, deliver: &p.Deliver.Stats, detect: &p.Detect.Stats}
