@@ -80,6 +80,12 @@ type Alert struct {
 	// copied so a sink or a query need not know the catalogue.
 	Techniques []string `json:"techniques,omitempty"`
 	Status     string   `json:"status,omitempty"`
+	// Shadow is true when the detector runs in shadow mode (config
+	// `shadow: true`): the alert is recorded (ClickHouse, archive sinks) to
+	// measure the detector on live data, but never pages and never counts
+	// towards an incident. The id does not depend on it, so promoting a
+	// detector keeps its alert ids.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // AlertID derives the deterministic alert id.

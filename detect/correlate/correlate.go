@@ -262,6 +262,11 @@ func (c *Correlator) Observe(tenant, key string, ev *schemas.Event, raised []sch
 			touch(s.Watch, ev)
 		}
 	}
+	if slices.ContainsFunc(raised, func(a schemas.Alert) bool { return a.Shadow }) {
+		// A shadow detector's alert is measured, never acted on (the engine
+		// already leaves them out; this keeps any other caller honest).
+		raised = slices.DeleteFunc(slices.Clone(raised), func(a schemas.Alert) bool { return a.Shadow })
+	}
 	if len(raised) == 0 {
 		return nil
 	}

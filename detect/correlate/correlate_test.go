@@ -250,3 +250,33 @@ func TestAnalystDecisionsAreHonoured(t *testing.T) {
 		}
 	})
 }
+
+// A shadow alert is no signal: use after revoke opens an incident at once,
+// and its shadow twin opens none, even beside a live signal too weak alone.
+func TestShadowAlertsAreNoSignals(t *testing.T) {
+	c := newCorrelator(t)
+	for _, tc := range []struct {
+		name   string
+		shadow []bool // per alert: use_after_revoke, geo.new_asn
+		want   int    // incident versions
+		alerts int    // alerts in the incident
+	}{
+		{"live", []bool{false, false}, 2, 2}, // opens, then the second signal joins
+		{"immediate one shadow", []bool{true, false}, 0, 0},
+		{"weak one shadow", []bool{false, true}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := []schemas.Alert{alert("lifecycle.use_after_revoke", 0), alert("geo.new_asn", 0)}
+			for i := range as {
+				as[i].Shadow = tc.shadow[i]
+			}
+			incs := c.Observe("acme", "crm", event(0), as, t0, c.NewState())
+			if len(incs) != tc.want {
+				t.Fatalf("%d incident versions, want %d", len(incs), tc.want)
+			}
+			if tc.want > 0 && len(incs[len(incs)-1].AlertIDs) != tc.alerts {
+				t.Fatalf("incident alerts %v, want %d", incs[len(incs)-1].AlertIDs, tc.alerts)
+			}
+		})
+	}
+}

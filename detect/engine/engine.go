@@ -8,6 +8,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 type Engine struct {
 	detectors []detect.Detector
 	meta      map[string]detect.Meta // by detector id, copied onto alerts
+	shadow    map[string]bool        // detector ids in shadow mode (SetShadow)
 	tickers   []int                  // indexes of detectors that implement detect.Ticker
 	ints      map[Key]*integration
 	watermark time.Time
@@ -54,6 +56,20 @@ const correlateID = "correlate"
 
 // SetCorrelator turns correlation on. Call it before the first event.
 func (e *Engine) SetCorrelator(c Correlator) { e.corr = c }
+
+// SetShadow puts the detectors with these ids in shadow mode: their alerts
+// carry Shadow and are never handed to the correlator, so a detector on
+// trial cannot open or grow an incident. Call it before the first event.
+func (e *Engine) SetShadow(ids map[string]bool) { e.shadow = ids }
+
+// live is as without its shadow alerts (as itself when it has none).
+func live(as []schemas.Alert) []schemas.Alert {
+	shadow := func(a schemas.Alert) bool { return a.Shadow }
+	if !slices.ContainsFunc(as, shadow) {
+		return as
+	}
+	return slices.DeleteFunc(slices.Clone(as), shadow)
+}
 
 // TakeIncidents returns the incident versions produced since the last call.
 func (e *Engine) TakeIncidents() []schemas.Incident {
@@ -140,8 +156,10 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 			}
 		}
 	}
-	if e.corr != nil && (len(alerts) > own || e.corr.Active(in.corr)) {
-		e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, ev, alerts[own:], e.watermark, in.corr)...)
+	// Shadow alerts stay out of correlation altogether: with only those
+	// raised, the correlator sees the event exactly as if nothing fired.
+	if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(in.corr)) {
+		e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, ev, raised, e.watermark, in.corr)...)
 	}
 	return alerts
 }
@@ -190,9 +208,9 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 				}
 			}
 		}
-		if e.corr != nil && (len(alerts) > own || e.corr.Active(in.corr)) {
+		if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(in.corr)) {
 			e.markDirty(k, in)
-			e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, nil, alerts[own:], wm, in.corr)...)
+			e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, nil, raised, wm, in.corr)...)
 			e.incidents = append(e.incidents, e.corr.Tick(k.Tenant, k.ID, wm, in.corr)...)
 		}
 	}
@@ -231,6 +249,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		Baseline:      mustJSON(f.Baseline),
 		Techniques:    e.meta[detector].Techniques,
 		Status:        e.meta[detector].Status,
+		Shadow:        e.shadow[detector],
 	}
 	if a.EventIDs == nil {
 		a.EventIDs = []string{}

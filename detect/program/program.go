@@ -85,6 +85,7 @@ type Program struct {
 	// detectors); the others are re-keyed from it.
 	Stages  []Stage
 	corr    *correlate.Correlator // nil with incidents off
+	shadow  map[string]bool       // detector ids in shadow mode
 	geo     *geoip.Reloading
 	catalog *inventory.Enricher
 	chain   enrich.Chain
@@ -115,7 +116,7 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 		}
 		p.chain = append(p.chain, p.catalog)
 	}
-	specs, dets, err := buildDetectors(cfg.Detectors)
+	specs, dets, shadow, err := buildDetectors(cfg.Detectors)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +124,10 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
+	for _, id := range cfg.Rules.Shadow {
+		shadow[id] = true
+	}
+	p.shadow = shadow
 	for _, d := range rules {
 		if _, err := detect.Lookup(d.ID()); err == nil {
 			return nil, fmt.Errorf("rules: %s is also a registered detector's id", d.ID())
@@ -161,39 +166,49 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	return p, nil
 }
 
-// buildDetectors constructs every registered detector from its config node.
-func buildDetectors(cfg map[string]yaml.Node) ([]detect.Spec, []detect.Detector, error) {
+// buildDetectors constructs every registered detector from its config node,
+// and returns the ids of those marked `shadow: true`.
+func buildDetectors(cfg map[string]yaml.Node) ([]detect.Spec, []detect.Detector, map[string]bool, error) {
 	for id := range cfg {
 		if _, err := detect.Lookup(id); err != nil {
-			return nil, nil, fmt.Errorf("detectors: %w", err)
+			return nil, nil, nil, fmt.Errorf("detectors: %w", err)
 		}
 	}
 	var specs []detect.Spec
 	var out []detect.Detector
+	shadow := map[string]bool{}
 	for _, spec := range detect.Specs() {
 		node, has := cfg[spec.ID]
 		if has {
-			var enabled *bool // `enabled` is a key every detector accepts
+			// `enabled` and `shadow` are keys every detector accepts.
+			var enabled *bool
 			if err := yamlstrict.Decode(yamlstrict.Get(&node, "enabled"), &enabled); err != nil {
-				return nil, nil, yamlstrict.At("detectors."+spec.ID+".enabled", err)
+				return nil, nil, nil, yamlstrict.At("detectors."+spec.ID+".enabled", err)
 			}
 			if enabled != nil && !*enabled {
 				continue
 			}
+			var sh bool
+			if err := yamlstrict.Decode(yamlstrict.Get(&node, "shadow"), &sh); err != nil {
+				return nil, nil, nil, yamlstrict.At("detectors."+spec.ID+".shadow", err)
+			}
+			if sh {
+				shadow[spec.ID] = true
+			}
 		}
 		var rest *yaml.Node // nil: the defaults
 		if has {
-			rest = yamlstrict.Without(&node, "enabled")
+			rest = yamlstrict.Without(&node, "enabled", "shadow")
 		}
 		// Strict: an unknown key (volume.spike: {sigmaz: 6}) is an error, not the default.
 		d, err := spec.New(yamlstrict.Func(rest))
 		if err != nil {
-			return nil, nil, yamlstrict.At("detectors."+spec.ID, err)
+			return nil, nil, nil, yamlstrict.At("detectors."+spec.ID, err)
 		}
 		specs = append(specs, spec)
 		out = append(out, d)
 	}
-	return specs, out, nil
+	return specs, out, shadow, nil
 }
 
 // Close releases the GeoIP databases.
@@ -233,6 +248,10 @@ func (p *Program) DetectorIDs() []string {
 	return ids
 }
 
+// Shadow reports whether detector id runs in shadow mode (detect.detectors.<id>.shadow,
+// detect.rules.shadow): its alerts carry Shadow and never reach an incident.
+func (p *Program) Shadow(id string) bool { return p.shadow[id] }
+
 // Topics are the topics the program reads and writes besides the events and
 // alerts: each re-keyed stage's repartition topic and every stage's state.
 func (p *Program) Topics() []string {
@@ -259,6 +278,7 @@ type Runner struct {
 // NewRunner returns a runner of stage i with empty state.
 func (p *Program) NewRunner(i int) *Runner {
 	r := &Runner{p: p, stage: i, Engine: engine.New(p.Stages[i].Detectors)}
+	r.Engine.SetShadow(p.shadow)
 	if p.corr != nil {
 		r.Engine.SetCorrelator(p.corr)
 	}

@@ -18,6 +18,12 @@ type Config struct {
 	// Shipped also loads tokenwatch's own rules (detect/sigma/rules/,
 	// embedded in the binary).
 	Shipped bool `yaml:"shipped"`
+	// Shadow lists rules, by detector id (sigma.<rule id>, as `tokenwatch
+	// detectors` prints it), that run in shadow mode: their alerts are
+	// recorded but never page and never count towards an incident. Config
+	// rather than a key in the rule, so a SigmaHQ rule runs unchanged and
+	// promoting it is a one-line config change.
+	Shadow []string `yaml:"shadow"`
 }
 
 // DefaultConfig turns the shipped rules on: each is written for a
@@ -77,6 +83,12 @@ func Detectors(cfg Config) ([]detect.Detector, error) {
 		}
 		seen[r.DetectorID()] = r.Path
 		out = append(out, NewDetector(r))
+	}
+	for _, id := range cfg.Shadow {
+		// A misspelt id would leave the rule live, paging: refuse it.
+		if _, ok := seen[id]; !ok {
+			return nil, fmt.Errorf("shadow: no loaded rule has detector id %q (ids are sigma.<rule id>; see tokenwatch detectors)", id)
+		}
 	}
 	return out, nil
 }
