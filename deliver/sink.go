@@ -128,6 +128,12 @@ type IncidentCapable interface{ TakesIncidents() bool }
 // config asks for them (deliver.sinks[].alerts, deliver.routes[].alerts).
 type Pager interface{ Pages() bool }
 
+// Archiver is an optional power of a sink that keeps a record nobody is
+// paged from (the file sink with `archive: true`): besides the live alerts
+// it gets shadow alerts (schemas.Alert.Shadow), which every other sink
+// skips.
+type Archiver interface{ Archives() bool }
+
 // Wrapper is a sink around another (circuit breaker, rate limit).
 type Wrapper interface{ Unwrap() Sink }
 
@@ -158,6 +164,13 @@ func TakesIncidents(s Sink) bool {
 func Pages(s Sink) bool {
 	p, ok := Innermost(s).(Pager)
 	return ok && p.Pages()
+}
+
+// Archives reports whether s (through its wrappers) is an archive that
+// records shadow alerts.
+func Archives(s Sink) bool {
+	a, ok := Innermost(s).(Archiver)
+	return ok && a.Archives()
 }
 
 // sendIncident calls s's SendIncident, or fails permanently when s cannot

@@ -207,10 +207,29 @@ func (d *Role) Run(ctx context.Context, extra ...deliver.Sink) error {
 	return nil
 }
 
+// AlertFilter is which alerts of tokenwatch.alerts sink s gets: the
+// ClickHouse alerts table every one (it is the record); any other sink
+// what routing sends it (deliver.Routes.AlertTo with the sink's
+// AlertsDefault), and a shadow alert only if the sink is an archive
+// (deliver.Archives): a detector on trial never reaches a person.
+func (d *Role) AlertFilter(s deliver.Sink) func(schemas.Alert) bool {
+	if s.Name() == ClickHouseAlertSink {
+		return func(schemas.Alert) bool { return true }
+	}
+	alertsOn, archive := d.AlertsDefault(s), deliver.Archives(s)
+	return func(a schemas.Alert) bool {
+		if a.Shadow && !archive {
+			return false
+		}
+		return d.cfg.Routes.AlertTo(s.Name(), a, alertsOn)
+	}
+}
+
 // RunSink consumes tokenwatch.alerts in the sink's own consumer group, so a
 // broken sink only lags itself. Alerts the routing table does not send to
-// this sink (deliver.Routes.AlertTo with the sink's AlertsDefault: a paging
-// sink gets alerts only where config asks for them), and alerts it already delivered within deliver.dedup_window
+// this sink (AlertFilter: routing, with the sink's AlertsDefault a paging
+// sink gets alerts only where config asks for them; shadow alerts only
+// to archives), and alerts it already delivered within deliver.dedup_window
 // (remembered in tokenwatch.delivered across restarts), are skipped. Sinks
 // that are not idempotent get one alert per send, so a retry never repeats an
 // alert that went through. When retries are exhausted the alert goes to
@@ -228,8 +247,7 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 	marks := broker.NewWriter(d.kafka, schemas.TopicDelivered)
 	defer marks.Close()
 	log := d.log.With("component", "deliver", "sink", s.Name())
-	record := s.Name() == ClickHouseAlertSink
-	alertsOn := d.AlertsDefault(s)
+	wants := d.AlertFilter(s)
 	idem, _ := s.(deliver.Idempotent)
 	batchSends := idem != nil && idem.Idempotent()
 	return broker.Consume(ctx, r, 500, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
@@ -241,7 +259,7 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", s.Name(), broker.Where(m), err.Error(), m.Value))
 				continue
 			}
-			if !record && !d.cfg.Routes.AlertTo(s.Name(), a, alertsOn) {
+			if !wants(a) {
 				continue
 			}
 			if delivered.has(a.ID) {

@@ -43,6 +43,10 @@ type Config struct {
 	Mode os.FileMode `yaml:"mode"`
 	// Fsync makes each write durable before it counts as delivered.
 	Fsync bool `yaml:"fsync"`
+	// Archive says nobody is paged from this file: it also records shadow
+	// alerts (detectors on trial), which every other sink skips. Leave it
+	// off when a shipper forwards the file to something that alerts.
+	Archive bool `yaml:"archive"`
 }
 
 // DefaultConfig: JSON, mode 0600, fsync on.
@@ -95,6 +99,10 @@ func (s *Sink) Name() string { return s.name }
 // sends whole batches (a retry may repeat lines of a batch that failed half
 // way; readers dedup on the id).
 func (s *Sink) Idempotent() bool { return true }
+
+// Archives implements deliver.Archiver: an archive file records shadow
+// alerts too.
+func (s *Sink) Archives() bool { return s.cfg.Archive }
 
 // Send appends one line per alert, in one write.
 func (s *Sink) Send(ctx context.Context, alerts []schemas.Alert) error {
