@@ -253,7 +253,7 @@ func (c *Client) insertEvents(ctx context.Context, events []schemas.Event) error
 }
 
 const insertAlerts = `INSERT INTO alerts (id, detector, severity, integration_id, tenant, title, summary, first_seen,
-	last_seen, event_ids, observed, baseline, query, criticality, owner, purpose, created_at)`
+	last_seen, event_ids, observed, baseline, query, criticality, owner, purpose, shadow, created_at)`
 
 // WriteAlerts inserts the alerts not already stored as one batch: an alert
 // id is raised once (detect/engine), so a stored id is a redelivery.
@@ -297,7 +297,7 @@ func (c *Client) WriteAlerts(ctx context.Context, alerts []schemas.Alert) error 
 		}
 		if err := b.Append(a.ID, a.Detector, sev, a.IntegrationID, a.Tenant, a.Title, a.Summary, a.FirstSeen.Time,
 			a.LastSeen.Time, ids, string(a.Observed), string(a.Baseline), a.Query, a.Criticality, a.Owner, a.Purpose,
-			now); err != nil {
+			flag(a.Shadow), now); err != nil {
 			return fmt.Errorf("clickhouse: append alert %s: %w", a.ID, err)
 		}
 	}
