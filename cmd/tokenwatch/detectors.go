@@ -16,7 +16,8 @@ import (
 
 // runDetectors is `tokenwatch detectors [--config FILE]`: every Go detector
 // and every Sigma rule (the shipped ones and the configured folders'), with
-// its metadata and whether the program built from the config runs it.
+// its metadata, whether the program built from the config runs it, and
+// whether in shadow mode.
 func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("detectors", stderr)
 	cfgPath := fs.String("config", "", "config file whose detect section decides what is enabled (default: the defaults)")
@@ -70,7 +71,7 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.id, b.id) })
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tTECHNIQUES\tENABLED")
+	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tTECHNIQUES\tENABLED\tSHADOW")
 	for _, r := range rows {
 		if running[r.id] {
 			r.enabled = "yes"
@@ -79,7 +80,12 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		if tech == "" {
 			tech = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.id, r.kind, r.meta.Status, tech, r.enabled)
+		// shadow: runs and records its alerts, never pages, never in an incident
+		shadow := "no"
+		if prog.Shadow(r.id) {
+			shadow = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.id, r.kind, r.meta.Status, tech, r.enabled, shadow)
 	}
 	return tw.Flush()
 }

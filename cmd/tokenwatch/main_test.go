@@ -186,7 +186,8 @@ func TestNormalizeAndReplayWorkForEverySource(t *testing.T) {
 
 func TestDetectorsListsGoDetectorsAndRules(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(cfg, []byte("detect:\n  detectors: {volume.spike: {enabled: false}}\n  rules: {shipped: false}\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("detect:\n  detectors: {volume.spike: {enabled: false}, geo.new_asn: {shadow: true}}\n"+
+		"  rules: {shadow: [sigma.tokenwatch-github-pat-deploy-key]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := tokenwatch(t, "detectors", "--config", cfg)
@@ -198,14 +199,17 @@ func TestDetectorsListsGoDetectorsAndRules(t *testing.T) {
 		f := strings.Fields(l)
 		rows[f[0]] = f
 	}
+	// enabled, then shadow
 	for id, want := range map[string]string{
-		"geo.new_country go test T1078.004,T1550.001":                                "yes",
-		"volume.spike go test T1530,T1567":                                           "no",
-		"sigma.tokenwatch-okta-oauth-admin-scope-proxy sigma experimental T1550.001": "no",
+		"geo.new_country go test T1078.004,T1550.001":                                "yes no",
+		"geo.new_asn go test T1078.004,T1550.001":                                    "yes yes",
+		"volume.spike go test T1530,T1567":                                           "no no",
+		"sigma.tokenwatch-okta-oauth-admin-scope-proxy sigma experimental T1550.001": "yes no",
+		"sigma.tokenwatch-github-pat-deploy-key sigma experimental T1098.004":        "yes yes",
 	} {
 		f := strings.Fields(id)
 		got := rows[f[0]]
-		if len(got) != 5 || strings.Join(got[:4], " ") != id || got[4] != want {
+		if len(got) != 6 || strings.Join(got[:4], " ") != id || strings.Join(got[4:], " ") != want {
 			t.Errorf("row %v, want %s %s", got, id, want)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,6 +60,7 @@ type DetectorRow struct {
 	Recall                  float64
 	MedianTTD               time.Duration // over the scenarios it caught; -1 if none
 	FPPer1k                 float64       // false alerts per 1,000 integration-days
+	AlertsPer1k             float64       // every alert per 1,000 integration-days
 }
 
 // ScenarioRow is one line of the per-scenario table.
@@ -89,6 +91,11 @@ type Result struct {
 	Grace                      time.Duration
 	// Incident is how the correlated incidents score.
 	Incident IncidentScore
+	// Shadow scores the detectors in shadow mode on their own: their
+	// alerts are in none of the figures above (Alerts, Detectors,
+	// Scenarios, FalseAlerts), so shadowing a rule leaves the live figures
+	// as they would be without it. Sorted by detector.
+	Shadow []DetectorRow
 }
 
 // Run evaluates the corpus in dir (labels.json and the raw files it names).
@@ -150,9 +157,33 @@ func Evaluate(events []schemas.Event, prog *program.Program, labels []corpus.Lab
 		r.Observe(&events[i])
 	}
 	r.Finish()
-	ids := prog.DetectorIDs()
+	var liveIDs, shadowIDs []string
+	for _, id := range prog.DetectorIDs() {
+		if prog.Shadow(id) {
+			shadowIDs = append(shadowIDs, id)
+		} else {
+			liveIDs = append(liveIDs, id)
+		}
+	}
+	var live, shadow []Raised
+	for _, a := range raised {
+		if a.Shadow {
+			shadow = append(shadow, a)
+		} else {
+			live = append(live, a)
+		}
+	}
 	days, n := IntegrationDays(events)
-	res := Score(raised, labels, ids, days, grace)
+	res := Score(live, labels, liveIDs, days, grace)
+	if len(shadowIDs) > 0 {
+		// Scored alone against the same labels; only the shadow detectors'
+		// rows are kept (Score adds one for every label's expected detector).
+		for _, row := range Score(shadow, labels, shadowIDs, days, grace).Detectors {
+			if slices.Contains(shadowIDs, row.Detector) {
+				res.Shadow = append(res.Shadow, row)
+			}
+		}
+	}
 	res.Incident = ScoreIncidents(versions, labels, days, res.Grace)
 	res.Events, res.Integrations = len(events), n
 	if len(events) > 0 {
@@ -286,6 +317,7 @@ func Score(alerts []Raised, labels []corpus.Label, detectors []string, integrati
 		r.Recall = ratio(r.Caught, r.Expected)
 		r.MedianTTD = median(ttds[r.Detector])
 		r.FPPer1k = per1k(r.FP, integrationDays)
+		r.AlertsPer1k = per1k(r.Alerts, integrationDays)
 		res.Detectors = append(res.Detectors, *r)
 	}
 	sort.Slice(res.Detectors, func(i, j int) bool { return res.Detectors[i].Detector < res.Detectors[j].Detector })

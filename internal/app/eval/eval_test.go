@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	_ "github.com/tokenwatch/tokenwatch/detect/all"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -273,5 +275,62 @@ func scoreCorpus(t *testing.T, opt corpus.Options) {
 	}
 	if r.Incident.FalsePer1k > MaxFalseIncidentsPer1k {
 		t.Errorf("benign false incidents %.2f per 1,000 integration-days, budget %.1f", r.Incident.FalsePer1k, MaxFalseIncidentsPer1k)
+	}
+}
+
+// A shadow detector is scored on its own: the live figures are what they
+// are with the detector turned off, and its own row gives its alert rate
+// per 1,000 integration-days.
+func TestShadowDetectorIsScoredApartFromTheLiveOnes(t *testing.T) {
+	// The label is off the attack, so every geo alert is false.
+	label := corpus.Label{Scenario: "elsewhere", Source: "google_workspace", Tenant: "C1", IntegrationID: "victim",
+		Start: at(10), End: at(11), Expected: []string{"geo.new_country"}}
+	dir := writeTinyCorpus(t, label)
+	const det = "geo.impossible_travel"
+	run := func(setting string) *eval.Result {
+		t.Helper()
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(setting), &n); err != nil {
+			t.Fatal(err)
+		}
+		opt := eval.Options{Program: program.Config{GeoIP: geoip.Config{City: city, ASN: asn},
+			Detectors: map[string]yaml.Node{det: *n.Content[0]}}}
+		r, err := eval.Run(dir, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	live, off, shadow := run("enabled: true"), run("enabled: false"), run("shadow: true")
+	var travel int
+	for _, a := range live.Alerts {
+		if a.Detector == det {
+			travel++
+		}
+	}
+	if travel == 0 {
+		t.Fatalf("%s raised nothing live: the test needs it to fire", det)
+	}
+	if shadow.FalseAlerts != off.FalseAlerts || shadow.FalseAlerts != live.FalseAlerts-travel ||
+		fmt.Sprintf("%+v", shadow.Detectors) != fmt.Sprintf("%+v", off.Detectors) || len(shadow.Alerts) != len(off.Alerts) { // text: NaN != NaN
+		t.Fatalf("live figures with %s in shadow differ from it turned off: false %d vs %d (live %d)\n%+v\n%+v",
+			det, shadow.FalseAlerts, off.FalseAlerts, live.FalseAlerts, shadow.Detectors, off.Detectors)
+	}
+	if len(live.Shadow) != 0 || len(off.Shadow) != 0 {
+		t.Fatalf("shadow rows without a shadow detector: %+v %+v", live.Shadow, off.Shadow)
+	}
+	if len(shadow.Shadow) != 1 {
+		t.Fatalf("shadow rows %+v, want one for %s", shadow.Shadow, det)
+	}
+	row := shadow.Shadow[0]
+	if row.Detector != det || row.Alerts != travel || row.FP != travel || row.AlertsPer1k != float64(travel)*1000/20 {
+		t.Fatalf("shadow row %+v, want %d alerts, all false, %v per 1k", row, travel, float64(travel)*1000/20)
+	}
+	var out strings.Builder
+	if err := shadow.WriteTables(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "shadow detector") || !strings.Contains(out.String(), fmt.Sprintf("%s  %d", det, travel)) {
+		t.Fatalf("tables lack the shadow row:\n%s", out.String())
 	}
 }

@@ -63,7 +63,17 @@ func (r *Result) WriteTables(w io.Writer) error {
 	}
 	_, err = fmt.Fprintf(w, "scenarios caught as exactly one incident: %d/%d\nbenign false incidents: %d over %.0f integration-days = %s per 1,000 integration-days\n",
 		r.Incident.ExactlyOne, len(r.Incident.Rows), r.Incident.FalseIncidents, r.IntegrationDays, num(r.Incident.FalsePer1k))
-	return err
+	if err != nil || len(r.Shadow) == 0 {
+		return err
+	}
+	fmt.Fprintf(w, "\nshadow detectors (in none of the figures above; they never page nor open incidents):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "shadow detector\talerts\talerts/1k int-days\tTP\tFP\tprecision\trecall\tcaught/expected\t+unexpected\tFP/1k int-days\t")
+	for _, d := range r.Shadow {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%d/%d\t%d\t%s\t\n", d.Detector, d.Alerts, num(d.AlertsPer1k), d.TP, d.FP,
+			pct(d.Precision), pct(d.Recall), d.Caught, d.Expected, d.Extra, num(d.FPPer1k))
+	}
+	return tw.Flush()
 }
 
 func pct(f float64) string {
