@@ -2,7 +2,7 @@
 // personal access tokens, service accounts) do with their access, and raises
 // explained alerts when that behaviour leaves its baseline.
 //
-// Subcommands: demo, replay, normalize, migrate, run, respond, detectors, version. Each prints a
+// Subcommands: demo, replay, normalize, migrate, run, respond, detectors, rule, version. Each prints a
 // one-line error and exits non-zero on unknown flags, missing files or bad
 // config.
 package main
@@ -47,7 +47,8 @@ func commands() []command {
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},
 		{"hosting", "hosting refresh --out FILE: download cloud ranges, the Tor exit list and ASN lists into geo.hosting_or_anonymizer's ranges file", runHosting},
-		{"detectors", "list every detector and Sigma rule: kind, status, ATT&CK techniques, enabled", runDetectors},
+		{"detectors", "list every detector and Sigma rule: kind, status, ATT&CK techniques, enabled, shadow", runDetectors},
+		{"rule", "rule test RULE.yml [--source S] FILE...: replay raw records through one Sigma rule; each match as a JSON line", runRule},
 		{"version", "print the version", runVersion},
 	}
 }
