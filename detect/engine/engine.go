@@ -103,14 +103,44 @@ const DedupWindow = 30 * 24 * time.Hour
 
 // New builds an engine over detectors, in the order given.
 func New(detectors []detect.Detector) *Engine {
-	e := &Engine{detectors: detectors, ints: map[Key]*integration{}, meta: map[string]detect.Meta{}}
-	for i, d := range detectors {
+	e := &Engine{ints: map[Key]*integration{}}
+	e.setDetectors(detectors)
+	return e
+}
+
+func (e *Engine) setDetectors(ds []detect.Detector) {
+	e.detectors, e.meta, e.tickers = ds, make(map[string]detect.Meta, len(ds)), nil
+	for i, d := range ds {
 		e.meta[d.ID()] = detect.MetaOf(d)
 		if _, ok := d.(detect.Ticker); ok {
 			e.tickers = append(e.tickers, i)
 		}
 	}
-	return e
+}
+
+// SetDetectors replaces the detector set (a rule reload). Each live
+// integration keeps its state of every detector that stays (matched by id,
+// so a Go detector's baseline survives a rule change) and gets an empty one
+// for a new detector; evicted integrations are snapshots by id already.
+// Call it between events, right after a checkpoint, so a crash replays the
+// records since that checkpoint with one set only.
+func (e *Engine) SetDetectors(ds []detect.Detector) {
+	old := make(map[string]int, len(e.detectors))
+	for i, d := range e.detectors {
+		old[d.ID()] = i
+	}
+	for _, in := range e.ints {
+		states := make([]detect.State, len(ds))
+		for j, d := range ds {
+			if i, ok := old[d.ID()]; ok {
+				states[j] = in.states[i]
+			} else {
+				states[j] = d.NewState()
+			}
+		}
+		in.states = states
+	}
+	e.setDetectors(ds)
 }
 
 // Observe runs ev through every detector and returns the new alerts.

@@ -12,9 +12,14 @@
 package program
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
+	"sync/atomic"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -79,16 +84,31 @@ func (s Stage) Input() string {
 // StateTopic is the compacted topic the stage checkpoints its state to.
 func (s Stage) StateTopic() string { return schemas.StateTopic(s.Keying.Name) }
 
+// ruleSet is one generation of the integration stage's detectors.
+type ruleSet struct {
+	gen       int
+	detectors []detect.Detector
+	shadow    map[string]bool
+}
+
 // Program is the built detect program. Close releases its databases.
 type Program struct {
 	// Stages: Stages[0] is the integration stage (possibly with no
 	// detectors); the others are re-keyed from it.
-	Stages  []Stage
-	corr    *correlate.Correlator // nil with incidents off
-	shadow  map[string]bool       // detector ids in shadow mode
-	geo     *geoip.Reloading
-	catalog *inventory.Enricher
-	chain   enrich.Chain
+	Stages []Stage
+	corr   *correlate.Correlator // nil with incidents off
+	shadow map[string]bool       // detector ids in shadow mode, as built
+	// Rule reloads (ReloadRules) swap the integration stage's detectors:
+	// its Go detectors (goStage0) stay, the rules are reloaded from
+	// rulesCfg. Runners pick the current set up at a safe point (Refresh).
+	goStage0 []detect.Detector
+	goShadow map[string]bool
+	rulesCfg sigma.Config
+	wrap     func(detect.Detector) detect.Detector
+	rules    atomic.Pointer[ruleSet]
+	geo      *geoip.Reloading
+	catalog  *inventory.Enricher
+	chain    enrich.Chain
 }
 
 // Build builds the program from cfg: unknown detector ids are an error, a
@@ -124,14 +144,16 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
+	p.goShadow = maps.Clone(shadow)
 	for _, id := range cfg.Rules.Shadow {
 		shadow[id] = true
 	}
-	p.shadow = shadow
+	p.shadow, p.rulesCfg, p.wrap = shadow, cfg.Rules, opt.Wrap
+	if err := checkRuleIDs(rules); err != nil {
+		return nil, err
+	}
+	nGo := len(dets)
 	for _, d := range rules {
-		if _, err := detect.Lookup(d.ID()); err == nil {
-			return nil, fmt.Errorf("rules: %s is also a registered detector's id", d.ID())
-		}
 		// A rule judges each event alone: it runs keyed by integration.
 		specs = append(specs, detect.Spec{ID: d.ID()})
 		dets = append(dets, d)
@@ -153,7 +175,11 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 			p.Stages = append(p.Stages, Stage{Keying: k})
 		}
 		p.Stages[j].Detectors = append(p.Stages[j].Detectors, d)
+		if j == 0 && i < nGo {
+			p.goStage0 = append(p.goStage0, d)
+		}
 	}
+	p.rules.Store(&ruleSet{detectors: p.Stages[0].Detectors, shadow: p.shadow})
 	cc := correlate.DefaultConfig()
 	if cfg.Correlate != nil {
 		cc = *cfg.Correlate
@@ -164,6 +190,90 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 		}
 	}
 	return p, nil
+}
+
+func checkRuleIDs(rules []detect.Detector) error {
+	for _, d := range rules {
+		if _, err := detect.Lookup(d.ID()); err == nil {
+			return fmt.Errorf("rules: %s is also a registered detector's id", d.ID())
+		}
+	}
+	return nil
+}
+
+// ReloadRules loads the configured rules (detect.rules) again and makes
+// them the integration stage's next set, beside its Go detectors; runners
+// switch to it at their next Refresh. On any error (a rule that cannot
+// run, a duplicate id, a shadow id no rule has) the current set stays and
+// the error says why.
+func (p *Program) ReloadRules() error {
+	rules, err := sigma.Detectors(p.rulesCfg)
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	if err := checkRuleIDs(rules); err != nil {
+		return err
+	}
+	dets := slices.Clone(p.goStage0)
+	for _, d := range rules {
+		if p.wrap != nil {
+			d = p.wrap(d)
+		}
+		dets = append(dets, d)
+	}
+	shadow := maps.Clone(p.goShadow)
+	for _, id := range p.rulesCfg.Shadow {
+		shadow[id] = true
+	}
+	// One reloader at a time (WatchRules): no lost generation.
+	p.rules.Store(&ruleSet{gen: p.rules.Load().gen + 1, detectors: dets, shadow: shadow})
+	return nil
+}
+
+// RuleIDs lists the rules' detector ids of the current set, sorted.
+func (p *Program) RuleIDs() []string {
+	var ids []string
+	for _, d := range p.rules.Load().detectors[len(p.goStage0):] {
+		ids = append(ids, d.ID())
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// WatchRules polls the configured rule paths every detect.rules.reload_interval
+// and reloads the rules when their files change (ReloadRules), until ctx
+// ends. report sees every reload's outcome (nil on success); a failed
+// reload keeps the current set and is retried on the next change. Without
+// paths or with a zero interval it returns at once.
+func (p *Program) WatchRules(ctx context.Context, log *slog.Logger, report func(error)) {
+	cfg := p.rulesCfg
+	if len(cfg.Paths) == 0 || cfg.ReloadInterval <= 0 {
+		return
+	}
+	last, _ := sigma.Fingerprint(cfg.Paths)
+	t := time.NewTicker(cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp, err := sigma.Fingerprint(cfg.Paths)
+		if err == nil && fp == last {
+			continue
+		}
+		last = fp
+		if err == nil {
+			err = p.ReloadRules()
+		}
+		if err != nil {
+			log.Error("rules reload failed: keeping the current rules", "err", err)
+		} else {
+			log.Info("rules reloaded", "rules", len(p.RuleIDs()))
+		}
+		report(err)
+	}
 }
 
 // buildDetectors constructs every registered detector from its config node,
@@ -250,7 +360,7 @@ func (p *Program) DetectorIDs() []string {
 
 // Shadow reports whether detector id runs in shadow mode (detect.detectors.<id>.shadow,
 // detect.rules.shadow): its alerts carry Shadow and never reach an incident.
-func (p *Program) Shadow(id string) bool { return p.shadow[id] }
+func (p *Program) Shadow(id string) bool { return p.shadow[id] || p.rules.Load().shadow[id] }
 
 // Topics are the topics the program reads and writes besides the events and
 // alerts: each re-keyed stage's repartition topic and every stage's state.
@@ -273,12 +383,37 @@ type Runner struct {
 	stage   int
 	Engine  *engine.Engine
 	rekeyer []*detect.Rekeyer // by stage index; nil for the stage itself
+	gen     int               // the rule set generation the engine runs
+}
+
+// Refresh switches the runner to the program's current rule set if a
+// reload made a newer one, keeping every remaining detector's state
+// (engine.SetDetectors); it reports whether it switched. Call it where the
+// state is checkpointed and nothing is in flight: right after a checkpoint.
+func (r *Runner) Refresh() bool {
+	if r.stage != 0 {
+		return false
+	}
+	cur := r.p.rules.Load()
+	if cur.gen == r.gen {
+		return false
+	}
+	r.Engine.SetDetectors(cur.detectors)
+	r.Engine.SetShadow(cur.shadow)
+	r.gen = cur.gen
+	return true
 }
 
 // NewRunner returns a runner of stage i with empty state.
 func (p *Program) NewRunner(i int) *Runner {
-	r := &Runner{p: p, stage: i, Engine: engine.New(p.Stages[i].Detectors)}
-	r.Engine.SetShadow(p.shadow)
+	r := &Runner{p: p, stage: i}
+	dets, shadow := p.Stages[i].Detectors, p.shadow
+	if i == 0 {
+		cur := p.rules.Load() // the integration stage runs the latest rule set
+		dets, shadow, r.gen = cur.detectors, cur.shadow, cur.gen
+	}
+	r.Engine = engine.New(dets)
+	r.Engine.SetShadow(shadow)
 	if p.corr != nil {
 		r.Engine.SetCorrelator(p.corr)
 	}

@@ -1,11 +1,15 @@
 package sigma
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -24,13 +28,36 @@ type Config struct {
 	// rather than a key in the rule, so a SigmaHQ rule runs unchanged and
 	// promoting it is a one-line config change.
 	Shadow []string `yaml:"shadow"`
+	// ReloadInterval is how often the detect role looks for changed rule
+	// files under Paths and reloads them (0: only at start).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
 // DefaultConfig turns the shipped rules on: each is written for a
 // non-human identity's abuse (an OAuth app's admin token from a proxy, a
 // PAT adding a deploy key), which a human's routine does not produce, so
 // they are quiet on a normal install. A folder of one's own is opt-in.
-func DefaultConfig() Config { return Config{Shipped: true} }
+func DefaultConfig() Config { return Config{Shipped: true, ReloadInterval: 30 * time.Second} }
+
+// Fingerprint is a digest of every rule file under paths (names and
+// contents, as Load finds them): it changes when a rule is added, removed
+// or edited.
+func Fingerprint(paths []string) (string, error) {
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("sigma rules: %w", err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
 
 //go:embed rules/*.yml
 var shipped embed.FS
@@ -60,6 +87,9 @@ func ShippedRules() ([]*Rule, error) {
 // Detectors loads what cfg names, one detector per rule; a rule that cannot
 // run is an error, as are two rules with one id.
 func Detectors(cfg Config) ([]detect.Detector, error) {
+	if cfg.ReloadInterval < 0 {
+		return nil, fmt.Errorf("reload_interval %s: must not be negative", cfg.ReloadInterval)
+	}
 	var rules []*Rule
 	if cfg.Shipped {
 		rs, err := ShippedRules()

@@ -300,6 +300,28 @@ func LoadFile(path string) (*Rule, error) {
 // rules (*.yml, *.yaml, recursively, in name order). Two rules with one
 // detector id are an error.
 func Load(paths []string) ([]*Rule, error) {
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Rule
+	by := map[string]string{}
+	for _, f := range files {
+		r, err := LoadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := by[r.DetectorID()]; dup {
+			return nil, &LoadError{File: f, Line: 1, Construct: "id", Msg: fmt.Sprintf("%s is also the id of %s", r.DetectorID(), prev)}
+		}
+		by[r.DetectorID()] = f
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ruleFiles lists the rule files under paths, in Load's order.
+func ruleFiles(paths []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -326,18 +348,5 @@ func Load(paths []string) ([]*Rule, error) {
 		sort.Strings(found)
 		files = append(files, found...)
 	}
-	var out []*Rule
-	by := map[string]string{}
-	for _, f := range files {
-		r, err := LoadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		if prev, dup := by[r.DetectorID()]; dup {
-			return nil, &LoadError{File: f, Line: 1, Construct: "id", Msg: fmt.Sprintf("%s is also the id of %s", r.DetectorID(), prev)}
-		}
-		by[r.DetectorID()] = f
-		out = append(out, r)
-	}
-	return out, nil
+	return files, nil
 }

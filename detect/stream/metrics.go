@@ -11,6 +11,7 @@ type Metrics struct {
 	alerts       *prometheus.CounterVec
 	incidents    *prometheus.CounterVec
 	integrations prometheus.Gauge
+	ruleReloads  *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the instruments on reg.
@@ -30,7 +31,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Incident versions produced, by status (open, acknowledged, resolved, suppressed)."}, []string{"status"}),
 		integrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_integrations",
 			Help: "Integrations whose detector state this process holds."}),
+		ruleReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_detect_rule_reloads_total",
+			Help: "Reloads of the Sigma rules after their files changed, by result (ok; error: the previous rules kept running)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.events, m.duplicates, m.batch, m.lag, m.alerts, m.incidents, m.integrations)
+	m.ruleReloads.WithLabelValues("ok")
+	m.ruleReloads.WithLabelValues("error") // both series exist from the start, for rate() and alerts
+	reg.MustRegister(m.events, m.duplicates, m.batch, m.lag, m.alerts, m.incidents, m.integrations, m.ruleReloads)
 	return m
 }

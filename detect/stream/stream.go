@@ -135,6 +135,17 @@ func (r *Role) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.watchDecisions(ctx, book) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.prog.WatchRules(ctx, r.log.With("component", "rules"), func(err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			r.m.ruleReloads.WithLabelValues(result).Inc()
+		})
+	}()
 	for i := range r.prog.Stages {
 		if i > 0 && len(r.prog.Stages[i].Detectors) == 0 {
 			continue
@@ -329,7 +340,14 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 		}
 		r.km.ConsumerLag.WithLabelValues(p.group, p.st.Input()).Set(float64(reader.Lag()))
 		if time.Since(p.lastCheckpoint) >= r.cfg.CheckpointInterval {
-			return p.checkpoint(hctx)
+			if err := p.checkpoint(hctx); err != nil {
+				return err
+			}
+			// Checkpoint-safe: state and offsets agree, nothing in flight, so
+			// a crash from here replays with the new rules only.
+			if p.runner.Refresh() {
+				p.log.Info("rules reloaded", "offset", p.next)
+			}
 		}
 		return nil
 	})
