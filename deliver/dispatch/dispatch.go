@@ -274,6 +274,11 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 				groups = append(groups, alerts[i:i+1])
 			}
 		}
+		// Failures and dead letters are counted once the dead letters are
+		// acknowledged: a batch whose dead-letter write fails (or whose
+		// process dies first) is retried and may yet be delivered, and a
+		// counted dead letter that never landed fires the loss alerts.
+		failed, deadAlerts := 0, 0
 		for _, g := range groups {
 			if len(g) == 0 {
 				continue
@@ -286,9 +291,8 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 					v, _ := json.Marshal(&a)
 					deadMsgs = append(deadMsgs, broker.DeadLetterMessage("deliver", s.Name(), schemas.TopicAlerts, fmt.Sprintf("after %d attempts: %v", attempts, err), v))
 				}
-				d.Stats.add(&d.Stats.deadAlerts, s.Name(), len(g))
-				d.m.failures.WithLabelValues(s.Name()).Inc()
-				d.m.deadLetters.WithLabelValues(s.Name()).Add(float64(len(g)))
+				failed++
+				deadAlerts += len(g)
 				continue
 			}
 			if err := delivered.mark(ctx, marks, g); err != nil {
@@ -301,6 +305,11 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
 				return fmt.Errorf("produce %d alert dead letters: %w", len(deadMsgs), broker.Condense(err))
 			}
+		}
+		if deadAlerts > 0 {
+			d.Stats.add(&d.Stats.deadAlerts, s.Name(), deadAlerts)
+			d.m.failures.WithLabelValues(s.Name()).Add(float64(failed))
+			d.m.deadLetters.WithLabelValues(s.Name()).Add(float64(deadAlerts))
 		}
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicAlerts).Set(float64(r.Stats().Lag))
 		return nil

@@ -155,6 +155,7 @@ func (d *Role) RunIncidentSink(ctx context.Context, s deliver.Sink) error {
 			}
 			incs = append(incs, inc)
 		}
+		deadIncidents := 0
 		for _, inc := range newestVersions(incs) {
 			prev, seen := marks.last(inc.ID)
 			if seen && inc.Version <= prev.Version {
@@ -167,9 +168,7 @@ func (d *Role) RunIncidentSink(ctx context.Context, s deliver.Sink) error {
 				v, _ := json.Marshal(&inc)
 				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("deliver-incident", s.Name(), schemas.TopicIncidents,
 					fmt.Sprintf("after %d attempts: %v", attempts, err), v))
-				d.Stats.add(&d.Stats.deadIncidents, s.Name(), 1)
-				d.m.failures.WithLabelValues(s.Name()).Inc()
-				d.m.incidentDeadLetters.WithLabelValues(s.Name()).Inc()
+				deadIncidents++ // counted once the dead letter is acknowledged
 				continue
 			}
 			if err := marks.mark(ctx, w, &inc, receipt); err != nil {
@@ -182,6 +181,11 @@ func (d *Role) RunIncidentSink(ctx context.Context, s deliver.Sink) error {
 			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
 				return fmt.Errorf("produce %d incident dead letters: %w", len(deadMsgs), broker.Condense(err))
 			}
+		}
+		if deadIncidents > 0 {
+			d.Stats.add(&d.Stats.deadIncidents, s.Name(), deadIncidents)
+			d.m.failures.WithLabelValues(s.Name()).Add(float64(deadIncidents))
+			d.m.incidentDeadLetters.WithLabelValues(s.Name()).Add(float64(deadIncidents))
 		}
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicIncidents).Set(float64(r.Stats().Lag))
 		return nil
