@@ -227,14 +227,20 @@ func fetchStop(ctx context.Context, fetchErr chan error) error {
 }
 
 // retry runs f until it succeeds or ctx ends, backing off 100 ms → 5 s. Each
-// attempt gets its own context that outlives ctx by up to 30 s, so a shutdown
-// finishes the batch in hand instead of abandoning it half-done; an outage
-// (ClickHouse down) just keeps retrying, which stops fetching: backpressure.
+// attempt gets its own context that outlives ctx by up to shutdownGrace, so a
+// shutdown finishes the batch in hand instead of abandoning it half-done; an
+// outage (ClickHouse down) just keeps retrying, which stops fetching:
+// backpressure. An attempt is otherwise bounded only by attemptLimit: a
+// sink's own retries (deliver.retry, sized to outlast the sink's outages)
+// run inside one attempt, and a 30 s bound here once cut them short and
+// dead-lettered incidents two minutes into a webhook outage.
 func retry(ctx context.Context, log *slog.Logger, f func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptLimit)
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
 		err := f(actx)
+		stop()
 		cancel()
 		if err == nil {
 			return nil
@@ -251,6 +257,12 @@ func retry(ctx context.Context, log *slog.Logger, f func(context.Context) error)
 		wait = min(wait*2, 5*time.Second)
 	}
 }
+
+// Bounds of one attempt at a batch (retry); variables for the tests.
+var (
+	shutdownGrace = 30 * time.Second
+	attemptLimit  = 30 * time.Minute
+)
 
 // Headers used on tokenwatch messages.
 const (
