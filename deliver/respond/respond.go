@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
 )
 
 // Target is what one revocation acts on: an integration's identity in one
@@ -113,4 +115,17 @@ func Sources() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// BaseURL is a revoker's base_url setting: def when empty, checked as the
+// other sections check URLs (validate.HTTPURL), without a trailing slash so
+// paths join with one.
+func BaseURL(raw, def string) (string, error) {
+	if raw == "" {
+		raw = def
+	}
+	if err := validate.HTTPURL("base_url", raw); err != nil {
+		return "", err
+	}
+	return strings.TrimRight(raw, "/"), nil
 }

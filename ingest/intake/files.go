@@ -87,14 +87,18 @@ func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.S
 			return fmt.Errorf("ingest.files %s: cursor %q unreadable: %w", f.Path, c.Token, err)
 		}
 	}
+	// skipHash and uptoHash are the hashes of recs[:skip] and recs[:upto]
+	// once known (a cursor's, verified), so no prefix is hashed twice.
 	skip, upto, from := 0, len(recs), 0
+	skipHash, uptoHash := recordsHash(nil), ""
 	switch {
 	case !ok:
 	case fc.Pending > 0 && fc.Pending <= len(recs) && recordsHash(recs[:fc.Pending]) == fc.PendingSHA256:
 		// Interrupted mid-publish: finish that chunk first, from where it stopped.
 		skip, upto, from = fc.Records, fc.Pending, fc.Events
+		skipHash, uptoHash = fc.SHA256, fc.PendingSHA256 // recs[:Records] lies inside recs[:Pending]
 	case fc.Records <= len(recs) && recordsHash(recs[:fc.Records]) == fc.SHA256:
-		skip = fc.Records
+		skip, skipHash = fc.Records, fc.SHA256
 	default:
 		r.log.Warn("ingest file changed since it was ingested: publishing it whole (repeated events are dropped by id downstream)",
 			"path", f.Path, "records_before", fc.Records, "records_now", len(recs))
@@ -112,7 +116,10 @@ func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.S
 	}
 	for skip < len(recs) {
 		b := ingest.NormalizeRecords(n, f.Path, recs[skip:upto])
-		done := fileCursor{Records: skip, SHA256: recordsHash(recs[:skip]), Pending: upto, PendingSHA256: recordsHash(recs[:upto])}
+		if uptoHash == "" {
+			uptoHash = recordsHash(recs[:upto])
+		}
+		done := fileCursor{Records: skip, SHA256: skipHash, Pending: upto, PendingSHA256: uptoHash}
 		for i := min(from, len(b.Events)); i < len(b.Events); {
 			j := min(i+fileStep, len(b.Events))
 			if err := ip.Events(ctx, b.Events[i:j]); err != nil {
@@ -136,6 +143,7 @@ func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.S
 			r.log.Warn("dead-lettered record", "source", d.Source, "reason", d.Reason)
 		}
 		skip, upto, from = upto, len(recs), 0
+		skipHash, uptoHash = uptoHash, ""
 	}
 	return nil
 }

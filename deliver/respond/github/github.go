@@ -55,13 +55,11 @@ func New(cfg Config) (*Revoker, error) {
 	if cfg.Token.IsZero() {
 		return nil, errors.New("token: required (a GitHub App installation token with Personal access tokens: write; env:NAME or file:PATH)")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
+	base, err := respond.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Host == "" {
-		return nil, fmt.Errorf("base_url %q: want an absolute URL", cfg.BaseURL)
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	cfg.BaseURL = base
 	return &Revoker{cfg: cfg}, nil
 }
 

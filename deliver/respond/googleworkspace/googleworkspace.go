@@ -52,13 +52,11 @@ func New(cfg Config) (*Revoker, error) {
 	if cfg.AccessToken.IsZero() {
 		return nil, errors.New("access_token: required (an admin OAuth token with scope https://www.googleapis.com/auth/admin.directory.user.security; env:NAME or file:PATH)")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
+	base, err := respond.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Host == "" {
-		return nil, fmt.Errorf("base_url %q: want an absolute URL", cfg.BaseURL)
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	cfg.BaseURL = base
 	return &Revoker{cfg: cfg}, nil
 }
 

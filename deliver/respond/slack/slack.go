@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
-	"strings"
 
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
@@ -63,13 +61,11 @@ func New(cfg Config) (*Revoker, error) {
 	if cfg.Token.IsZero() {
 		return nil, errors.New("token: required (an org-level admin user token with admin.apps:write; env:NAME or file:PATH)")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
+	base, err := respond.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Host == "" {
-		return nil, fmt.Errorf("base_url %q: want an absolute URL", cfg.BaseURL)
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	cfg.BaseURL = base
 	return &Revoker{cfg: cfg}, nil
 }
 

@@ -23,8 +23,17 @@ type Broker struct{ c *kfake.Cluster }
 // Start starts kfake with tokenwatch's topics. Only the demo, the
 // embedded default and tests call it.
 func Start(partitions int, dataDir string) (*Broker, error) {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
-		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
+	b, err := start(partitions, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("start in-process broker: %w", err)
+	}
+	return b, nil
+}
+
+// start runs kfake with tokenwatch's topics, persisted in dataDir when set.
+func start(partitions int, dataDir string, extra ...kfake.Opt) (*Broker, error) {
+	opts := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
+		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}, extra...)
 	if dataDir != "" {
 		if err := dropSessions(dataDir); err != nil {
 			return nil, err
@@ -33,7 +42,7 @@ func Start(partitions int, dataDir string) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start in-process broker: %w", err)
+		return nil, err
 	}
 	return &Broker{c: c}, nil
 }
@@ -47,19 +56,11 @@ func (e *Broker) Close() { e.c.Close() }
 // StartOn is Start on a fixed port, so a test can stop the broker and start it
 // again (same data dir, same address) under running clients.
 func StartOn(partitions int, dataDir string, port int) (*Broker, error) {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(int32(partitions), broker.AllTopics...),
-		kfake.DefaultNumPartitions(partitions), kfake.AllowAutoTopicCreation()}
-	if dataDir != "" {
-		if err := dropSessions(dataDir); err != nil {
-			return nil, err
-		}
-		opts = append(opts, kfake.DataDir(dataDir), kfake.SyncWrites())
-	}
-	c, err := kfake.NewCluster(opts...)
+	b, err := start(partitions, dataDir, kfake.Ports(port))
 	if err != nil {
 		return nil, fmt.Errorf("start in-process broker on port %d: %w", port, err)
 	}
-	return &Broker{c: c}, nil
+	return b, nil
 }
 
 // dropSessions removes the group sessions kfake saved at its last shutdown
