@@ -123,18 +123,7 @@ func checkFullEventContext(t *testing.T, r eventContext, ev schemas.Event) {
 }
 
 func TestEventAndAlertContextColumnsLand(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	ts := schemas.NewTime(time.Date(2026, 10, 27, 4, 20, 0, 123e6, time.UTC))
 	full := fullEvent("e-full", ts)
 	bare := schemas.Event{EventID: "e-bare", Source: "slack", Tenant: "C1", Time: ts, Integration: schemas.Integration{ID: "app2"},
@@ -170,4 +159,23 @@ func TestEventAndAlertContextColumnsLand(t *testing.T) {
 			t.Errorf("alert %s: criticality, owner, purpose = %q, want %q", id, got, want)
 		}
 	}
+}
+
+// migrated starts a throwaway clickhouse-server, applies the migrations and
+// opens a client (closed with the test).
+func migrated(t *testing.T) (context.Context, clickhouse.Config, *clickhouse.Client) {
+	t.Helper()
+	srv := chtest.New(t)
+	ctx := context.Background()
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addr = []string{srv.TCPAddr}
+	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, cfg, c
 }

@@ -1,28 +1,14 @@
 package clickhouse_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
 func TestDecisionsJoinTheirIncident(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	at := schemas.NewTime(time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC))
 	inc := func(id string, v int, risk float64) schemas.Incident {
 		return schemas.Incident{ID: id, Version: v, Status: schemas.IncidentOpen, Tenant: "acme", IntegrationID: "crm", IntegrationIDs: []string{"crm"},

@@ -1,13 +1,10 @@
 package clickhouse_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -17,18 +14,7 @@ import (
 // second tenant and integration (a different event). Plain count(), without
 // FINAL, and the hourly materialized view must see each event once.
 func TestRepeatedRowsAreStoredOnceWithoutFinal(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	base := time.Date(2026, 10, 30, 23, 50, 0, 0, time.UTC) // batches span a month boundary
 	ev := func(tenant, integ string, i int) schemas.Event {
 		return schemas.Event{EventID: fmt.Sprintf("e%d", i), Source: "okta", Tenant: tenant,

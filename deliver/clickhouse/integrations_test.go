@@ -1,28 +1,15 @@
 package clickhouse_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 )
 
 func TestWriteIntegrationsKeepsTheLatestRowPerIntegration(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	t0 := time.Date(2026, 10, 5, 9, 0, 0, 0, time.UTC)
 	first := clickhouse.IntegrationRow{Tenant: "acme", IntegrationID: "crm-sync", Name: "CRM Sync", Catalogued: true,
 		FirstSeen: t0, LastSeen: t0.Add(time.Hour), Sources: []string{"google_workspace"}, Scopes: []string{"api"}}

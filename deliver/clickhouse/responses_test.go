@@ -1,17 +1,14 @@
 package clickhouse_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/deliver/respond/googleworkspace"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -20,18 +17,7 @@ import (
 // actions and reads back which are complete (the executor's restart guard)
 // and where each stands (response_state).
 func TestResponsesRecordTheTrailAndAnswerWhatWasDone(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	at := schemas.NewTime(time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC))
 	step := func(id, status string, sec int) schemas.Response {
 		return schemas.Response{ID: id, IncidentID: "inc", IncidentVersion: 2, Tenant: "acme", Source: "google_workspace", IntegrationID: "crm",
@@ -86,18 +72,7 @@ func TestResponsesRecordTheTrailAndAnswerWhatWasDone(t *testing.T) {
 // with the responses table as its store and trail: a second executor (a
 // restart) given the same plan sends nothing.
 func TestExecutorDoesNotRevokeTwiceAcrossARestart(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	var hits atomic.Int32
 	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

@@ -1,15 +1,12 @@
 package clickhouse_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -17,18 +14,7 @@ import (
 // each shadow detector's alerts per 1,000 integration-days (the days of
 // events, as eval counts them); open_alerts leaves shadow alerts out.
 func TestShadowAlertsAreStoredRatedAndKeptOutOfTriage(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 	day := func(d int, h int) schemas.Time {
 		return schemas.NewTime(time.Date(2026, 10, d, h, 0, 0, 0, time.UTC))
 	}
