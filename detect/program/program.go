@@ -104,11 +104,15 @@ type Program struct {
 	goStage0 []detect.Detector
 	goShadow map[string]bool
 	rulesCfg sigma.Config
-	wrap     func(detect.Detector) detect.Detector
-	rules    atomic.Pointer[ruleSet]
-	geo      *geoip.Reloading
-	catalog  *inventory.Enricher
-	chain    enrich.Chain
+	// rulesPrint is the rule files' fingerprint taken before they were
+	// loaded: WatchRules compares with it, so a change made while the
+	// program starts is not taken for the baseline.
+	rulesPrint string
+	wrap       func(detect.Detector) detect.Detector
+	rules      atomic.Pointer[ruleSet]
+	geo        *geoip.Reloading
+	catalog    *inventory.Enricher
+	chain      enrich.Chain
 }
 
 // Build builds the program from cfg: unknown detector ids are an error, a
@@ -139,6 +143,9 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	specs, dets, shadow, err := buildDetectors(cfg.Detectors)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.Rules.Paths) > 0 {
+		p.rulesPrint, _ = sigma.Fingerprint(cfg.Rules.Paths)
 	}
 	rules, err := sigma.Detectors(cfg.Rules)
 	if err != nil {
@@ -250,7 +257,7 @@ func (p *Program) WatchRules(ctx context.Context, log *slog.Logger, report func(
 	if len(cfg.Paths) == 0 || cfg.ReloadInterval <= 0 {
 		return
 	}
-	last, _ := sigma.Fingerprint(cfg.Paths)
+	last := p.rulesPrint
 	t := time.NewTicker(cfg.ReloadInterval)
 	defer t.Stop()
 	for {
