@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -19,6 +20,7 @@ type Batch struct {
 // event id): vendors list newest first or out of order, and detectors want
 // time order.
 func NormalizeRecords(n Normalizer, input string, recs []RawRecord) Batch {
+	Learn(n, recs)
 	var b Batch
 	for _, r := range recs {
 		if r.Err != nil {
@@ -45,4 +47,29 @@ func SortEvents(evs []schemas.Event) {
 		}
 		return evs[i].EventID < evs[j].EventID
 	})
+}
+
+// A Learner is a Normalizer that learns from every record of a batch before
+// any is normalized what only some records spell out. Salesforce writes a
+// connected app's id on the call that opened a session and leaves it null on
+// the calls that reuse its token: learning first makes one app one
+// integration whatever the order of the records in the batch.
+type Learner interface {
+	Learn(raw json.RawMessage)
+}
+
+// Learn shows recs to n when n is a Learner. NormalizeRecords calls it; a
+// caller that normalizes only part of what it read (a file resumed from its
+// cursor) calls it with all of it first, so the part normalizes as it would
+// have in the whole.
+func Learn(n Normalizer, recs []RawRecord) {
+	l, ok := n.(Learner)
+	if !ok {
+		return
+	}
+	for _, r := range recs {
+		if r.Err == nil {
+			l.Learn(r.Data)
+		}
+	}
 }

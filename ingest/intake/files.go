@@ -107,6 +107,9 @@ func (r *Role) ingestFileOnce(ctx context.Context, ip *publisher, store cursor.S
 		r.log.Info("ingest file already ingested", "path", f.Path, "records", len(recs))
 		return nil
 	}
+	// What the published part taught the normalizer (a Salesforce app's id
+	// named only there) applies to the rest, as in a run never interrupted.
+	ingest.Learn(n, recs[:skip])
 	save := func(fc fileCursor) error {
 		tok, _ := json.Marshal(fc)
 		if err := store.Save(ctx, filesCursorSource, key, ingest.Cursor{Time: time.Now().UTC(), Token: string(tok)}); err != nil {

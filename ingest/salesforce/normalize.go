@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -97,7 +99,90 @@ func isWrite(op string) bool {
 // of category other when they carry a time and a user or app; only records
 // that are not Salesforce records at all fail.
 func (s *Source) Normalize(raw json.RawMessage) ([]schemas.Event, error) {
-	return normalize(raw, s.tenant)
+	evs, err := normalize(raw, s.tenant)
+	if s.learned != nil {
+		for i := range evs {
+			s.learned.resolve(&evs[i].Integration)
+		}
+	}
+	return evs, err
+}
+
+var _ ingest.Learner = (*Source)(nil)
+
+// Learn notes the connected app id a record gives with the app's name
+// (ConnectedAppId with Application; CONNECTED_APP_ID with
+// CONNECTED_APP_NAME), so that Normalize keys the records naming the app only
+// by name (a call reusing a valid token has a null ConnectedAppId) by the
+// same id: one app, one integration, offline too, where Fetch's lookup of
+// the org's ConnectedApplication list is not available.
+func (s *Source) Learn(raw json.RawMessage) {
+	if s.learned == nil {
+		return
+	}
+	if row, ok := elfRowOf(raw); ok {
+		s.learned.learn(row.get("CONNECTED_APP_ID", ResolvedAppField), row.get("CONNECTED_APP_NAME"))
+		return
+	}
+	var k struct {
+		ID       string `json:"ConnectedAppId"`
+		Resolved string `json:"TokenwatchConnectedAppId"`
+		Name     string `json:"Application"`
+	}
+	if json.Unmarshal(raw, &k) == nil {
+		s.learned.learn(firstNonEmpty(k.ID, k.Resolved), k.Name)
+	}
+}
+
+// appIDs maps connected app names to the ids records gave with them. A name
+// seen with two ids (two apps of one label, or one re-created) is
+// ambiguous: its name-only records stay keyed by the name rather than be
+// given to either app.
+type appIDs struct {
+	mu  sync.Mutex
+	ids map[string]appID // app name → its id
+}
+
+type appID struct {
+	id, source string // 15-character form, as written
+	ambiguous  bool
+}
+
+// maxLearnedApps bounds the table: an org has hundreds of connected apps,
+// not millions; past the bound names stay keyed by name.
+const maxLearnedApps = 100_000
+
+func newAppIDs() *appIDs { return &appIDs{ids: map[string]appID{}} }
+
+func (a *appIDs) learn(id, name string) {
+	id, name = usable(id), usable(name)
+	if id == "" || name == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch got, ok := a.ids[name]; {
+	case !ok && len(a.ids) < maxLearnedApps:
+		a.ids[name] = appID{id: id15(id), source: id}
+	case ok && got.id != id15(id):
+		got.ambiguous = true
+		a.ids[name] = got
+	}
+}
+
+// resolve rekeys an integration named only by its app name ("app:<name>",
+// identityOf's rule 2) to the id learned for that name.
+func (a *appIDs) resolve(in *schemas.Integration) {
+	name, ok := strings.CutPrefix(in.ID, "app:")
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	id, ok := a.ids[name]
+	a.mu.Unlock()
+	if ok && !id.ambiguous {
+		in.ID, in.SourceAppID = id.id, id.source
+	}
 }
 
 func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
@@ -131,7 +216,8 @@ func normalize(raw json.RawMessage, tenant string) ([]schemas.Event, error) {
 //     writes 18-character ids in the query API and 15-character ones in some
 //     event log files, and the first 15 characters are the id itself;
 //  2. else the connected app's name (Application, CONNECTED_APP_NAME) →
-//     "app:<name>" (records normalized offline, without Fetch's resolution);
+//     "app:<name>" (records normalized offline, without Fetch's resolution),
+//     which Normalize then rekeys by the id Learn saw with the name;
 //  3. else the API client name (Client, CLIENT_NAME) → "client:<name>";
 //  4. else the acting user → "user:<15-character user id>" (Bulk API jobs and
 //     result downloads name no app: the integration user stands for it);

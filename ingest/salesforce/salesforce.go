@@ -146,6 +146,10 @@ type Source struct {
 	mu         sync.Mutex
 	apps       map[string]string // lower-case connected app name → id
 	appsLoaded time.Time
+
+	// learned is what the records themselves said of each connected app
+	// (Learn): the id behind a name, for the records that carry the name only.
+	learned *appIDs
 }
 
 var _ ingest.Source = (*Source)(nil)
@@ -166,7 +170,7 @@ func New(decode func(any) error, opt ingest.Options) (ingest.Source, error) {
 	if base == "" {
 		base = cfg.InstanceURL
 	}
-	s := &Source{cfg: cfg, tenant: opt.Tenant, base: strings.TrimRight(base, "/"), client: opt.Client, now: time.Now}
+	s := &Source{cfg: cfg, tenant: opt.Tenant, base: strings.TrimRight(base, "/"), client: opt.Client, now: time.Now, learned: newAppIDs()}
 	if s.client == nil {
 		s.client = http.DefaultClient
 	}
@@ -174,7 +178,7 @@ func New(decode func(any) error, opt ingest.Options) (ingest.Source, error) {
 }
 
 // NewNormalizer returns a Source usable only for Normalize (offline tools).
-func NewNormalizer(tenant string) *Source { return &Source{tenant: tenant} }
+func NewNormalizer(tenant string) *Source { return &Source{tenant: tenant, learned: newAppIDs()} }
 
 // Name implements ingest.Source.
 func (s *Source) Name() string { return SourceName }

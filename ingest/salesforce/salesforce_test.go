@@ -148,6 +148,41 @@ func TestIdentityOneAppOneIntegration(t *testing.T) {
 	}
 }
 
+// TestNullConnectedAppIDOffline: records normalized without Fetch's name
+// lookup (replay, eval, ingest.files): a call reusing a valid token carries
+// ConnectedAppId null and only the app's name. Learned from the batch's
+// other records, it keys by the app's id in whatever order the batch lists
+// them, and an app no record gives the id of stays keyed by its name.
+func TestNullConnectedAppIDOffline(t *testing.T) {
+	withID := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n1","EventDate":"2026-10-27T02:13:07.412+0000","ConnectedAppId":"0H4Hs000000K9xYKAS","Application":"Pipeline CRM Sync","Client":"PipelineCRM/3.2","Username":"u@example.com","LoginKey":"lk1","Operation":"Query"}`
+	reused := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n2","EventDate":"2026-10-27T02:40:11.090+0000","ConnectedAppId":null,"Application":"Pipeline CRM Sync","Client":"PipelineCRM/3.2","Username":"u@example.com","LoginKey":"lk1","Operation":"Query"}`
+	other := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n3","EventDate":"2026-10-27T02:41:00.000+0000","ConnectedAppId":null,"Application":"Dataloader Bulk","Client":"DataLoaderBulkUI/61.0","Username":"v@example.com","LoginKey":"lk2","Operation":"Query"}`
+	// Two apps of one label: a name-only record could be either's.
+	twinA := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n4","EventDate":"2026-10-27T03:00:00.000+0000","ConnectedAppId":"0H4Hs000000Tw1AKAS","Application":"Twin","Username":"w@example.com","LoginKey":"lk3","Operation":"Query"}`
+	twinB := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n5","EventDate":"2026-10-27T03:01:00.000+0000","ConnectedAppId":"0H4Hs000000Tw2BKAS","Application":"Twin","Username":"w@example.com","LoginKey":"lk4","Operation":"Query"}`
+	twinNull := `{"attributes":{"type":"ApiEvent"},"EventIdentifier":"n6","EventDate":"2026-10-27T03:02:00.000+0000","ConnectedAppId":null,"Application":"Twin","Username":"w@example.com","LoginKey":"lk4","Operation":"Query"}`
+	want := map[string]string{"n1": "0H4Hs000000K9xY", "n2": "0H4Hs000000K9xY", "n3": "app:Dataloader Bulk",
+		"n4": "0H4Hs000000Tw1A", "n5": "0H4Hs000000Tw2B", "n6": "app:Twin"}
+	for _, order := range [][]string{{withID, reused, other, twinA, twinNull, twinB}, {twinNull, reused, other, twinB, withID, twinA}} {
+		recs := make([]ingest.RawRecord, len(order))
+		for i, r := range order {
+			recs[i] = ingest.RawRecord{Data: []byte(r)}
+		}
+		b := ingest.NormalizeRecords(NewNormalizer("acme"), "t", recs)
+		if len(b.Events) != len(want) || len(b.Dead) > 0 {
+			t.Fatalf("%d events, %d dead", len(b.Events), len(b.Dead))
+		}
+		for _, ev := range b.Events {
+			if ev.Integration.ID != want[ev.EventID] {
+				t.Errorf("order starting %.60s: %s is integration %q, want %q", order[0], ev.EventID, ev.Integration.ID, want[ev.EventID])
+			}
+			if (ev.EventID == "n1" || ev.EventID == "n2") && (ev.Integration.SourceAppID != "0H4Hs000000K9xYKAS" || ev.Credential.ID != "lk1") {
+				t.Errorf("%s: source app id %q credential %q: want the id as written and the login key", ev.EventID, ev.Integration.SourceAppID, ev.Credential.ID)
+			}
+		}
+	}
+}
+
 // TestLoginsOfTwoAdminsAreTwoCredentials: LoginHistory names no token, so two
 // people signing in to one app from two countries must not share a credential
 // (impossible travel keys on it).

@@ -2,8 +2,10 @@ package corpus_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +98,27 @@ func TestEverySourceNormalizesWithoutDeadLetters(t *testing.T) {
 		}
 		if len(ints) < 5 {
 			t.Errorf("%s: only %d integrations", f.Source, len(ints))
+		}
+		if f.Source == "salesforce" {
+			// Calls reusing a token carry a null ConnectedAppId, and still
+			// belong to their app's integration, not to one keyed by its name.
+			nulls := 0
+			for _, r := range recs {
+				var k struct {
+					ConnectedAppID *string `json:"ConnectedAppId"`
+				}
+				if json.Unmarshal(r.Data, &k) == nil && k.ConnectedAppID == nil {
+					nulls++
+				}
+			}
+			if nulls == 0 {
+				t.Error("salesforce: no ApiEvent with a null ConnectedAppId")
+			}
+			for id := range ints {
+				if strings.HasPrefix(id, "app:") {
+					t.Errorf("salesforce: integration %q is keyed by a name (of %d records with a null ConnectedAppId)", id, nulls)
+				}
+			}
 		}
 	}
 	if len(tenants) < 3 {

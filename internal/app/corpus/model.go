@@ -191,12 +191,13 @@ type gen struct {
 	ints    []*integ
 	acts    map[string][]act
 	labels  []Label
-	victims []*integ // scenarios[i]'s integration
+	victims []*integ        // scenarios[i]'s integration
+	sfNames map[string]bool // Salesforce connected app names given
 }
 
 func newGen(opt Options) *gen {
 	return &gen{opt: opt, r: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x5851f42d4c957f2d)),
-		end: opt.Start.AddDate(0, 0, opt.Days), acts: map[string][]act{}}
+		end: opt.Start.AddDate(0, 0, opt.Days), acts: map[string][]act{}, sfNames: map[string]bool{}}
 }
 
 func (g *gen) day(d int) time.Time { return g.opt.Start.AddDate(0, 0, d) }

@@ -173,6 +173,13 @@ func setupSource(g *gen, in *integ) {
 		in.ops = slackOps[:2+r.IntN(3)]
 		in.scopes = []string{"files:read", "chat:write", "channels:read"}
 	case "salesforce":
+		// One org's connected apps have distinct names (the label an admin
+		// gives each); ApiEvent's Application is that name.
+		base := in.name
+		for n := 2; g.sfNames[in.name]; n++ {
+			in.name = fmt.Sprintf("%s %d", base, n)
+		}
+		g.sfNames[in.name] = true
 		// The 18-character ConnectedAppId; the connector keys by its
 		// case-sensitive 15-character form.
 		in.aux["appid18"] = "0H4" + b62(r, 15)
@@ -611,10 +618,17 @@ func (g *gen) salesforce(a *act) map[string]any {
 	if a.res != "" {
 		ent = a.res
 	}
+	// Salesforce names the connected app on the call that opens a session
+	// and leaves ConnectedAppId null on the calls that reuse its token
+	// (about two in three here, by a hash so the draw of the rest stays).
+	var appID any = in.aux["appid18"]
+	if hashN(in.id, login, a.t.UTC().Format(time.RFC3339Nano))%3 != 0 {
+		appID = nil
+	}
 	return map[string]any{"attributes": map[string]any{"type": "ApiEvent", "url": "/services/data/v61.0/sobjects/ApiEvent/" + b62(g.r, 18)},
 		"EventIdentifier": g.guid(), "EventDate": a.t.UTC().Format("2006-01-02T15:04:05.000+0000"),
 		"UserId": in.aux["userid"], "Username": in.aux["user"], "SourceIp": a.ip, "UserAgent": a.ua,
-		"ConnectedAppId": in.aux["appid18"], "Client": in.aux["client"], "Application": in.name, "Operation": a.op.name, "QueriedEntities": ent,
+		"ConnectedAppId": appID, "Client": in.aux["client"], "Application": in.name, "Operation": a.op.name, "QueriedEntities": ent,
 		"RowsProcessed": float64(rows), "SessionKey": b62from(in.id, "session", login)[:16], "LoginKey": login,
 		"ApiType": "REST API", "ApiVersion": 61.0, "Platform": "Unknown", "SessionLevel": "STANDARD"}
 }
