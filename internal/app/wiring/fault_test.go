@@ -42,8 +42,9 @@ import (
 // The fault suite runs ingest, detect and deliver as three processes of
 // their own against the embedded broker and a real clickhouse-server, and
 // breaks them in a seeded random order: SIGKILL of each role at random
-// points (while a file is being published, mid-stream, between a sink's
-// send and its receipt), ClickHouse stopped, the broker restarted, the
+// points (while a file is being published, while a poller is half-way
+// through a pass over a vendor API, mid-stream, between a sink's send and
+// its receipt), ClickHouse stopped, the broker restarted, the
 // webhook sink answering 503. Afterwards, without FINAL anywhere:
 //
 //   - events count() and the hourly view equal the unique input;
@@ -130,7 +131,7 @@ func startChild(t *testing.T, role, cfgPath, logPath string) *child {
 	defer f.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TOKENWATCH_CHILD_CONFIG="+cfgPath, "TOKENWATCH_CHILD_ROLES="+role, "TOKENWATCH_CHILD_LOG=info",
-		"FAULT_GITHUB_SECRET="+faultGitHubSecret, "FAULT_HOOK_SECRET="+faultHookSecret)
+		"FAULT_GITHUB_SECRET="+faultGitHubSecret, "FAULT_HOOK_SECRET="+faultHookSecret, "FAULT_OKTA_TOKEN="+faultOktaToken)
 	cmd.Stderr, cmd.Stdout = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -319,7 +320,19 @@ func TestFaultSuite(t *testing.T) {
 			last = e.Time.Time
 		}
 	}
-	deliveries := gitHubDeliveries(t, plan.deliveries, last)
+	oktaRecs, oktaTimes := oktaRecords(t, 20*faultOktaLimit, last)
+	okta := newOktaLog(oktaRecs, oktaTimes)
+	oktaRaw := make([]ingest.RawRecord, len(oktaRecs))
+	for i, r := range oktaRecs {
+		oktaRaw[i] = ingest.RawRecord{Data: r}
+	}
+	on, _ := ingest.NewNormalizer("okta", "acme")
+	ob := ingest.NormalizeRecords(on, "poll", oktaRaw)
+	if len(ob.Dead) > 0 || len(ob.Events) == 0 {
+		t.Fatalf("okta log: %d events, %d records the normalizer refuses", len(ob.Events), len(ob.Dead))
+	}
+	oktaEvs := ob.Events
+	deliveries := gitHubDeliveries(t, plan.deliveries, oktaTimes[len(oktaTimes)-1])
 	gh, _ := ingest.NewNormalizer("github", "acme")
 	var pushEvs []schemas.Event
 	for _, d := range deliveries {
@@ -335,9 +348,11 @@ func TestFaultSuite(t *testing.T) {
 		}
 		pushEvs = append(pushEvs, nb.Events...) // records of people, not integrations, are no events
 	}
-	all := append(append([]schemas.Event(nil), fileEvs...), pushEvs...)
+	// In event time and on Kafka: the file, then the Okta log, then the pushes.
+	all := slices.Concat(fileEvs, oktaEvs, pushEvs)
 	wantAlerts, wantIncidents := cleanRun(t, all)
 	fileUnique, wantEvents := uniqueEvents(fileEvs), uniqueEvents(all)
+	polledUnique := uniqueEvents(slices.Concat(fileEvs, oktaEvs))
 	if len(pushEvs) == 0 || len(wantIncidents) == 0 {
 		t.Fatalf("input: %d push events for %d deliveries, %d incidents in the clean run", len(pushEvs), plan.deliveries, len(wantIncidents))
 	}
@@ -361,6 +376,8 @@ func TestFaultSuite(t *testing.T) {
 	hook := newHookReceiver()
 	hookSrv := httptest.NewServer(hook)
 	defer hookSrv.Close()
+	oktaSrv := httptest.NewServer(okta)
+	defer oktaSrv.Close()
 
 	dir := t.TempDir()
 	input := filepath.Join(dir, "token_activity.jsonl")
@@ -382,6 +399,14 @@ geoip: {city: %s, asn: %s}
 ingest:
   files:
     - {source: google_workspace, path: %s}
+  pollers:
+    - source: okta
+      tenant: acme
+      base_url: %s
+      poll_interval: 1s
+      initial_lookback: 4000h
+      retry_max_elapsed: 1s
+      config: {token: "env:FAULT_OKTA_TOKEN", limit: %d}
   push:
     sources:
       - {source: github, tenant: acme, secret: "env:FAULT_GITHUB_SECRET"}
@@ -394,7 +419,7 @@ deliver:
     - name: fault-hook
       kind: webhook
       config: {url: "%s", secret: "env:FAULT_HOOK_SECRET"}
-`, port, strings.Join(cfg.Kafka.Brokers, ", "), srv.TCPAddr, geoCity, geoASN, input, attempts, hookSrv.URL)
+`, port, strings.Join(cfg.Kafka.Brokers, ", "), srv.TCPAddr, geoCity, geoASN, input, oktaSrv.URL, faultOktaLimit, attempts, hookSrv.URL)
 		cfgPath[role] = filepath.Join(dir, role+".yaml")
 		if err := os.WriteFile(cfgPath[role], []byte(yml), 0o644); err != nil {
 			t.Fatal(err)
@@ -536,7 +561,45 @@ deliver:
 			pipelineState(ctx, cfg.Kafka, input), logTail(procs["ingest"].log))
 	}
 
-	// Phase 2: GitHub pushes, retried by the sender until answered 2xx and
+	// Phase 2: the Okta System Log gains its records and the poller reads
+	// them in one pass of many pages. Ingest is killed mid-pass, each time
+	// after a later page: the restart resumes from the page cursor it saved,
+	// and a page fetched but not yet saved is read again (an overlap the
+	// event-id dedup absorbs).
+	okta.open.Store(true)
+	midPass := 0
+	for _, at := range midPassKills(rng.IntN, 3, len(oktaRecs)/faultOktaLimit) {
+		if !until(time.Minute, func() bool { return okta.pages.Load() >= int64(at) }) {
+			t.Fatalf("okta poller: %d pages served, waited for %d\ningest:\n%s", okta.pages.Load(), at, logTail(procs["ingest"].log))
+		}
+		sleep(0, 30*time.Millisecond)
+		if okta.end.Load() < int64(len(oktaRecs)) {
+			midPass++
+		}
+		kill("ingest")
+		start("ingest")
+		did = append(did, "poller")
+	}
+	if midPass == 0 {
+		t.Errorf("no ingest kill landed while the poller was mid-pass (%d pages served)", okta.pages.Load())
+	}
+	if !until(budget/3, func() bool { return count("SELECT count() FROM events") >= uint64(polledUnique) }) {
+		t.Fatalf("after the poller kills: %d of %d file and Okta events in ClickHouse (okta pages served %d, furthest record %d of %d)\n%s\ningest:\n%s",
+			count("SELECT count() FROM events"), polledUnique, okta.pages.Load(), okta.end.Load(), len(oktaRecs),
+			pipelineState(ctx, cfg.Kafka, input), logTail(procs["ingest"].log))
+	}
+
+	// The vendor down for as long as the sink will be: each failed cycle is
+	// counted (what the poll error rules read), and the poller carries on
+	// from its cursor once the API answers again.
+	okta.failing.Store(true)
+	vendorDown := [2]time.Time{time.Now()}
+	time.Sleep(plan.sinkDown)
+	okta.failing.Store(false)
+	vendorDown[1] = time.Now()
+	did = append(did, "vendor")
+
+	// Phase 3: GitHub pushes, retried by the sender until answered 2xx and
 	// sometimes sent twice (a vendor redelivery), while ingest is killed
 	// twice, the sink goes down and deliver and detect are killed.
 	pushURL := fmt.Sprintf("http://127.0.0.1:%d/ingest/github", ports["ingest"])
@@ -649,8 +712,8 @@ deliver:
 	ok := until(budget/2, settled)
 	time.Sleep(2 * time.Second) // anything still to come (a late duplicate) lands before the counts
 	events, hourly := count("SELECT count() FROM events"), count("SELECT countMerge(events) FROM integration_activity_hourly")
-	t.Logf("faults %v; kills %v; pushes answered 2xx %d (refused or unreachable %d); events %d (unique input %d), hourly view %d",
-		did, kills, pushed.Load(), refused.Load(), events, wantEvents, hourly)
+	t.Logf("faults %v; kills %v (%d mid-pass of the poller, which served %d pages of %d); pushes answered 2xx %d (refused or unreachable %d); events %d (unique input %d), hourly view %d",
+		did, kills, midPass, okta.pages.Load(), len(oktaRecs)/faultOktaLimit, pushed.Load(), refused.Load(), events, wantEvents, hourly)
 	if !ok {
 		t.Errorf("did not settle to the clean run within %s", budget/2)
 	}
@@ -718,20 +781,29 @@ deliver:
 	}
 	stopScrape()
 	<-scraped
-	checkShippedRules(t, prom, killedAt, chDown)
+	checkShippedRules(t, prom, killedAt, chDown, vendorDown)
 }
 
 // checkShippedRules asserts that the shipped rules said what happened: a
 // killed role is down, a ClickHouse outage shows as failing writes and as
 // lag of the events writer, and the rules about loss stayed quiet because
 // nothing was lost.
-func checkShippedRules(t *testing.T, prom *promStore, killedAt map[string][]time.Time, chDown [][2]time.Time) {
+func checkShippedRules(t *testing.T, prom *promStore, killedAt map[string][]time.Time, chDown [][2]time.Time, vendorDown [2]time.Time) {
 	t.Helper()
 	rules := shippedRules(t)
-	// Not a shipped rule: the lag gauge itself must read the outage (it
-	// once read 0 until a write succeeded).
+	// Not shipped rules: the lag gauge itself must read the outage (it
+	// once read 0 until a write succeeded), and the poll error counter the
+	// vendor's (TokenwatchPollErrors wants more than 5 in 15 minutes, which
+	// only make soak's longer outage reaches).
 	rules["events writer lag > 0"] = `max(tokenwatch_kafka_consumer_lag{topic="tokenwatch.events",group=~".*sink-clickhouse-events"}) > 0`
+	rules["okta poll errors counted"] = `sum(increase(tokenwatch_poll_errors_total{source="okta"}[1m])) > 0`
 	fired := evalRules(t, prom, rules)
+	if !fired["okta poll errors counted"].during(vendorDown[0], vendorDown[1].Add(5*time.Second)) {
+		t.Errorf("no failed poll counted while the Okta API answered 503 (%s–%s)", vendorDown[0].Format(time.TimeOnly), vendorDown[1].Format(time.TimeOnly))
+	}
+	if vendorDown[1].Sub(vendorDown[0]) >= 90*time.Second && !fired["TokenwatchPollErrors"].during(vendorDown[0], vendorDown[1].Add(5*time.Second)) {
+		t.Errorf("TokenwatchPollErrors did not hold during a %s Okta outage", vendorDown[1].Sub(vendorDown[0]).Round(time.Second))
+	}
 	instants := prom.instants()
 	for role, at := range killedAt {
 		for _, k := range at {
