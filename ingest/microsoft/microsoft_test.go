@@ -82,14 +82,14 @@ func TestNormalize(t *testing.T) {
 			name: "Graph activity log, Log Analytics PascalCase: app-only read with bytes",
 			raw:  `{"TenantId":"tid","TimeGenerated":"2026-10-27T02:13:09.871Z","RequestId":"r1","RequestMethod":"GET","ResponseStatusCode":200,"IPAddress":"102.89.0.1","UserAgent":"python-requests/2.31.0","RequestUri":"https://graph.microsoft.com/v1.0/users/cfo@example.com/messages?$top=999","ResponseSizeBytes":5123340,"SignInActivityId":"sia-1","Roles":"Mail.Read User.Read.All","AppId":"app-1","UserId":"","ServicePrincipalId":"sp-1","Scopes":"","ClientAuthMethod":1}`,
 			want: []want{{id: "r1", integration: "app-1", credType: "client_secret", credID: "sia-1", category: "access", outcome: "success", principal: "sp-1", principalType: "service_principal",
-				action: "GET /v1.0/users/{id}/messages", resource: "graph_path:/v1.0/users/cfo@example.com/messages", targetApp: "microsoft_graph", ip: "102.89.0.1", ua: "python-requests/2.31.0",
+				action: "GET /v1.0/users/{id}/messages", resource: "graph_path:/v1.0/users/cfo@example.com/messages", targetApp: "Microsoft Graph", ip: "102.89.0.1", ua: "python-requests/2.31.0",
 				time: "2026-10-27T02:13:09.871Z", tenant: "acme", bytes: 5123340, scopes: []string{"Mail.Read", "User.Read.All"}}},
 		},
 		{
 			name: "Graph activity log, diagnostic-settings envelope: a delegated write denied",
 			raw:  `{"time":"2026-10-27T02:16:02.123Z","category":"MicrosoftGraphActivityLogs","properties":{"requestId":"r2","requestMethod":"PATCH","responseStatusCode":"403","tenantId":"tid","appId":"app-2","userId":"user-1","scopes":"Mail.Read","clientAuthMethod":0,"requestUri":"https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messageRules","ipAddress":"198.51.100.7","userAgent":"UA/2"}}`,
 			want: []want{{id: "r2", integration: "app-2", credType: "public_client_token", category: "auth_failure", outcome: "failure", principal: "user-1", principalType: "user",
-				action: "PATCH /v1.0/me/mailFolders/inbox/messageRules", resource: "graph_path:/v1.0/me/mailFolders/inbox/messageRules", targetApp: "microsoft_graph", ip: "198.51.100.7", ua: "UA/2",
+				action: "PATCH /v1.0/me/mailFolders/inbox/messageRules", resource: "graph_path:/v1.0/me/mailFolders/inbox/messageRules", targetApp: "Microsoft Graph", ip: "198.51.100.7", ua: "UA/2",
 				time: "2026-10-27T02:16:02.123Z", tenant: "acme", scopes: []string{"Mail.Read"}}},
 		},
 		{
@@ -97,9 +97,9 @@ func TestNormalize(t *testing.T) {
 			raw:  `{"records":[{"time":"2026-10-27T02:30:00Z","properties":{"requestId":"b1","requestMethod":"GET","responseStatusCode":200,"appId":"app-3","servicePrincipalId":"sp-3","requestUri":"https://graph.microsoft.com/v1.0/sites"}},{"time":"2026-10-27T02:30:01Z","properties":{"requestId":"b2","requestMethod":"POST","responseStatusCode":201,"appId":"app-3","servicePrincipalId":"sp-3","requestUri":"https://graph.microsoft.com/v1.0/sites"}}]}`,
 			want: []want{
 				{id: "b1", integration: "app-3", credType: "oauth_token", category: "access", outcome: "success", principal: "sp-3", principalType: "service_principal",
-					action: "GET /v1.0/sites", resource: "graph_path:/v1.0/sites", targetApp: "microsoft_graph", time: "2026-10-27T02:30:00.000Z", tenant: "acme"},
+					action: "GET /v1.0/sites", resource: "graph_path:/v1.0/sites", targetApp: "Microsoft Graph", time: "2026-10-27T02:30:00.000Z", tenant: "acme"},
 				{id: "b2", integration: "app-3", credType: "oauth_token", category: "modify", outcome: "success", principal: "sp-3", principalType: "service_principal",
-					action: "POST /v1.0/sites", resource: "graph_path:/v1.0/sites", targetApp: "microsoft_graph", time: "2026-10-27T02:30:01.000Z", tenant: "acme"},
+					action: "POST /v1.0/sites", resource: "graph_path:/v1.0/sites", targetApp: "Microsoft Graph", time: "2026-10-27T02:30:01.000Z", tenant: "acme"},
 			},
 		},
 		{
@@ -376,5 +376,25 @@ func TestIdentityIsStable(t *testing.T) {
 				t.Errorf("%s: integration %q credential %q, want %q %q", raw, evs[0].Integration.ID, evs[0].Credential.ID, g.integration, g.credential)
 			}
 		}
+	}
+}
+
+// TestGraphIsOneTargetApp: a service principal's sign-in to Microsoft Graph
+// and its Graph activity records name one target app.
+func TestGraphIsOneTargetApp(t *testing.T) {
+	apps := map[string]bool{}
+	for _, raw := range ingesttest.ReadLines(t, ingesttest.Records) {
+		evs, err := NewNormalizer("acme").Normalize(raw)
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Resource.ID == "00000003-0000-0000-c000-000000000000" || ev.Resource.Type == "graph_path" {
+				apps[ev.TargetApp] = true
+			}
+		}
+	}
+	if len(apps) != 1 {
+		t.Fatalf("Graph sign-ins and Graph activity name %d target apps (%v), want one", len(apps), apps)
 	}
 }

@@ -478,7 +478,7 @@ func normalizeActivity(raw json.RawMessage, tenant string) ([]schemas.Event, err
 		Integration: schemas.Integration{ID: r.AppID, SourceAppID: r.AppID},
 		Credential:  schemas.Credential{Type: clientAuthMethod(number(r.ClientAuthMethod), r.ClientAuthMethod), ID: r.SignInActivityID},
 		Action:      schemas.Action{Name: strings.TrimSpace(method + " " + templatePath(path)), Category: schemas.CategoryAccess},
-		TargetApp:   "microsoft_graph",
+		TargetApp:   graphApp,
 		Scopes:      splitList(r.Scopes + " " + r.Roles),
 		Network:     schemas.Network{IP: r.IPAddress, UserAgent: r.UserAgent},
 		Bytes:       number(r.ResponseSizeBytes),
@@ -594,6 +594,13 @@ func stringList(raw json.RawMessage) []string {
 }
 
 // splitList reads Graph's space- or comma-separated scope and role claims.
+// graphApp is the target app of a Graph activity record: the name the
+// sign-in logs give the same resource (resourceDisplayName of resourceId
+// 00000003-0000-0000-c000-000000000000), so that an integration's sign-ins
+// to Graph and its Graph calls are one app, not two (chain.cross_app counted
+// them as two and alerted on breadth that was not there).
+const graphApp = "Microsoft Graph"
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {

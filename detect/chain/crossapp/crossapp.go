@@ -170,9 +170,11 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	latest := time.UnixMilli(s.Latest).UTC()
 	bucket := latest.Truncate(d.cfg.Window)
 	return []detect.Finding{{
-		// One alert per window bucket; a wider spread later in the same bucket
-		// is the same incident.
-		Key:      bucket.Format("2006-01-02T15:04:05Z"),
+		// One alert per breadth reached in a window bucket: a wider spread
+		// later in the bucket is new evidence (the correlator adds it to the
+		// same incident, a repeat at a quarter), and the analyst sees the
+		// whole spread, not only the first apps beyond the baseline.
+		Key:      fmt.Sprintf("%s/%d", bucket.Format("2006-01-02T15:04:05Z"), n),
 		Title:    fmt.Sprintf("%s active across %d apps within %s", name, n, d.cfg.Window),
 		Summary:  fmt.Sprintf("%s (%s) acted in %d target apps within %s (%v); its most before was %d.", name, ev.Integration.ID, n, d.cfg.Window, apps, prevMax),
 		Severity: d.cfg.Severity,

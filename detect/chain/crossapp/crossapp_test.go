@@ -56,15 +56,16 @@ func TestCrossApp(t *testing.T) {
 		events []schemas.Event
 		want   []string
 	}{
-		{"spreading past the baseline maximum alerts once per bucket", then(routine("gmail", "drive"),
+		{"spreading past the baseline maximum alerts once per breadth reached", then(routine("gmail", "drive"),
 			in("a1", at, "gmail"), in("a2", at+5*m, "drive"), in("a3", at+10*m, "slack"), in("a4", at+15*m, "github"),
-		), []string{"2026-10-13T14:00:00Z"}},
+			in("a5", at+20*m, "slack"), in("a6", at+25*m, "gmail"), // no wider: no more alerts
+		), []string{"2026-10-13T14:00:00Z/3", "2026-10-13T14:00:00Z/4"}},
 		{"breadth seen while learning is normal", then(routine("gmail", "drive", "slack", "github"),
 			in("a1", at, "gmail"), in("a2", at+5*m, "drive"), in("a3", at+10*m, "slack"), in("a4", at+15*m, "github"),
 		), nil},
 		{"one app more than a broad baseline alerts", then(routine("gmail", "drive", "slack", "github"),
 			in("a1", at, "gmail"), in("a2", at+1*m, "drive"), in("a3", at+2*m, "slack"), in("a4", at+3*m, "github"), in("a5", at+4*m, "salesforce"),
-		), []string{"2026-10-13T14:00:00Z"}},
+		), []string{"2026-10-13T14:00:00Z/5"}},
 		{"below min_apps stays quiet", then(routine("gmail"),
 			in("a1", at, "gmail"), in("a2", at+5*m, "drive"),
 		), nil},

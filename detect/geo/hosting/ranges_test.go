@@ -66,6 +66,7 @@ func TestHostingRangesFileClassifies(t *testing.T) {
 		}(), "range:aws", "cloud", schemas.SeverityMedium},
 		{"a Tor exit from the ranges file", from("e2", 8*day, "185.220.101.9", 60729, "Stiftung Erneuerbare Freiheit"), "tor", "tor", schemas.SeverityHigh},
 		{"ALEXHOST AS200019 from the seed", from("e2", 8*day, "176.123.1.1", 200019, "ALEXHOST SRL"), "AS200019", "hosting", schemas.SeverityMedium},
+		{"a Tor exit network from the seed, the address not in the exit list", from("e2", 8*day, "185.220.102.8", 60729, "Stiftung Erneuerbare Freiheit"), "tor", "tor", schemas.SeverityHigh},
 		{"Voxility AS3223 from the seed", from("e2", 8*day, "5.254.1.1", 3223, "Voxility LLP"), "AS3223", "hosting", schemas.SeverityMedium},
 		{"a VPN ASN from the ranges file", from("e2", 8*day, "193.27.1.1", 9009, "M247 Europe SRL"), "AS9009", "vpn", schemas.SeverityMedium},
 		{"a residential ASN stays quiet", from("e2", 9*day, "73.118.4.20", 7922, "COMCAST-7922"), "", "", ""},

@@ -215,11 +215,8 @@ const MaxFalsePer1k = 15
 const MaxFalseIncidentsPer1k = 0.5
 
 // MinExactlyOne is how many of the eight scenarios must each be exactly one
-// incident. On the default seed chain.cross_app alone marks
-// cross_app_chaining, and one medium signal is not an incident by design
-// (docs/evaluation.md); on the second seed the attack trips more detectors
-// and all eight are.
-const MinExactlyOne = 7
+// incident: all of them, on both seeds (docs/evaluation.md).
+const MinExactlyOne = 8
 
 // The default corpus and a second seed, so nothing is tuned to one draw of
 // the generator: every labelled scenario is caught by at least one of the
