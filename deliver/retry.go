@@ -54,6 +54,14 @@ func SendIncidentWithRetry(ctx context.Context, s Sink, inc schemas.Incident, pr
 	return r, attempts, err
 }
 
+// Retry calls send as SendWithRetry calls a sink: until it succeeds, fails
+// with a PermanentError, or MaxAttempts is reached, with exponential backoff
+// and jitter, honouring a RetryAfterError. For senders that are not sinks
+// (the SSF transmitter's push delivery).
+func Retry(ctx context.Context, p RetryPolicy, send func() error) (attempts int, err error) {
+	return retry(ctx, p, send)
+}
+
 func retry(ctx context.Context, p RetryPolicy, send func() error) (attempts int, err error) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = p.InitialInterval, p.MaxInterval, 0
