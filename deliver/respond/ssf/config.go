@@ -1,0 +1,197 @@
+package ssf
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/deliver"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
+	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Config is `respond.ssf`: the transmitter's identity, its signing key, the
+// receivers allowed to manage streams and the streams configured up front.
+type Config struct {
+	// Issuer is the transmitter's issuer identifier: the iss of every SET
+	// and the base of the endpoint URLs in the metadata (SSF 1.0 §7.1 says
+	// https, no query or fragment).
+	Issuer string `yaml:"issuer"`
+	// Listen is the address of the transmitter's own HTTP listener (the
+	// metadata, JWKS and stream management endpoints).
+	Listen string `yaml:"listen"`
+	// SigningKey is a PEM private key (PKCS#8, PKCS#1 RSA or SEC 1 EC):
+	// RSA signs RS256, EC P-256 signs ES256. A secret: env:NAME or file:PATH.
+	SigningKey secret.Secret `yaml:"signing_key"`
+	// KeyID is the kid in every SET header and in the JWKS.
+	KeyID string `yaml:"key_id"`
+	// Receivers may call the management API, each with its bearer token;
+	// a receiver sees and manages only the streams of its audience.
+	Receivers []Receiver `yaml:"receivers"`
+	// Streams are configured up front (their configuration is read-only
+	// through the API; their status is not).
+	Streams []StreamConfig `yaml:"streams"`
+	// DefaultSubjects is ALL (every subject is sent until removed) or NONE
+	// (only subjects added through add_subject_endpoint are sent).
+	DefaultSubjects string `yaml:"default_subjects"`
+	// CredentialType is the credential_type of credential-change and
+	// credential-compromise events. CAEP's list has no API credential, and
+	// lets the parties agree another value.
+	CredentialType string `yaml:"credential_type"`
+	// Compromise says which incidents are a credential compromise: any of
+	// these detectors among the incident's, or at least MinSeverity.
+	Compromise Compromise `yaml:"compromise"`
+	// Timeout bounds one push request.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retry bounds the attempts at one SET before it is dead-lettered.
+	Retry deliver.RetryPolicy `yaml:"retry"`
+	// HoldLimit caps the SETs a stream holds while paused (or undelivered);
+	// beyond it the oldest are dropped and counted.
+	HoldLimit int `yaml:"hold_limit"`
+	// MinVerificationInterval is the least time between two verification
+	// requests on a stream (min_verification_interval); sooner is a 429.
+	MinVerificationInterval time.Duration `yaml:"min_verification_interval"`
+}
+
+// Receiver is one party allowed to call the management API.
+type Receiver struct {
+	// Audience is the receiver's identifier: the aud of its streams' SETs
+	// (SSF 1.0 says an OAuth client id, or another agreed value).
+	Audience string `yaml:"audience"`
+	// Token is the bearer token it presents (RFC 6750).
+	Token secret.Secret `yaml:"token"`
+}
+
+// StreamConfig is one stream configured up front.
+type StreamConfig struct {
+	ID       string `yaml:"id"`
+	Audience string `yaml:"audience"`
+	// EndpointURL is the receiver's push endpoint (RFC 8935).
+	EndpointURL string `yaml:"endpoint_url"`
+	// AuthorizationHeader is sent as the Authorization header of every
+	// push; a secret.
+	AuthorizationHeader secret.Secret `yaml:"authorization_header"`
+	// EventsRequested are event type URIs; empty requests all supported.
+	EventsRequested []string `yaml:"events_requested"`
+	Description     string   `yaml:"description"`
+	// Status is enabled (default), paused or disabled at start.
+	Status string `yaml:"status"`
+}
+
+// Compromise is when an incident is reported as RISC credential-compromise.
+type Compromise struct {
+	Detectors   []string         `yaml:"detectors"`
+	MinSeverity schemas.Severity `yaml:"min_severity"`
+}
+
+// DefaultConfig holds the defaults: subjects ALL, compromise on use after
+// revoke or expiry or a critical incident, six attempts over about 15 s.
+func DefaultConfig() Config {
+	return Config{
+		DefaultSubjects: "ALL",
+		CredentialType:  "api-credential",
+		Compromise: Compromise{Detectors: []string{"lifecycle.use_after_revoke", "inventory.expired"},
+			MinSeverity: schemas.SeverityCritical},
+		Timeout:                 10 * time.Second,
+		Retry:                   deliver.DefaultRetryPolicy(),
+		HoldLimit:               10000,
+		MinVerificationInterval: 10 * time.Second,
+	}
+}
+
+// UnmarshalYAML applies the defaults before decoding, strictly.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config
+	p := plain(DefaultConfig())
+	if err := yamlstrict.Decode(n, &p); err != nil {
+		return err
+	}
+	*c = Config(p)
+	return nil
+}
+
+const at = "respond.ssf"
+
+// Validate names the field at fault; it parses the signing key, so a bad
+// key fails the config check, not the first SET.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, yamlstrict.At(at, err))
+		}
+	}
+	add(validate.HTTPURL("issuer", c.Issuer))
+	add(validate.HostPort("listen", c.Listen, true))
+	if c.SigningKey.IsZero() {
+		add(yamlstrict.Field("signing_key", errors.New("required (a PEM private key: env:NAME or file:PATH)")))
+	} else if _, err := parseKey(c.SigningKey); err != nil {
+		add(yamlstrict.Field("signing_key", err))
+	}
+	if c.KeyID == "" {
+		add(yamlstrict.Field("key_id", errors.New("required (the kid of the SETs and the JWKS)")))
+	}
+	if c.DefaultSubjects != "ALL" && c.DefaultSubjects != "NONE" {
+		add(yamlstrict.Field("default_subjects", fmt.Errorf("%q: want ALL or NONE", c.DefaultSubjects)))
+	}
+	if c.CredentialType == "" {
+		add(yamlstrict.Field("credential_type", errors.New("required")))
+	}
+	if s := c.Compromise.MinSeverity; s != "" && s.Rank() < 0 {
+		add(yamlstrict.Field("compromise.min_severity", fmt.Errorf("%q: not a severity", s)))
+	}
+	if c.Timeout <= 0 {
+		add(yamlstrict.Field("timeout", errors.New("must be positive")))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		add(yamlstrict.Field("retry", err))
+	}
+	if c.HoldLimit < 1 {
+		add(yamlstrict.Field("hold_limit", errors.New("must be at least 1")))
+	}
+	if c.MinVerificationInterval < 0 {
+		add(yamlstrict.Field("min_verification_interval", errors.New("must not be negative")))
+	}
+	for i, r := range c.Receivers {
+		p := fmt.Sprintf("receivers[%d]", i)
+		if r.Audience == "" {
+			add(yamlstrict.Field(p+".audience", errors.New("required")))
+		}
+		if len(r.Token.Reveal()) < 16 {
+			add(yamlstrict.Field(p+".token", errors.New("required, at least 16 characters (env:NAME or file:PATH)")))
+		}
+	}
+	ids := map[string]bool{}
+	for i := range c.Streams {
+		s := &c.Streams[i]
+		p := fmt.Sprintf("streams[%d]", i)
+		switch {
+		case s.ID == "":
+			add(yamlstrict.Field(p+".id", errors.New("required")))
+		case ids[s.ID]:
+			add(yamlstrict.Field(p+".id", fmt.Errorf("%q: used twice", s.ID)))
+		}
+		ids[s.ID] = true
+		if s.Audience == "" {
+			add(yamlstrict.Field(p+".audience", errors.New("required (the aud of its SETs)")))
+		}
+		add(yamlstrict.At(p, validate.HTTPURL("endpoint_url", s.EndpointURL)))
+		for j, e := range s.EventsRequested {
+			if !slices.Contains(EventsSupported, e) {
+				add(yamlstrict.Field(fmt.Sprintf("%s.events_requested[%d]", p, j), fmt.Errorf("%q: not an event this transmitter sends (%v)", e, EventsSupported)))
+			}
+		}
+		if s.Status == "" {
+			s.Status = StatusEnabled
+		}
+		if !slices.Contains(statuses, s.Status) {
+			add(yamlstrict.Field(p+".status", fmt.Errorf("%q: want enabled, paused or disabled", s.Status)))
+		}
+	}
+	return errors.Join(errs...)
+}

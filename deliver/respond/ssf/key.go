@@ -1,0 +1,111 @@
+package ssf
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+)
+
+// signer signs SETs with the configured key. golang-jwt (already used for
+// Snowflake's key-pair JWT) signs and verifies RS256 and ES256; the JWKS is
+// a few base64url fields, built here rather than pulling in a JOSE suite.
+type signer struct {
+	key    crypto.Signer
+	method jwt.SigningMethod
+	kid    string
+}
+
+// parseKey reads a PEM private key: RSA (2048 bits or more) for RS256, EC
+// P-256 for ES256. Its errors never quote the PEM.
+func parseKey(pemKey secret.Secret) (*signer, error) {
+	block, _ := pem.Decode([]byte(pemKey.Reveal()))
+	if block == nil {
+		return nil, errors.New("not a PEM block (want a PKCS#8, PKCS#1 RSA or SEC 1 EC private key)")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block %q: want PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY", block.Type)
+	}
+	if err != nil {
+		return nil, errors.New("the PEM private key does not parse") // x509's text may quote bytes
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits: want at least 2048 (RFC 7518 §3.3)", k.N.BitLen())
+		}
+		return &signer{key: k, method: jwt.SigningMethodRS256}, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("EC key on %s: want P-256 (ES256)", k.Curve.Params().Name)
+		}
+		return &signer{key: k, method: jwt.SigningMethodES256}, nil
+	}
+	return nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", key)
+}
+
+// sign returns the compact JWS of claims, explicitly typed secevent+jwt
+// (RFC 8417 §2.3, SSF 1.0 "Explicit Typing of SETs").
+func (s *signer) sign(claims jwt.MapClaims) (string, error) {
+	t := jwt.NewWithClaims(s.method, claims)
+	t.Header["typ"] = "secevent+jwt"
+	t.Header["kid"] = s.kid
+	out, err := t.SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("sign SET: %w", err)
+	}
+	return out, nil
+}
+
+// JWK is the public half of the signing key (RFC 7517; RFC 7518 §6.2 and
+// §6.3 for the EC and RSA members).
+type JWK struct {
+	Kty string `json:"kty"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	// RSA
+	N string `json:"n,omitempty"`
+	E string `json:"e,omitempty"`
+	// EC
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+}
+
+// jwks is the key set published at jwks_uri: public keys only.
+func (s *signer) jwks() map[string][]JWK {
+	b64 := base64.RawURLEncoding.EncodeToString
+	k := JWK{Use: "sig", Alg: s.method.Alg(), Kid: s.kid}
+	switch pub := s.key.Public().(type) {
+	case *rsa.PublicKey:
+		k.Kty, k.N, k.E = "RSA", b64(pub.N.Bytes()), b64(big.NewInt(int64(pub.E)).Bytes())
+	case *ecdsa.PublicKey:
+		// Fixed-width coordinates (RFC 7518 §6.2.1.2): 32 bytes for P-256.
+		ecdh, err := pub.ECDH()
+		if err == nil {
+			raw := ecdh.Bytes() // 0x04 || X || Y
+			k.Kty, k.Crv, k.X, k.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:65])
+		}
+	}
+	return map[string][]JWK{"keys": {k}}
+}

@@ -1,0 +1,410 @@
+package ssf
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
+)
+
+// Paths of the endpoints, below the issuer.
+const (
+	PathMetadata      = "/.well-known/ssf-configuration"
+	PathJWKS          = "/ssf/jwks.json"
+	PathConfiguration = "/ssf/streams"
+	PathStatus        = "/ssf/status"
+	PathAddSubject    = "/ssf/subjects:add"
+	PathRemoveSubject = "/ssf/subjects:remove"
+	PathVerify        = "/ssf/verify"
+)
+
+// maxStreamsPerReceiver bounds the streams one receiver can create.
+const maxStreamsPerReceiver = 10
+
+// Handler serves the transmitter metadata, the JWKS and the management API
+// (SSF 1.0 §7 and §8). The management endpoints take the receivers' bearer
+// tokens (RFC 6750); a receiver sees only the streams of its audience.
+func (t *Transmitter) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathMetadata, t.metadata)
+	mux.HandleFunc("GET "+PathJWKS, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, t.signer.jwks()) })
+	mux.HandleFunc("POST "+PathConfiguration, t.authed(t.createStream))
+	mux.HandleFunc("GET "+PathConfiguration, t.authed(t.readStream))
+	mux.HandleFunc("PATCH "+PathConfiguration, t.authed(t.updateStream(false)))
+	mux.HandleFunc("PUT "+PathConfiguration, t.authed(t.updateStream(true)))
+	mux.HandleFunc("DELETE "+PathConfiguration, t.authed(t.deleteStream))
+	mux.HandleFunc("GET "+PathStatus, t.authed(t.readStatus))
+	mux.HandleFunc("POST "+PathStatus, t.authed(t.updateStatus))
+	mux.HandleFunc("POST "+PathAddSubject, t.authed(t.subject(true)))
+	mux.HandleFunc("POST "+PathRemoveSubject, t.authed(t.subject(false)))
+	mux.HandleFunc("POST "+PathVerify, t.authed(t.verify))
+	return mux
+}
+
+// metadata is the transmitter configuration metadata (SSF 1.0 §7.1).
+func (t *Transmitter) metadata(w http.ResponseWriter, _ *http.Request) {
+	iss := t.cfg.Issuer
+	writeJSON(w, http.StatusOK, map[string]any{
+		"spec_version":               "1_0",
+		"issuer":                     iss,
+		"jwks_uri":                   iss + PathJWKS,
+		"delivery_methods_supported": []string{DeliveryPush},
+		"configuration_endpoint":     iss + PathConfiguration,
+		"status_endpoint":            iss + PathStatus,
+		"add_subject_endpoint":       iss + PathAddSubject,
+		"remove_subject_endpoint":    iss + PathRemoveSubject,
+		"verification_endpoint":      iss + PathVerify,
+		"authorization_schemes":      []map[string]string{{"spec_urn": "urn:ietf:rfc:6750"}},
+		"default_subjects":           t.cfg.DefaultSubjects,
+	})
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, rc *Receiver)
+
+// authed refuses a request without a known receiver's bearer token (401,
+// SSF 1.0 "Authorization").
+func (t *Transmitter) authed(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := t.receiver(r)
+		if rc == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenwatch-ssf"`)
+			writeError(w, http.StatusUnauthorized, "a receiver's bearer token is required (Authorization: Bearer …)")
+			return
+		}
+		h(w, r, rc)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": http.StatusText(status), "description": msg})
+}
+
+// delivery is a stream's delivery object. authorization_header is taken,
+// never shown.
+type delivery struct {
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+// streamJSON is the stream configuration object (SSF 1.0 §8.1.1).
+type streamJSON struct {
+	StreamID                string   `json:"stream_id"`
+	Iss                     string   `json:"iss"`
+	Aud                     string   `json:"aud"`
+	EventsSupported         []string `json:"events_supported"`
+	EventsRequested         []string `json:"events_requested"`
+	EventsDelivered         []string `json:"events_delivered"`
+	Delivery                delivery `json:"delivery"`
+	MinVerificationInterval int      `json:"min_verification_interval,omitempty"`
+	Description             string   `json:"description,omitempty"`
+}
+
+func (t *Transmitter) view(s *stream) streamJSON {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return streamJSON{StreamID: s.id, Iss: t.cfg.Issuer, Aud: s.aud, EventsSupported: EventsSupported,
+		EventsRequested: append([]string{}, s.requested...), EventsDelivered: s.delivered(),
+		Delivery:                delivery{Method: DeliveryPush, EndpointURL: s.endpoint},
+		MinVerificationInterval: int(t.cfg.MinVerificationInterval.Seconds()), Description: s.description}
+}
+
+// streamRequest is what a receiver sends to create or update a stream;
+// pointers tell a field left out from one emptied.
+type streamRequest struct {
+	StreamID        string    `json:"stream_id"`
+	Iss             *string   `json:"iss"`
+	EventsRequested *[]string `json:"events_requested"`
+	Delivery        *delivery `json:"delivery"`
+	Description     *string   `json:"description"`
+}
+
+func decode(r *http.Request, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
+		return errors.New("the body is not a JSON object of this request")
+	}
+	return nil
+}
+
+// apply checks req and sets it on s (s.mu held). replace: a receiver-
+// supplied field left out is emptied (PUT); otherwise kept (PATCH, POST).
+func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, error) {
+	if req.Iss != nil && *req.Iss != t.cfg.Issuer {
+		return http.StatusBadRequest, fmt.Errorf("iss %q is not this transmitter's (%s)", *req.Iss, t.cfg.Issuer)
+	}
+	if req.Delivery == nil && (replace || s.endpoint == "") {
+		return http.StatusBadRequest, errors.New("delivery: required, with method " + DeliveryPush + " and endpoint_url")
+	}
+	if d := req.Delivery; d != nil {
+		if d.Method != DeliveryPush {
+			return http.StatusBadRequest, fmt.Errorf("delivery.method %q: this transmitter pushes only (%s)", d.Method, DeliveryPush)
+		}
+		if err := validate.HTTPURL("delivery.endpoint_url", d.EndpointURL); err != nil {
+			return http.StatusBadRequest, err
+		}
+	}
+	var requested []string
+	if req.EventsRequested != nil {
+		for _, e := range *req.EventsRequested {
+			if !slices.Contains(EventsSupported, e) {
+				continue // SSF: events_delivered is requested ∩ supported
+			}
+			requested = append(requested, e)
+		}
+		if len(requested) == 0 && len(*req.EventsRequested) > 0 {
+			return http.StatusBadRequest, fmt.Errorf("events_requested: none of them is supported (%v)", EventsSupported)
+		}
+	}
+	if d := req.Delivery; d != nil {
+		s.endpoint, s.auth = d.EndpointURL, secret.New(d.AuthorizationHeader)
+	}
+	if req.EventsRequested != nil || replace {
+		s.requested = requested
+	}
+	if req.Description != nil {
+		s.description = *req.Description
+	} else if replace {
+		s.description = ""
+	}
+	return 0, nil
+}
+
+func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	var req streamRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n := 0
+	for _, s := range t.list() {
+		if s.aud == rc.Audience {
+			n++
+		}
+	}
+	if n >= maxStreamsPerReceiver {
+		writeError(w, http.StatusConflict, fmt.Sprintf("this receiver has %d streams, the most it may have", n))
+		return
+	}
+	s := newStream(newStreamID(), rc.Audience, false)
+	if code, err := t.apply(s, &req, false); err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	t.add(s)
+	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", s.endpoint)
+	writeJSON(w, http.StatusCreated, t.view(s))
+}
+
+// find returns the receiver's stream named by id; it writes the error.
+func (t *Transmitter) find(w http.ResponseWriter, rc *Receiver, id string) *stream {
+	if id == "" {
+		writeError(w, http.StatusBadRequest, "stream_id: required")
+		return nil
+	}
+	t.mu.Lock()
+	s := t.streams[id]
+	t.mu.Unlock()
+	if s == nil || s.aud != rc.Audience {
+		writeError(w, http.StatusNotFound, "no stream "+id+" for this receiver")
+		return nil
+	}
+	return s
+}
+
+func (t *Transmitter) readStream(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	id := r.URL.Query().Get("stream_id")
+	if id == "" {
+		out := []streamJSON{}
+		for _, s := range t.list() {
+			if s.aud == rc.Audience {
+				out = append(out, t.view(s))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	if s := t.find(w, rc, id); s != nil {
+		writeJSON(w, http.StatusOK, t.view(s))
+	}
+}
+
+func (t *Transmitter) updateStream(replace bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+		var req streamRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s := t.find(w, rc, req.StreamID)
+		if s == nil {
+			return
+		}
+		if s.static {
+			writeError(w, http.StatusForbidden, "stream "+s.id+" is configured in respond.ssf.streams: change it there")
+			return
+		}
+		s.mu.Lock()
+		code, err := t.apply(s, &req, replace)
+		s.mu.Unlock()
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, t.view(s))
+	}
+}
+
+func (t *Transmitter) deleteStream(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	s := t.find(w, rc, r.URL.Query().Get("stream_id"))
+	if s == nil {
+		return
+	}
+	if s.static {
+		writeError(w, http.StatusForbidden, "stream "+s.id+" is configured in respond.ssf.streams: remove it there")
+		return
+	}
+	t.remove(s.id)
+	t.log.Info("SSF stream deleted", "stream_id", s.id, "aud", s.aud)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type statusJSON struct {
+	StreamID string         `json:"stream_id"`
+	Status   string         `json:"status"`
+	Reason   string         `json:"reason,omitempty"`
+	Subject  map[string]any `json:"subject,omitempty"`
+}
+
+func (t *Transmitter) readStatus(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	if r.URL.Query().Get("subject") != "" {
+		writeError(w, http.StatusBadRequest, "subject: status per subject is not kept; the status is the stream's")
+		return
+	}
+	if s := t.find(w, rc, r.URL.Query().Get("stream_id")); s != nil {
+		s.mu.Lock()
+		st := statusJSON{StreamID: s.id, Status: s.status, Reason: s.reason}
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// updateStatus enables, pauses or disables a stream. Disabling drops what
+// was held (SSF 1.0: a disabled stream holds nothing); enabling sends what
+// a pause held.
+func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	var req statusJSON
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Subject != nil {
+		writeError(w, http.StatusBadRequest, "subject: status per subject is not kept; use the add and remove subject endpoints")
+		return
+	}
+	if !slices.Contains(statuses, req.Status) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want enabled, paused or disabled", req.Status))
+		return
+	}
+	s := t.find(w, rc, req.StreamID)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.status, s.reason = req.Status, req.Reason
+	dropped := 0
+	if req.Status == StatusDisabled {
+		dropped, s.queue = len(s.queue), nil
+	}
+	s.mu.Unlock()
+	t.metrics.count(s.id, "dropped", dropped)
+	s.poke()
+	t.log.Info("SSF stream status", "stream_id", s.id, "status", req.Status, "reason", req.Reason, "dropped", dropped)
+	writeJSON(w, http.StatusOK, statusJSON{StreamID: s.id, Status: req.Status, Reason: req.Reason})
+}
+
+// subject adds or removes a subject (SSF 1.0 §8.1.3): under default_subjects
+// ALL, a removed subject's events stop; under NONE only added subjects'
+// events go. Matching is by simple subject: a complex subject added or
+// removed stands for each of its members.
+func (t *Transmitter) subject(add bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+		var req struct {
+			StreamID string         `json:"stream_id"`
+			Subject  map[string]any `json:"subject"`
+			Verified *bool          `json:"verified"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if f, _ := req.Subject["format"].(string); f == "" {
+			writeError(w, http.StatusBadRequest, "subject: required, a subject identifier with a format (RFC 9493)")
+			return
+		}
+		s := t.find(w, rc, req.StreamID)
+		if s == nil {
+			return
+		}
+		s.mu.Lock()
+		for _, m := range members(req.Subject) {
+			if add {
+				s.added[m] = true
+				delete(s.removed, m)
+			} else {
+				s.removed[m] = true
+				delete(s.added, m)
+			}
+		}
+		s.mu.Unlock()
+		if add {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// verify queues a verification event on the stream (SSF 1.0 "Triggering a
+// Verification Event"): 204 once queued, 429 sooner than
+// min_verification_interval after the last.
+func (t *Transmitter) verify(w http.ResponseWriter, r *http.Request, rc *Receiver) {
+	var req struct {
+		StreamID string `json:"stream_id"`
+		State    string `json:"state"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s := t.find(w, rc, req.StreamID)
+	if s == nil {
+		return
+	}
+	now := t.Now()
+	s.mu.Lock()
+	soon := !s.lastVerify.IsZero() && now.Sub(s.lastVerify) < t.cfg.MinVerificationInterval
+	if !soon {
+		s.lastVerify = now
+	}
+	s.mu.Unlock()
+	if soon {
+		w.Header().Set("Retry-After", fmt.Sprint(int(t.cfg.MinVerificationInterval.Seconds())))
+		writeError(w, http.StatusTooManyRequests, "verification requested again within min_verification_interval")
+		return
+	}
+	e := verification(s.id, req.State, now)
+	t.send(s, &e)
+	w.WriteHeader(http.StatusNoContent)
+}

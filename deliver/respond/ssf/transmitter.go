@@ -1,0 +1,250 @@
+// Package ssf is tokenwatch's Shared Signals transmitter (OpenID Shared
+// Signals Framework 1.0): what the respond stage sees and does becomes
+// Security Event Tokens (RFC 8417) for the receivers that asked for them —
+// CAEP session-revoked and credential-change for an executed revocation,
+// CAEP risk-level-change as an incident's risk moves, RISC
+// credential-compromise for a credential seen used when it must not work.
+// SETs are signed with the configured key (published at the JWKS endpoint)
+// and pushed (RFC 8935) with retries; receivers discover the transmitter at
+// /.well-known/ssf-configuration and manage their streams through the SSF
+// management API. It imports no other stage; the respond stage hands it
+// incidents and audit records.
+package ssf
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// Metrics are the transmitter's instruments.
+type Metrics struct {
+	// sets counts SETs by stream and result: delivered, retried (one per
+	// extra attempt), failed (dead-lettered), dropped (disabled stream,
+	// hold limit).
+	sets *prometheus.CounterVec
+}
+
+// NewMetrics creates and registers the instruments on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{sets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_ssf_sets_total",
+		Help: "Security Event Tokens pushed to SSF receivers, by stream and result (delivered, retried, failed, dropped)."},
+		[]string{"stream", "result"})}
+	reg.MustRegister(m.sets)
+	return m
+}
+
+func (m *Metrics) count(stream, result string, n int) {
+	if m != nil && n > 0 {
+		m.sets.WithLabelValues(stream, result).Add(float64(n))
+	}
+}
+
+// Transmitter holds the streams and sends SETs over them. Incident and
+// Record are the respond stage's hooks; Handler serves the SSF endpoints.
+type Transmitter struct {
+	cfg     Config
+	signer  *signer
+	client  *http.Client
+	log     *slog.Logger
+	metrics *Metrics
+	// Now is the wall clock of verification events (the only SETs not
+	// derived from an event); tests set it.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	streams map[string]*stream
+	order   []string // stream ids, creation order
+	levels  map[string]string
+	flagged map[string]bool // incident+integration already reported compromised
+	ctx     context.Context // set by Start: workers of streams created later
+}
+
+// New builds a transmitter from a validated config; nothing runs until
+// Start (or Run).
+func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sg, err := parseKey(cfg.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("respond.ssf.signing_key: %w", err)
+	}
+	sg.kid = cfg.KeyID
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
+	t := &Transmitter{cfg: cfg, signer: sg, client: &http.Client{Timeout: cfg.Timeout}, log: log.With("component", "ssf"),
+		metrics: m, Now: time.Now, streams: map[string]*stream{}, levels: map[string]string{}, flagged: map[string]bool{}}
+	for _, sc := range cfg.Streams {
+		s := newStream(sc.ID, sc.Audience, true)
+		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
+		t.add(s)
+	}
+	return t, nil
+}
+
+func (t *Transmitter) add(s *stream) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.streams[s.id] = s
+	t.order = append(t.order, s.id)
+	if t.ctx != nil {
+		go t.work(t.ctx, s)
+	}
+}
+
+func (t *Transmitter) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.streams[id]; ok {
+		close(s.stop)
+		delete(t.streams, id)
+		for i, o := range t.order {
+			if o == id {
+				t.order = append(t.order[:i], t.order[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// list returns the streams in creation order.
+func (t *Transmitter) list() []*stream {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*stream, 0, len(t.order))
+	for _, id := range t.order {
+		out = append(out, t.streams[id])
+	}
+	return out
+}
+
+// Start runs the streams' push workers until ctx ends.
+func (t *Transmitter) Start(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ctx = ctx
+	for _, id := range t.order {
+		go t.work(ctx, t.streams[id])
+	}
+}
+
+// Run starts the workers and serves the SSF endpoints on the configured
+// listen address until ctx ends.
+func (t *Transmitter) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", t.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("respond.ssf.listen: %w", err)
+	}
+	t.Start(ctx)
+	srv := &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	t.log.Info("SSF transmitter listening", "addr", ln.Addr().String(), "issuer", t.cfg.Issuer, "streams", len(t.list()))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ssf: %w", err)
+	}
+	return nil
+}
+
+// Incident turns an incident version into risk-level-change (when the
+// level moved since the last version seen) and credential-compromise (once
+// per incident and integration) events. Call it with versions in the order
+// they were produced; the levels it remembers are per process, so after a
+// restart the first version seen carries no previous_level.
+func (t *Transmitter) Incident(inc schemas.Incident) {
+	var evs []event
+	t.mu.Lock()
+	for _, integration := range integrations(&inc) {
+		k := inc.ID + "\x00" + integration
+		if prev, now := t.levels[k], level(&inc); prev != now {
+			t.levels[k] = now
+			evs = append(evs, riskChange(&inc, integration, prev))
+		}
+		if !t.flagged[k] && t.cfg.Compromise.compromised(&inc) {
+			t.flagged[k] = true
+			evs = append(evs, compromise(&inc, integration, t.cfg.CredentialType))
+		}
+	}
+	t.mu.Unlock()
+	t.emit(evs)
+}
+
+// Record takes the respond stage's audit records (it is one of its
+// recorders): executed revocations become session-revoked and
+// credential-change. It only queues, so it never holds the stage up; the
+// queue is in memory.
+func (t *Transmitter) Record(_ context.Context, rs []schemas.Response) error {
+	for i := range rs {
+		t.emit(fromResponse(&rs[i], t.cfg.CredentialType))
+	}
+	return nil
+}
+
+// emit signs each event for every stream that wants it and queues it.
+func (t *Transmitter) emit(evs []event) {
+	if len(evs) == 0 {
+		return
+	}
+	all := t.cfg.DefaultSubjects == "ALL"
+	for _, s := range t.list() {
+		for i := range evs {
+			s.mu.Lock()
+			want := s.wants(evs[i].typ, evs[i].subject, all)
+			s.mu.Unlock()
+			if want {
+				t.send(s, &evs[i])
+			}
+		}
+	}
+}
+
+func (t *Transmitter) send(s *stream, e *event) {
+	set, err := t.signer.sign(jwt.MapClaims(e.claims(t.cfg.Issuer, s.aud)))
+	if err != nil {
+		t.metrics.count(s.id, "failed", 1)
+		t.log.Error("SET not signed", "stream_id", s.id, "event", e.typ, "err", err)
+		return
+	}
+	t.enqueue(s, pending{set: set, typ: e.typ, jti: e.jti(s.aud)})
+}
+
+// receiver is the receiver a bearer token belongs to, nil for none.
+func (t *Transmitter) receiver(r *http.Request) *Receiver {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return nil
+	}
+	for i := range t.cfg.Receivers {
+		if subtle.ConstantTimeCompare([]byte(t.cfg.Receivers[i].Token.Reveal()), []byte(tok)) == 1 {
+			return &t.cfg.Receivers[i]
+		}
+	}
+	return nil
+}
+
+func newStreamID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
