@@ -288,11 +288,12 @@ type statusJSON struct {
 }
 
 func (t *Transmitter) readStatus(w http.ResponseWriter, r *http.Request, rc *Receiver) {
-	if r.URL.Query().Get("subject") != "" {
+	s := t.find(w, rc, r.URL.Query().Get("stream_id"))
+	switch {
+	case s == nil:
+	case r.URL.Query().Get("subject") != "":
 		writeError(w, http.StatusBadRequest, "subject: status per subject is not kept; the status is the stream's")
-		return
-	}
-	if s := t.find(w, rc, r.URL.Query().Get("stream_id")); s != nil {
+	default:
 		s.mu.Lock()
 		st := statusJSON{StreamID: s.id, Status: s.status, Reason: s.reason}
 		s.mu.Unlock()
@@ -309,6 +310,10 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	s := t.find(w, rc, req.StreamID)
+	if s == nil {
+		return
+	}
 	if req.Subject != nil {
 		writeError(w, http.StatusBadRequest, "subject: status per subject is not kept; use the add and remove subject endpoints")
 		return
@@ -317,15 +322,11 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want enabled, paused or disabled", req.Status))
 		return
 	}
-	s := t.find(w, rc, req.StreamID)
-	if s == nil {
-		return
-	}
 	s.mu.Lock()
 	s.status, s.reason = req.Status, req.Reason
 	dropped := 0
 	if req.Status == StatusDisabled {
-		dropped, s.queue = len(s.queue), nil
+		dropped = s.clear()
 	}
 	s.mu.Unlock()
 	t.metrics.count(s.id, "dropped", dropped)
@@ -349,12 +350,12 @@ func (t *Transmitter) subject(add bool) handler {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if f, _ := req.Subject["format"].(string); f == "" {
-			writeError(w, http.StatusBadRequest, "subject: required, a subject identifier with a format (RFC 9493)")
-			return
-		}
 		s := t.find(w, rc, req.StreamID)
 		if s == nil {
+			return
+		}
+		if f, _ := req.Subject["format"].(string); f == "" {
+			writeError(w, http.StatusBadRequest, "subject: required, a subject identifier with a format (RFC 9493)")
 			return
 		}
 		s.mu.Lock()

@@ -131,7 +131,7 @@ func (rc *receiver) wait(n int) []pushed {
 type fixture struct {
 	tr   *Transmitter
 	srv  *httptest.Server
-	logs *bytes.Buffer
+	logs *syncWriter
 	m    *Metrics
 }
 
@@ -150,9 +150,9 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	if edit != nil {
 		edit(&cfg)
 	}
-	logs := &bytes.Buffer{}
+	logs := &syncWriter{}
 	m := NewMetrics(prometheus.NewRegistry())
-	tr, err := New(cfg, m, slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	tr, err := New(cfg, m, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,15 +163,22 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	return &fixture{tr: tr, srv: srv, logs: logs, m: m}
 }
 
+// syncWriter is a log buffer the workers write while the test reads.
 type syncWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // call makes a management request as the receiver holding tok.
@@ -449,7 +456,7 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 					}
 				}
 			}
-			if n := counted(f.m, id, "delivered"); n != 8 {
+			if n := waitCount(f.m, id, "delivered", 8); n != 8 {
 				t.Errorf("delivered %v, want 8", n)
 			}
 		})
@@ -463,4 +470,17 @@ func counted(m *Metrics, stream, result string) float64 {
 		return -1
 	}
 	return d.GetCounter().GetValue()
+}
+
+// waitCount waits up to 5 s for the counter to reach want; it returns the
+// last value read (the worker counts after the receiver answered).
+func waitCount(m *Metrics, stream, result string, want float64) float64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := counted(m, stream, result)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

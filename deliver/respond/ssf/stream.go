@@ -47,6 +47,7 @@ type stream struct {
 	removed     map[string]bool
 	lastVerify  time.Time
 	queue       []pending
+	sending     bool          // the worker is pushing queue[0]
 	wake        chan struct{} // cap 1: something to push, or the status changed
 	stop        chan struct{} // closed when the stream is deleted
 }
@@ -183,7 +184,7 @@ func (t *Transmitter) work(ctx context.Context, s *stream) {
 		s.mu.Lock()
 		var next *pending
 		if s.status == StatusEnabled && len(s.queue) > 0 {
-			next = &s.queue[0]
+			next, s.sending = &s.queue[0], true
 		}
 		endpoint, auth := s.endpoint, s.auth
 		s.mu.Unlock()
@@ -206,6 +207,7 @@ func (t *Transmitter) work(ctx context.Context, s *stream) {
 		if len(s.queue) > 0 && s.queue[0].jti == p.jti {
 			s.queue = s.queue[1:]
 		}
+		s.sending = false
 		s.mu.Unlock()
 		t.metrics.count(s.id, "retried", attempts-1)
 		if err != nil {
@@ -216,6 +218,18 @@ func (t *Transmitter) work(ctx context.Context, s *stream) {
 		t.metrics.count(s.id, "delivered", 1)
 		t.log.Debug("SET delivered", "stream_id", s.id, "event", p.typ, "jti", p.jti, "attempts", attempts)
 	}
+}
+
+// clear drops what the stream holds but the SET being pushed (s.mu held);
+// it returns how many.
+func (s *stream) clear() int {
+	keep := 0
+	if s.sending && len(s.queue) > 0 {
+		keep = 1
+	}
+	n := len(s.queue) - keep
+	s.queue = s.queue[:keep]
+	return n
 }
 
 // enqueue adds a signed SET; disabled streams drop it (SSF 1.0: "will not

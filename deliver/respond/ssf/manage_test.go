@@ -1,0 +1,251 @@
+package ssf
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// revoke emits one executed revoke: two SETs (session-revoked,
+// credential-change) for streams requesting both.
+func revoke(t *testing.T, f *fixture, id string) {
+	t.Helper()
+	r := executed()
+	r.ID = id
+	if err := f.tr.Record(context.Background(), []schemas.Response{r}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setStatus(t *testing.T, f *fixture, id, status string) {
+	t.Helper()
+	code, b := call(t, http.MethodPost, f.srv.URL+PathStatus, token, map[string]string{"stream_id": id, "status": status, "reason": "test"})
+	if code != http.StatusOK || !strings.Contains(string(b), `"status":"`+status+`"`) {
+		t.Fatalf("status %s: %d %s", status, code, b)
+	}
+}
+
+// TestPausedHoldsDisabledDrops: a paused stream sends nothing and keeps
+// what it would have sent until enabled; a disabled one keeps nothing.
+func TestPausedHoldsDisabledDrops(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil)
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+
+	setStatus(t, f, id, StatusPaused)
+	revoke(t, f, "r-paused")
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rc.pushes()); n != 0 {
+		t.Fatalf("a paused stream pushed %d SETs", n)
+	}
+	code, b := call(t, http.MethodGet, f.srv.URL+PathStatus+"?stream_id="+id, token, nil)
+	if code != http.StatusOK || !strings.Contains(string(b), `"paused"`) {
+		t.Fatalf("read status: %d %s", code, b)
+	}
+	setStatus(t, f, id, StatusEnabled)
+	rc.wait(1) // the held SET
+
+	setStatus(t, f, id, StatusDisabled)
+	revoke(t, f, "r-disabled")
+	setStatus(t, f, id, StatusEnabled)
+	revoke(t, f, "r-enabled")
+	got := rc.wait(2)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rc.pushes()); n != 2 {
+		t.Fatalf("%d pushes, want 2: the disabled stream's SET is dropped", n)
+	}
+	if !strings.Contains(got[1].body, ".") || waitCount(f.m, id, "dropped", 1) != 1 {
+		t.Errorf("dropped %v, want 1", counted(f.m, id, "dropped"))
+	}
+}
+
+// TestPushErrorsRetriedOrNot: RFC 8935 §2.4's 400 (here invalid_audience)
+// is final, dead-lettered after one attempt; a 503 is retried.
+func TestPushErrorsRetriedOrNot(t *testing.T) {
+	_, ec := keys(t)
+	for _, tc := range []struct {
+		name                       string
+		script                     []int
+		attempts                   int
+		delivered, failed, retried float64
+		logWant                    string
+	}{
+		{"400 invalid_audience is final", []int{http.StatusBadRequest}, 1, 0, 1, 0, "invalid_audience"},
+		{"503 is retried", []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable}, 3, 1, 0, 2, ""},
+		{"503 until attempts run out", []int{503, 503, 503}, 3, 0, 1, 2, "HTTP 503"},
+		{"401 is final", []int{http.StatusUnauthorized}, 1, 0, 1, 0, "HTTP 401"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTransmitter(t, ec, nil)
+			rc := newReceiver(t, tc.script...)
+			id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+			revoke(t, f, "r-1")
+			rc.wait(tc.attempts)
+			waitCount(f.m, id, map[bool]string{true: "delivered", false: "failed"}[tc.delivered == 1], 1)
+			time.Sleep(30 * time.Millisecond)
+			if n := len(rc.pushes()); n != tc.attempts {
+				t.Errorf("%d attempts, want %d", n, tc.attempts)
+			}
+			for result, want := range map[string]float64{"delivered": tc.delivered, "failed": tc.failed, "retried": tc.retried} {
+				if got := counted(f.m, id, result); got != want {
+					t.Errorf("%s %v, want %v", result, got, want)
+				}
+			}
+			if tc.logWant != "" && !strings.Contains(f.logs.String(), tc.logWant) {
+				t.Errorf("log does not say %q: %s", tc.logWant, f.logs.String())
+			}
+			if strings.Contains(f.logs.String(), "push-secret") {
+				t.Error("the push authorization header is in the log")
+			}
+		})
+	}
+}
+
+// TestManagementRefusesWithoutToken: every management endpoint wants a
+// receiver's bearer token, and a receiver reaches only its own streams.
+func TestManagementRefusesWithoutToken(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil)
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, nil)
+	endpoints := []struct{ method, path string }{
+		{http.MethodPost, PathConfiguration}, {http.MethodGet, PathConfiguration + "?stream_id=" + id},
+		{http.MethodPatch, PathConfiguration}, {http.MethodPut, PathConfiguration},
+		{http.MethodDelete, PathConfiguration + "?stream_id=" + id}, {http.MethodGet, PathStatus + "?stream_id=" + id},
+		{http.MethodPost, PathStatus}, {http.MethodPost, PathAddSubject}, {http.MethodPost, PathRemoveSubject}, {http.MethodPost, PathVerify},
+	}
+	body := map[string]any{"stream_id": id, "status": "paused", "state": "x", "subject": map[string]string{"format": "opaque", "id": "x"},
+		"delivery": map[string]string{"method": DeliveryPush, "endpoint_url": rc.srv.URL}}
+	for _, e := range endpoints {
+		for _, tok := range []string{"", "wrong-token-0123456789"} {
+			code, b := call(t, e.method, f.srv.URL+e.path, tok, body)
+			if code != http.StatusUnauthorized || !strings.Contains(string(b), "bearer token") {
+				t.Errorf("%s %s with token %q: %d %s, want 401", e.method, e.path, tok, code, b)
+			}
+		}
+		if e.method == http.MethodPost && e.path == PathConfiguration {
+			continue // creating is not about an existing stream
+		}
+		if code, b := call(t, e.method, f.srv.URL+e.path, otherToken, body); code != http.StatusNotFound {
+			t.Errorf("%s %s by another receiver: %d %s, want 404", e.method, e.path, code, b)
+		}
+	}
+	if s := f.logs.String(); strings.Contains(s, token) || strings.Contains(s, "wrong-token") {
+		t.Error("a bearer token is in the log")
+	}
+}
+
+// TestStreamConfiguration: read, update (PATCH keeps, PUT replaces),
+// clear 4xx on bad input, delete; configured streams are read-only.
+func TestStreamConfiguration(t *testing.T) {
+	_, ec := keys(t)
+	rc := newReceiver(t)
+	f := newTransmitter(t, ec, func(c *Config) {
+		c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
+	})
+	url := f.srv.URL + PathConfiguration
+	id := createStream(t, url, rc.srv.URL, []string{EventRiskLevelChange, "urn:example:unknown"})
+
+	read := func() streamJSON {
+		code, b := call(t, http.MethodGet, url+"?stream_id="+id, token, nil)
+		var s streamJSON
+		if code != http.StatusOK || json.Unmarshal(b, &s) != nil {
+			t.Fatalf("read: %d %s", code, b)
+		}
+		return s
+	}
+	s := read()
+	if s.Iss != f.srv.URL || s.Aud != audience || len(s.EventsDelivered) != 1 || s.EventsDelivered[0] != EventRiskLevelChange ||
+		len(s.EventsSupported) != 4 || s.Description != "test receiver" || s.Delivery.AuthorizationHeader != "" {
+		t.Errorf("stream %+v", s)
+	}
+	if code, b := call(t, http.MethodPatch, url, token, map[string]any{"stream_id": id, "description": "patched"}); code != http.StatusOK {
+		t.Fatalf("patch: %d %s", code, b)
+	}
+	if s := read(); s.Description != "patched" || len(s.EventsRequested) != 1 {
+		t.Errorf("after PATCH %+v", s)
+	}
+	put := map[string]any{"stream_id": id, "delivery": map[string]any{"method": DeliveryPush, "endpoint_url": rc.srv.URL}}
+	if code, b := call(t, http.MethodPut, url, token, put); code != http.StatusOK {
+		t.Fatalf("put: %d %s", code, b)
+	}
+	if s := read(); s.Description != "" || len(s.EventsRequested) != 0 || len(s.EventsDelivered) != 4 {
+		t.Errorf("after PUT (left-out fields emptied) %+v", s)
+	}
+	code, b := call(t, http.MethodGet, url, token, nil)
+	var all []streamJSON
+	if code != http.StatusOK || json.Unmarshal(b, &all) != nil || len(all) != 2 {
+		t.Errorf("list: %d %s", code, b)
+	}
+	for _, tc := range []struct {
+		method string
+		body   any
+		code   int
+		want   string
+	}{
+		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": "urn:ietf:rfc:8936"}}, 400, "pushes only"},
+		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": "ftp://x"}}, 400, "endpoint_url"},
+		{http.MethodPost, map[string]any{}, 400, "delivery: required"},
+		{http.MethodPost, map[string]any{"delivery": put["delivery"], "events_requested": []string{"urn:x"}}, 400, "none of them"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "iss": "https://evil.example"}, 400, "iss"},
+		{http.MethodPatch, map[string]any{"stream_id": "nope"}, 404, "no stream"},
+		{http.MethodPatch, map[string]any{}, 400, "stream_id: required"},
+		{http.MethodPatch, map[string]any{"stream_id": "static", "description": "x"}, 403, "respond.ssf.streams"},
+		{http.MethodPost, "not json", 400, "not a JSON object"},
+	} {
+		code, b := call(t, tc.method, url, token, tc.body)
+		if code != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s %v: %d %s, want %d naming %q", tc.method, tc.body, code, b, tc.code, tc.want)
+		}
+	}
+	if code, _ := call(t, http.MethodDelete, url+"?stream_id=static", token, nil); code != http.StatusForbidden {
+		t.Errorf("delete a configured stream: %d", code)
+	}
+	if code, _ := call(t, http.MethodDelete, url+"?stream_id="+id, token, nil); code != http.StatusNoContent {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := call(t, http.MethodGet, url+"?stream_id="+id, token, nil); code != http.StatusNotFound {
+		t.Errorf("read after delete: %d", code)
+	}
+}
+
+// TestSubjectsAndVerificationInterval: a removed subject's events stop and
+// come back once added; a second verification within
+// min_verification_interval is a 429.
+func TestSubjectsAndVerificationInterval(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, func(c *Config) { c.MinVerificationInterval = time.Hour })
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+	sub := map[string]any{"stream_id": id, "subject": map[string]string{"format": "opaque", "id": integration1}}
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathRemoveSubject, token, sub); code != http.StatusNoContent {
+		t.Fatalf("remove subject: %d %s", code, b)
+	}
+	revoke(t, f, "r-removed")
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub); code != http.StatusOK {
+		t.Fatalf("add subject: %d %s", code, b)
+	}
+	revoke(t, f, "r-added")
+	got := rc.wait(1)
+	time.Sleep(50 * time.Millisecond)
+	if len(rc.pushes()) != 1 || !strings.Contains(got[0].body, ".") {
+		t.Fatalf("%d pushes, want 1 (the removed subject's SET is not sent)", len(rc.pushes()))
+	}
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, map[string]any{"stream_id": id, "subject": map[string]string{}}); code != http.StatusBadRequest {
+		t.Errorf("add a subject without format: %d %s", code, b)
+	}
+	v := map[string]string{"stream_id": id}
+	if code, _ := call(t, http.MethodPost, f.srv.URL+PathVerify, token, v); code != http.StatusNoContent {
+		t.Fatalf("verify: %d", code)
+	}
+	if code, _ := call(t, http.MethodPost, f.srv.URL+PathVerify, token, v); code != http.StatusTooManyRequests {
+		t.Errorf("second verify within the interval: %d, want 429", code)
+	}
+	rc.wait(2)
+}
