@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokenwatch/tokenwatch/deliver/respond/ssf"
 	"github.com/tokenwatch/tokenwatch/internal/platform/yamlstrict"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// Vendors holds each source's revoker config (admin credential, API
 	// base URL), decoded strictly by the revoker's folder.
 	Vendors map[string]yaml.Node `yaml:"vendors"`
+	// SSF is the Shared Signals transmitter (deliver/respond/ssf): what the
+	// stage sees and does, as SETs for receivers. nil: none.
+	SSF *ssf.Config `yaml:"ssf"`
 }
 
 // Rule maps incidents to an action.
@@ -89,6 +93,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("respond.timeout: must be positive"))
+	}
+	if c.SSF != nil {
+		if err := c.SSF.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -31,9 +31,24 @@ type Role struct {
 	// recording failure executes the same plan, not a fresh one (the
 	// planner remembers what it planned and would plan nothing).
 	pending []Planned
+	signals []Signaler
 	// Incidents counts the incident versions handled (planned and
 	// executed), for tests and readiness.
 	Incidents atomic.Int64
+}
+
+// Signaler is told what the stage sees and does, to tell others (the SSF
+// transmitter): every incident version as it is planned, and every audit
+// record as a Recorder. It must not block: it queues.
+type Signaler interface {
+	Incident(inc schemas.Incident)
+	Recorder
+}
+
+// Signal adds s; call it before Run.
+func (r *Role) Signal(s Signaler) {
+	r.signals = append(r.signals, s)
+	r.executor.Audit = append(r.executor.Audit, s)
 }
 
 // NewRole builds the stage. store may be nil (no ClickHouse); recorders
@@ -80,6 +95,12 @@ func (r *Role) handle(ctx context.Context, batch []kafka.Message) error {
 				// dead-letter it; here it is only noted.
 				r.log.Warn("undecodable incident skipped", "where", broker.Where(m), "err", err)
 				continue
+			}
+			// Before the plan is executed, so a receiver hears of the risk
+			// before the revocation it led to; once per batch (a retried
+			// batch keeps its plan and is not signalled again).
+			for _, s := range r.signals {
+				s.Incident(inc)
 			}
 			r.pending = append(r.pending, r.planner.Plan(inc)...)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
+	"github.com/tokenwatch/tokenwatch/deliver/respond/ssf"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -67,13 +68,14 @@ type Metrics struct {
 	Detect  *stream.Metrics
 	Deliver *dispatch.Metrics
 	Respond *respond.Metrics
+	SSF     *ssf.Metrics
 	// GeoIPDatabaseAge is set on every (re)load of the GeoIP databases.
 	GeoIPDatabaseAge *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers every role's instruments on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{Kafka: broker.NewMetrics(reg), Ingest: intake.NewMetrics(reg), Detect: stream.NewMetrics(reg), Deliver: dispatch.NewMetrics(reg), Respond: respond.NewMetrics(reg),
+	m := &Metrics{Kafka: broker.NewMetrics(reg), Ingest: intake.NewMetrics(reg), Detect: stream.NewMetrics(reg), Deliver: dispatch.NewMetrics(reg), Respond: respond.NewMetrics(reg), SSF: ssf.NewMetrics(reg),
 		GeoIPDatabaseAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_geoip_database_age_seconds",
 			Help: "Age of the loaded GeoIP database (from its build epoch)."}, []string{"database"})}
 	reg.MustRegister(m.GeoIPDatabaseAge)
@@ -111,6 +113,7 @@ type Pipeline struct {
 	Detect   *stream.Role
 	Deliver  *dispatch.Role
 	Respond  *respond.Role      // nil without a respond: section
+	SSF      *ssf.Transmitter   // nil without respond.ssf
 	CH       *clickhouse.Client // nil without ClickHouse
 	Stats    Stats
 	Registry *prometheus.Registry
@@ -220,6 +223,12 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			store, recorders = p.CH, []respond.Recorder{p.CH}
 		}
 		p.Respond = respond.NewRole(*cfg.Respond, revokers, catalog, store, recorders, cfg.Kafka, p.metrics.Respond, log)
+		if cfg.Respond.SSF != nil {
+			if p.SSF, err = ssf.New(*cfg.Respond.SSF, p.metrics.SSF, log); err != nil {
+				return nil, closeFn, err
+			}
+			p.Respond.Signal(p.SSF)
+		}
 	}
 	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters, FilesIngested: &p.Ingest.Stats.FilesIngested,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
@@ -270,6 +279,9 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 		start("deliver", func(ctx context.Context) error { return p.Deliver.Run(ctx, extra...) })
 		if p.Respond != nil {
 			start("respond", p.Respond.Run)
+		}
+		if p.SSF != nil {
+			start("ssf", p.SSF.Run)
 		}
 	}
 	if slices.Contains(roles, RoleIngest) {
