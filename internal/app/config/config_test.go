@@ -49,6 +49,16 @@ func TestValidationNamesEachBadField(t *testing.T) {
 		{"respond: {rules: [{name: r, action: revoke, mode: now}]}", "respond.rules[0].mode"},
 		{"respond: {rules: [{name: r, action: revoke, match: {severity: high}}]}", "severity"},
 		{"respond: {max_revocation_per_hour: 3}", "max_revocation_per_hour"},
+		{"respond: {ssf: {isuer: https://tw.example}}", "respond.ssf.isuer"},
+		{"respond: {ssf: {streams: [{id: s, endpoint: https://rp.example}]}}", "respond.ssf.streams[0].endpoint"},
+		{"respond: {ssf: {retry: {max_atempts: 2}}}", "max_atempts"},
+		{"respond: {ssf: {listen: ':1'}}", "respond.ssf.issuer"},
+		{"respond: {ssf: {issuer: https://tw.example, listen: ':1'}}", "respond.ssf.signing_key"},
+		{"respond: {ssf: {signing_key: not-a-pem}}", "respond.ssf.signing_key: not a PEM block"},
+		{"respond: {ssf: {streams: [{id: s, audience: a, endpoint_url: 'ftp://x'}]}}", "respond.ssf.streams[0].endpoint_url"},
+		{"respond: {ssf: {streams: [{id: s, audience: a, endpoint_url: 'https://x', events_requested: [urn:x]}]}}", "respond.ssf.streams[0].events_requested[0]"},
+		{"respond: {ssf: {receivers: [{audience: a, token: short}]}}", "respond.ssf.receivers[0].token"},
+		{"respond: {ssf: {default_subjects: SOME}}", "respond.ssf.default_subjects"},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.yaml), "t")
