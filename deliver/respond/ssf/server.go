@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/internal/platform/validate"
 )
@@ -168,7 +169,12 @@ func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, e
 		}
 	}
 	if d := req.Delivery; d != nil {
-		s.endpoint, s.auth = d.EndpointURL, secret.New(d.AuthorizationHeader)
+		// The header is never shown back, so a PATCH that leaves it out
+		// keeps it; a PUT replaces everything (SSF: left out is deleted).
+		if d.AuthorizationHeader != "" || replace {
+			s.auth = secret.New(d.AuthorizationHeader)
+		}
+		s.endpoint = d.EndpointURL
 	}
 	if req.EventsRequested != nil || replace {
 		s.requested = requested
@@ -203,7 +209,7 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 		return
 	}
 	t.add(s)
-	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", s.endpoint)
+	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", deliver.SafeURL(s.endpoint))
 	writeJSON(w, http.StatusCreated, t.view(s))
 }
 

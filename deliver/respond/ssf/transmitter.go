@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -54,6 +55,15 @@ func (m *Metrics) count(stream, result string, n int) {
 	}
 }
 
+// seenIncidents bounds the incident and integration pairs remembered.
+const seenIncidents = 100000
+
+// told is what receivers were told of one incident and integration.
+type told struct {
+	level       string
+	compromised bool
+}
+
 // Transmitter holds the streams and sends SETs over them. Incident and
 // Record are the respond stage's hooks; Handler serves the SSF endpoints.
 type Transmitter struct {
@@ -69,9 +79,11 @@ type Transmitter struct {
 	mu      sync.Mutex
 	streams map[string]*stream
 	order   []string // stream ids, creation order
-	levels  map[string]string
-	flagged map[string]bool // incident+integration already reported compromised
-	ctx     context.Context // set by Start: workers of streams created later
+	// seen is what was told of each incident and integration, bounded so
+	// the memory does not grow with every incident ever seen (one evicted
+	// starts unknown again: no previous_level).
+	seen *lru.Cache[string, told]
+	ctx  context.Context // set by Start: workers of streams created later
 }
 
 // New builds a transmitter from a validated config; nothing runs until
@@ -90,7 +102,8 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	t := &Transmitter{cfg: cfg, signer: sg, client: &http.Client{Timeout: cfg.Timeout}, log: log.With("component", "ssf"),
-		metrics: m, Now: time.Now, streams: map[string]*stream{}, levels: map[string]string{}, flagged: map[string]bool{}}
+		metrics: m, Now: time.Now, streams: map[string]*stream{}}
+	t.seen, _ = lru.New[string, told](seenIncidents)
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
@@ -177,14 +190,16 @@ func (t *Transmitter) Incident(inc schemas.Incident) {
 	t.mu.Lock()
 	for _, integration := range integrations(&inc) {
 		k := inc.ID + "\x00" + integration
-		if prev, now := t.levels[k], level(&inc); prev != now {
-			t.levels[k] = now
-			evs = append(evs, riskChange(&inc, integration, prev))
+		mem, _ := t.seen.Get(k)
+		if now := level(&inc); mem.level != now {
+			evs = append(evs, riskChange(&inc, integration, mem.level))
+			mem.level = now
 		}
-		if !t.flagged[k] && t.cfg.Compromise.compromised(&inc) {
-			t.flagged[k] = true
+		if !mem.compromised && t.cfg.Compromise.compromised(&inc) {
 			evs = append(evs, compromise(&inc, integration, t.cfg.CredentialType))
+			mem.compromised = true
 		}
+		t.seen.Add(k, mem)
 	}
 	t.mu.Unlock()
 	t.emit(evs)
