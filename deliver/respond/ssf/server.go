@@ -132,11 +132,23 @@ type streamRequest struct {
 	Description     *string   `json:"description"`
 }
 
-func decode(r *http.Request, v any) error {
+// decode reads the JSON body into v; false when it does not decode (the
+// 400 is written).
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
-		return errors.New("the body is not a JSON object of this request")
+		writeError(w, http.StatusBadRequest, "the body is not a JSON object of this request")
+		return false
 	}
-	return nil
+	return true
+}
+
+// named decodes the body into req and returns the receiver's stream whose
+// id it holds at *id; nil when either fails (the error is written).
+func (t *Transmitter) named(w http.ResponseWriter, r *http.Request, rc *Receiver, req any, id *string) *stream {
+	if !decode(w, r, req) {
+		return nil
+	}
+	return t.find(w, rc, *id)
 }
 
 // apply checks req and sets it on s (s.mu held). replace: a receiver-
@@ -189,8 +201,7 @@ func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, e
 
 func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *Receiver) {
 	var req streamRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if !decode(w, r, &req) {
 		return
 	}
 	n := 0
@@ -249,11 +260,7 @@ func (t *Transmitter) readStream(w http.ResponseWriter, r *http.Request, rc *Rec
 func (t *Transmitter) updateStream(replace bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, rc *Receiver) {
 		var req streamRequest
-		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		s := t.find(w, rc, req.StreamID)
+		s := t.named(w, r, rc, &req, &req.StreamID)
 		if s == nil {
 			return
 		}
@@ -312,11 +319,7 @@ func (t *Transmitter) readStatus(w http.ResponseWriter, r *http.Request, rc *Rec
 // a pause held.
 func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *Receiver) {
 	var req statusJSON
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	s := t.find(w, rc, req.StreamID)
+	s := t.named(w, r, rc, &req, &req.StreamID)
 	if s == nil {
 		return
 	}
@@ -352,11 +355,7 @@ func (t *Transmitter) subject(add bool) handler {
 			Subject  map[string]any `json:"subject"`
 			Verified *bool          `json:"verified"`
 		}
-		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		s := t.find(w, rc, req.StreamID)
+		s := t.named(w, r, rc, &req, &req.StreamID)
 		if s == nil {
 			return
 		}
@@ -391,11 +390,7 @@ func (t *Transmitter) verify(w http.ResponseWriter, r *http.Request, rc *Receive
 		StreamID string `json:"stream_id"`
 		State    string `json:"state"`
 	}
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	s := t.find(w, rc, req.StreamID)
+	s := t.named(w, r, rc, &req, &req.StreamID)
 	if s == nil {
 		return
 	}
