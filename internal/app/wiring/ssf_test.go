@@ -23,6 +23,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	_ "github.com/tokenwatch/tokenwatch/deliver/respond/okta"
 	"github.com/tokenwatch/tokenwatch/deliver/respond/ssf"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
@@ -31,8 +32,10 @@ import (
 )
 
 // TestRunWithSSFTransmitsIncidents: `run` with respond.ssf configured
-// serves the transmitter metadata on its listen address and pushes a
-// risk-level-change for an incident read from tokenwatch.incidents.
+// serves the transmitter metadata on its listen address and, for an
+// incident read from tokenwatch.incidents that a rule revokes in enforce
+// mode, pushes its risk-level-change, then the session-revoked and
+// credential-change of the executed revoke.
 func TestRunWithSSFTransmitsIncidents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -45,6 +48,8 @@ func TestRunWithSSFTransmitsIncidents(t *testing.T) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	okta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer okta.Close()
 	var mu sync.Mutex
 	var sets []string
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +70,8 @@ func TestRunWithSSFTransmitsIncidents(t *testing.T) {
 	cfg, err := config.Parse([]byte(`
 http: {listen: ""}
 respond:
+  rules: [{name: r, match: {min_severity: medium}, action: revoke, mode: enforce}]
+  vendors: {okta: {org_url: `+okta.URL+`, api_token: okta-admin-token}}
   ssf:
     issuer: http://`+addr+`
     listen: `+addr+`
@@ -75,7 +82,6 @@ respond:
       - id: siem
         audience: https://rp.example
         endpoint_url: `+rcv.URL+`
-        events_requested: [`+ssf.EventRiskLevelChange+`]
 `), "t")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +94,7 @@ respond:
 	if p.SSF == nil {
 		t.Fatal("respond.ssf configured, no transmitter built")
 	}
-	inc := schemas.Incident{ID: "inc-9", Version: 1, Status: schemas.IncidentOpen, Tenant: "t", IntegrationID: "app9",
+	inc := schemas.Incident{ID: "inc-9", Version: 1, Status: schemas.IncidentOpen, Tenant: "t", IntegrationID: "0oa1234567890abcdefg", Source: "okta",
 		Severity: schemas.SeverityMedium, UpdatedAt: schemas.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)), Detectors: []string{"geo.new_country"}}
 	v, _ := json.Marshal(inc)
 	w := broker.NewWriter(p.Cfg.Kafka, schemas.TopicIncidents)
@@ -113,7 +119,7 @@ respond:
 				resp.Body.Close()
 			}
 		}
-		return len(sets) > 0 && md != nil
+		return len(sets) >= 3 && md != nil
 	})
 	stop()
 	if err := <-done; err != nil {
@@ -125,12 +131,17 @@ respond:
 	if md["issuer"] != "http://"+addr {
 		t.Errorf("metadata %v", md)
 	}
-	parts := strings.Split(sets[0], ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWS: %q", sets[0])
-	}
-	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	if !strings.Contains(string(claims), ssf.EventRiskLevelChange) || !strings.Contains(string(claims), `"current_level":"MEDIUM"`) {
-		t.Errorf("SET claims %s: want a MEDIUM risk-level-change", claims)
+	for i, want := range []string{ssf.EventRiskLevelChange, ssf.EventSessionRevoked, ssf.EventCredentialChange} {
+		parts := strings.Split(sets[i], ".")
+		if len(parts) != 3 {
+			t.Fatalf("SET %d is not a JWS: %q", i, sets[i])
+		}
+		claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		if !strings.Contains(string(claims), want) {
+			t.Errorf("SET %d claims %s: want %s", i, claims, want)
+		}
+		if i == 0 && !strings.Contains(string(claims), `"current_level":"MEDIUM"`) {
+			t.Errorf("risk-level-change %s: want MEDIUM", claims)
+		}
 	}
 }
