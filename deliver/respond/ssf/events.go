@@ -37,7 +37,10 @@ type event struct {
 	key string
 	// at is the event time: iat and event_timestamp. tokenwatch's clock is
 	// event time, so a replayed incident yields the same claims.
-	at      time.Time
+	at time.Time
+	// txn is the incident the event comes from (RFC 8417 §2.2: SETs that
+	// share an originating event); "" for none.
+	txn     string
 	subject map[string]any
 	payload map[string]any
 }
@@ -55,6 +58,9 @@ func (e *event) jti(aud string) string {
 func (e *event) claims(iss, aud string) map[string]any {
 	c := map[string]any{"iss": iss, "aud": aud, "iat": e.at.Unix(), "jti": e.jti(aud),
 		"sub_id": e.subject, "events": map[string]any{e.typ: e.payload}}
+	if e.txn != "" {
+		c["txn"] = e.txn
+	}
 	return c
 }
 
@@ -104,8 +110,8 @@ func fromResponse(r *schemas.Response, credentialType string) []event {
 		change["friendly_name"] = r.Source + " " + r.Target
 	}
 	return []event{
-		{typ: EventSessionRevoked, key: r.ID, at: at, subject: sub, payload: common()},
-		{typ: EventCredentialChange, key: r.ID, at: at, subject: sub, payload: change},
+		{typ: EventSessionRevoked, key: r.ID, at: at, txn: r.IncidentID, subject: sub, payload: common()},
+		{typ: EventCredentialChange, key: r.ID, at: at, txn: r.IncidentID, subject: sub, payload: change},
 	}
 }
 
@@ -151,7 +157,7 @@ func riskChange(inc *schemas.Incident, integration, prev string) event {
 	if prev != "" {
 		p["previous_level"] = prev
 	}
-	return event{typ: EventRiskLevelChange, key: inc.ID + "\x00" + strconv.Itoa(inc.Version) + "\x00" + integration, at: at,
+	return event{typ: EventRiskLevelChange, key: inc.ID + "\x00" + strconv.Itoa(inc.Version) + "\x00" + integration, at: at, txn: inc.ID,
 		subject: subject(inc.Tenant, integration, ""), payload: p}
 }
 
@@ -173,7 +179,7 @@ func (c Compromise) compromised(inc *schemas.Incident) bool {
 // qualified.
 func compromise(inc *schemas.Incident, integration, credentialType string) event {
 	at := incidentTime(inc)
-	return event{typ: EventCredentialCompromise, key: inc.ID + "\x00" + integration, at: at,
+	return event{typ: EventCredentialCompromise, key: inc.ID + "\x00" + integration, at: at, txn: inc.ID,
 		subject: subject(inc.Tenant, integration, ""),
 		payload: map[string]any{"event_timestamp": at.Unix(), "credential_type": credentialType,
 			"reason_admin": reason("incident %s (%s): %s; detectors %s", inc.ID, inc.Severity, inc.Title, strings.Join(inc.Detectors, ","))}}

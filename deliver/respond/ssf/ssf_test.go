@@ -383,6 +383,12 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 				t.Fatalf("%d SETs, want 5", len(got))
 			}
 
+			// Every SET of the incident carries it as txn.
+			for i, c := range sets {
+				if c["txn"] != "inc-1" {
+					t.Errorf("SET %d txn %v, want the incident id", i, c["txn"])
+				}
+			}
 			// 1. risk-level-change, first seen: no previous_level.
 			rl := payload(t, sets[0], EventRiskLevelChange)
 			if rl["current_level"] != "HIGH" || rl["principal"] != "APPLICATION" || rl["previous_level"] != nil ||
