@@ -80,6 +80,7 @@ func TestPushErrorsRetriedOrNot(t *testing.T) {
 		{"503 is retried", []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable}, 3, 1, 0, 2, ""},
 		{"503 until attempts run out", []int{503, 503, 503}, 3, 0, 1, 2, "HTTP 503"},
 		{"401 is final", []int{http.StatusUnauthorized}, 1, 0, 1, 0, "HTTP 401"},
+		{"a redirect is final, not followed", []int{http.StatusFound}, 1, 0, 1, 0, "HTTP 302"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newTransmitter(t, ec, nil)

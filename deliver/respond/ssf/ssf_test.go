@@ -101,6 +101,9 @@ func newReceiver(t *testing.T, script ...int) *receiver {
 			io.WriteString(w, `{"err":"invalid_audience","description":"The audience value was incorrect."}`)
 			return
 		}
+		if status == http.StatusFound {
+			w.Header().Set("Location", "/elsewhere")
+		}
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(rc.srv.Close)

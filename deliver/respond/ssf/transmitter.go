@@ -86,8 +86,8 @@ type Transmitter struct {
 	ctx  context.Context // set by Start: workers of streams created later
 }
 
-// New builds a transmitter from a validated config; nothing runs until
-// Start (or Run).
+// New validates cfg and builds the transmitter; nothing runs until Start
+// (or Run).
 func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -101,7 +101,10 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
-	t := &Transmitter{cfg: cfg, signer: sg, client: &http.Client{Timeout: cfg.Timeout}, log: log.With("component", "ssf"),
+	// A redirect is the receiver's misconfiguration: it is answered as a
+	// final 3xx rather than followed (a 302 would turn the POST into a GET).
+	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t := &Transmitter{cfg: cfg, signer: sg, client: client, log: log.With("component", "ssf"),
 		metrics: m, Now: time.Now, streams: map[string]*stream{}}
 	t.seen, _ = lru.New[string, told](seenIncidents)
 	for _, sc := range cfg.Streams {
