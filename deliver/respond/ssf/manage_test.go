@@ -250,3 +250,29 @@ func TestSubjectsAndVerificationInterval(t *testing.T) {
 	}
 	rc.wait(2)
 }
+
+// TestDefaultSubjectsNone: with default_subjects NONE only the subjects a
+// receiver added are sent; a complex subject added stands for its members.
+func TestDefaultSubjectsNone(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, func(c *Config) { c.DefaultSubjects = "NONE" })
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+	revoke(t, f, "r-not-added")
+	add := map[string]any{"stream_id": id, "subject": map[string]any{"format": "complex",
+		"user": map[string]string{"format": "email", "email": userEmail}}}
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, add); code != http.StatusOK {
+		t.Fatalf("add subject: %d %s", code, b)
+	}
+	revoke(t, f, "r-added")
+	rc.wait(1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rc.pushes()); n != 1 {
+		t.Fatalf("%d pushes, want 1: only the added user's SET", n)
+	}
+	var md map[string]any
+	getJSON(t, f.srv.URL+PathMetadata, &md)
+	if md["default_subjects"] != "NONE" {
+		t.Errorf("metadata default_subjects %v", md["default_subjects"])
+	}
+}
