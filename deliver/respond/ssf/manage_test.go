@@ -79,6 +79,7 @@ func TestPushErrorsRetriedOrNot(t *testing.T) {
 		{"400 invalid_audience is final", []int{http.StatusBadRequest}, 1, 0, 1, 0, "invalid_audience"},
 		{"503 is retried", []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable}, 3, 1, 0, 2, ""},
 		{"503 until attempts run out", []int{503, 503, 503}, 3, 0, 1, 2, "HTTP 503"},
+		{"429 is retried", []int{http.StatusTooManyRequests}, 2, 1, 0, 1, ""},
 		{"401 is final", []int{http.StatusUnauthorized}, 1, 0, 1, 0, "HTTP 401"},
 		{"a redirect is final, not followed", []int{http.StatusFound}, 1, 0, 1, 0, "HTTP 302"},
 	} {
