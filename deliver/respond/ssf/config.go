@@ -3,6 +3,8 @@ package ssf
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -56,6 +58,10 @@ type Config struct {
 	// MinVerificationInterval is the least time between two verification
 	// requests on a stream (min_verification_interval); sooner is a 429.
 	MinVerificationInterval time.Duration `yaml:"min_verification_interval"`
+	// StateFile keeps the streams (those created through the API, and the
+	// status and subjects of all) across restarts; "" keeps them in memory.
+	// It holds the receivers' authorization headers: it is written 0600.
+	StateFile string `yaml:"state_file"`
 }
 
 // Receiver is one party allowed to call the management API.
@@ -156,6 +162,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MinVerificationInterval < 0 {
 		add(yamlstrict.Field("min_verification_interval", errors.New("must not be negative")))
+	}
+	if c.StateFile != "" {
+		if st, err := os.Stat(filepath.Dir(c.StateFile)); err != nil || !st.IsDir() {
+			add(yamlstrict.Field("state_file", fmt.Errorf("%s: its folder does not exist", c.StateFile)))
+		}
 	}
 	for i, r := range c.Receivers {
 		p := fmt.Sprintf("receivers[%d]", i)

@@ -90,6 +90,7 @@ func TestConfigIsStrict(t *testing.T) {
 		{base + "streams: [{id: s, audience: a, endpoint_url: 'https://x'}, {id: s, audience: a, endpoint_url: 'https://x'}]\n", "respond.ssf.streams[1].id"},
 		{base + "streams: [{id: s, endpoint_url: 'https://x'}]\n", "respond.ssf.streams[0].audience"},
 		{strings.Replace(base, "key_id: k\n", "", 1), "respond.ssf.key_id"},
+		{base + "state_file: /nonexistent-tw-dir/ssf.json\n", "respond.ssf.state_file"},
 		{strings.Replace(base, "':9470'", "nohostport", 1), "respond.ssf.listen"},
 	} {
 		var n yaml.Node

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +277,49 @@ func TestDefaultSubjectsNone(t *testing.T) {
 	getJSON(t, f.srv.URL+PathMetadata, &md)
 	if md["default_subjects"] != "NONE" {
 		t.Errorf("metadata default_subjects %v", md["default_subjects"])
+	}
+}
+
+// TestStateFileKeepsStreamsAcrossRestart: a stream created through the API,
+// its status and subjects, and a configured stream's status come back after
+// a restart from state_file; the file is 0600 (it holds the push
+// authorization header).
+func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
+	_, ec := keys(t)
+	rc := newReceiver(t)
+	state := filepath.Join(t.TempDir(), "ssf-state.json")
+	edit := func(c *Config) {
+		c.StateFile = state
+		c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
+	}
+	a := newTransmitter(t, ec, edit)
+	id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+	setStatus(t, a, id, StatusPaused)
+	setStatus(t, a, "static", StatusDisabled)
+	other := map[string]any{"stream_id": id, "subject": map[string]string{"format": "opaque", "id": "other-app"}}
+	if code, b := call(t, http.MethodPost, a.srv.URL+PathRemoveSubject, token, other); code != http.StatusNoContent {
+		t.Fatalf("remove subject: %d %s", code, b)
+	}
+	if st, err := os.Stat(state); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("state file %v %v, want mode 0600", st, err)
+	}
+
+	b := newTransmitter(t, ec, edit) // the restart
+	for sid, want := range map[string]string{id: StatusPaused, "static": StatusDisabled} {
+		code, body := call(t, http.MethodGet, b.srv.URL+PathStatus+"?stream_id="+sid, token, nil)
+		if code != http.StatusOK || !strings.Contains(string(body), `"status":"`+want+`"`) {
+			t.Errorf("stream %s after restart: %d %s, want %s", sid, code, body, want)
+		}
+	}
+	b.tr.mu.Lock()
+	s := b.tr.streams[id]
+	b.tr.mu.Unlock()
+	if s == nil || !s.removed[members(map[string]any{"format": "opaque", "id": "other-app"})[0]] {
+		t.Fatalf("the removed subject did not survive the restart: %+v", s)
+	}
+	setStatus(t, b, id, StatusEnabled)
+	revoke(t, b, "r-after-restart")
+	if got := rc.wait(1); got[0].header.Get("Authorization") != pushAuth {
+		t.Errorf("Authorization %q after restart, want the stream's authorization_header", got[0].header.Get("Authorization"))
 	}
 }

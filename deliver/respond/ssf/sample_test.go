@@ -2,6 +2,7 @@ package ssf
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -30,6 +31,10 @@ func TestSampleConfigIsValid(t *testing.T) {
 	if err := yamlstrict.Decode(&n, &s); err != nil {
 		t.Fatal(err)
 	}
+	if s.SSF.StateFile != "/var/lib/tokenwatch/ssf-streams.json" {
+		t.Errorf("state_file %q", s.SSF.StateFile)
+	}
+	s.SSF.StateFile = filepath.Join(t.TempDir(), "ssf-streams.json") // its folder must exist here
 	if err := s.SSF.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -220,6 +220,7 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 		return
 	}
 	t.add(s)
+	t.save()
 	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", deliver.SafeURL(s.endpoint))
 	writeJSON(w, http.StatusCreated, t.view(s))
 }
@@ -275,6 +276,7 @@ func (t *Transmitter) updateStream(replace bool) handler {
 			writeError(w, code, err.Error())
 			return
 		}
+		t.save()
 		writeJSON(w, http.StatusOK, t.view(s))
 	}
 }
@@ -289,6 +291,7 @@ func (t *Transmitter) deleteStream(w http.ResponseWriter, r *http.Request, rc *R
 		return
 	}
 	t.remove(s.id)
+	t.save()
 	t.log.Info("SSF stream deleted", "stream_id", s.id, "aud", s.aud)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -338,6 +341,7 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 		dropped = s.clear()
 	}
 	s.mu.Unlock()
+	t.save()
 	t.metrics.count(s.id, "dropped", dropped)
 	s.poke()
 	t.log.Info("SSF stream status", "stream_id", s.id, "status", req.Status, "reason", req.Reason, "dropped", dropped)
@@ -374,6 +378,7 @@ func (t *Transmitter) subject(add bool) handler {
 			}
 		}
 		s.mu.Unlock()
+		t.save()
 		if add {
 			w.WriteHeader(http.StatusOK)
 			return

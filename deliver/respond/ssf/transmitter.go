@@ -84,6 +84,8 @@ type Transmitter struct {
 	// starts unknown again: no previous_level).
 	seen *lru.Cache[string, told]
 	ctx  context.Context // set by Start: workers of streams created later
+	// saveMu orders writes of the state file.
+	saveMu sync.Mutex
 }
 
 // New validates cfg and builds the transmitter; nothing runs until Start
@@ -111,6 +113,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
 		t.add(s)
+	}
+	if err := t.load(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -1,0 +1,135 @@
+package ssf
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+)
+
+// savedStream is what state_file keeps of a stream: all of a stream created
+// through the API; for a configured one only what the API may change (its
+// status and subjects), the rest coming from the config.
+type savedStream struct {
+	ID                  string   `json:"stream_id"`
+	Aud                 string   `json:"aud"`
+	Static              bool     `json:"static,omitempty"`
+	Endpoint            string   `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string   `json:"authorization_header,omitempty"`
+	EventsRequested     []string `json:"events_requested,omitempty"`
+	Description         string   `json:"description,omitempty"`
+	Status              string   `json:"status"`
+	Reason              string   `json:"reason,omitempty"`
+	Added               []string `json:"added,omitempty"`
+	Removed             []string `json:"removed,omitempty"`
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// save writes the streams to state_file (0600: it holds the receivers'
+// authorization headers), through a temporary file and a rename so a crash
+// leaves the old state or the new. A failure is logged: the streams go on
+// in memory.
+func (t *Transmitter) save() {
+	if t.cfg.StateFile == "" {
+		return
+	}
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	var out []savedStream
+	for _, s := range t.list() {
+		s.mu.Lock()
+		v := savedStream{ID: s.id, Aud: s.aud, Static: s.static, Status: s.status, Reason: s.reason, Added: sortedKeys(s.added), Removed: sortedKeys(s.removed)}
+		if !s.static {
+			v.Endpoint, v.AuthorizationHeader, v.EventsRequested, v.Description = s.endpoint, s.auth.Reveal(), s.requested, s.description
+		}
+		s.mu.Unlock()
+		out = append(out, v)
+	}
+	if err := writeState(t.cfg.StateFile, out); err != nil {
+		t.log.Warn("SSF streams not saved; they go on in memory", "state_file", t.cfg.StateFile, "err", err)
+	}
+}
+
+func writeState(path string, streams []savedStream) error {
+	b, err := json.MarshalIndent(map[string]any{"streams": streams}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".ssf-state-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// load restores the streams of state_file: the ones created through the
+// API, and the status and subjects of configured ones still configured. A
+// missing file is a first start.
+func (t *Transmitter) load() error {
+	if t.cfg.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(t.cfg.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("respond.ssf.state_file: %w", err)
+	}
+	var st struct {
+		Streams []savedStream `json:"streams"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("respond.ssf.state_file %s: not the transmitter's state: %w", t.cfg.StateFile, err)
+	}
+	for _, v := range st.Streams {
+		s := t.streams[v.ID]
+		switch {
+		case v.Static && (s == nil || !s.static):
+			continue // no longer configured
+		case !v.Static && s != nil:
+			continue // its id is now a configured stream's
+		case !v.Static:
+			s = newStream(v.ID, v.Aud, false)
+			s.endpoint, s.auth, s.requested, s.description = v.Endpoint, secret.New(v.AuthorizationHeader), v.EventsRequested, v.Description
+			t.add(s)
+		}
+		s.status, s.reason = v.Status, v.Reason
+		for _, k := range v.Added {
+			s.added[k] = true
+		}
+		for _, k := range v.Removed {
+			s.removed[k] = true
+		}
+	}
+	return nil
+}
