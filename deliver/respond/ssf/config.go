@@ -3,9 +3,11 @@ package ssf
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -33,7 +35,8 @@ type Config struct {
 	// KeyID is the kid in every SET header and in the JWKS.
 	KeyID string `yaml:"key_id"`
 	// Receivers may call the management API, each with its bearer token;
-	// a receiver sees and manages only the streams of its audience.
+	// a receiver sees and manages only the streams of its audience. An
+	// audience listed twice has two valid tokens (rotation).
 	Receivers []Receiver `yaml:"receivers"`
 	// Streams are configured up front (their configuration is read-only
 	// through the API; their status is not).
@@ -132,7 +135,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, yamlstrict.At(at, err))
 		}
 	}
-	add(validate.HTTPURL("issuer", c.Issuer))
+	if err := validate.HTTPURL("issuer", c.Issuer); err != nil {
+		add(err)
+	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "#") {
+		add(yamlstrict.Field("issuer", errors.New("no query or fragment (SSF 1.0: the issuer identifier is a bare URL)")))
+	}
 	add(validate.HostPort("listen", c.Listen, true))
 	if c.SigningKey.IsZero() {
 		add(yamlstrict.Field("signing_key", errors.New("required (a PEM private key: env:NAME or file:PATH)")))

@@ -91,6 +91,7 @@ func TestConfigIsStrict(t *testing.T) {
 		{base + "streams: [{id: s, endpoint_url: 'https://x'}]\n", "respond.ssf.streams[0].audience"},
 		{strings.Replace(base, "key_id: k\n", "", 1), "respond.ssf.key_id"},
 		{base + "state_file: /nonexistent-tw-dir/ssf.json\n", "respond.ssf.state_file"},
+		{strings.Replace(base, "https://tw.example", "https://tw.example/?t=1", 1), "respond.ssf.issuer: no query"},
 		{strings.Replace(base, "':9470'", "nohostport", 1), "respond.ssf.listen"},
 	} {
 		var n yaml.Node
