@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,9 +61,11 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	store := &respond.MemoryStore{}
 	reg := prometheus.NewRegistry()
 	metrics := respond.NewMetrics(reg)
+	sig := &signals{}
 	runRole := func(until func(*respond.Role) bool) {
 		rctx, stop := context.WithCancel(ctx)
 		role := respond.NewRole(cfg, revokers, nil, store, []respond.Recorder{store}, kc, metrics, slog.New(slog.DiscardHandler))
+		role.Signal(sig)
 		done := make(chan error, 1)
 		go func() { done <- role.Run(rctx) }()
 		deadline := time.Now().Add(30 * time.Second)
@@ -86,6 +89,11 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	runRole(func(*respond.Role) bool { return executed() == 2 })
 	if executed() != 2 || hits.Load() != 2 {
 		t.Fatalf("executed %d, vendor hit %d times; records %+v", executed(), hits.Load(), store.All())
+	}
+	// The signaler (the SSF transmitter) heard of the incident before the
+	// records of the actions it led to.
+	if got := sig.seen(); len(got) < 3 || got[0] != "incident inc-1" || got[len(got)-1] != "record executed" {
+		t.Errorf("signaled %v, want the incident first, then its records", got)
 	}
 	// Restart: the group's offsets are committed and the store knows the
 	// ids; replaying the same incident again sends nothing either.
@@ -119,6 +127,33 @@ func TestRoleRevokesFromTheIncidentsTopicOnce(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d records on %s, want 4 (planned + executed for two users)", n, schemas.TopicResponses)
 	}
+}
+
+// signals is a respond.Signaler that notes what it is told, in order.
+type signals struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (s *signals) Incident(inc schemas.Incident) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, "incident "+inc.ID)
+}
+
+func (s *signals) Record(_ context.Context, rs []schemas.Response) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		s.log = append(s.log, "record "+r.Status)
+	}
+	return nil
+}
+
+func (s *signals) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
 }
 
 // counter is the actions counter of google_workspace revokes with status,
