@@ -23,8 +23,8 @@ import (
 // receivers allowed to manage streams and the streams configured up front.
 type Config struct {
 	// Issuer is the transmitter's issuer identifier: the iss of every SET
-	// and the base of the endpoint URLs in the metadata (SSF 1.0 §7.1 says
-	// https, no query or fragment).
+	// and the base of the endpoint URLs in the metadata (SSF 1.0: https, no
+	// query or fragment).
 	Issuer string `yaml:"issuer"`
 	// Listen is the address of the transmitter's own HTTP listener (the
 	// metadata, JWKS and stream management endpoints).

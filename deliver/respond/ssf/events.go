@@ -14,7 +14,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-// Event type URIs: CAEP 1.0 §3 (session-revoked, credential-change,
+// Event type URIs: CAEP 1.0 event types (session-revoked, credential-change,
 // risk-level-change), RISC 1.0 credential-compromise, SSF 1.0 verification.
 const (
 	EventSessionRevoked       = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
@@ -53,7 +53,7 @@ func (e *event) jti(aud string) string {
 }
 
 // claims are the SET's JWT claims (RFC 8417 §2.2): the subject is the
-// top-level sub_id (RFC 9493 §4, SSF 1.0 complex subjects); no sub, no exp
+// top-level sub_id (RFC 9493's JWT claim, SSF 1.0 complex subjects); no sub, no exp
 // (SSF 1.0 forbids both in SETs).
 func (e *event) claims(iss, aud string) map[string]any {
 	c := map[string]any{"iss": iss, "aud": aud, "iat": e.at.Unix(), "jti": e.jti(aud),
@@ -67,7 +67,7 @@ func (e *event) claims(iss, aud string) map[string]any {
 // subject is the complex subject (SSF 1.0 "Complex Subjects") of one
 // integration: the application as an opaque id (the integration id
 // tokenwatch and its connectors share), the tenant, and the user as an
-// email subject (RFC 9493 §3.2.2) when the grant is a user's and the user id
+// email subject (RFC 9493 format "email") when the grant is a user's and the user id
 // is an address. Opaque rather than iss_sub: the vendor, not tokenwatch, is
 // the issuer of these ids.
 func subject(tenant, integration, principal string) map[string]any {
@@ -81,7 +81,7 @@ func subject(tenant, integration, principal string) map[string]any {
 	return s
 }
 
-// reason is reason_admin (CAEP 1.0 §2): language-tagged text for admins.
+// reason is reason_admin (CAEP 1.0 optional event claims): language-tagged text for admins.
 func reason(format string, args ...any) map[string]string {
 	return map[string]string{"en": fmt.Sprintf(format, args...)}
 }

@@ -28,7 +28,7 @@ const (
 const maxStreamsPerReceiver = 10
 
 // Handler serves the transmitter metadata, the JWKS and the management API
-// (SSF 1.0 §7 and §8). The management endpoints take the receivers' bearer
+// (SSF 1.0 "Discovery" and "Management API"). The management endpoints take the receivers' bearer
 // tokens (RFC 6750); a receiver sees only the streams of its audience.
 func (t *Transmitter) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -47,7 +47,7 @@ func (t *Transmitter) Handler() http.Handler {
 	return mux
 }
 
-// metadata is the transmitter configuration metadata (SSF 1.0 §7.1).
+// metadata is the transmitter configuration metadata (SSF 1.0 "Transmitter Configuration Metadata").
 func (t *Transmitter) metadata(w http.ResponseWriter, _ *http.Request) {
 	iss := t.cfg.Issuer
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -100,7 +100,7 @@ type delivery struct {
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
 }
 
-// streamJSON is the stream configuration object (SSF 1.0 §8.1.1).
+// streamJSON is the stream configuration object (SSF 1.0 "Stream Configuration").
 type streamJSON struct {
 	StreamID                string   `json:"stream_id"`
 	Iss                     string   `json:"iss"`
@@ -348,7 +348,7 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 	writeJSON(w, http.StatusOK, statusJSON{StreamID: s.id, Status: req.Status, Reason: req.Reason})
 }
 
-// subject adds or removes a subject (SSF 1.0 §8.1.3): under default_subjects
+// subject adds or removes a subject (SSF 1.0 "Subjects"): under default_subjects
 // ALL, a removed subject's events stop; under NONE only added subjects'
 // events go. Matching is by simple subject: a complex subject added or
 // removed stands for each of its members.

@@ -85,8 +85,8 @@ func (s *stream) delivered() []string {
 
 // wants reports whether the stream carries an event of type typ about sub,
 // under the transmitter's default_subjects (ALL: unless removed; NONE: only
-// if added). A subject added or removed matches when all its members are
-// among the event subject's.
+// if added). An added or removed subject is kept as its simple members;
+// one matches when it is among the event subject's members.
 func (s *stream) wants(typ string, sub map[string]any, all bool) bool {
 	if !slices.Contains(s.delivered(), typ) {
 		return false
