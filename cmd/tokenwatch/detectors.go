@@ -55,8 +55,11 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 	for _, st := range prog.Stages {
 		for _, d := range st.Detectors {
 			running[d.ID()] = true
-			if r, ok := d.(*sigma.Detector); ok {
+			switch r := d.(type) {
+			case *sigma.Detector:
 				rows = append(rows, row{d.ID(), "sigma", "no", r.Meta()})
+			case *sigma.CorrDetector:
+				rows = append(rows, row{d.ID(), "sigma-correlation", "no", r.Meta()})
 			}
 		}
 	}
@@ -65,7 +68,14 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("shipped rules: %w", err)
 	}
 	for _, r := range shipped {
-		if !running[r.DetectorID()] {
+		switch {
+		case running[r.DetectorID()]:
+		case r.Silent:
+			// Runs inside its correlations only: no alerts of its own.
+			rows = append(rows, row{r.DetectorID(), "sigma-part", "in " + strings.Join(r.PartOf, ","), r.Meta()})
+		case r.Correlation != nil:
+			rows = append(rows, row{r.DetectorID(), "sigma-correlation", "no", r.Meta()})
+		default:
 			rows = append(rows, row{r.DetectorID(), "sigma", "no", r.Meta()})
 		}
 	}
@@ -75,6 +85,8 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 	for _, r := range rows {
 		if running[r.id] {
 			r.enabled = "yes"
+		} else if in, ok := strings.CutPrefix(r.enabled, "in "); ok && !slices.ContainsFunc(strings.Split(in, ","), func(id string) bool { return running[id] }) {
+			r.enabled = "no" // none of its correlations runs either
 		}
 		tech := strings.Join(r.meta.Techniques, ",")
 		if tech == "" {

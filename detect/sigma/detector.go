@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ func Fingerprint(paths []string) (string, error) {
 //go:embed rules/*.yml
 var shipped embed.FS
 
-// ShippedRules parses the rules tokenwatch ships (detect/sigma/rules/).
+// ShippedRules parses the rules tokenwatch ships (detect/sigma/rules/),
+// linked among themselves.
 func ShippedRules() ([]*Rule, error) {
 	names, err := fs.Glob(shipped, "rules/*.yml")
 	if err != nil {
@@ -75,17 +77,21 @@ func ShippedRules() ([]*Rule, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := Parse("detect/sigma/"+n, b)
+		rs, err := ParseCollection("detect/sigma/"+n, b)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, rs...)
 	}
-	return out, nil
+	if err := checkIDs(out); err != nil {
+		return nil, err
+	}
+	return out, Link(out)
 }
 
-// Detectors loads what cfg names, one detector per rule; a rule that cannot
-// run is an error, as are two rules with one id.
+// Detectors loads what cfg names, one detector per rule that raises alerts
+// (see Compile); a rule that cannot run is an error, as are two rules with
+// one id.
 func Detectors(cfg Config) ([]detect.Detector, error) {
 	if cfg.ReloadInterval < 0 {
 		return nil, fmt.Errorf("reload_interval %s: must not be negative", cfg.ReloadInterval)
@@ -105,19 +111,43 @@ func Detectors(cfg Config) ([]detect.Detector, error) {
 		}
 		rules = append(rules, rs...)
 	}
-	seen := map[string]string{}
-	out := make([]detect.Detector, 0, len(rules))
-	for _, r := range rules {
-		if prev, dup := seen[r.DetectorID()]; dup {
-			return nil, &LoadError{File: r.Path, Line: 1, Construct: "id", Msg: fmt.Sprintf("%s is also the id of %s", r.DetectorID(), prev)}
-		}
-		seen[r.DetectorID()] = r.Path
-		out = append(out, NewDetector(r))
+	out, err := Compile(rules)
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range cfg.Shadow {
 		// A misspelt id would leave the rule live, paging: refuse it.
-		if _, ok := seen[id]; !ok {
+		if !slices.ContainsFunc(out, func(d detect.Detector) bool { return d.ID() == id }) {
+			for _, r := range rules {
+				if r.DetectorID() == id {
+					return nil, fmt.Errorf("shadow: %s raises no alerts of its own (it is part of %s, whose generate is false)", id, strings.Join(r.PartOf, ", "))
+				}
+			}
 			return nil, fmt.Errorf("shadow: no loaded rule has detector id %q (ids are sigma.<rule id>; see tokenwatch detectors)", id)
+		}
+	}
+	return out, nil
+}
+
+// Compile links rules (one collection: references resolve among all of
+// them) and returns their detectors: one per correlation, and one per
+// single-event rule that raises alerts of its own, which is every rule no
+// correlation uses and those a correlation with generate: true uses (spec:
+// "Generate"). The others run inside their correlations only.
+func Compile(rules []*Rule) ([]detect.Detector, error) {
+	if err := checkIDs(rules); err != nil {
+		return nil, err
+	}
+	if err := Link(rules); err != nil {
+		return nil, err
+	}
+	out := make([]detect.Detector, 0, len(rules))
+	for _, r := range rules {
+		switch {
+		case r.Correlation != nil:
+			out = append(out, NewCorrDetector(r))
+		case !r.Silent:
+			out = append(out, NewDetector(r))
 		}
 	}
 	return out, nil
@@ -132,10 +162,14 @@ type Match struct {
 // Match runs the rule on one event: nil when the rule's source is another
 // or the condition does not hold.
 func (r *Rule) Match(ev *schemas.Event) *Match {
-	if ev.Source != r.Source {
+	if ev.Source != r.Source || r.Correlation != nil {
 		return nil
 	}
-	rec := newRecord(ev)
+	return r.matchRecord(newRecord(ev))
+}
+
+// matchRecord is Match on an event's record (its source already checked).
+func (r *Rule) matchRecord(rec *record) *Match {
 	hit := make(map[string]bool, len(r.names))
 	for _, n := range r.names {
 		hit[n] = r.selections[n].match(rec)

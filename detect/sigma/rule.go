@@ -1,16 +1,24 @@
 // Package sigma runs detection engineers' own Sigma rules
 // (https://sigmahq.io) on tokenwatch's event stream: single-event rules,
 // matched against the vendor's raw record (schemas.Event.Raw) with the
-// normalized event as a fallback, each rule one detector ("sigma.<id>") in
-// the detect program. Everything a rule uses that this engine cannot run is
-// an error when the rule loads, naming the file, the line and the construct:
-// a rule never silently does nothing. docs/rules.md is the user's guide.
+// normalized event as a fallback, and correlation rules over them
+// (event_count, value_count, temporal, temporal_ordered; Sigma correlation
+// rules specification 2.0, SigmaHQ/sigma-specification
+// specification/sigma-correlation-rules-specification.md), evaluated on
+// event time per integration with their windows in the detector's
+// checkpointed state (correlation.go, window.go). Each rule is one detector
+// ("sigma.<id>") in the detect program; a rule that a correlation uses
+// raises no alerts of its own unless the correlation says generate: true.
+// Everything a rule uses that this engine cannot run is an error when the
+// rule loads, naming the file, the line and the construct: a rule never
+// silently does nothing. docs/rules.md is the user's guide.
 package sigma
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,8 +32,13 @@ import (
 // Rule is one loaded Sigma rule.
 type Rule struct {
 	// Path is the file the rule came from.
-	Path           string
-	ID             string
+	Path string
+	// Line is where the rule's YAML document starts in Path.
+	Line int
+	ID   string
+	// Name is the rule's optional unique name, by which a correlation may
+	// reference it instead of its id.
+	Name           string
 	Title          string
 	Status         string
 	Description    string
@@ -35,21 +48,38 @@ type Rule struct {
 	Level          string
 	Product        string
 	Service        string
-	// Source is the tokenwatch source the logsource selects (Logsources).
+	// Source is the tokenwatch source the logsource selects (Logsources); a
+	// correlation's is its rules' one source.
 	Source string
+	// Correlation is set on a correlation rule (no logsource, no detection).
+	Correlation *Correlation
+	// PartOf lists the detector ids of the correlations that use this rule
+	// (set when a collection is linked); Silent says it raises no alerts of
+	// its own: none of them says generate: true.
+	PartOf []string
+	Silent bool
 
+	nth        int // place in a collection of several rules (1-based), 0 alone
 	selections map[string]*selection
 	names      []string // selection names, sorted
 	cond       expr
 }
 
-// DetectorID is the rule's detector id: "sigma.<rule id>", or the file stem
-// when the rule has no id.
+// DetectorID is the rule's detector id: "sigma.<rule id>", or without an
+// id the file stem (in a collection of several rules: the stem, a dot and
+// the rule's name, else its 1-based place in the file).
 func (r *Rule) DetectorID() string {
 	if r.ID != "" {
 		return "sigma." + r.ID
 	}
-	return "sigma." + strings.TrimSuffix(filepath.Base(r.Path), filepath.Ext(r.Path))
+	stem := strings.TrimSuffix(filepath.Base(r.Path), filepath.Ext(r.Path))
+	if r.nth == 0 {
+		return "sigma." + stem
+	}
+	if r.Name != "" {
+		return "sigma." + stem + "." + r.Name
+	}
+	return fmt.Sprintf("sigma.%s.%d", stem, r.nth)
 }
 
 // Severity maps the rule's level to an alert severity.
@@ -113,30 +143,88 @@ var topKeys = map[string]bool{
 	"level": true, "fields": true, "related": true, "license": true, "taxonomy": true, "scope": true,
 }
 
-// Parse reads one rule; file labels errors.
+// corrTopKeys are the keys a correlation rule document may hold besides
+// topKeys' metadata (spec: "Components"); logsource, detection, fields and
+// scope belong to single-event rules.
+var corrTopKeys = map[string]bool{"correlation": true, "generate": true}
+
+// Parse reads a file holding exactly one rule; file labels errors.
 func Parse(file string, b []byte) (*Rule, error) {
+	rs, err := ParseCollection(file, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 {
+		return nil, &LoadError{File: file, Line: rs[1].Line, Construct: "rule collection", Msg: fmt.Sprintf("%d rules in one file where one was expected", len(rs))}
+	}
+	return rs[0], nil
+}
+
+// ParseCollection reads every rule of a file: one YAML document, or a rule
+// collection of several separated by "---" (how a correlation usually ships
+// with the rules it uses). Empty documents are skipped.
+func ParseCollection(file string, b []byte) ([]*Rule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		return nil, &LoadError{File: file, Line: yamlLine(err), Construct: "yaml", Msg: err.Error()}
+	var out []*Rule
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, &LoadError{File: file, Line: yamlLine(err), Construct: "yaml", Msg: err.Error()}
+		}
+		if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
+			continue
+		}
+		r, err := parseDoc(file, &doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, errAt(file, &extra, "multi-document rule", "rule collections (several YAML documents in one file) are not supported yet")
+	if len(out) == 0 {
+		return nil, &LoadError{File: file, Line: 1, Construct: "rule", Msg: "the file holds no rule"}
 	}
-	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, errAt(file, &doc, "rule", "a rule is a YAML mapping")
+	if len(out) > 1 {
+		for i, r := range out {
+			r.nth = i + 1
+		}
+	}
+	return out, nil
+}
+
+func hasKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+func parseDoc(file string, doc *yaml.Node) (*Rule, error) {
+	if doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errAt(file, doc.Content[0], "rule", "a rule is a YAML mapping")
 	}
 	root := doc.Content[0]
-	r := &Rule{Path: file}
-	var detection, logsource *yaml.Node
+	r := &Rule{Path: file, Line: root.Line}
+	isCorr := hasKey(root, "correlation")
+	var detection, logsource, correlation, generate *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
-		if !topKeys[k.Value] {
-			if k.Value == "correlation" || k.Value == "type" {
-				return nil, errAt(file, k, "correlation rule", "correlation rules are not supported yet (single-event rules only)")
+		switch {
+		case isCorr && corrTopKeys[k.Value]:
+		case !topKeys[k.Value] && corrTopKeys[k.Value]:
+			return nil, errAt(file, k, k.Value, "%s belongs to a correlation rule (one with a correlation section)", k.Value)
+		case !topKeys[k.Value]:
+			if k.Value == "type" || k.Value == "action" {
+				return nil, errAt(file, k, k.Value, "unknown rule key (a correlation's type goes under correlation:, Sigma correlation rules specification 2.0)")
 			}
 			return nil, errAt(file, k, k.Value, "unknown rule key")
+		case isCorr && (k.Value == "logsource" || k.Value == "detection" || k.Value == "fields" || k.Value == "scope"):
+			return nil, errAt(file, k, k.Value, "a correlation rule has no %s: it reads the events its rules match", k.Value)
 		}
 		var err error
 		switch k.Value {
@@ -144,6 +232,8 @@ func Parse(file string, b []byte) (*Rule, error) {
 			err = v.Decode(&r.Title)
 		case "id":
 			err = v.Decode(&r.ID)
+		case "name":
+			err = v.Decode(&r.Name)
 		case "status":
 			err = v.Decode(&r.Status)
 		case "description":
@@ -160,6 +250,10 @@ func Parse(file string, b []byte) (*Rule, error) {
 			logsource = v
 		case "detection":
 			detection = v
+		case "correlation":
+			correlation = v
+		case "generate":
+			generate = v
 		}
 		if err != nil {
 			return nil, errAt(file, v, k.Value, "%v", err)
@@ -172,6 +266,14 @@ func Parse(file string, b []byte) (*Rule, error) {
 	case "", "informational", "low", "medium", "high", "critical":
 	default:
 		return nil, errAt(file, root, "level", "unknown level %q (informational, low, medium, high, critical)", r.Level)
+	}
+	if isCorr {
+		c, err := parseCorrelation(file, correlation, generate)
+		if err != nil {
+			return nil, err
+		}
+		r.Correlation = c
+		return r, nil
 	}
 	if logsource == nil {
 		return nil, errAt(file, root, "logsource", "a rule needs a logsource (product or service: okta, github, google_workspace, m365, …)")
@@ -237,7 +339,7 @@ func (r *Rule) detection(n *yaml.Node) error {
 			cond = v
 			continue
 		case "timeframe":
-			return errAt(r.Path, k, "timeframe", "timeframe belongs to correlation rules, which are not supported yet")
+			return errAt(r.Path, k, "timeframe", "timeframe is Sigma 1.x's aggregation window, obsolete: write a correlation rule with a timespan (docs/rules.md, Correlation rules)")
 		}
 		s, err := parseSelection(r.Path, k.Value, v)
 		if err != nil {
@@ -287,37 +389,48 @@ func yamlLine(err error) int {
 	return 0
 }
 
-// LoadFile reads and parses one rule file.
-func LoadFile(path string) (*Rule, error) {
+// LoadFile reads and parses one rule file: one rule or a collection. The
+// rules are not linked (see Link).
+func LoadFile(path string) ([]*Rule, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sigma rule: %w", err)
 	}
-	return Parse(path, b)
+	return ParseCollection(path, b)
 }
 
-// Load reads every rule under paths: a file is one rule, a folder holds
-// rules (*.yml, *.yaml, recursively, in name order). Two rules with one
-// detector id are an error.
+// Load reads every rule under paths: a file is one rule or a collection, a
+// folder holds rule files (*.yml, *.yaml, recursively, in name order).
+// Two rules with one detector id are an error.
 func Load(paths []string) ([]*Rule, error) {
 	files, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
 	var out []*Rule
-	by := map[string]string{}
 	for _, f := range files {
-		r, err := LoadFile(f)
+		rs, err := LoadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		if prev, dup := by[r.DetectorID()]; dup {
-			return nil, &LoadError{File: f, Line: 1, Construct: "id", Msg: fmt.Sprintf("%s is also the id of %s", r.DetectorID(), prev)}
-		}
-		by[r.DetectorID()] = f
-		out = append(out, r)
+		out = append(out, rs...)
+	}
+	if err := checkIDs(out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkIDs refuses two rules with one detector id.
+func checkIDs(rules []*Rule) error {
+	by := map[string]*Rule{}
+	for _, r := range rules {
+		if prev, dup := by[r.DetectorID()]; dup {
+			return &LoadError{File: r.Path, Line: r.Line, Construct: "id", Msg: fmt.Sprintf("%s is also the id of the rule at %s:%d", r.DetectorID(), prev.Path, prev.Line)}
+		}
+		by[r.DetectorID()] = r
+	}
+	return nil
 }
 
 // ruleFiles lists the rule files under paths, in Load's order.

@@ -35,10 +35,11 @@ func TestRules(t *testing.T) {
 			`{"action":"public_key.create","programmatic_access_type":"GitHub App server-to-server token"}`},
 	}
 	for _, c := range cases {
-		r, err := LoadFile(c.file)
+		rs, err := LoadFile(c.file)
 		if err != nil {
 			t.Fatal(err)
 		}
+		r := rs[0]
 		if r.Match(ev(c.source, c.hit)) == nil {
 			t.Errorf("%s: no match on %s", c.file, c.hit)
 		}
