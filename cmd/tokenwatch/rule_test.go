@@ -9,7 +9,11 @@ import (
 	"testing"
 )
 
-const oktaRecords = "../../ingest/okta/testdata/records.jsonl"
+const (
+	oktaRecords  = "../../ingest/okta/testdata/records.jsonl"
+	drift        = "../../detect/sigma/rules/mr_salesforce_recon_count_bulk_export.yml"
+	driftRecords = "../../detect/sigma/testdata/drift/records.jsonl"
+)
 
 const geoRule = `title: Okta OAuth token from Nigeria
 id: test-okta-ng
@@ -74,7 +78,13 @@ func TestRuleTestPrintsEachMatch(t *testing.T) {
 		{"with GeoIP the Lagos grant matches both selections", []string{geo, "--geoip-city", city, "--geoip-asn", asn, oktaRecords}, 0,
 			[]string{"4b7e3f2a-7c1d-11f0-9a8b-1b2c3d4e5f60 sel_grant,sel_ng"}, "matched 1 of 9"},
 		{"unsupported modifier", []string{bad, oktaRecords}, 1, nil, bad + ":6: modifier |base64"},
-		{"correlation rule", []string{corr, oktaRecords}, 1, nil, corr + ":2: correlation rule"},
+		{"correlation of a rule that is not in the file", []string{corr, oktaRecords}, 1, nil, corr + ":4: correlation.rules: no loaded rule has the id or name \"okta-grant\""},
+		{"the shipped Drift collection fires once, on the Drift app's export", []string{drift, driftRecords}, 0, []string{
+			"elf:a2a19289a5af7491875500b1 describe_rest", "etl-export large_query", "etl-count-after selection",
+			"elf:ca6cfd9f63224ca33860c8a2 describe_rest", "elf:1e5441845ca85a4a1e51a382 describe_rest",
+			"drift-count-account selection", "drift-count-contact selection", "drift-bulk-result bulk_result",
+			"drift-bulk-result salesforce_metadata_listing,salesforce_count_query,salesforce_bulk_export"},
+			"sigma.tokenwatch-salesforce-recon-count-bulk-export fired on 1, "},
 		{"records of another source", []string{created, "--source", "github", oktaRecords}, 2, nil, "reads okta events"},
 		{"no input files", []string{created}, 2, nil, "at least one input file"},
 		{"missing input file", []string{created, filepath.Join(dir, "nope.jsonl")}, 1, nil, "no such file"},
