@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/sigma"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -93,5 +94,75 @@ func TestRulesLoadErrorsFailTheBuild(t *testing.T) {
 	}
 	if !slices.Contains(p.DetectorIDs(), "sigma.tokenwatch-okta-oauth-admin-scope-proxy") {
 		t.Fatalf("shipped rules not loaded: %v", p.DetectorIDs())
+	}
+}
+
+// corrYAML is a collection: a correlation over ruleYAML's rule, which then
+// raises no alerts of its own (generate defaults to false).
+const corrYAML = `title: Two Okta API tokens in ten minutes
+id: test-okta-two-tokens
+level: critical
+correlation:
+    type: event_count
+    rules: [test-okta-token-create]
+    timespan: 10m
+    condition: {gte: 2}
+---
+` + ruleYAML
+
+// A correlation runs in the program as one detector whose windows live in
+// the engine's per-integration state: a checkpoint and restore in the
+// middle of a sequence gives the alert a straight run gives, with the same
+// id, and the rule it uses raises none of its own.
+func TestCorrelationRuleSurvivesACheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "corr.yml"), []byte(corrYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := program.Build(program.Config{Rules: sigma.Config{Paths: []string{dir}, Shadow: []string{"sigma.test-okta-two-tokens"}}}, program.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if ids := p.RuleIDs(); !slices.Equal(ids, []string{"sigma.test-okta-two-tokens"}) {
+		t.Fatalf("rule detectors %v", ids)
+	}
+	base := mustTime(t, "2026-10-20T02:00:00Z")
+	events := func() []schemas.Event {
+		var evs []schemas.Event
+		for i, typ := range []string{"system.api_token.create", "user.session.start", "system.api_token.create", "system.api_token.create"} {
+			evs = append(evs, schemas.Event{EventID: "ev" + string(rune('a'+i)), Source: "okta", Tenant: "acme",
+				Time: schemas.NewTime(base.Add(timeMinutes(i))), Integration: schemas.Integration{ID: "svc"},
+				Action: schemas.Action{Name: typ}, Raw: json.RawMessage(`{"eventType":"` + typ + `"}`)})
+		}
+		return evs
+	}
+	run := func(checkpointAfter int) []schemas.Alert {
+		r := p.NewRunner(0)
+		var out []schemas.Alert
+		for i, ev := range events() {
+			out = append(out, r.Process(&ev, func(int, *schemas.Event) {})...)
+			if i == checkpointAfter {
+				snap, err := r.Engine.Snapshot(engine.Key{Tenant: "acme", ID: "svc"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = p.NewRunner(0)
+				if _, err := r.Engine.Restore(snap); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return out
+	}
+	straight := run(-1)
+	if len(straight) != 1 || straight[0].Detector != "sigma.test-okta-two-tokens" || !slices.Equal(straight[0].EventIDs, []string{"eva", "evc"}) ||
+		straight[0].Severity != schemas.SeverityCritical || !straight[0].Shadow {
+		t.Fatalf("alerts %+v", straight)
+	}
+	for after := 0; after < 3; after++ {
+		if got := run(after); len(got) != 1 || got[0].ID != straight[0].ID {
+			t.Fatalf("checkpoint after event %d: %+v", after, got)
+		}
 	}
 }

@@ -16,6 +16,8 @@ package sigma
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +61,8 @@ type Rule struct {
 	PartOf []string
 	Silent bool
 
-	nth        int // place in a collection of several rules (1-based), 0 alone
+	nth        int    // place in a collection of several rules (1-based), 0 alone
+	ruleDigest string // digest of the rule's YAML document
 	selections map[string]*selection
 	names      []string // selection names, sorted
 	cond       expr
@@ -210,6 +213,10 @@ func parseDoc(file string, doc *yaml.Node) (*Rule, error) {
 	}
 	root := doc.Content[0]
 	r := &Rule{Path: file, Line: root.Line}
+	if b, err := yaml.Marshal(root); err == nil {
+		sum := sha256.Sum256(b)
+		r.ruleDigest = hex.EncodeToString(sum[:8])
+	}
 	isCorr := hasKey(root, "correlation")
 	var detection, logsource, correlation, generate *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {

@@ -29,14 +29,21 @@ type CorrDetector struct {
 	rule *Rule
 	c    *Correlation
 	id   string
-	span int64 // Timespan in ms
+	span int64  // Timespan in ms
+	def  string // digest of what the state's hits mean (corrState.Def)
 }
 
 var _ detect.Detector = (*CorrDetector)(nil)
 
 // NewCorrDetector wraps a linked correlation rule (see Link).
 func NewCorrDetector(r *Rule) *CorrDetector {
-	return &CorrDetector{rule: r, c: r.Correlation, id: r.DetectorID(), span: r.Correlation.Timespan.Milliseconds()}
+	c := r.Correlation
+	var refs []string
+	for _, t := range c.rules {
+		refs = append(refs, t.DetectorID()+"="+t.ruleDigest)
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%q\x00%q\x00%q\x00%d", c.Type, refs, c.GroupBy, c.Field, c.Timespan)))
+	return &CorrDetector{rule: r, c: c, id: r.DetectorID(), span: c.Timespan.Milliseconds(), def: hex.EncodeToString(sum[:8])}
 }
 
 // ID is "sigma.<rule id>".
@@ -56,6 +63,10 @@ func (d *CorrDetector) NewState() detect.State { return &corrState{} }
 // maps (sorted keys) and slices only, so MarshalBinary after
 // UnmarshalBinary gives the same bytes.
 type corrState struct {
+	// Def is the digest of the correlation the hits were gathered for: a
+	// reload that keeps the rule id but changes its rules, their order, the
+	// grouping or the window starts the state afresh rather than misread it.
+	Def string `json:"def,omitempty"`
 	// Groups by group key (the group-by values joined by \x1f).
 	Groups map[string]*group `json:"groups,omitempty"`
 	// Seq numbers matching events in arrival order (ties in event time).
@@ -153,6 +164,9 @@ func (d *CorrDetector) Observe(ev *schemas.Event, st detect.State) []detect.Find
 		}
 		if !matched {
 			matched = true
+			if s.Def != d.def {
+				*s = corrState{Def: d.def}
+			}
 			s.Seq++
 			s.Latest = max(s.Latest, t)
 		}
