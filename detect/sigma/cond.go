@@ -52,7 +52,7 @@ func parseCondition(r *Rule, n *yaml.Node) (expr, error) {
 	}
 	s := n.Value
 	if strings.Contains(s, "|") {
-		return nil, errAt(r.Path, n, "aggregation", "%q: aggregation conditions (| count() …) are not supported yet; write a correlation later or drop the aggregation", s)
+		return nil, errAt(r.Path, n, "aggregation", "%q: aggregation conditions (| count() …) are Sigma 1.x's, obsolete and not supported: write a correlation rule (event_count, value_count; docs/rules.md, Correlation rules)", s)
 	}
 	p := &condParser{r: r, node: n, toks: tokenize(s)}
 	if len(p.toks) == 0 {
@@ -167,7 +167,7 @@ func (p *condParser) unary() (expr, error) {
 	case ")", "and", "or":
 		return nil, p.fail("condition", "unexpected %q", t)
 	case "near":
-		return nil, p.fail("near", "near is not supported (correlation rules are not supported yet)")
+		return nil, p.fail("near", "near is Sigma 1.x's, obsolete and not supported: write a temporal correlation rule (docs/rules.md, Correlation rules)")
 	case "1", "all", "any":
 		if p.pos+1 < len(p.toks) && strings.ToLower(p.toks[p.pos+1]) == "of" {
 			return p.quantified(t)
