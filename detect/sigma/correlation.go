@@ -300,10 +300,11 @@ func (c *Correlation) parseCondition(n *yaml.Node) error {
 
 // Link resolves every correlation's references among rules (by id, else by
 // name; spec: "Related rules") and marks the rules they use (PartOf,
-// Silent). A reference to no rule, to a correlation (chaining is not
-// supported yet), rules of different sources, an alias without a field for
-// one of the rules, or two rules of one name, are errors naming the file
-// and line.
+// Silent). A correlation may reference correlations (a chain, spec:
+// "Allowing the user to chain multiple correlations together"). A
+// reference to no rule, a cycle, rules of different sources, an alias
+// without a field for one of the rules, or two rules of one name, are
+// errors naming the file and line.
 func Link(rules []*Rule) error {
 	byID, byName := map[string]*Rule{}, map[string]*Rule{}
 	for _, r := range rules {
@@ -318,44 +319,61 @@ func Link(rules []*Rule) error {
 			byName[r.Name] = r
 		}
 	}
-	generated := map[*Rule]bool{}
+	l := &linker{byID: byID, byName: byName, state: map[*Rule]int{}, generated: map[*Rule]bool{}}
 	for _, r := range rules {
-		c := r.Correlation
-		if c == nil {
-			continue
-		}
-		c.rules = c.rules[:0]
-		for i, ref := range c.Refs {
-			t := byID[ref]
-			if t == nil {
-				t = byName[ref]
-			}
-			switch {
-			case t == nil:
-				return errAt(c.file, c.refNodes[i], "correlation.rules", "no loaded rule has the id or name %q", ref)
-			case t.Correlation != nil:
-				return errAt(c.file, c.refNodes[i], "correlation.rules", "%q is a correlation rule: chaining correlations is not supported yet", ref)
-			case t.Source != c.rules0Source(t):
-				return errAt(c.file, c.refNodes[i], "correlation.rules", "%q reads %s events, %q %s: a correlation's rules read one source (its state is per integration)", ref, t.Source, c.Refs[0], c.rules[0].Source)
-			}
-			c.rules = append(c.rules, t)
-			if !contains(t.PartOf, r.DetectorID()) {
-				t.PartOf = append(t.PartOf, r.DetectorID())
-			}
-			generated[t] = generated[t] || c.Generate
-		}
-		r.Source = c.rules[0].Source
-		if err := c.checkAliases(); err != nil {
+		if err := l.resolve(r); err != nil {
 			return err
 		}
 	}
 	for _, r := range rules {
 		if len(r.PartOf) > 0 {
 			sort.Strings(r.PartOf)
-			r.Silent = !generated[r]
+			r.Silent = !l.generated[r]
 		}
 	}
 	return nil
+}
+
+type linker struct {
+	byID, byName map[string]*Rule
+	state        map[*Rule]int // 1 resolving, 2 resolved
+	generated    map[*Rule]bool
+}
+
+// resolve links one correlation after the correlations it references.
+func (l *linker) resolve(r *Rule) error {
+	c := r.Correlation
+	if c == nil || l.state[r] == 2 {
+		return nil
+	}
+	l.state[r] = 1
+	c.rules = c.rules[:0]
+	for i, ref := range c.Refs {
+		t := l.byID[ref]
+		if t == nil {
+			t = l.byName[ref]
+		}
+		if t == nil {
+			return errAt(c.file, c.refNodes[i], "correlation.rules", "no loaded rule has the id or name %q", ref)
+		}
+		if l.state[t] == 1 {
+			return errAt(c.file, c.refNodes[i], "correlation.rules", "%q leads back to this correlation: a cycle", ref)
+		}
+		if err := l.resolve(t); err != nil {
+			return err
+		}
+		if t.Source != c.rules0Source(t) {
+			return errAt(c.file, c.refNodes[i], "correlation.rules", "%q reads %s events, %q %s: a correlation's rules read one source (its state is per integration)", ref, t.Source, c.Refs[0], c.rules[0].Source)
+		}
+		c.rules = append(c.rules, t)
+		if !contains(t.PartOf, r.DetectorID()) {
+			t.PartOf = append(t.PartOf, r.DetectorID())
+		}
+		l.generated[t] = l.generated[t] || c.Generate
+	}
+	r.Source = c.rules[0].Source
+	l.state[r] = 2
+	return c.checkAliases()
 }
 
 // rules0Source is the source the correlation's first resolved rule reads

@@ -282,7 +282,7 @@ func TestCorrelationLoadErrors(t *testing.T) {
 		{"temporal of one rule", corrRule(Temporal, "[a]", ""), 6, "correlation.rules"},
 		{"alias without a rule's field", corrRule(Temporal, "[a, b]", "  aliases:\n    who: {a: actor.id}\n"), 6, "correlation.aliases"},
 		{"logsource in a correlation", corrRule(EventCount, "[a]", "  condition: {gte: 3}\nlogsource: {product: okta}\n"), 11, "logsource"},
-		{"chaining", corrRule(Temporal, "[a, inner]", "") + "---\ntitle: inner\nname: inner\ncorrelation: {type: event_count, rules: [b], timespan: 1m, condition: {gte: 2}}\n", 7, "correlation.rules"},
+		{"a cycle", corrRule(Temporal, "[a, inner]", "") + "---\ntitle: inner\nname: inner\ncorrelation: {type: temporal, rules: [b, corr], timespan: 1m}\n", 13, "correlation.rules"},
 		{"generate on a single rule", "title: x\ngenerate: true\nlogsource: {product: okta}\ndetection: {sel: {eventtype: x}, condition: sel}\n", 2, "generate"},
 		{"generate twice, differently", corrRule(Temporal, "[a, b]", "  generate: true\ngenerate: false\n"), 10, "generate"},
 	}
@@ -329,5 +329,46 @@ func TestCollections(t *testing.T) {
 		t.Fatal(err)
 	} else if _, err := Compile(collection(t, "title: A again\nid: other\nname: a\nlogsource: {product: okta}\ndetection: {sel: {eventtype: a}, condition: sel}\n")); err == nil || !strings.Contains(err.Error(), "c.yml:8: name") {
 		t.Fatalf("two rules named a: %v", err)
+	}
+}
+
+// A chain, as the specification's example: many a's by one user (an
+// event_count), then a b by that user, in that order within the timespan.
+// The inner correlation is a step of the outer one and, generate being
+// false, raises no alert of its own.
+func TestCorrelationChain(t *testing.T) {
+	outer := corrRule(TemporalOrdered, "[many_a, b]", "")
+	inner := "title: many a\nname: many_a\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [actor.id]\n  timespan: 5m\n  condition: {gte: 3}\n"
+	rs := collection(t, outer+"---\n"+inner)
+	dets, err := Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dets) != 2 || dets[0].ID() != "sigma.corr" || dets[1].ID() != "sigma.rule-c" {
+		t.Fatalf("detectors %v", dets)
+	}
+	d := dets[0].(*CorrDetector)
+	a := func(min float64) step { return step{min: min, typ: "a"} }
+	b := func(min float64) step { return step{min: min, typ: "b"} }
+	for _, c := range []struct {
+		name  string
+		steps []step
+		want  string
+	}{
+		{"three a then b", []step{a(0), a(1), a(2), b(3)}, "[[e2 e3]]"},
+		{"b before the third a", []step{a(0), a(1), b(1.5), a(2)}, "[]"},
+		{"two a then b", []step{a(0), a(1), b(3)}, "[]"},
+		{"b outside the outer timespan", []step{a(0), a(1), a(2), b(12.5)}, "[]"},
+		{"another user's b", []step{a(0), a(1), a(2), {min: 3, typ: "b", u: "u2"}}, "[]"},
+	} {
+		for _, rt := range []bool{false, true} {
+			var got [][]string
+			for _, f := range run(t, d, c.steps, rt) {
+				got = append(got, f.EventIDs)
+			}
+			if fmt.Sprint(got) != c.want {
+				t.Errorf("%s (round trip %v): %v, want %s", c.name, rt, got, c.want)
+			}
+		}
 	}
 }

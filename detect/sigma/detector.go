@@ -133,7 +133,8 @@ func Detectors(cfg Config) ([]detect.Detector, error) {
 // them) and returns their detectors: one per correlation, and one per
 // single-event rule that raises alerts of its own, which is every rule no
 // correlation uses and those a correlation with generate: true uses (spec:
-// "Generate"). The others run inside their correlations only.
+// "Generate"); the same for a correlation another one uses (a chain). The
+// others run inside their correlations only.
 func Compile(rules []*Rule) ([]detect.Detector, error) {
 	if err := checkIDs(rules); err != nil {
 		return nil, err
@@ -144,9 +145,10 @@ func Compile(rules []*Rule) ([]detect.Detector, error) {
 	out := make([]detect.Detector, 0, len(rules))
 	for _, r := range rules {
 		switch {
+		case r.Silent:
 		case r.Correlation != nil:
 			out = append(out, NewCorrDetector(r))
-		case !r.Silent:
+		default:
 			out = append(out, NewDetector(r))
 		}
 	}

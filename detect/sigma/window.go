@@ -26,11 +26,12 @@ import (
 // timespan. The alert's key is the group and the window's first event, so
 // a replay of the same input gives the same alert ids.
 type CorrDetector struct {
-	rule *Rule
-	c    *Correlation
-	id   string
-	span int64  // Timespan in ms
-	def  string // digest of what the state's hits mean (corrState.Def)
+	rule  *Rule
+	c     *Correlation
+	inner []*CorrDetector // by rule index: the referenced correlations (a chain), nil for single-event rules
+	id    string
+	span  int64  // Timespan in ms
+	def   string // digest of what the state's hits mean (corrState.Def)
 }
 
 var _ detect.Detector = (*CorrDetector)(nil)
@@ -39,11 +40,15 @@ var _ detect.Detector = (*CorrDetector)(nil)
 func NewCorrDetector(r *Rule) *CorrDetector {
 	c := r.Correlation
 	var refs []string
-	for _, t := range c.rules {
+	inner := make([]*CorrDetector, len(c.rules))
+	for i, t := range c.rules {
 		refs = append(refs, t.DetectorID()+"="+t.ruleDigest)
+		if t.Correlation != nil {
+			inner[i] = NewCorrDetector(t)
+		}
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%q\x00%q\x00%q\x00%d", c.Type, refs, c.GroupBy, c.Field, c.Timespan)))
-	return &CorrDetector{rule: r, c: c, id: r.DetectorID(), span: c.Timespan.Milliseconds(), def: hex.EncodeToString(sum[:8])}
+	return &CorrDetector{rule: r, c: c, inner: inner, id: r.DetectorID(), span: c.Timespan.Milliseconds(), def: hex.EncodeToString(sum[:8])}
 }
 
 // ID is "sigma.<rule id>".
@@ -79,6 +84,9 @@ type corrState struct {
 	// Dropped counts hits and groups dropped by the bounds (MaxHits,
 	// MaxGroups) rather than by age.
 	Dropped int64 `json:"dropped,omitempty"`
+	// Inner are the states of the correlations this one references, by
+	// detector id: a chained correlation's step is its firing.
+	Inner map[string]*corrState `json:"inner,omitempty"`
 }
 
 type group struct {
@@ -143,13 +151,36 @@ func (d *CorrDetector) Observe(ev *schemas.Event, st detect.State) []detect.Find
 	if ev.Source != d.rule.Source {
 		return nil
 	}
-	s := st.(*corrState)
-	rec := newRecord(ev)
+	return d.observe(ev, newRecord(ev), st.(*corrState))
+}
+
+// matches reports whether the i-th referenced rule matches: a single-event
+// rule on the event, a chained correlation by firing on it.
+func (d *CorrDetector) matches(i int, ev *schemas.Event, rec *record, s *corrState) bool {
+	in := d.inner[i]
+	if in == nil {
+		return d.c.rules[i].matchRecord(rec) != nil
+	}
+	if s.Inner == nil {
+		s.Inner = map[string]*corrState{}
+	}
+	is := s.Inner[in.id]
+	if is == nil {
+		is = &corrState{}
+		s.Inner[in.id] = is
+	}
+	return len(in.observe(ev, rec, is)) > 0
+}
+
+func (d *CorrDetector) observe(ev *schemas.Event, rec *record, s *corrState) []detect.Finding {
+	if s.Def != "" && s.Def != d.def {
+		*s = corrState{}
+	}
 	t := ev.Time.UnixMilli()
 	var touched []string
 	matched := false
-	for i, r := range d.c.rules {
-		if r.matchRecord(rec) == nil {
+	for i := range d.c.rules {
+		if !d.matches(i, ev, rec, s) {
 			continue
 		}
 		vals, ok := d.groupOf(rec, i)
@@ -164,9 +195,7 @@ func (d *CorrDetector) Observe(ev *schemas.Event, st detect.State) []detect.Find
 		}
 		if !matched {
 			matched = true
-			if s.Def != d.def {
-				*s = corrState{Def: d.def}
-			}
+			s.Def = d.def
 			s.Seq++
 			s.Latest = max(s.Latest, t)
 		}
@@ -183,7 +212,7 @@ func (d *CorrDetector) Observe(ev *schemas.Event, st detect.State) []detect.Find
 		switch d.c.Type {
 		case EventCount:
 			// An event is counted once per group, whichever rules it matched.
-			if n := len(g.Hits); n > 0 && g.Hits[n-1].Seq == s.Seq {
+			if contains(touched, key) {
 				continue
 			}
 			g.insert(h)
