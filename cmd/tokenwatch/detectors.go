@@ -63,16 +63,31 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
+	// Every rule, shipped or configured, linked as the program links them:
+	// the ones not running, and those running inside a correlation only.
 	shipped, err := sigma.ShippedRules()
 	if err != nil {
 		return fmt.Errorf("shipped rules: %w", err)
 	}
-	for _, r := range shipped {
+	var own []*sigma.Rule
+	if len(pc.Rules.Paths) > 0 {
+		if own, err = sigma.Load(pc.Rules.Paths); err != nil {
+			return err
+		}
+	}
+	linked := own
+	if pc.Rules.Shipped {
+		linked = append(slices.Clone(shipped), own...)
+	}
+	if err := sigma.Link(linked); err != nil {
+		return err
+	}
+	for _, r := range append(shipped, own...) {
 		switch {
 		case running[r.DetectorID()]:
 		case r.Silent:
 			// Runs inside its correlations only: no alerts of its own.
-			rows = append(rows, row{r.DetectorID(), "sigma-part", "in " + strings.Join(r.PartOf, ","), r.Meta()})
+			rows = append(rows, row{r.DetectorID(), "sigma-part", "in:" + strings.Join(r.PartOf, ","), r.Meta()})
 		case r.Correlation != nil:
 			rows = append(rows, row{r.DetectorID(), "sigma-correlation", "no", r.Meta()})
 		default:
@@ -85,7 +100,7 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 	for _, r := range rows {
 		if running[r.id] {
 			r.enabled = "yes"
-		} else if in, ok := strings.CutPrefix(r.enabled, "in "); ok && !slices.ContainsFunc(strings.Split(in, ","), func(id string) bool { return running[id] }) {
+		} else if in, ok := strings.CutPrefix(r.enabled, "in:"); ok && !slices.ContainsFunc(strings.Split(in, ","), func(id string) bool { return running[id] }) {
 			r.enabled = "no" // none of its correlations runs either
 		}
 		tech := strings.Join(r.meta.Techniques, ",")

@@ -206,6 +206,9 @@ func TestDetectorsListsGoDetectorsAndRules(t *testing.T) {
 		"volume.spike go test T1530,T1567":                                           "no no",
 		"sigma.tokenwatch-okta-oauth-admin-scope-proxy sigma experimental T1550.001": "yes no",
 		"sigma.tokenwatch-github-pat-deploy-key sigma experimental T1098.004":        "yes yes",
+		// A correlation is one detector; the rules it uses run inside it only.
+		"sigma.tokenwatch-salesforce-recon-count-bulk-export sigma-correlation experimental T1213,T1530": "yes no",
+		"sigma.tokenwatch-salesforce-count-query sigma-part experimental -":                              "in:sigma.tokenwatch-salesforce-recon-count-bulk-export no",
 	} {
 		f := strings.Fields(id)
 		got := rows[f[0]]
