@@ -14,18 +14,21 @@ import (
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
 )
 
-// runDetectors is `tokenwatch detectors [--config FILE]`: every Go detector
-// and every Sigma rule (the shipped ones and the configured folders'), with
-// its metadata, whether the program built from the config runs it, and
-// whether in shadow mode.
+// runDetectors is `tokenwatch detectors [--config FILE] [--long|-v] [ID...]`:
+// every Go detector and every Sigma rule (the shipped ones and the
+// configured folders'), with its metadata, whether the program built from
+// the config runs it, and whether in shadow mode. --long (or naming
+// detectors) prints each in full, with its runbook, false positives and
+// references.
 func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("detectors", stderr)
 	cfgPath := fs.String("config", "", "config file whose detect section decides what is enabled (default: the defaults)")
-	if err := parse(fs, args, stderr); err != nil {
+	var long bool
+	fs.BoolVar(&long, "long", false, "each detector in full: also its runbook, false positives and references")
+	fs.BoolVar(&long, "v", false, "short for --long")
+	ids, err := parseInterspersed(fs, args, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: usage: tokenwatch detectors [--config FILE]", errUsage)
 	}
 	cfg := config.Default()
 	if *cfgPath != "" {
@@ -95,9 +98,24 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.id, b.id) })
+	if len(ids) > 0 {
+		// Named detectors: those, in full.
+		long = true
+		var picked []row
+		for _, id := range ids {
+			i := slices.IndexFunc(rows, func(r row) bool { return r.id == id })
+			if i < 0 {
+				return fmt.Errorf("%w: no detector or rule has the id %q (tokenwatch detectors lists them)", errUsage, id)
+			}
+			picked = append(picked, rows[i])
+		}
+		rows = picked
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tTECHNIQUES\tENABLED\tSHADOW")
-	for _, r := range rows {
+	if !long {
+		fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tTECHNIQUES\tENABLED\tSHADOW")
+	}
+	for i, r := range rows {
 		if running[r.id] {
 			r.enabled = "yes"
 		} else if in, ok := strings.CutPrefix(r.enabled, "in:"); ok && !slices.ContainsFunc(strings.Split(in, ","), func(id string) bool { return running[id] }) {
@@ -112,7 +130,37 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		if prog.Shadow(r.id) {
 			shadow = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.id, r.kind, r.meta.Status, tech, r.enabled, shadow)
+		if !long {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.id, r.kind, r.meta.Status, tech, r.enabled, shadow)
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		writeLong(stdout, r.id, r.kind, tech, r.enabled, shadow, r.meta)
 	}
 	return tw.Flush()
+}
+
+// writeLong is one detector in full: what the table says, then what an
+// analyst needs beside an alert of it (runbook, when it is benign, where
+// to read more).
+func writeLong(w io.Writer, id, kind, tech, enabled, shadow string, m detect.Meta) {
+	fmt.Fprintf(w, "%s\n  kind: %s  status: %s  techniques: %s  enabled: %s  shadow: %s\n", id, kind, m.Status, tech, enabled, shadow)
+	if m.Runbook != "" {
+		fmt.Fprintf(w, "  runbook: %s\n", strings.Join(strings.Fields(m.Runbook), " "))
+	}
+	for _, l := range []struct {
+		name  string
+		items []string
+	}{{"false positives", m.FalsePositives}, {"references", m.References}} {
+		if len(l.items) == 0 {
+			fmt.Fprintf(w, "  %s: -\n", l.name)
+			continue
+		}
+		fmt.Fprintf(w, "  %s:\n", l.name)
+		for _, it := range l.items {
+			fmt.Fprintf(w, "    - %s\n", it)
+		}
+	}
 }

@@ -47,7 +47,7 @@ func commands() []command {
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
 		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},
 		{"hosting", "hosting refresh --out FILE: download cloud ranges, the Tor exit list and ASN lists into geo.hosting_or_anonymizer's ranges file", runHosting},
-		{"detectors", "list every detector and Sigma rule: kind, status, ATT&CK techniques, enabled, shadow", runDetectors},
+		{"detectors", "list every detector and Sigma rule: kind, status, ATT&CK techniques, enabled, shadow (--long or IDs: also runbook, false positives, references)", runDetectors},
 		{"rule", "rule test RULE.yml [--source S] FILE...: replay raw records through one Sigma rule; each match as a JSON line", runRule},
 		{"version", "print the version", runVersion},
 	}

@@ -217,3 +217,28 @@ func TestDetectorsListsGoDetectorsAndRules(t *testing.T) {
 		}
 	}
 }
+
+// `tokenwatch detectors --long` (or naming detectors) prints each in full:
+// a Go detector's runbook and false positives from its Spec, a rule's from
+// its own keys (runbook is tokenwatch's one custom key).
+func TestDetectorsLongShowsRunbookFalsePositivesReferences(t *testing.T) {
+	code, out, errOut := tokenwatch(t, "detectors", "sigma.tokenwatch-github-pat-deploy-key", "--long", "geo.new_asn")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"sigma.tokenwatch-github-pat-deploy-key\n  kind: sigma  status: experimental  techniques: T1098.004  enabled: yes  shadow: no\n  runbook: Ask the PAT's owner",
+		"  false positives:\n    - Provisioning scripts that add deploy keys with a PAT by design\n  references:\n    - https://docs.github.com/",
+		"\n\ngeo.new_asn\n  kind: go",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, errOut := tokenwatch(t, "detectors", "sigma.nosuch"); code != 2 || !strings.Contains(errOut, `no detector or rule has the id "sigma.nosuch"`) {
+		t.Fatalf("unknown id: exit %d, %s", code, errOut)
+	}
+	if code, out, _ := tokenwatch(t, "detectors", "-v"); code != 0 || strings.HasPrefix(out, "ID") || !strings.Contains(out, "\n  runbook: ") {
+		t.Fatalf("-v: exit %d\n%s", code, out)
+	}
+}

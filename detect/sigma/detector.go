@@ -242,13 +242,13 @@ func (d *Detector) Observe(ev *schemas.Event, _ detect.State) []detect.Finding {
 }
 
 // Meta maps the rule's own metadata: attack.tNNNN[.NNN] tags to technique
-// ids, falsepositives, references and status (experimental when unset, as
+// ids, falsepositives, references, runbook and status (experimental when unset, as
 // a rule nobody has vouched for).
 func (d *Detector) Meta() detect.Meta { return d.rule.Meta() }
 
 // Meta is the rule's detection metadata (see Detector.Meta).
 func (r *Rule) Meta() detect.Meta {
-	m := detect.Meta{Status: r.Status, FalsePositives: r.FalsePositives, References: r.References}
+	m := detect.Meta{Status: r.Status, FalsePositives: r.FalsePositives, References: r.References, Runbook: r.Runbook}
 	if m.Status == "" {
 		m.Status = detect.StatusExperimental
 	}

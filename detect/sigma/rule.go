@@ -47,9 +47,13 @@ type Rule struct {
 	References     []string
 	Tags           []string
 	FalsePositives []string
-	Level          string
-	Product        string
-	Service        string
+	// Runbook is tokenwatch's one custom top-level key (the rules
+	// specification allows "arbitrary custom fields"): what to check and how
+	// to contain, shown by `tokenwatch detectors --long`.
+	Runbook string
+	Level   string
+	Product string
+	Service string
 	// Source is the tokenwatch source the logsource selects (Logsources); a
 	// correlation's is its rules' one source.
 	Source string
@@ -144,6 +148,7 @@ var topKeys = map[string]bool{
 	"title": true, "id": true, "name": true, "status": true, "description": true, "references": true, "author": true,
 	"date": true, "modified": true, "tags": true, "logsource": true, "detection": true, "falsepositives": true,
 	"level": true, "fields": true, "related": true, "license": true, "taxonomy": true, "scope": true,
+	"runbook": true,
 }
 
 // corrTopKeys are the keys a correlation rule document may hold besides
@@ -253,6 +258,8 @@ func parseDoc(file string, doc *yaml.Node) (*Rule, error) {
 			err = decodeStrings(v, &r.FalsePositives)
 		case "level":
 			err = v.Decode(&r.Level)
+		case "runbook":
+			err = v.Decode(&r.Runbook)
 		case "logsource":
 			logsource = v
 		case "detection":

@@ -72,13 +72,13 @@ func TestLoadErrors(t *testing.T) {
 
 func TestMetaMapsTagsAndDefaultsStatus(t *testing.T) {
 	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: okta}\ntags: [attack.credential-access, attack.T1550.001, attack.t1078, attack.g0016]\n"+
-		"falsepositives: [a vpn]\nreferences: [https://x]\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
+		"falsepositives: [a vpn]\nreferences: [https://x]\nrunbook: revoke it\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := r.Meta()
 	if strings.Join(m.Techniques, ",") != "T1550.001,T1078" || m.Status != "experimental" ||
-		len(m.FalsePositives) != 1 || len(m.References) != 1 {
+		len(m.FalsePositives) != 1 || len(m.References) != 1 || m.Runbook != "revoke it" {
 		t.Fatalf("meta %+v", m)
 	}
 }
