@@ -131,17 +131,34 @@ func runRule(_ context.Context, args []string, stdout, stderr io.Writer) error {
 				states[k] = st
 			}
 			for _, f := range c.Observe(ev, st) {
-				o := f.Observed.(sigma.CorrObserved)
-				line := ruleLine(c.Rule(), ev, o.Rules)
-				line.Correlation = &CorrelationMatch{CorrObserved: o, EventIDs: f.EventIDs, FirstSeen: schemas.NewTime(f.FirstSeen), LastSeen: schemas.NewTime(f.LastSeen)}
-				lines = append(lines, line)
+				lines = append(lines, corrLine(c, ev, f))
 			}
 		}
-		for _, l := range lines {
-			counts[l.Detector]++
-			if err := enc.Encode(l); err != nil {
-				return fmt.Errorf("write match: %w", err)
+		if err := writeLines(enc, lines, counts); err != nil {
+			return err
+		}
+	}
+	if n := len(batch.Events); n > 0 {
+		// The end of the input closes the windows an upper-bound condition
+		// judges, as a replay's flush does.
+		last := batch.Events[n-1].Time.Time
+		var lines []RuleMatch
+		for _, c := range corrs {
+			for k, st := range states {
+				if k.det != c.ID() {
+					continue
+				}
+				at := &schemas.Event{Tenant: k.tenant, Integration: schemas.Integration{ID: k.integration}, Time: schemas.NewTime(last)}
+				for _, f := range c.Tick(last, st) {
+					lines = append(lines, corrLine(c, at, f))
+				}
 			}
+		}
+		slices.SortStableFunc(lines, func(a, b RuleMatch) int {
+			return strings.Compare(a.Detector+a.IntegrationID, b.Detector+b.IntegrationID)
+		})
+		if err := writeLines(enc, lines, counts); err != nil {
+			return err
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -176,6 +193,29 @@ func ruleSource(rules []*sigma.Rule, source *string) error {
 	case !slices.Contains(srcs, *source):
 		r := rules[0]
 		return fmt.Errorf("%w: rule %s reads %s events (logsource product %q, service %q), not %s", errUsage, r.DetectorID(), r.Source, r.Product, r.Service, *source)
+	}
+	return nil
+}
+
+// corrLine is a correlation's window: at is the event that completed it.
+// A window an upper-bound condition judged when it closed (at is then the
+// event or the end of input that closed it) is told by its last event.
+func corrLine(c *sigma.CorrDetector, at *schemas.Event, f detect.Finding) RuleMatch {
+	o := f.Observed.(sigma.CorrObserved)
+	line := ruleLine(c.Rule(), at, o.Rules)
+	if c.Rule().Correlation.Closed && len(f.EventIDs) > 0 {
+		line.EventID, line.Time, line.Action = f.EventIDs[len(f.EventIDs)-1], schemas.NewTime(f.LastSeen), ""
+	}
+	line.Correlation = &CorrelationMatch{CorrObserved: o, EventIDs: f.EventIDs, FirstSeen: schemas.NewTime(f.FirstSeen), LastSeen: schemas.NewTime(f.LastSeen)}
+	return line
+}
+
+func writeLines(enc *json.Encoder, lines []RuleMatch, counts map[string]int) error {
+	for _, l := range lines {
+		counts[l.Detector]++
+		if err := enc.Encode(l); err != nil {
+			return fmt.Errorf("write match: %w", err)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/detect/program"
@@ -115,15 +116,7 @@ correlation:
 // middle of a sequence gives the alert a straight run gives, with the same
 // id, and the rule it uses raises none of its own.
 func TestCorrelationRuleSurvivesACheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "corr.yml"), []byte(corrYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := program.Build(program.Config{Rules: sigma.Config{Paths: []string{dir}, Shadow: []string{"sigma.test-okta-two-tokens"}}}, program.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := buildWithRule(t, corrYAML, "sigma.test-okta-two-tokens")
 	if ids := p.RuleIDs(); !slices.Equal(ids, []string{"sigma.test-okta-two-tokens"}) {
 		t.Fatalf("rule detectors %v", ids)
 	}
@@ -165,4 +158,37 @@ func TestCorrelationRuleSurvivesACheckpoint(t *testing.T) {
 			t.Fatalf("checkpoint after event %d: %+v", after, got)
 		}
 	}
+}
+
+// An upper-bound condition is judged when its window closes: with the
+// integration's next event, or the engine's tick as event time crosses an
+// hour (and the flush that ends a replay).
+func TestUpperBoundCorrelationFiresOnTheFlush(t *testing.T) {
+	p := buildWithRule(t, strings.NewReplacer("id: test-okta-two-tokens", "id: test-okta-one-token", "{gte: 2}", "{lt: 2}").Replace(corrYAML))
+	evs := ruleEvents(t)
+	late := evs[0]
+	late.EventID, late.Time = "evlater", schemas.NewTime(late.Time.Add(time.Hour))
+	var got []string
+	for _, a := range p.Run(append(evs, late)) {
+		got = append(got, a.Detector+" "+strings.Join(a.EventIDs, ","))
+	}
+	if !slices.Equal(got, []string{"sigma.test-okta-one-token evsystem.api_token.create"}) {
+		t.Fatalf("alerts %v", got)
+	}
+}
+
+// buildWithRule builds the program with one rule file of body (closed when
+// the test ends), these detector ids in shadow.
+func buildWithRule(t *testing.T, body string, shadow ...string) *program.Program {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rule.yml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := program.Build(program.Config{Rules: sigma.Config{Paths: []string{dir}, Shadow: shadow}}, program.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }

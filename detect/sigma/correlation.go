@@ -40,7 +40,11 @@ type Correlation struct {
 	Aliases map[string]map[string]string
 	// Generate: the referenced rules also raise their own alerts.
 	Generate bool
+	// Closed: the condition bounds the count from above, so a window is
+	// judged when it closes (tumbling windows per group), not as it grows.
+	Closed bool
 
+	holds    func(count int) bool
 	rules    []*Rule // resolved Refs (Link)
 	refNodes []*yaml.Node
 	node     *yaml.Node
@@ -201,12 +205,11 @@ func (c *Correlation) parseAliases(v *yaml.Node) error {
 }
 
 // parseCondition reads the condition map (gt, gte, lt, lte, eq, neq, and
-// value_count's field) into Min. tokenwatch judges a window as each event
-// arrives, so it runs conditions a growing count can only meet and keep
-// (gt, gte, and for temporal types bounds the rule count cannot exceed);
-// an upper bound on a count (lt, lte, eq, neq: "fewer than 5 in an hour")
-// can only be judged once a window has closed, which is not supported yet
-// and an error naming the key.
+// value_count's field). A condition a growing count meets and keeps (gt,
+// gte, and for temporal types bounds the rule count cannot exceed) is
+// judged as each event arrives (Min). One with an upper bound on the count
+// (lt, lte, eq, neq: "fewer than 5 in an hour") can only be judged once a
+// window has closed (Closed): see CorrDetector.Tick.
 func (c *Correlation) parseCondition(n *yaml.Node) error {
 	max := MaxHits
 	if c.Type == Temporal || c.Type == TemporalOrdered {
@@ -281,18 +284,11 @@ func (c *Correlation) parseCondition(n *yaml.Node) error {
 	if c.Min == 0 {
 		return errAt(c.file, n, "correlation.condition", "%s never holds for a count from 1 to %d (the most this correlation can count)", c.Cond, max)
 	}
-	for x := c.Min; x <= max; x++ {
-		if !holds(x) {
-			op := ""
-			for _, b := range bounds {
-				if b.op == "lt" || b.op == "lte" || b.op == "eq" || b.op == "neq" {
-					op = b.op
-				}
-			}
-			return errAt(c.file, n, "correlation.condition."+op, "%s: an upper bound on the count is judged only when a window closes, which tokenwatch does not support yet (gt and gte are judged as events arrive)", c.Cond)
-		}
+	for x := c.Min; x <= max && !c.Closed; x++ {
+		c.Closed = !holds(x)
 	}
-	if c.Type == TemporalOrdered && c.Min != len(c.Refs) {
+	c.holds = holds
+	if c.Type == TemporalOrdered && (c.Closed || c.Min != len(c.Refs)) {
 		return errAt(c.file, n, "correlation.condition", "%s: a temporal_ordered correlation needs its whole sequence; a partial one is not supported", c.Cond)
 	}
 	return nil
@@ -361,6 +357,9 @@ func (l *linker) resolve(r *Rule) error {
 		}
 		if err := l.resolve(t); err != nil {
 			return err
+		}
+		if t.Correlation != nil && t.Correlation.Closed {
+			return errAt(c.file, c.refNodes[i], "correlation.rules", "%q has an upper-bound condition (%s): it fires when its window closes, not on an event, so it cannot be a step of another correlation", ref, t.Correlation.Cond)
 		}
 		if t.Source != c.rules0Source(t) {
 			return errAt(c.file, c.refNodes[i], "correlation.rules", "%q reads %s events, %q %s: a correlation's rules read one source (its state is per integration)", ref, t.Source, c.Refs[0], c.rules[0].Source)

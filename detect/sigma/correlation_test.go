@@ -271,9 +271,9 @@ func TestCorrelationLoadErrors(t *testing.T) {
 		{"unknown type", corrRule("value_sum", "[a]", "  condition: {gte: 3}\n"), 6, "correlation.type"},
 		{"unknown key", corrRule(EventCount, "[a]", "  condition: {gte: 3}\n  window: 5m\n"), 11, "correlation.window"},
 		{"missing rule", corrRule(EventCount, "[a, nosuch]", "  condition: {gte: 3}\n"), 7, "correlation.rules"},
-		{"upper bound", corrRule(EventCount, "[a]", "  condition: {lt: 3}\n"), 10, "correlation.condition.lt"},
-		{"range", corrRule(EventCount, "[a]", "  condition: {gt: 3, lte: 9}\n"), 10, "correlation.condition.lte"},
-		{"eq", corrRule(EventCount, "[a]", "  condition: {eq: 3}\n"), 10, "correlation.condition.eq"},
+		{"upper bound on a sequence", corrRule(TemporalOrdered, "[a, b, c]", "  condition: {lt: 3}\n"), 10, "correlation.condition"},
+		{"never holds", corrRule(EventCount, "[a]", "  condition: {gt: 3, lt: 4}\n"), 10, "correlation.condition"},
+		{"upper-bound correlation as a step", corrRule(Temporal, "[a, few]", "") + "---\ntitle: few\nname: few\ncorrelation: {type: event_count, rules: [b], timespan: 1m, condition: {lt: 2}}\n", 7, "correlation.rules"},
 		{"no condition", corrRule(EventCount, "[a]", ""), 6, "correlation.condition"},
 		{"value_count without field", corrRule(ValueCount, "[a]", "  condition: {gte: 3}\n"), 10, "correlation.condition.field"},
 		{"bad timespan", strings.Replace(corrRule(EventCount, "[a]", "  condition: {gte: 3}\n"), "10m", "1w", 1), 9, "correlation.timespan"},
@@ -370,5 +370,76 @@ func TestCorrelationChain(t *testing.T) {
 				t.Errorf("%s (round trip %v): %v, want %s", c.name, rt, got, c.want)
 			}
 		}
+	}
+}
+
+// A condition with an upper bound (lt, lte, eq, neq, a range) is judged
+// when a window closes: windows tumble per group from its first hit, and
+// close with a later event or the engine's tick past their end.
+func TestCorrelationUpperBound(t *testing.T) {
+	few := corrRule(EventCount, "[a]", "  condition: {lt: 3}\n")
+	two := corrRule(ValueCount, "[a]", "  condition: {field: client.ipAddress, eq: 2}\n")
+	rng := corrRule(EventCount, "[a]", "  condition: {gt: 1, lte: 2}\n")
+	lonely := corrRule(Temporal, "[a, b]", "  condition: {lt: 2}\n")
+	a := func(min float64) step { return step{min: min, typ: "a"} }
+	ip := func(min float64, ip string) step { return step{min: min, typ: "a", ip: ip} }
+	cases := []struct {
+		name  string
+		rule  string
+		steps []step
+		tick  float64 // minute of a tick after the steps (0: none)
+		want  string
+	}{
+		{"two is fewer than three, judged by the next event", few, []step{a(0), a(1), a(15)}, 0, "[[e0 e1]]"},
+		{"three is not fewer than three", few, []step{a(0), a(1), a(2), a(15)}, 0, "[]"},
+		{"the window still open", few, []step{a(0), a(1), a(9)}, 0, "[]"},
+		{"judged by another group's event", few, []step{a(0), {min: 12, typ: "a", u: "u2"}}, 0, "[[e0]]"},
+		{"judged by a tick", few, []step{a(0), a(1)}, 11, "[[e0 e1]]"},
+		{"a tick before the end", few, []step{a(0), a(1)}, 9, "[]"},
+		{"each window once", few, []step{a(0), a(11), a(25)}, 40, "[[e0] [e1] [e2]]"},
+		{"eq 2 addresses", two, []step{ip(0, "1"), ip(1, "2"), ip(2, "1")}, 20, "[[e0 e1 e2]]"},
+		{"eq 2, three addresses", two, []step{ip(0, "1"), ip(1, "2"), ip(2, "3")}, 20, "[]"},
+		{"range", rng, []step{a(0), a(1), a(20), a(40), a(41), a(42)}, 60, "[[e0 e1]]"},
+		{"temporal: only a", lonely, []step{a(0), a(1)}, 20, "[[e0 e1]]"},
+		{"temporal: a and b", lonely, []step{a(0), {min: 1, typ: "b"}}, 20, "[]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := corrDetector(t, c.rule)
+			if !d.c.Closed {
+				t.Fatal("not judged at window close")
+			}
+			for _, rt := range []bool{false, true} {
+				states := map[string]detect.State{}
+				var got [][]string
+				for n, st := range c.steps {
+					ev := st.event(n)
+					s := states[ev.Integration.ID]
+					if s == nil {
+						s = d.NewState()
+						states[ev.Integration.ID] = s
+					}
+					for _, f := range d.Observe(ev, s) {
+						got = append(got, f.EventIDs)
+					}
+					if rt {
+						b, _ := s.MarshalBinary()
+						fresh := d.NewState()
+						if err := fresh.UnmarshalBinary(b); err != nil {
+							t.Fatal(err)
+						}
+						states[ev.Integration.ID] = fresh
+					}
+				}
+				if c.tick > 0 {
+					for _, f := range d.Tick(t0.Add(time.Duration(c.tick*float64(time.Minute))), states["i1"]) {
+						got = append(got, f.EventIDs)
+					}
+				}
+				if fmt.Sprint(got) != c.want {
+					t.Fatalf("round trip %v: %v, want %s", rt, got, c.want)
+				}
+			}
+		})
 	}
 }

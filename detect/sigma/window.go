@@ -20,8 +20,9 @@ import (
 //
 // Windows slide on event time (the spec: "should not be restricted to
 // boundaries"): any span of Timespan whose hits meet the condition fires.
-// A window that fires consumes its hits and mutes the group for one
-// timespan from its last hit, so a burst raises one alert, not one per
+// (A condition with an upper bound is judged when a window closes instead:
+// see Tick.) A window that fires consumes its hits and mutes the group for
+// one timespan from its last hit, so a burst raises one alert, not one per
 // event; a burst that goes on raises at most one alert per group and
 // timespan. The alert's key is the group and the window's first event, so
 // a replay of the same input gives the same alert ids.
@@ -34,7 +35,10 @@ type CorrDetector struct {
 	def   string // digest of what the state's hits mean (corrState.Def)
 }
 
-var _ detect.Detector = (*CorrDetector)(nil)
+var (
+	_ detect.Detector = (*CorrDetector)(nil)
+	_ detect.Ticker   = (*CorrDetector)(nil)
+)
 
 // NewCorrDetector wraps a linked correlation rule (see Link).
 func NewCorrDetector(r *Rule) *CorrDetector {
@@ -227,6 +231,15 @@ func (d *CorrDetector) observe(ev *schemas.Event, rec *record, s *corrState) []d
 		if !contains(touched, key) {
 			touched = append(touched, key)
 		}
+	}
+	if d.c.Closed {
+		// Windows close as event time passes, whatever the event matched.
+		out := d.close(s, max(s.Latest, t))
+		if matched {
+			s.prune(d.span, touched)
+			s.bound()
+		}
+		return out
 	}
 	if !matched {
 		return nil
@@ -553,4 +566,65 @@ func (d *CorrDetector) refName(i int) string {
 		return n
 	}
 	return d.c.Refs[i]
+}
+
+// Tick closes the windows that ended before watermark: a correlation whose
+// condition bounds the count from above (lt, lte, eq, neq) is judged then.
+// The engine ticks as the event-time watermark crosses each hour and when
+// a replay ends, so such an alert comes up to an hour after its window
+// closed (or with the integration's next event, whichever is first).
+func (d *CorrDetector) Tick(watermark time.Time, st detect.State) []detect.Finding {
+	if !d.c.Closed {
+		return nil
+	}
+	return d.close(st.(*corrState), watermark.UnixMilli())
+}
+
+// close judges every group's windows that ended before now, oldest first.
+// With an upper-bound condition the windows tumble per group: one opens at
+// the group's first hit and spans Timespan; when it has closed its count
+// is judged (one alert at most) and its hits go, and the next hit opens
+// the next window.
+func (d *CorrDetector) close(s *corrState, now int64) []detect.Finding {
+	var keys []string
+	for k, g := range s.Groups {
+		if len(g.Hits) == 0 || now > g.Hits[0].T+d.span {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []detect.Finding
+	for _, k := range keys {
+		g := s.Groups[k]
+		for len(g.Hits) > 0 && now > g.Hits[0].T+d.span {
+			end := g.Hits[0].T + d.span
+			j := sort.Search(len(g.Hits), func(i int) bool { return g.Hits[i].T > end })
+			win := g.Hits[:j]
+			if d.c.holds(d.measure(win)) {
+				out = append(out, d.finding(k, g, win))
+			}
+			g.Hits = append([]hit(nil), g.Hits[j:]...)
+		}
+		if len(g.Hits) == 0 {
+			delete(s.Groups, k)
+		}
+	}
+	return out
+}
+
+// measure is what the condition counts in win: events, distinct values or
+// distinct rules.
+func (d *CorrDetector) measure(win []hit) int {
+	seen := map[string]bool{}
+	for _, h := range win {
+		switch d.c.Type {
+		case EventCount:
+			seen[fmt.Sprint(h.Seq)] = true
+		case ValueCount:
+			seen[h.V] = true
+		default:
+			seen[fmt.Sprint(h.R)] = true
+		}
+	}
+	return len(seen)
 }
