@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	oktaRecords  = "../../ingest/okta/testdata/records.jsonl"
-	drift        = "../../detect/sigma/rules/mr_salesforce_recon_count_bulk_export.yml"
-	driftRecords = "../../detect/sigma/testdata/drift/records.jsonl"
+	oktaRecords    = "../../ingest/okta/testdata/records.jsonl"
+	drift          = "../../detect/sigma/rules/mr_salesforce_recon_count_bulk_export.yml"
+	driftScenarios = "../../detect/sigma/testdata/scenarios/"
 )
 
 const geoRule = `title: Okta OAuth token from Nigeria
@@ -79,7 +79,7 @@ func TestRuleTestPrintsEachMatch(t *testing.T) {
 			[]string{"4b7e3f2a-7c1d-11f0-9a8b-1b2c3d4e5f60 sel_grant,sel_ng"}, "matched 1 of 9"},
 		{"unsupported modifier", []string{bad, oktaRecords}, 1, nil, bad + ":6: modifier |base64"},
 		{"correlation of a rule that is not in the file", []string{corr, oktaRecords}, 1, nil, corr + ":4: correlation.rules: no loaded rule has the id or name \"okta-grant\""},
-		{"the shipped Drift collection fires once, on the Drift app's export", []string{drift, driftRecords}, 0, []string{
+		{"the shipped Drift collection fires once, on the Drift app's export", []string{drift, driftScenarios + "fires_on_drift_sequence/records.jsonl", driftScenarios + "quiet_on_etl_that_counts_after_exporting/records.jsonl"}, 0, []string{
 			"elf:a2a19289a5af7491875500b1 describe_rest", "etl-export large_query", "etl-count-after selection",
 			"elf:ca6cfd9f63224ca33860c8a2 describe_rest", "elf:1e5441845ca85a4a1e51a382 describe_rest",
 			"drift-count-account selection", "drift-count-contact selection", "drift-bulk-result bulk_result",
