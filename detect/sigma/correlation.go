@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -105,7 +106,7 @@ func parseCorrelation(file string, n, generate *yaml.Node) (*Correlation, error)
 			genInner = v
 		}
 		if err != nil {
-			if le, ok := err.(*LoadError); ok {
+			if le := (*LoadError)(nil); errors.As(err, &le) {
 				return nil, le
 			}
 			return nil, errAt(file, v, "correlation."+k.Value, "%v", err)

@@ -443,3 +443,16 @@ func TestCorrelationUpperBound(t *testing.T) {
 		})
 	}
 }
+
+// An event two of an event_count's rules match is one event.
+func TestEventCountCountsAnEventOnce(t *testing.T) {
+	ab := "---\ntitle: A or B\nname: ab\nlogsource: {product: okta}\ndetection: {sel: {eventtype: [a, b]}, condition: sel}\n"
+	d := corrDetector(t, corrRule(EventCount, "[a, ab]", "  condition: {gte: 3}\n")+ab)
+	a := func(min float64) step { return step{min: min, typ: "a"} }
+	if fs := run(t, d, []step{a(0), a(1)}, false); len(fs) != 0 {
+		t.Fatalf("two events counted as three or more: %v", fs)
+	}
+	if fs := run(t, d, []step{a(0), a(1), {min: 2, typ: "b"}}, false); len(fs) != 1 || fs[0].Observed.(CorrObserved).Count != 3 {
+		t.Fatalf("findings %+v", fs)
+	}
+}
