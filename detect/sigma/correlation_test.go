@@ -456,3 +456,39 @@ func TestEventCountCountsAnEventOnce(t *testing.T) {
 		t.Fatalf("findings %+v", fs)
 	}
 }
+
+// BenchmarkNoisyIntegration is one integration whose every event matches
+// a correlation's first rule and never completes it, its state at the hit
+// bound: what a chatty integration costs per event.
+func BenchmarkNoisyIntegration(b *testing.B) {
+	for _, c := range []struct{ name, rule string }{
+		{"temporal_ordered", corrRule(TemporalOrdered, "[a, b, c]", "")},
+		{"temporal", corrRule(Temporal, "[a, b, c]", "")},
+		{"event_count", corrRule(EventCount, "[a]", fmt.Sprintf("  condition: {gte: %d}\n", MaxHits))},
+		{"value_count", corrRule(ValueCount, "[a]", fmt.Sprintf("  condition: {field: client.ipAddress, gte: %d}\n", MaxHits))},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			rs, err := ParseCollection("c.yml", []byte(c.rule+"\n---\n"+bases))
+			if err != nil {
+				b.Fatal(err)
+			}
+			dets, err := Compile(rs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := dets[0].(*CorrDetector)
+			st := d.NewState()
+			evs := make([]*schemas.Event, 4096)
+			for i := range evs {
+				evs[i] = step{min: float64(i) / 1000, typ: "a", ip: fmt.Sprint(i)}.event(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ev := *evs[i%len(evs)]
+				ev.Time = schemas.NewTime(t0.Add(time.Duration(i) * time.Millisecond))
+				d.Observe(&ev, st)
+			}
+		})
+	}
+}

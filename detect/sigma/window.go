@@ -182,6 +182,10 @@ func (d *CorrDetector) observe(ev *schemas.Event, rec *record, s *corrState) []d
 	}
 	t := ev.Time.UnixMilli()
 	var touched []string
+	// Per touched group: a hit landed before its newest (an event arriving
+	// late), or the event matched temporal_ordered's last step. Otherwise
+	// only windows ending at this event are new, and only those are judged.
+	late, last := map[string]bool{}, map[string]bool{}
 	matched := false
 	for i := range d.c.rules {
 		if !d.matches(i, ev, rec, s) {
@@ -219,14 +223,19 @@ func (d *CorrDetector) observe(ev *schemas.Event, rec *record, s *corrState) []d
 			if contains(touched, key) {
 				continue
 			}
-			g.insert(h)
+			late[key] = late[key] || g.insert(h)
 		case ValueCount:
+			// A sliding window counts a value once: its latest hit is all it
+			// needs. (A closing window counts from its first hit: keep all.)
 			for _, v := range values {
 				h.V = v
-				g.insert(h)
+				late[key] = g.latest(h, d.c.Closed, func(x hit) bool { return x.V == v }) || late[key]
 			}
+		case Temporal:
+			late[key] = g.latest(h, d.c.Closed, func(x hit) bool { return x.R == i }) || late[key]
 		default:
-			g.insert(h)
+			late[key] = late[key] || g.insert(h)
+			last[key] = last[key] || i == len(d.c.rules)-1
 		}
 		if !contains(touched, key) {
 			touched = append(touched, key)
@@ -253,7 +262,10 @@ func (d *CorrDetector) observe(ev *schemas.Event, rec *record, s *corrState) []d
 		if g == nil {
 			continue // dropped by the bounds
 		}
-		if f, ok := d.fire(key, g); ok {
+		if d.c.Type == TemporalOrdered && !late[key] && !last[key] {
+			continue // no chain can end at this event
+		}
+		if f, ok := d.fire(key, g, late[key]); ok {
 			out = append(out, f)
 		}
 	}
@@ -297,9 +309,9 @@ func lookupStrings(rec *record, path []string) []string {
 	return out
 }
 
-// insert keeps Hits sorted by (T, Seq); an event arriving late lands in
-// its event-time place.
-func (g *group) insert(h hit) {
+// insert keeps Hits sorted by (T, Seq): an event arriving late lands in
+// its event-time place, and insert reports it.
+func (g *group) insert(h hit) (late bool) {
 	i := sort.Search(len(g.Hits), func(i int) bool {
 		x := g.Hits[i]
 		return x.T > h.T || (x.T == h.T && x.Seq > h.Seq)
@@ -307,6 +319,27 @@ func (g *group) insert(h hit) {
 	g.Hits = append(g.Hits, hit{})
 	copy(g.Hits[i+1:], g.Hits[i:])
 	g.Hits[i] = h
+	return i < len(g.Hits)-1
+}
+
+// latest keeps one hit per same (a value, a rule), unless all: h replaces
+// an older one; a late h older than the one kept adds nothing and is
+// dropped.
+func (g *group) latest(h hit, all bool, same func(hit) bool) (late bool) {
+	if all {
+		return g.insert(h)
+	}
+	for i, x := range g.Hits {
+		if !same(x) {
+			continue
+		}
+		if x.T > h.T {
+			return false
+		}
+		g.Hits = append(g.Hits[:i], g.Hits[i+1:]...)
+		break
+	}
+	return g.insert(h)
 }
 
 // prune drops hits too old for any window with the newest (Latest -
@@ -386,16 +419,28 @@ func (s *corrState) oldest(at func(*group) int64) string {
 // fire looks for the earliest-ending window of g that meets the condition
 // and is not muted; it consumes the window's hits (and older ones) and
 // mutes the group for a timespan.
-func (d *CorrDetector) fire(key string, g *group) (detect.Finding, bool) {
+func (d *CorrDetector) fire(key string, g *group, late bool) (detect.Finding, bool) {
 	var lo, hi int
 	var chain []int
-	if d.c.Type == TemporalOrdered {
+	switch {
+	case (d.c.Type == EventCount || d.c.Type == ValueCount) && !late:
+		// In order, the one new window ends at the newest hit, and every hit
+		// counts one (an event per group; value_count keeps a value's
+		// latest hit only).
+		hi = len(g.Hits) - 1
+		h := g.Hits[hi]
+		lo = sort.Search(hi, func(i int) bool { return h.T-g.Hits[i].T <= d.span })
+		if h.T < g.Until || hi-lo+1 < d.c.Min {
+			return detect.Finding{}, false
+		}
+		lo = hi - d.c.Min + 1
+	case d.c.Type == TemporalOrdered:
 		chain = d.sequence(g)
 		if chain == nil {
 			return detect.Finding{}, false
 		}
 		lo, hi = chain[0], chain[len(chain)-1]
-	} else {
+	default:
 		var ok bool
 		if lo, hi, ok = d.window(g); !ok {
 			return detect.Finding{}, false
@@ -417,42 +462,73 @@ func (d *CorrDetector) fire(key string, g *group) (detect.Finding, bool) {
 	return f, true
 }
 
+// counter counts what a condition measures in a run of hits: events
+// (event_count keeps one hit per event and group), distinct values
+// (value_count) or distinct rules (temporal).
+type counter struct {
+	typ    string
+	events int
+	values map[string]int
+	rules  map[int]int
+}
+
+func newCounter(typ string) *counter {
+	return &counter{typ: typ, values: map[string]int{}, rules: map[int]int{}}
+}
+
+// add counts h in (n 1) or out (n -1).
+func (c *counter) add(h hit, n int) {
+	switch c.typ {
+	case ValueCount:
+		if c.values[h.V] += n; c.values[h.V] == 0 {
+			delete(c.values, h.V)
+		}
+	case Temporal:
+		if c.rules[h.R] += n; c.rules[h.R] == 0 {
+			delete(c.rules, h.R)
+		}
+	default:
+		c.events += n
+	}
+}
+
+func (c *counter) count() int {
+	switch c.typ {
+	case ValueCount:
+		return len(c.values)
+	case Temporal:
+		return len(c.rules)
+	}
+	return c.events
+}
+
+// needed: removing h keeps the count from dropping.
+func (c *counter) needed(h hit) bool {
+	switch c.typ {
+	case ValueCount:
+		return c.values[h.V] == 1
+	case Temporal:
+		return c.rules[h.R] == 1
+	}
+	return true
+}
+
 // window finds the first window (by its last hit) of at most Timespan
-// whose measure meets Min, ending at or after the mute, and narrows its
-// start as far as the measure still holds.
+// whose count meets Min, ending at or after the mute, and narrows its
+// start as far as the count still holds.
 func (d *CorrDetector) window(g *group) (lo, hi int, ok bool) {
-	counts := map[string]int{}
-	keyOf := func(h hit) string {
-		switch d.c.Type {
-		case ValueCount:
-			return h.V
-		case Temporal:
-			return fmt.Sprint(h.R)
-		}
-		return fmt.Sprint(h.Seq)
-	}
-	add := func(h hit, n int) {
-		k := keyOf(h)
-		counts[k] += n
-		if counts[k] == 0 {
-			delete(counts, k)
-		}
-	}
+	c := newCounter(d.c.Type)
 	for j, h := range g.Hits {
-		add(h, 1)
+		c.add(h, 1)
 		for h.T-g.Hits[lo].T > d.span {
-			add(g.Hits[lo], -1)
+			c.add(g.Hits[lo], -1)
 			lo++
 		}
-		if h.T < g.Until || len(counts) < d.c.Min {
+		if h.T < g.Until || c.count() < d.c.Min {
 			continue
 		}
-		for lo < j {
-			k := keyOf(g.Hits[lo])
-			if counts[k] == 1 && len(counts) == d.c.Min {
-				break
-			}
-			add(g.Hits[lo], -1)
+		for lo < j && !(c.needed(g.Hits[lo]) && c.count() == d.c.Min) {
+			c.add(g.Hits[lo], -1)
 			lo++
 		}
 		return lo, j, true
@@ -463,44 +539,55 @@ func (d *CorrDetector) window(g *group) (lo, hi int, ok bool) {
 // sequence finds temporal_ordered's chain: one hit of each rule in Refs'
 // order, each from a later event than the one before (event time; ties in
 // arrival order), first to last within Timespan, ending at or after the
-// mute. For each start it takes the earliest next step, which ends its
-// chain soonest; of all starts it keeps the chain that ends first (then
-// the latest start).
+// mute. One pass in event-time order keeps, per step, the chain through
+// it that starts latest (the best to finish within Timespan); the first
+// chain to complete ends soonest. O(hits × steps), two allocations.
 func (d *CorrDetector) sequence(g *group) []int {
-	var best []int
 	n := len(d.c.rules)
-	for a, h := range g.Hits {
-		if h.R != 0 {
-			continue
-		}
-		chain := []int{a}
-		for k := 1; k < n; k++ {
-			prev := g.Hits[chain[len(chain)-1]]
-			next := -1
-			for b := chain[len(chain)-1] + 1; b < len(g.Hits); b++ {
-				x := g.Hits[b]
-				if x.T-h.T > d.span {
-					break
-				}
-				if x.R == k && x.Seq != prev.Seq {
-					next = b
-					break
-				}
-			}
-			if next < 0 {
-				chain = nil
-				break
-			}
-			chain = append(chain, next)
-		}
-		if chain == nil || g.Hits[chain[n-1]].T < g.Until {
-			continue
-		}
-		if best == nil || chain[n-1] <= best[n-1] {
-			best = chain
-		}
+	hits := g.Hits
+	// prev[x]: the hit before x in the best chain through x; start[x]: its
+	// first hit. best[k]: the hit ending the best chain over steps 0..k.
+	prev, start := make([]int, len(hits)), make([]int, len(hits))
+	var bestBuf [8]int
+	best := bestBuf[:0]
+	for k := 0; k < n; k++ {
+		best = append(best, -1)
 	}
-	return best
+	for i := 0; i < len(hits); {
+		// One event's hits (adjacent: same T and Seq) extend the chains that
+		// ended before it, never one another: judge them all, then update.
+		j := i
+		for j < len(hits) && hits[j].Seq == hits[i].Seq {
+			j++
+		}
+		for x := i; x < j; x++ {
+			h := hits[x]
+			prev[x], start[x] = -1, x
+			if h.R > 0 {
+				p := best[h.R-1]
+				if p < 0 || h.T-hits[start[p]].T > d.span {
+					start[x] = -1
+					continue
+				}
+				prev[x], start[x] = p, start[p]
+			}
+			if h.R == n-1 && h.T >= g.Until {
+				chain := make([]int, n)
+				for k, y := n-1, x; k >= 0; k, y = k-1, prev[y] {
+					chain[k] = y
+				}
+				return chain
+			}
+		}
+		for x := i; x < j; x++ {
+			k := hits[x].R
+			if start[x] >= 0 && k < n-1 && (best[k] < 0 || hits[start[x]].T >= hits[start[best[k]]].T) {
+				best[k] = x
+			}
+		}
+		i = j
+	}
+	return nil
 }
 
 func (d *CorrDetector) finding(key string, g *group, win []hit) detect.Finding {
@@ -615,16 +702,9 @@ func (d *CorrDetector) close(s *corrState, now int64) []detect.Finding {
 // measure is what the condition counts in win: events, distinct values or
 // distinct rules.
 func (d *CorrDetector) measure(win []hit) int {
-	seen := map[string]bool{}
+	c := newCounter(d.c.Type)
 	for _, h := range win {
-		switch d.c.Type {
-		case EventCount:
-			seen[fmt.Sprint(h.Seq)] = true
-		case ValueCount:
-			seen[h.V] = true
-		default:
-			seen[fmt.Sprint(h.R)] = true
-		}
+		c.add(h, 1)
 	}
-	return len(seen)
+	return c.count()
 }
