@@ -80,6 +80,8 @@ type Alert struct {
 	// copied so a sink or a query need not know the catalogue.
 	Techniques []string `json:"techniques,omitempty"`
 	Status     string   `json:"status,omitempty"`
+	// Runbook is the detector's: what to check, how to contain.
+	Runbook string `json:"runbook,omitempty"`
 	// Shadow is true when the detector runs in shadow mode (config
 	// `shadow: true`): the alert is recorded (ClickHouse, archive sinks) to
 	// measure the detector on live data, but never pages and never counts

@@ -45,9 +45,12 @@ type Incident struct {
 	// UpdatedAt is the event time of the change this version records.
 	UpdatedAt Time     `json:"updated_at"`
 	Detectors []string `json:"detectors"`
-	AlertIDs  []string `json:"alert_ids"`
-	Title     string   `json:"title"`
-	Summary   string   `json:"summary"`
+	// Techniques are the MITRE ATT&CK technique ids of its signals'
+	// detectors, sorted and each once.
+	Techniques []string `json:"techniques,omitempty"`
+	AlertIDs   []string `json:"alert_ids"`
+	Title      string   `json:"title"`
+	Summary    string   `json:"summary"`
 	// Timeline is the signals, oldest first.
 	Timeline []Signal    `json:"timeline"`
 	Blast    BlastRadius `json:"blast_radius"`
@@ -70,10 +73,13 @@ type Signal struct {
 	Time     Time     `json:"time"` // the alert's first evidence
 	Title    string   `json:"title"`
 	// Risk is the contribution the signal added when it arrived.
-	Risk     float64         `json:"risk"`
-	Observed json.RawMessage `json:"observed,omitempty"`
-	Baseline json.RawMessage `json:"baseline,omitempty"`
-	Query    string          `json:"query,omitempty"`
+	Risk float64 `json:"risk"`
+	// Techniques and Runbook are the detector's metadata, as on the alert.
+	Techniques []string        `json:"techniques,omitempty"`
+	Runbook    string          `json:"runbook,omitempty"`
+	Observed   json.RawMessage `json:"observed,omitempty"`
+	Baseline   json.RawMessage `json:"baseline,omitempty"`
+	Query      string          `json:"query,omitempty"`
 }
 
 // BlastRadius is what the integration touched while the incident was open:

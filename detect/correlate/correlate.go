@@ -414,7 +414,7 @@ func (c *Correlator) signal(s *State, ev *schemas.Event, a schemas.Alert, now in
 		t = now
 	}
 	return signal{T: now, Signal: schemas.Signal{AlertID: a.ID, Detector: a.Detector, Severity: a.Severity, Time: schemas.NewTime(time.UnixMilli(t)),
-		Title: a.Title, Risk: math.Round(r*10) / 10, Observed: a.Observed, Baseline: a.Baseline, Query: a.Query}}
+		Title: a.Title, Risk: math.Round(r*10) / 10, Techniques: a.Techniques, Runbook: a.Runbook, Observed: a.Observed, Baseline: a.Baseline, Query: a.Query}}
 }
 
 // risk sums the signals' contributions decayed to now. One detector
@@ -487,6 +487,11 @@ func (c *Correlator) incident(tenant, key string, s *State, status string, now i
 		if !slices.Contains(inc.Detectors, p.Detector) {
 			inc.Detectors = append(inc.Detectors, p.Detector)
 		}
+		for _, t := range p.Techniques {
+			if !slices.Contains(inc.Techniques, t) {
+				inc.Techniques = append(inc.Techniques, t)
+			}
+		}
 		if p.Severity.Rank() > inc.Severity.Rank() {
 			inc.Severity = p.Severity
 		}
@@ -504,6 +509,7 @@ func (c *Correlator) incident(tenant, key string, s *State, status string, now i
 		inc.Severity = schemas.SeverityHigh // three independent detectors agree
 	}
 	sort.Strings(inc.Detectors)
+	sort.Strings(inc.Techniques)
 	for id := range ids {
 		inc.IntegrationIDs = append(inc.IntegrationIDs, id)
 	}
@@ -626,6 +632,14 @@ func next(tenant string, inc schemas.Incident) []string {
 		out = append(out, "Ask the owner, "+inc.Owner+", whether this activity was theirs")
 	} else {
 		out = append(out, "Find an owner: the integration is not catalogued with one")
+	}
+	// Each detector's runbook once, in the order its first signal came.
+	seen := map[string]bool{}
+	for _, p := range inc.Timeline {
+		if p.Runbook != "" && !seen[p.Detector] {
+			seen[p.Detector] = true
+			out = append(out, p.Detector+": "+p.Runbook)
+		}
 	}
 	from := inc.FirstSeen.Add(-24 * time.Hour).UTC().Format("2006-01-02 15:04:05")
 	out = append(out, fmt.Sprintf("SELECT * FROM events WHERE tenant = '%s' AND integration_id IN ('%s') AND time >= '%s' ORDER BY time_ms",

@@ -153,6 +153,46 @@ func TestIncidentTellsTheStory(t *testing.T) {
 	}
 }
 
+// The incident carries its detectors' metadata: the ATT&CK techniques of
+// every signal, each once and sorted, and each detector's runbook once among
+// the next steps, before the pivot query.
+func TestIncidentCarriesRuleMetadata(t *testing.T) {
+	c := newCorrelator(t)
+	meta := map[string]schemas.Alert{
+		"geo.new_country":          {Techniques: []string{"T1550.001", "T1078.004"}, Runbook: "Ask where the new country comes from."},
+		"geo.new_asn":              {Techniques: []string{"T1078.004"}, Runbook: "Look the network up."},
+		"lifecycle.new_user_agent": {Techniques: []string{"T1550.001"}},
+	}
+	st := c.NewState()
+	var got []schemas.Incident
+	for i, d := range []string{"geo.new_country", "geo.new_asn", "lifecycle.new_user_agent", "geo.new_asn"} {
+		at := time.Duration(i) * time.Minute
+		a := alert(d, at)
+		a.Techniques, a.Runbook = meta[d].Techniques, meta[d].Runbook
+		got = append(got, c.Observe("acme", "crm", event(at), []schemas.Alert{a}, t0.Add(at), st)...)
+	}
+	if len(got) == 0 {
+		t.Fatal("no incident")
+	}
+	inc := got[len(got)-1]
+	if !reflect.DeepEqual(inc.Techniques, []string{"T1078.004", "T1550.001"}) {
+		t.Errorf("techniques %v", inc.Techniques)
+	}
+	var runbooks []string
+	for _, n := range inc.Next {
+		if strings.HasPrefix(n, "geo.") {
+			runbooks = append(runbooks, n)
+		}
+	}
+	want := []string{"geo.new_country: Ask where the new country comes from.", "geo.new_asn: Look the network up."}
+	if !reflect.DeepEqual(runbooks, want) || !strings.HasPrefix(inc.Next[len(inc.Next)-1], "SELECT") {
+		t.Errorf("next %q: want the runbooks %q once each, the pivot query last", inc.Next, want)
+	}
+	if inc.Timeline[0].Runbook == "" || len(inc.Timeline[0].Techniques) != 2 {
+		t.Errorf("signal %+v lacks its detector's metadata", inc.Timeline[0])
+	}
+}
+
 // A source-IP group names the integrations seen at the IP.
 func TestSourceIPGroupNamesItsIntegrations(t *testing.T) {
 	cfg := correlate.DefaultConfig()

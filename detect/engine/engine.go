@@ -279,6 +279,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		Baseline:      mustJSON(f.Baseline),
 		Techniques:    e.meta[detector].Techniques,
 		Status:        e.meta[detector].Status,
+		Runbook:       e.meta[detector].Runbook,
 		Shadow:        e.shadow[detector],
 	}
 	if a.EventIDs == nil {

@@ -12,6 +12,7 @@ type Metrics struct {
 	incidents    *prometheus.CounterVec
 	integrations prometheus.Gauge
 	ruleReloads  *prometheus.CounterVec
+	rulesFailing prometheus.Gauge
 }
 
 // NewMetrics creates and registers the instruments on reg.
@@ -33,9 +34,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Integrations whose detector state this process holds."}),
 		ruleReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_detect_rule_reloads_total",
 			Help: "Reloads of the Sigma rules after their files changed, by result (ok; error: the previous rules kept running)."}, []string{"result"}),
+		rulesFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_rules_reload_failing",
+			Help: "1 while the rule files on disk could not be loaded and older rules keep running; 0 once a reload succeeds."}),
 	}
 	m.ruleReloads.WithLabelValues("ok")
 	m.ruleReloads.WithLabelValues("error") // both series exist from the start, for rate() and alerts
-	reg.MustRegister(m.events, m.duplicates, m.batch, m.lag, m.alerts, m.incidents, m.integrations, m.ruleReloads)
+	reg.MustRegister(m.events, m.duplicates, m.batch, m.lag, m.alerts, m.incidents, m.integrations, m.ruleReloads, m.rulesFailing)
 	return m
+}
+
+// reloaded counts one reload of the rule files and says whether the files
+// on disk are the rules running (err nil) or not.
+func (m *Metrics) reloaded(err error) {
+	result, failing := "ok", 0.0
+	if err != nil {
+		result, failing = "error", 1
+	}
+	m.ruleReloads.WithLabelValues(result).Inc()
+	m.rulesFailing.Set(failing)
 }

@@ -138,13 +138,7 @@ func (r *Role) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.prog.WatchRules(ctx, r.log.With("component", "rules"), func(err error) {
-			result := "ok"
-			if err != nil {
-				result = "error"
-			}
-			r.m.ruleReloads.WithLabelValues(result).Inc()
-		})
+		r.prog.WatchRules(ctx, r.log.With("component", "rules"), r.m.reloaded)
 	}()
 	for i := range r.prog.Stages {
 		if i > 0 && len(r.prog.Stages[i].Detectors) == 0 {
