@@ -6,13 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/internal/platform/slacksig"
 )
 
 // Verifier checks that a delivery was signed by the vendor with the shared
@@ -29,10 +28,11 @@ const (
 )
 
 // ErrUnsigned and friends are what Verify returns; all are answered 401.
+// They are internal/platform/slacksig's, which the GitHub style shares.
 var (
-	ErrUnsigned     = errors.New("missing signature")
-	ErrBadSignature = errors.New("signature does not match")
-	ErrStale        = errors.New("request timestamp outside the replay window")
+	ErrUnsigned     = slacksig.ErrUnsigned
+	ErrBadSignature = slacksig.ErrBadSignature
+	ErrStale        = slacksig.ErrStale
 )
 
 // GitHub verifies `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`;
@@ -49,7 +49,7 @@ func (g GitHub) Verify(h http.Header, body []byte, _ time.Time) (string, error) 
 	if !ok {
 		return "", fmt.Errorf("%w: X-Hub-Signature-256 is not sha256=<hex>", ErrBadSignature)
 	}
-	if !macEqual(hexSig, g.mac(body)) {
+	if !slacksig.MACEqual(hexSig, g.mac(body)) {
 		return "", ErrBadSignature
 	}
 	if id := h.Get("X-GitHub-Delivery"); id != "" {
@@ -69,12 +69,13 @@ func (g GitHub) sign(body []byte) string { return "sha256=" + hex.EncodeToString
 
 // DefaultReplayWindow is how far X-Slack-Request-Timestamp may be from now:
 // Slack's documented 5 minutes.
-const DefaultReplayWindow = 5 * time.Minute
+const DefaultReplayWindow = slacksig.DefaultWindow
 
 // Slack verifies `X-Slack-Signature: v0=<hex HMAC-SHA256(secret,
 // "v0:"+timestamp+":"+body)>` with `X-Slack-Request-Timestamp` within Window
-// of now. Slack sends no delivery id; the key is the (timestamp, signature)
-// pair, which identifies a byte-identical replay.
+// of now (internal/platform/slacksig, shared with the respond stage's
+// interactivity endpoint). Slack sends no delivery id; the key is the
+// (timestamp, signature) pair, which identifies a byte-identical replay.
 type Slack struct {
 	Secret secret.Secret
 	Window time.Duration // 0 means DefaultReplayWindow
@@ -82,51 +83,10 @@ type Slack struct {
 
 // Verify implements Verifier.
 func (s Slack) Verify(h http.Header, body []byte, now time.Time) (string, error) {
-	sig, ts := h.Get("X-Slack-Signature"), h.Get("X-Slack-Request-Timestamp")
-	if sig == "" || ts == "" {
-		return "", ErrUnsigned
-	}
-	secs, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return "", fmt.Errorf("%w: X-Slack-Request-Timestamp %.20q is not epoch seconds", ErrStale, ts)
-	}
-	window := s.Window
-	if window <= 0 {
-		window = DefaultReplayWindow
-	}
-	if d := now.Unix() - secs; secs <= 0 || math.Abs(float64(d)) > window.Seconds() {
-		return "", ErrStale
-	}
-	hexSig, ok := strings.CutPrefix(sig, "v0=")
-	if !ok {
-		return "", fmt.Errorf("%w: X-Slack-Signature is not v0=<hex>", ErrBadSignature)
-	}
-	if !macEqual(hexSig, s.mac(ts, body)) {
-		return "", ErrBadSignature
-	}
-	return "slack:" + ts + ":" + strings.ToLower(hexSig), nil
+	return slacksig.Verify(s.Secret, s.Window, h, body, now)
 }
 
-func (s Slack) mac(ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, []byte(s.Secret.Reveal()))
-	m.Write([]byte("v0:" + ts + ":"))
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-func (s Slack) sign(ts string, body []byte) string {
-	return "v0=" + hex.EncodeToString(s.mac(ts, body))
-}
-
-// macEqual compares a hex signature with the expected MAC in constant time
-// (hmac.Equal); a signature that is not hex never matches.
-func macEqual(hexSig string, want []byte) bool {
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(got, want)
-}
+func (s Slack) sign(ts string, body []byte) string { return slacksig.Sign(s.Secret, ts, body) }
 
 // NewVerifier builds the verifier of a style.
 func NewVerifier(style string, sec secret.Secret, window time.Duration) (Verifier, error) {
