@@ -7,12 +7,10 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
-	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
 // runApprovals answers the respond stage's request_approval actions:
@@ -73,13 +71,6 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return tw.Flush()
 	}
-	r, err := c.Response(ctx, id)
-	if err != nil {
-		return err
-	}
-	if r.Action != schemas.ActionRequestApproval || r.Status != schemas.ResponsePlanned {
-		return fmt.Errorf("response %s is a %s %s, not a pending approval request", id, r.Action, r.Status)
-	}
 	if *actor == "" {
 		return fmt.Errorf("%w: --actor is required (no $USER)", errUsage)
 	}
@@ -92,38 +83,15 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer closeEx()
-	decision := r
-	decision.Actor, decision.Reason, decision.Error = *actor, *reason, ""
-	decision.Status = schemas.ResponseDenied
-	if verb == "approve" {
-		decision.Status = schemas.ResponseApproved
-	}
-	decision.RecordedAt = schemas.NewTime(time.Now())
-	for _, a := range ex.Audit {
-		if err := a.Record(ctx, []schemas.Response{decision}); err != nil {
-			return fmt.Errorf("record the %s: %w", decision.Status, err)
-		}
-	}
-	if verb == "deny" {
-		fmt.Fprintf(stdout, "denied %s (%s %s): nothing sent\n", id, r.Source, r.IntegrationID)
-		return nil
-	}
-	rv, ok := revokers[r.Source]
-	if !ok {
-		return fmt.Errorf("approved, but there is no respond.vendors.%s to revoke with", r.Source)
-	}
-	t := respond.Target{Source: r.Source, Tenant: r.Tenant, IntegrationID: r.IntegrationID, VendorID: r.Target, Principal: r.Principal}
-	reqs, err := rv.Plan(t)
-	if err != nil {
+	// The Slack buttons decide through the same Decider.
+	d := &respond.Decider{Lookup: c, Executor: ex}
+	out, err := d.Decide(ctx, id, verb == "approve", *actor, *reason)
+	if err != nil && len(out) == 0 {
 		return err
 	}
-	revoke := r
-	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, schemas.ModeEnforce, schemas.ResponsePlanned, *actor
-	revoke.Reason = "approved by " + *actor
-	revoke.ID = schemas.ResponseID(r.IncidentID, r.IncidentVersion, schemas.ActionRevoke, t.Source+"/"+t.VendorID+"/"+t.Principal)
-	revoke.Requests = nil
-	for _, q := range reqs {
-		revoke.Requests = append(revoke.Requests, q.String())
+	if verb == "deny" {
+		fmt.Fprintf(stdout, "denied %s (%s %s): nothing sent\n", id, out[0].Source, out[0].IntegrationID)
+		return nil
 	}
-	return report(ex.Execute(ctx, []respond.Planned{{Response: revoke, Target: t, Requests: reqs}}))(stdout)
+	return report(out[1:], err)(stdout)
 }

@@ -159,3 +159,15 @@ func (m *MemoryStore) Completed(_ context.Context, ids []string) (map[string]boo
 	}
 	return out, nil
 }
+
+// Response returns the latest record of id (a Lookup).
+func (m *MemoryStore) Response(_ context.Context, id string) (schemas.Response, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.Records) - 1; i >= 0; i-- {
+		if m.Records[i].ID == id {
+			return m.Records[i], nil
+		}
+	}
+	return schemas.Response{}, fmt.Errorf("no response %s", id)
+}

@@ -32,6 +32,9 @@ type Config struct {
 	// SSF is the Shared Signals transmitter (deliver/respond/ssf): what the
 	// stage sees and does, as SETs for receivers. nil: none.
 	SSF *ssf.Config `yaml:"ssf"`
+	// Slack puts Approve / Deny buttons for pending approvals on a Slack
+	// sink's incident messages and takes the clicks. nil: none.
+	Slack *SlackApprovals `yaml:"slack"`
 }
 
 // Rule maps incidents to an action.
@@ -96,6 +99,11 @@ func (c *Config) Validate() error {
 	}
 	if c.SSF != nil {
 		if err := c.SSF.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Slack != nil {
+		if err := c.Slack.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,11 @@ type Role struct {
 	// planner remembers what it planned and would plan nothing).
 	pending []Planned
 	signals []Signaler
+	// decider answers approvals through executor, once started is closed
+	// (Run has added tokenwatch.responses to the trail); nil when the store
+	// cannot look actions up.
+	decider *Decider
+	started chan struct{}
 	// Incidents counts the incident versions handled (planned and
 	// executed), for tests and readiness.
 	Incidents atomic.Int64
@@ -61,12 +67,32 @@ func NewRole(cfg Config, revokers map[string]Revoker, catalog func() *inventory.
 	if catalog != nil {
 		cat = catalog()
 	}
-	return &Role{
+	r := &Role{
 		planner: NewPlanner(cfg, revokers, cat),
 		executor: &Executor{Revokers: revokers, Sender: NewHTTPSender(cfg.Timeout), Store: store,
 			Audit: recorders, Log: log, Metrics: m},
-		catalog: catalog, kafka: kc, log: log,
+		catalog: catalog, kafka: kc, log: log, started: make(chan struct{}),
 	}
+	if l, ok := store.(Lookup); ok {
+		r.decider = &Decider{Lookup: l, Executor: r.executor}
+	}
+	return r
+}
+
+// Decide answers a pending approval (Decider.Decide) through the stage's
+// own executor, so the decision and the revoke reach the whole trail:
+// ClickHouse, tokenwatch.responses and every Signaler. It waits for Run to
+// have started.
+func (r *Role) Decide(ctx context.Context, id string, approve bool, actor, reason string) ([]schemas.Response, error) {
+	if r.decider == nil {
+		return nil, errors.New("respond: approvals need a store that keeps the pending actions (configure clickhouse)")
+	}
+	select {
+	case <-r.started:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("respond: the stage is not running: %w", ctx.Err())
+	}
+	return r.decider.Decide(ctx, id, approve, actor, reason)
 }
 
 // Run consumes incidents until ctx ends.
@@ -77,6 +103,7 @@ func (r *Role) Run(ctx context.Context) error {
 	out := NewKafkaRecorder(r.kafka)
 	defer out.Close()
 	r.executor.Audit = append(r.executor.Audit, out)
+	close(r.started)
 	rd := broker.NewReader(r.kafka, schemas.TopicIncidents, r.kafka.Group("respond"))
 	defer rd.Close()
 	r.log.Info("respond stage running", "vendors", len(r.executor.Revokers))

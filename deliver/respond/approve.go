@@ -1,0 +1,88 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// ErrNotPending is a decision on an action that is not a request_approval
+// still waiting for one: decided already, or not an approval request.
+var ErrNotPending = errors.New("not a pending approval request")
+
+// Lookup reads the latest step of an action (ClickHouse responses).
+type Lookup interface {
+	Response(ctx context.Context, id string) (schemas.Response, error)
+}
+
+// Decider records a human's answer to a request_approval and, for an
+// approval, carries out the revoke it approves: the one code path of
+// `tokenwatch respond approve|deny` and the Slack buttons. Safe for
+// concurrent use; decisions are serialized so two clicks in flight cannot
+// both find the request pending.
+type Decider struct {
+	Lookup   Lookup
+	Executor *Executor
+	mu       sync.Mutex
+}
+
+// Decide answers the pending request id: approve records status approved
+// (with actor and reason) and executes the revoke in enforce mode under the
+// revoke's own id, so approving twice revokes once and an already-revoked
+// grant counts as done; deny records status denied and sends nothing. It
+// returns the records written (decision first); an error wrapping
+// ErrNotPending says what the action is instead.
+func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, reason string) ([]schemas.Response, error) {
+	if actor == "" {
+		return nil, errors.New("respond: a decision needs an actor")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, err := d.Lookup.Response(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Action != schemas.ActionRequestApproval || r.Status != schemas.ResponsePlanned {
+		by := ""
+		if r.Actor != "" {
+			by = " by " + r.Actor
+		}
+		return nil, fmt.Errorf("response %s is a %s %s%s, %w", id, r.Action, r.Status, by, ErrNotPending)
+	}
+	e := d.Executor
+	decision := r
+	decision.Actor, decision.Reason, decision.Error = actor, reason, ""
+	decision.Status = schemas.ResponseDenied
+	if approve {
+		decision.Status = schemas.ResponseApproved
+	}
+	if err := e.record(ctx, &decision); err != nil {
+		return nil, fmt.Errorf("record the %s: %w", decision.Status, err)
+	}
+	out := []schemas.Response{decision}
+	if !approve {
+		return out, nil
+	}
+	rv, ok := e.Revokers[r.Source]
+	if !ok {
+		return out, fmt.Errorf("approved, but there is no respond.vendors.%s to revoke with", r.Source)
+	}
+	t := Target{Source: r.Source, Tenant: r.Tenant, IntegrationID: r.IntegrationID, VendorID: r.Target, Principal: r.Principal}
+	reqs, err := rv.Plan(t)
+	if err != nil {
+		return out, fmt.Errorf("approved, but the revoke cannot be planned: %w", err)
+	}
+	revoke := r
+	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, schemas.ModeEnforce, schemas.ResponsePlanned, actor
+	revoke.Reason = "approved by " + actor
+	revoke.ID = schemas.ResponseID(r.IncidentID, r.IncidentVersion, schemas.ActionRevoke, targetKey(t))
+	revoke.Requests = nil
+	for _, q := range reqs {
+		revoke.Requests = append(revoke.Requests, q.String())
+	}
+	done, err := e.Execute(ctx, []Planned{{Response: revoke, Target: t, Requests: reqs}})
+	return append(out, done...), err
+}

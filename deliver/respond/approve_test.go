@@ -1,0 +1,114 @@
+package respond_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatch/tokenwatch/deliver/respond"
+	"github.com/tokenwatch/tokenwatch/deliver/respond/googleworkspace"
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
+	"github.com/tokenwatch/tokenwatch/schemas"
+)
+
+// The Decider (the CLI's and the Slack buttons' one path): an approval is
+// recorded and revokes once however often it is given; a denial sends
+// nothing; a decided action refuses another decision, naming who decided.
+func TestDeciderApprovesOnceAndRefusesDecided(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	gws, err := googleworkspace.New(googleworkspace.Config{AccessToken: secret.New("tok"), BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &respond.MemoryStore{}
+	pending := func(id, principal string) schemas.Response {
+		return schemas.Response{ID: id, IncidentID: "inc", IncidentVersion: 2, Source: gws.Source(), IntegrationID: client, Target: client,
+			Principal: principal, Action: schemas.ActionRequestApproval, Mode: schemas.ModeEnforce, Status: schemas.ResponsePlanned, Rule: "r"}
+	}
+	ctx := context.Background()
+	store.Record(ctx, []schemas.Response{pending("a", "ana@acme.example"), pending("b", "bo@acme.example")})
+	d := &respond.Decider{Lookup: store, Executor: &respond.Executor{Revokers: map[string]respond.Revoker{gws.Source(): gws},
+		Sender: respond.NewHTTPSender(0), Store: store, Audit: []respond.Recorder{store}}}
+	d.Executor.Sender.Client = srv.Client()
+
+	for _, tc := range []struct {
+		name, id string
+		approve  bool
+		statuses []string
+		err      string
+	}{
+		{"approve", "a", true, []string{"approved", "planned", "executed"}, ""},
+		{"approve again", "a", true, nil, "request_approval approved by U0ANA, not a pending approval request"},
+		{"deny", "b", false, []string{"denied"}, ""},
+		{"approve denied", "b", true, nil, "request_approval denied by U0ANA"},
+		{"unknown", "zz", true, nil, "no response zz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := d.Decide(ctx, tc.id, tc.approve, "U0ANA", "seen it")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				if tc.id != "zz" && !errors.Is(err, respond.ErrNotPending) {
+					t.Errorf("%v is not ErrNotPending", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range out {
+				got = append(got, r.Status)
+				if r.Actor != "U0ANA" {
+					t.Errorf("%s %s: actor %q", r.Action, r.Status, r.Actor)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.statuses, ",") {
+				t.Errorf("records %v, want %v", got, tc.statuses)
+			}
+		})
+	}
+	if hits.Load() != 1 {
+		t.Errorf("the vendor got %d requests, want the one approved revoke", hits.Load())
+	}
+}
+
+func TestSlackApprovalsConfigIsStrictAndNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"slack: {sink: s, signing_secret: x, approvers: [U0ANA], pathh: /x}", "pathh"},
+		{"slack: {signing_secret: x, approvers: [U0ANA]}", "respond.slack.sink"},
+		{"slack: {sink: s, approvers: [U0ANA]}", "respond.slack.signing_secret"},
+		{"slack: {sink: s, signing_secret: x}", "respond.slack.approvers"},
+		{"slack: {sink: s, signing_secret: x, approvers: [ana]}", "respond.slack.approvers[0]"},
+		{"slack: {sink: s, signing_secret: x, approvers: [U0ANA], path: slack}", "respond.slack.path"},
+		{"slack: {sink: s, signing_secret: x, approvers: [U0ANA], replay_window: 2h}", "respond.slack.replay_window"},
+	} {
+		var c respond.Config
+		err := yaml.Unmarshal([]byte(tc.doc), &c)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.doc, err, tc.want)
+		}
+	}
+	var c respond.Config
+	if err := yaml.Unmarshal([]byte("slack: {sink: s, signing_secret: x, approvers: [U0ANA]}"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.Slack.Path != respond.DefaultSlackPath || c.Slack.ReplayWindow.Minutes() != 5 {
+		t.Errorf("defaults: %v %+v", err, c.Slack)
+	}
+}
