@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -104,6 +105,9 @@ type Sink struct {
 
 	mu   sync.Mutex
 	sent recentSet
+	// approvals, when respond.slack names this sink, adds the incident's
+	// actions and approval buttons to its messages.
+	approvals atomic.Pointer[Approvals]
 }
 
 var (
@@ -204,10 +208,17 @@ func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, prev deli
 		return "", &deliver.PermanentError{Err: fmt.Errorf("slack %s: incidents need bot_token and channel", s.name)}
 	}
 	msg := BuildIncidentMessage(&inc)
+	a := s.approvals.Load()
+	if a != nil {
+		msg = a.render(&inc)
+	}
 	if channel, ts, ok := strings.Cut(string(prev), "|"); ok && ts != "" {
 		_, err := s.api(ctx, "chat.update", botMessage{Channel: channel, TS: ts, Message: msg})
 		var ae *APIError
 		if err == nil {
+			if a != nil {
+				a.delivered(inc, prev)
+			}
 			return prev, nil
 		}
 		if !errors.As(err, &ae) || (ae.Code != "message_not_found" && ae.Code != "cant_update_message") {
@@ -221,7 +232,11 @@ func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, prev deli
 	if r.TS == "" || r.Channel == "" {
 		return "", &deliver.PermanentError{Err: fmt.Errorf("slack %s: chat.postMessage answered without channel and ts", s.name)}
 	}
-	return deliver.Receipt(r.Channel + "|" + r.TS), nil
+	receipt := deliver.Receipt(r.Channel + "|" + r.TS)
+	if a != nil {
+		a.delivered(inc, receipt)
+	}
+	return receipt, nil
 }
 
 // botMessage is a chat.postMessage or chat.update body.
@@ -291,6 +306,14 @@ func (s *Sink) api(ctx context.Context, method string, body any) (apiResponse, e
 // timeline of signals, the next steps and the ClickHouse query of its
 // evidence. Pure; vendor data is escaped.
 func BuildIncidentMessage(inc *schemas.Incident) Message {
+	return BuildIncidentMessageWithActions(inc, nil)
+}
+
+// BuildIncidentMessageWithActions is BuildIncidentMessage with the
+// respond stage's actions on the incident (the latest record of each)
+// before the evidence: their states, who decided and when, and Approve /
+// Deny buttons for each request_approval still pending.
+func BuildIncidentMessageWithActions(inc *schemas.Incident, actions []schemas.Response) Message {
 	sev := strings.ToUpper(string(inc.Severity))
 	status := inc.Status
 	if status == schemas.IncidentResolved || status == schemas.IncidentSuppressed {
@@ -343,6 +366,7 @@ func BuildIncidentMessage(inc *schemas.Incident) Message {
 		}
 		blocks = append(blocks, section(nx.String()))
 	}
+	blocks = append(blocks, actionBlocks(actions)...)
 	q := "SELECT * FROM incident_events WHERE incident_id = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(inc.ID) + "' ORDER BY time"
 	blocks = append(blocks, section(codeBlock("*Evidence*, in ClickHouse:", q)))
 	blocks = append(blocks, Block{Type: "context", Elements: []Text{mrkdwn(fmt.Sprintf("tokenwatch incident `%s` v%d", escape(inc.ID), inc.Version))}})
@@ -399,12 +423,39 @@ type Message struct {
 }
 
 // Block is the subset of Block Kit the sink uses: header, section, context,
-// divider.
+// divider, and actions (buttons).
 type Block struct {
 	Type     string `json:"type"`
+	BlockID  string `json:"block_id,omitempty"`
 	Text     *Text  `json:"text,omitempty"`
 	Fields   []Text `json:"fields,omitempty"`
 	Elements []Text `json:"elements,omitempty"`
+	// Buttons are an actions block's elements.
+	Buttons []Button `json:"-"`
+}
+
+// MarshalJSON writes an actions block's Buttons as its elements.
+func (b Block) MarshalJSON() ([]byte, error) {
+	type plain Block
+	if b.Type != "actions" {
+		return json.Marshal(plain(b))
+	}
+	return json.Marshal(struct {
+		Type     string   `json:"type"`
+		BlockID  string   `json:"block_id,omitempty"`
+		Elements []Button `json:"elements"`
+	}{b.Type, b.BlockID, b.Buttons})
+}
+
+// Button is a Block Kit button element
+// (api.slack.com/reference/block-kit/block-elements#button): a click sends
+// action_id and value to the app's Interactivity Request URL.
+type Button struct {
+	Type     string `json:"type"` // "button"
+	Text     Text   `json:"text"` // plain_text, at most 75 characters
+	ActionID string `json:"action_id"`
+	Value    string `json:"value"`
+	Style    string `json:"style,omitempty"` // primary, danger
 }
 
 // Text is a Block Kit text object ("plain_text" or "mrkdwn").
