@@ -91,6 +91,10 @@ type Role struct {
 	km    *broker.Metrics
 	m     *Metrics
 	Stats Stats
+	// OnSink, when set, is told of each configured sink as Sinks builds it,
+	// before the rate limit and breaker wrap it: the wiring links a sink
+	// to what else uses it (respond.slack's approval buttons).
+	OnSink func(name string, s deliver.Sink)
 }
 
 // New returns the role. ch may be nil (no ClickHouse), enr too.
@@ -109,6 +113,9 @@ func (d *Role) Sinks() ([]deliver.Sink, error) {
 		sink, err := deliver.New(s.Kind, s.Name, s.Decode)
 		if err != nil {
 			return nil, fmt.Errorf("deliver.sinks[%d] (%s): %w", i, s.Name, err)
+		}
+		if d.OnSink != nil {
+			d.OnSink(s.Name, sink)
 		}
 		// Rate limit inside the breaker: waiting for a token is not a failure.
 		if s.RateLimit.PerSecond > 0 {

@@ -205,6 +205,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.Respond != nil && c.Respond.Slack != nil {
+		errs = append(errs, c.slackApprovals()...)
+	}
 	if len(c.Ingest.Push.Sources) > 0 && c.HTTP.Listen == "" {
 		errs = append(errs, errors.New("ingest.push.sources: needs http.listen (pushes arrive on the HTTP listener)"))
 	}
@@ -213,4 +216,36 @@ func (c *Config) Validate() error {
 		c.Deliver.EventsToClickHouse = false
 	}
 	return errors.Join(errs...)
+}
+
+// slackApprovals checks what respond.slack needs from the other sections:
+// the Slack sink it names, the HTTP listener the clicks arrive on, and
+// ClickHouse, where the pending actions are read.
+func (c *Config) slackApprovals() []error {
+	sc := c.Respond.Slack
+	var errs []error
+	found := false
+	for _, s := range c.Deliver.Sinks {
+		if s.Name == sc.Sink {
+			found = true
+			if s.Kind != "slack" {
+				errs = append(errs, fmt.Errorf("respond.slack.sink %q: a %s sink, want kind slack (in bot mode)", sc.Sink, s.Kind))
+			}
+		}
+	}
+	if !found && sc.Sink != "" {
+		errs = append(errs, fmt.Errorf("respond.slack.sink %q: no deliver.sinks entry of that name", sc.Sink))
+	}
+	if c.HTTP.Listen == "" {
+		errs = append(errs, errors.New("respond.slack: needs http.listen (Slack posts the clicks to the HTTP listener)"))
+	}
+	if !c.ClickHouseEnabled() {
+		errs = append(errs, errors.New("respond.slack: needs clickhouse.addr (pending approvals are read from the responses table)"))
+	}
+	for _, taken := range []string{"/metrics", "/healthz", "/readyz"} {
+		if sc.Path == taken || strings.HasPrefix(sc.Path, "/ingest/") {
+			errs = append(errs, fmt.Errorf("respond.slack.path %q: taken by the HTTP server's own endpoints (/metrics, /healthz, /readyz, /ingest/…)", sc.Path))
+		}
+	}
+	return errs
 }

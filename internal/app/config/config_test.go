@@ -107,3 +107,32 @@ func TestRespondSectionAbsentIsOffPresentGetsDefaults(t *testing.T) {
 		t.Fatalf("respond defaults: %+v", cfg.Respond)
 	}
 }
+
+// respond.slack names the field at fault, at every depth and across the
+// sections it needs.
+func TestRespondSlackNeedsItsSinkListenerAndClickHouse(t *testing.T) {
+	t.Setenv("TW_TEST_SLACK_SIGNING", "not-in-any-error")
+	base := "clickhouse: {addr: [\"ch:9000\"]}\ndeliver:\n  sinks:\n    - {name: soc, kind: slack, config: {bot_token: xoxb-1, channel: C0SOC}}\n    - {name: hook, kind: webhook, config: {url: \"https://example.com/h\"}}\n"
+	slack := func(extra string) string {
+		return "respond:\n  slack: {sink: soc, signing_secret: env:TW_TEST_SLACK_SIGNING, approvers: [U0ANA]" + extra + "}\n"
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{base + slack(", approver: [U0BO]"), "approver"},
+		{base + slack(", path: /metrics"), "respond.slack.path"},
+		{base + strings.Replace(slack(""), "sink: soc", "sink: nope", 1), `respond.slack.sink "nope": no deliver.sinks entry`},
+		{base + strings.Replace(slack(""), "sink: soc", "sink: hook", 1), "want kind slack"},
+		{base + "http: {listen: \"\"}\n" + slack(""), "needs http.listen"},
+		{strings.Replace(base, "clickhouse: {addr: [\"ch:9000\"]}\n", "", 1) + slack(""), "needs clickhouse.addr"},
+	} {
+		_, err := Parse([]byte(tc.doc), "t")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s\n→ %v, want an error naming %s", tc.doc, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "not-in-any-error") {
+			t.Errorf("the signing secret is in the error: %v", err)
+		}
+	}
+	if _, err := Parse([]byte(base+slack("")), "t"); err != nil {
+		t.Errorf("valid respond.slack: %v", err)
+	}
+}

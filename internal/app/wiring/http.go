@@ -12,11 +12,16 @@ import (
 )
 
 // Handler serves /metrics, /healthz (the process is up) and /readyz (Kafka and,
-// when configured, ClickHouse answer).
+// when configured, ClickHouse answer), the push receiver's paths, and
+// respond.slack.path where the respond stage runs.
 func (p *Pipeline) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{Registry: p.Registry}))
 	p.Ingest.Register(mux)
+	if p.SlackApprovals != nil && p.decides.Load() {
+		// Only where the respond stage runs: it decides the clicks.
+		mux.Handle(p.SlackApprovals.Path(), p.SlackApprovals)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/dispatch"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/deliver/respond/ssf"
+	"github.com/tokenwatch/tokenwatch/deliver/slack"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/detect/stream"
 	"github.com/tokenwatch/tokenwatch/enrich/geoip"
@@ -69,6 +70,7 @@ type Metrics struct {
 	Deliver *dispatch.Metrics
 	Respond *respond.Metrics
 	SSF     *ssf.Metrics
+	Slack   *slack.ApprovalMetrics
 	// GeoIPDatabaseAge is set on every (re)load of the GeoIP databases.
 	GeoIPDatabaseAge *prometheus.GaugeVec
 }
@@ -76,6 +78,7 @@ type Metrics struct {
 // NewMetrics creates and registers every role's instruments on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{Kafka: broker.NewMetrics(reg), Ingest: intake.NewMetrics(reg), Detect: stream.NewMetrics(reg), Deliver: dispatch.NewMetrics(reg), Respond: respond.NewMetrics(reg), SSF: ssf.NewMetrics(reg),
+		Slack: slack.NewApprovalMetrics(reg),
 		GeoIPDatabaseAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_geoip_database_age_seconds",
 			Help: "Age of the loaded GeoIP database (from its build epoch)."}, []string{"database"})}
 	reg.MustRegister(m.GeoIPDatabaseAge)
@@ -106,14 +109,20 @@ func (s Stats) DeadAlerts(sink string) int64 { return s.deliver.DeadAlerts(sink)
 
 // Pipeline is one process's wired stages.
 type Pipeline struct {
-	Cfg      config.Config
-	Log      *slog.Logger
-	Program  *program.Program
-	Ingest   *intake.Role
-	Detect   *stream.Role
-	Deliver  *dispatch.Role
-	Respond  *respond.Role      // nil without a respond: section
-	SSF      *ssf.Transmitter   // nil without respond.ssf
+	Cfg     config.Config
+	Log     *slog.Logger
+	Program *program.Program
+	Ingest  *intake.Role
+	Detect  *stream.Role
+	Deliver *dispatch.Role
+	Respond *respond.Role    // nil without a respond: section
+	SSF     *ssf.Transmitter // nil without respond.ssf
+	// SlackApprovals is respond.slack: buttons on the Slack sink's incident
+	// messages and the endpoint their clicks reach; nil without it.
+	SlackApprovals *slack.Approvals
+	// decides is whether this process runs the respond stage, which the
+	// clicks are decided by (Run sets it before serving HTTP).
+	decides  atomic.Bool
 	CH       *clickhouse.Client // nil without ClickHouse
 	Stats    Stats
 	Registry *prometheus.Registry
@@ -229,6 +238,11 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (p *Pipelin
 			}
 			p.Respond.Signal(p.SSF)
 		}
+		if sc := cfg.Respond.Slack; sc != nil {
+			if err := p.wireSlackApprovals(*sc, log); err != nil {
+				return nil, closeFn, err
+			}
+		}
 	}
 	p.Stats = Stats{EventsPublished: &p.Ingest.Stats.EventsPublished, DeadLetters: &p.Ingest.Stats.DeadLetters, FilesIngested: &p.Ingest.Stats.FilesIngested,
 		EventsDetected: &p.Detect.Stats.EventsDetected, AlertsProduced: &p.Detect.Stats.AlertsProduced,
@@ -283,6 +297,10 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 		if p.SSF != nil {
 			start("ssf", p.SSF.Run)
 		}
+		if p.SlackApprovals != nil {
+			p.decides.Store(true)
+			start("slack approvals", p.SlackApprovals.Run)
+		}
 	}
 	if slices.Contains(roles, RoleIngest) {
 		start("ingest", p.Ingest.Run)
@@ -294,6 +312,26 @@ func (p *Pipeline) Run(ctx context.Context, roles []string, extra ...deliver.Sin
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// wireSlackApprovals builds respond.slack: the clicks are decided by the
+// respond stage (the CLI's path) against ClickHouse's pending actions, and
+// the named Slack sink's incident messages carry the buttons.
+func (p *Pipeline) wireSlackApprovals(sc respond.SlackApprovals, log *slog.Logger) error {
+	if p.CH == nil { // config.Validate asks for clickhouse.addr
+		return errors.New("respond.slack: pending approvals are kept in ClickHouse: set clickhouse.addr")
+	}
+	p.SlackApprovals = slack.NewApprovals(sc, p.Respond, p.metrics.Slack, log)
+	p.Respond.Signal(p.SlackApprovals)
+	p.Deliver.OnSink = func(name string, s deliver.Sink) {
+		if sk, ok := s.(*slack.Sink); ok && name == sc.Sink {
+			if !sk.TakesIncidents() {
+				log.Warn("respond.slack: the sink has no bot_token, so no incident message carries buttons", "sink", name)
+			}
+			p.SlackApprovals.Attach(sk)
+		}
 	}
 	return nil
 }
