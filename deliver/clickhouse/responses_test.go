@@ -1,8 +1,11 @@
 package clickhouse_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,5 +112,43 @@ func TestExecutorDoesNotRevokeTwiceAcrossARestart(t *testing.T) {
 	}
 	if steps != 2 {
 		t.Errorf("%d steps recorded, want planned and executed once", steps)
+	}
+}
+
+// Migration 0018: incident_timeline shows an incident's alerts and the
+// steps of the actions taken on it, in order, with who decided.
+func TestIncidentTimelineJoinsAlertsAndResponses(t *testing.T) {
+	c, _ := loadAnalystFixture(t)
+	ctx := context.Background()
+	at := schemas.NewTime(time.Now().UTC().Truncate(time.Second))
+	step := func(id, action, status string, sec int) schemas.Response {
+		return schemas.Response{ID: id, IncidentID: "inc-crm", IncidentVersion: 2, Tenant: "acme", Source: "google_workspace", IntegrationID: "crm-sync",
+			Target: "123.apps.googleusercontent.com", Principal: "ana@acme.example", Action: action, Mode: schemas.ModeEnforce,
+			Status: status, Rule: "r", At: at, RecordedAt: schemas.NewTime(at.Add(time.Duration(sec) * time.Second))}
+	}
+	approved := step("req", schemas.ActionRequestApproval, schemas.ResponseApproved, 2)
+	approved.Actor = "slack:U0ANA"
+	if err := c.Record(ctx, []schemas.Response{
+		step("req", schemas.ActionRequestApproval, schemas.ResponsePlanned, 1), approved,
+		step("rev", schemas.ActionRevoke, schemas.ResponsePlanned, 2), step("rev", schemas.ActionRevoke, schemas.ResponseExecuted, 3),
+		{ID: "other", IncidentID: "inc-shadow", Action: schemas.ActionNotify, Mode: schemas.ModeDryRun, Status: schemas.ResponsePlanned, At: at, RecordedAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := queryRows(ctx, c.Conn(), `SELECT kind, what, state, detail, actor FROM incident_timeline WHERE incident_id = 'inc-crm' ORDER BY time, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, strings.TrimSpace(r["kind"]+" "+r["what"]+" "+r["state"]+" "+r["actor"]))
+	}
+	want := []string{"alert geo.new_country high", "alert lifecycle.use_after_revoke critical",
+		"response request_approval planned", "response request_approval approved slack:U0ANA", "response revoke planned", "response revoke executed"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("incident_timeline:\n got %q\nwant %q", got, want)
+	}
+	if d := rows[len(rows)-1]["detail"]; d != "google_workspace 123.apps.googleusercontent.com / ana@acme.example" {
+		t.Errorf("detail %q", d)
 	}
 }
