@@ -22,20 +22,24 @@ import (
 // runIncident lists incidents and records analysts' decisions on them:
 //
 //	tokenwatch incident list --config F
+//	tokenwatch incident timeline ID --config F
 //	tokenwatch incident ack|resolve|suppress ID --config F [--reason R] [--for 168h] [--actor A]
+//
+// timeline prints the incident's alerts and every step of the respond
+// stage's actions on it (ClickHouse view incident_timeline), in order.
 //
 // A decision is kept in ClickHouse (incident_decisions; the view
 // incident_decision holds the one in force) and sent to the detect role on
 // tokenwatch.incident_decisions, which the correlator honours.
 func runIncident(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: tokenwatch incident list|ack|resolve|suppress …", errUsage)
+		return fmt.Errorf("%w: tokenwatch incident list|timeline|ack|resolve|suppress …", errUsage)
 	}
 	verb := args[0]
 	action := map[string]string{"ack": schemas.DecisionAcknowledge, "acknowledge": schemas.DecisionAcknowledge,
 		"resolve": schemas.DecisionResolve, "suppress": schemas.DecisionSuppress}[verb]
-	if verb != "list" && action == "" {
-		return fmt.Errorf("%w: unknown incident command %q (list, ack, resolve, suppress)", errUsage, verb)
+	if verb != "list" && verb != "timeline" && action == "" {
+		return fmt.Errorf("%w: unknown incident command %q (list, timeline, ack, resolve, suppress)", errUsage, verb)
 	}
 	fs := newFlags("incident "+verb, stderr)
 	cfgPath := fs.String("config", "", "config file (required: its clickhouse and kafka blocks)")
@@ -86,6 +90,21 @@ func runIncident(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%s\t%s\n", r.ID, r.Version, r.Status, orDash(r.Decision), strings.ToUpper(r.Severity),
 				r.RiskScore, r.LastSeen.UTC().Format("2006-01-02 15:04Z"), r.Title)
+		}
+		return tw.Flush()
+	}
+	if verb == "timeline" {
+		rows, err := c.Timeline(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("no alerts or actions of incident %s in ClickHouse", id)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tKIND\tWHAT\tSTATE\tACTOR\tDETAIL")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05Z"), r.Kind, r.What, r.State, orDash(r.Actor), r.Detail)
 		}
 		return tw.Flush()
 	}

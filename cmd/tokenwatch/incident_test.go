@@ -81,7 +81,23 @@ ingest:
 	if !ok {
 		t.Fatal("no incident reached ClickHouse")
 	}
-	code, out, errOut := tokenwatch(t, "incident", "suppress", id, "--config", cfgPath, "--reason", "red-team exercise", "--for", "24h", "--actor", "ana")
+	// The timeline: the incident's alerts, then an action recorded on it.
+	ch, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	now := schemas.NewTime(time.Now())
+	if err := ch.Record(ctx, []schemas.Response{{ID: "resp-1", IncidentID: id, Source: "google_workspace", IntegrationID: "crm", Target: "crm-client",
+		Action: schemas.ActionRequestApproval, Mode: schemas.ModeEnforce, Status: schemas.ResponseDenied, Actor: "slack:U0ANA", At: now, RecordedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := tokenwatch(t, "incident", "timeline", id, "--config", cfgPath)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) < 3 || !strings.Contains(lines[1], "alert") ||
+		strings.Join(strings.Fields(lines[len(lines)-1])[2:], " ") != "response request_approval denied slack:U0ANA google_workspace crm-client" {
+		t.Fatalf("timeline: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = tokenwatch(t, "incident", "suppress", id, "--config", cfgPath, "--reason", "red-team exercise", "--for", "24h", "--actor", "ana")
 	if code != 0 || !strings.Contains(out, "suppress until") {
 		t.Fatalf("suppress: exit %d %q %q", code, out, errOut)
 	}

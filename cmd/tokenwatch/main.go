@@ -41,7 +41,7 @@ func commands() []command {
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
 		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
-		{"incident", "incident list | ack | resolve | suppress ID: review incidents and record decisions the correlator honours", runIncident},
+		{"incident", "incident list | timeline ID | ack | resolve | suppress ID: review incidents, their alerts and actions, and record decisions the correlator honours", runIncident},
 		{"respond", "respond revoke --source S --integration ID [--principal P] [--dry-run] | list | approve ID | deny ID: revoke through the vendor's admin API, print the requests, answer approval requests", runRespond},
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},

@@ -116,3 +116,34 @@ func (c *Client) responses(ctx context.Context, q string, args ...any) ([]schema
 	}
 	return out, rows.Err()
 }
+
+// TimelineRow is one row of incident_timeline: an alert of the incident or
+// a step of an action on it.
+type TimelineRow struct {
+	Time   time.Time
+	Kind   string // alert, response
+	ID     string // alert id, response id
+	What   string // detector, action
+	State  string // severity, status
+	Detail string
+	Actor  string
+}
+
+// Timeline reads incident_timeline for one incident, in order.
+func (c *Client) Timeline(ctx context.Context, incidentID string) ([]TimelineRow, error) {
+	rows, err := c.conn.Query(ctx, `SELECT time, kind, id, what, state, detail, actor FROM incident_timeline
+		WHERE incident_id = ? ORDER BY time, seq, id`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read incident_timeline: %w", err)
+	}
+	defer rows.Close()
+	var out []TimelineRow
+	for rows.Next() {
+		var r TimelineRow
+		if err := rows.Scan(&r.Time, &r.Kind, &r.ID, &r.What, &r.State, &r.Detail, &r.Actor); err != nil {
+			return nil, fmt.Errorf("clickhouse: read incident_timeline: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
