@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/deliver/respond"
 	"github.com/tokenwatch/tokenwatch/internal/app/config"
+	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
 // runApprovals answers the respond stage's request_approval actions:
@@ -93,5 +94,11 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "denied %s (%s %s): nothing sent\n", id, out[0].Source, out[0].IntegrationID)
 		return nil
 	}
-	return report(out[1:], err)(stdout)
+	var revokes []schemas.Response
+	for _, r := range out {
+		if r.Action == schemas.ActionRevoke {
+			revokes = append(revokes, r)
+		}
+	}
+	return report(revokes, err)(stdout)
 }

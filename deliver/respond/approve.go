@@ -32,9 +32,11 @@ type Decider struct {
 // Decide answers the pending request id: approve records status approved
 // (with actor and reason) and executes the revoke in enforce mode under the
 // revoke's own id, so approving twice revokes once and an already-revoked
-// grant counts as done; deny records status denied and sends nothing. It
-// returns the records written (decision first); an error wrapping
-// ErrNotPending says what the action is instead.
+// grant counts as done; deny records status denied and sends nothing.
+// Approving an approved request whose revoke is not done (a crash between
+// the records, a vendor failure) runs the revoke again. It returns the
+// records written; an error wrapping ErrNotPending says what the action is
+// instead.
 func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, reason string) ([]schemas.Response, error) {
 	if actor == "" {
 		return nil, errors.New("respond: a decision needs an actor")
@@ -45,6 +47,19 @@ func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, re
 	if err != nil {
 		return nil, err
 	}
+	e := d.Executor
+	if r.Action == schemas.ActionRequestApproval && r.Status == schemas.ResponseApproved && approve {
+		// Approved before, but its revoke may not have been carried out (a
+		// crash between the two records, or the vendor failed): approving
+		// again resumes it; once done, it is refused like any decided one.
+		pending, err := d.revokePending(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if pending {
+			return d.revoke(ctx, r, actor)
+		}
+	}
 	if r.Action != schemas.ActionRequestApproval || r.Status != schemas.ResponsePlanned {
 		by := ""
 		if r.Actor != "" {
@@ -52,7 +67,6 @@ func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, re
 		}
 		return nil, fmt.Errorf("response %s is a %s %s%s, %w", id, r.Action, r.Status, by, ErrNotPending)
 	}
-	e := d.Executor
 	decision := r
 	decision.Actor, decision.Reason, decision.Error = actor, reason, ""
 	decision.Status = schemas.ResponseDenied
@@ -66,23 +80,50 @@ func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, re
 	if !approve {
 		return out, nil
 	}
+	done, err := d.revoke(ctx, r, actor)
+	return append(out, done...), err
+}
+
+// revokeTarget is the target and id of the revoke that approving r runs.
+func revokeTarget(r schemas.Response) (Target, string) {
+	t := Target{Source: r.Source, Tenant: r.Tenant, IntegrationID: r.IntegrationID, VendorID: r.Target, Principal: r.Principal}
+	return t, schemas.ResponseID(r.IncidentID, r.IncidentVersion, schemas.ActionRevoke, targetKey(t))
+}
+
+// revokePending reports whether the revoke an approval of r runs is not
+// yet executed or already_done. Without a store it cannot tell: false.
+func (d *Decider) revokePending(ctx context.Context, r schemas.Response) (bool, error) {
+	if d.Executor.Store == nil {
+		return false, nil
+	}
+	_, id := revokeTarget(r)
+	done, err := d.Executor.Store.Completed(ctx, []string{id})
+	if err != nil {
+		return false, fmt.Errorf("respond: read the approved revoke: %w", err)
+	}
+	return !done[id], nil
+}
+
+// revoke executes, in enforce mode, the revoke approving r stands for,
+// under the revoke's own id: the executor's store sends it once.
+func (d *Decider) revoke(ctx context.Context, r schemas.Response, actor string) ([]schemas.Response, error) {
+	e := d.Executor
 	rv, ok := e.Revokers[r.Source]
 	if !ok {
-		return out, fmt.Errorf("approved, but there is no respond.vendors.%s to revoke with", r.Source)
+		return nil, fmt.Errorf("approved, but there is no respond.vendors.%s to revoke with", r.Source)
 	}
-	t := Target{Source: r.Source, Tenant: r.Tenant, IntegrationID: r.IntegrationID, VendorID: r.Target, Principal: r.Principal}
+	t, id := revokeTarget(r)
 	reqs, err := rv.Plan(t)
 	if err != nil {
-		return out, fmt.Errorf("approved, but the revoke cannot be planned: %w", err)
+		return nil, fmt.Errorf("approved, but the revoke cannot be planned: %w", err)
 	}
 	revoke := r
 	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, schemas.ModeEnforce, schemas.ResponsePlanned, actor
-	revoke.Reason = "approved by " + actor
-	revoke.ID = schemas.ResponseID(r.IncidentID, r.IncidentVersion, schemas.ActionRevoke, targetKey(t))
+	revoke.Reason, revoke.Error = "approved by "+actor, ""
+	revoke.ID = id
 	revoke.Requests = nil
 	for _, q := range reqs {
 		revoke.Requests = append(revoke.Requests, q.String())
 	}
-	done, err := e.Execute(ctx, []Planned{{Response: revoke, Target: t, Requests: reqs}})
-	return append(out, done...), err
+	return e.Execute(ctx, []Planned{{Response: revoke, Target: t, Requests: reqs}})
 }

@@ -37,7 +37,10 @@ func TestDeciderApprovesOnceAndRefusesDecided(t *testing.T) {
 			Principal: principal, Action: schemas.ActionRequestApproval, Mode: schemas.ModeEnforce, Status: schemas.ResponsePlanned, Rule: "r"}
 	}
 	ctx := context.Background()
-	store.Record(ctx, []schemas.Response{pending("a", "ana@acme.example"), pending("b", "bo@acme.example")})
+	// c was approved, but the process stopped before its revoke ran.
+	approvedC := pending("c", "cy@acme.example")
+	approvedC.Status, approvedC.Actor = schemas.ResponseApproved, "U0ANA"
+	store.Record(ctx, []schemas.Response{pending("a", "ana@acme.example"), pending("b", "bo@acme.example"), pending("c", "cy@acme.example"), approvedC})
 	d := &respond.Decider{Lookup: store, Executor: &respond.Executor{Revokers: map[string]respond.Revoker{gws.Source(): gws},
 		Sender: respond.NewHTTPSender(0), Store: store, Audit: []respond.Recorder{store}}}
 	d.Executor.Sender.Client = srv.Client()
@@ -53,6 +56,8 @@ func TestDeciderApprovesOnceAndRefusesDecided(t *testing.T) {
 		{"deny", "b", false, []string{"denied"}, ""},
 		{"approve denied", "b", true, nil, "request_approval denied by U0ANA"},
 		{"unknown", "zz", true, nil, "no response zz"},
+		{"approve again after a crash resumes the revoke", "c", true, []string{"planned", "executed"}, ""},
+		{"then it is decided", "c", true, nil, "request_approval approved by U0ANA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := d.Decide(ctx, tc.id, tc.approve, "U0ANA", "seen it")
@@ -80,8 +85,8 @@ func TestDeciderApprovesOnceAndRefusesDecided(t *testing.T) {
 			}
 		})
 	}
-	if hits.Load() != 1 {
-		t.Errorf("the vendor got %d requests, want the one approved revoke", hits.Load())
+	if hits.Load() != 2 {
+		t.Errorf("the vendor got %d requests, want the two approved revokes", hits.Load())
 	}
 }
 
