@@ -363,7 +363,10 @@ func (a *Approvals) replayed(key string) bool {
 
 // handle decides each of ia's clicks on tokenwatch's buttons.
 func (a *Approvals) handle(ctx context.Context, ia interaction) {
-	receipt := deliver.Receipt(ia.Container.ChannelID + "|" + ia.Container.MessageTS)
+	var receipt deliver.Receipt // the clicked message, when the payload names it
+	if ia.Container.ChannelID != "" && ia.Container.MessageTS != "" {
+		receipt = deliver.Receipt(ia.Container.ChannelID + "|" + ia.Container.MessageTS)
+	}
 	for _, act := range ia.Actions {
 		if act.ActionID != ActionApprove && act.ActionID != ActionDeny {
 			continue
@@ -403,7 +406,7 @@ func (a *Approvals) handle(ctx context.Context, ia interaction) {
 		log.Info("decision recorded", "result", result)
 		if len(out) > 0 {
 			a.mu.Lock()
-			if b := a.boardLocked(out[0].IncidentID); b.receipt == "" && ia.Container.MessageTS != "" {
+			if b := a.boardLocked(out[0].IncidentID); b.receipt == "" && receipt != "" {
 				b.receipt = receipt
 			}
 			a.mu.Unlock()
@@ -415,10 +418,13 @@ func (a *Approvals) handle(ctx context.Context, ia interaction) {
 // adopt learns an action's message from a click on it, for a board that
 // has the incident but not yet its receipt.
 func (a *Approvals) adopt(actionID string, r deliver.Receipt) {
+	if r == "" {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if id, ok := a.actions[actionID]; ok {
-		if b := a.boards[id]; b != nil && b.receipt == "" && !strings.HasSuffix(string(r), "|") {
+		if b := a.boards[id]; b != nil && b.receipt == "" {
 			b.receipt = r
 		}
 	}
@@ -490,7 +496,11 @@ func actionBlocks(actions []schemas.Response) []Block {
 			break
 		}
 		blocks = append(blocks, Block{Type: "actions", BlockID: "tokenwatch_approval:" + r.ID, Buttons: []Button{
-			{Type: "button", Text: Text{Type: "plain_text", Text: truncate("Approve revoke "+orID(r)+principalSuffix(r), 75)}, ActionID: ActionApprove, Value: r.ID, Style: "primary"},
+			{Type: "button", Text: Text{Type: "plain_text", Text: truncate("Approve revoke "+orID(r)+principalSuffix(r), 75)}, ActionID: ActionApprove, Value: r.ID, Style: "primary",
+				// A revoke cuts an integration off: one more look first.
+				Confirm: &Confirm{Title: Text{Type: "plain_text", Text: "Revoke access?"},
+					Text:    mrkdwn(truncate("Revoke "+escape(r.Source)+" `"+escape(orID(r)+principalSuffix(r))+"` through the vendor's admin API now. It is recorded with your name.", 300)),
+					Confirm: Text{Type: "plain_text", Text: "Revoke"}, Deny: Text{Type: "plain_text", Text: "Cancel"}, Style: "danger"}},
 			{Type: "button", Text: Text{Type: "plain_text", Text: "Deny"}, ActionID: ActionDeny, Value: r.ID, Style: "danger"},
 		}})
 	}

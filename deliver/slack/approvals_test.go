@@ -252,6 +252,9 @@ func TestIncidentMessageCarriesApproveAndDenyPerPendingAction(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("buttons:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if !strings.Contains(posts[0].Raw, `"confirm":{"title":{"type":"plain_text","text":"Revoke access?"}`) {
+		t.Errorf("Approve asks for no confirmation: %s", posts[0].Raw)
+	}
 	if !strings.Contains(posts[0].Raw, "awaiting approval") || !strings.Contains(posts[0].Raw, "*Blast radius*") {
 		t.Errorf("the message lacks the incident or its actions: %s", posts[0].Raw)
 	}
@@ -378,6 +381,36 @@ func TestReplayedClickIsIgnored(t *testing.T) {
 	}
 	if f.count("denied") != 1 || f.count("replayed") != 1 || f.count("already_decided") != 0 {
 		t.Errorf("denied %v replayed %v already_decided %v", f.count("denied"), f.count("replayed"), f.count("already_decided"))
+	}
+}
+
+// What is not a signed block_actions POST is answered without deciding.
+func TestOtherRequestsAreAnsweredWithoutDeciding(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, body, result string
+		code                       int
+	}{
+		{"GET", http.MethodGet, "", "", http.StatusMethodNotAllowed},
+		{"no payload field", http.MethodPost, "text=hello", "bad_payload", http.StatusBadRequest},
+		{"payload not JSON", http.MethodPost, "payload=%7Bnope", "bad_payload", http.StatusBadRequest},
+		{"another payload type", http.MethodPost, "payload=" + url.QueryEscape(`{"type":"view_submission"}`), "ignored", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ts := strconv.FormatInt(f.now.Unix(), 10)
+			req := httptest.NewRequest(tc.method, "/slack/interactions", strings.NewReader(tc.body))
+			req.Header.Set("X-Slack-Request-Timestamp", ts)
+			req.Header.Set("X-Slack-Signature", signed(ts, []byte(tc.body)))
+			w := httptest.NewRecorder()
+			f.a.ServeHTTP(w, req)
+			f.a.work.Wait()
+			if w.Code != tc.code || tc.result != "" && f.count(tc.result) != 1 {
+				t.Errorf("answered %d (want %d), %s counted %v", w.Code, tc.code, tc.result, f.count(tc.result))
+			}
+			if got := strings.Join(f.statuses("req-bo"), ","); got != "planned" || f.hits.Load() != 0 {
+				t.Errorf("decided: req-bo %s, %d vendor requests", got, f.hits.Load())
+			}
+		})
 	}
 }
 

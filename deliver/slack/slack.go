@@ -456,6 +456,18 @@ type Button struct {
 	ActionID string `json:"action_id"`
 	Value    string `json:"value"`
 	Style    string `json:"style,omitempty"` // primary, danger
+	// Confirm asks "are you sure?" before the click is sent.
+	Confirm *Confirm `json:"confirm,omitempty"`
+}
+
+// Confirm is a Block Kit confirmation dialog
+// (api.slack.com/reference/block-kit/composition-objects#confirm).
+type Confirm struct {
+	Title   Text   `json:"title"`   // plain_text, at most 100 characters
+	Text    Text   `json:"text"`    // at most 300 characters
+	Confirm Text   `json:"confirm"` // plain_text
+	Deny    Text   `json:"deny"`    // plain_text
+	Style   string `json:"style,omitempty"`
 }
 
 // Text is a Block Kit text object ("plain_text" or "mrkdwn").
