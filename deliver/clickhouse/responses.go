@@ -88,6 +88,12 @@ func (c *Client) Response(ctx context.Context, id string) (schemas.Response, err
 	return rs[0], nil
 }
 
+// IncidentResponses reads every step of the actions on an incident, oldest
+// first: the Slack approvals' memory after a restart.
+func (c *Client) IncidentResponses(ctx context.Context, incidentID string) ([]schemas.Response, error) {
+	return c.responses(ctx, "SELECT "+responseColumns+" FROM responses WHERE incident_id = ? ORDER BY recorded_ns, id", incidentID)
+}
+
 // PendingApprovals lists the request_approval actions no one has answered,
 // oldest incident time first.
 func (c *Client) PendingApprovals(ctx context.Context, limit int) ([]schemas.Response, error) {

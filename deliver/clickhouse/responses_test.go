@@ -151,4 +151,15 @@ func TestIncidentTimelineJoinsAlertsAndResponses(t *testing.T) {
 	if d := rows[len(rows)-1]["detail"]; d != "google_workspace 123.apps.googleusercontent.com / ana@acme.example" {
 		t.Errorf("detail %q", d)
 	}
+	steps, err := c.IncidentResponses(ctx, "inc-crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, r := range steps {
+		got = append(got, r.ID+" "+r.Status)
+	}
+	if want := []string{"req planned", "req approved", "rev planned", "rev executed"}; !slices.Equal(got, want) {
+		t.Errorf("IncidentResponses %q, want %q", got, want)
+	}
 }

@@ -82,12 +82,13 @@ func (m *ApprovalMetrics) update(result string) {
 //     wants an answer within 3 s) and decides afterwards, for configured
 //     approvers only.
 //
-// What it keeps is in memory: after a restart an incident's message gets
-// its actions back with the incident's next version.
+// What it keeps is in memory, bounded; with a History (ClickHouse) an
+// incident first seen after a restart starts from its recorded actions.
 type Approvals struct {
 	cfg       respond.SlackApprovals
 	approvers map[string]bool
 	decider   Decider
+	history   History // nil: only what was heard since the start
 	metrics   *ApprovalMetrics
 	log       *slog.Logger
 	now       func() time.Time
@@ -107,7 +108,18 @@ type board struct {
 	inc     *schemas.Incident
 	receipt deliver.Receipt    // "channel|ts", "" until posted
 	actions []schemas.Response // the latest record of each action, first seen first
+	loaded  bool               // actions include the trail's (History)
 }
+
+// History reads every step of the actions on an incident, oldest first
+// (ClickHouse responses).
+type History interface {
+	IncidentResponses(ctx context.Context, incidentID string) ([]schemas.Response, error)
+}
+
+// UseHistory makes the boards of incidents not heard of since the start
+// begin with their recorded actions; call it before Run.
+func (a *Approvals) UseHistory(h History) { a.history = h }
 
 // maxBoards bounds the incidents remembered; the oldest is forgotten.
 const maxBoards = 2000
@@ -155,15 +167,7 @@ func (a *Approvals) Record(_ context.Context, rs []schemas.Response) error {
 	for _, r := range rs {
 		b := a.boardLocked(r.IncidentID)
 		a.actions[r.ID] = r.IncidentID
-		replaced := false
-		for i := range b.actions {
-			if b.actions[i].ID == r.ID {
-				b.actions[i], replaced = r, true
-			}
-		}
-		if !replaced {
-			b.actions = append(b.actions, r)
-		}
+		b.actions = merge(b.actions, r)
 		touched[r.IncidentID] = true
 	}
 	a.mu.Unlock()
@@ -171,6 +175,51 @@ func (a *Approvals) Record(_ context.Context, rs []schemas.Response) error {
 		a.enqueue(id)
 	}
 	return nil
+}
+
+// merge puts r, the latest record of its action, into actions.
+func merge(actions []schemas.Response, r schemas.Response) []schemas.Response {
+	for i := range actions {
+		if actions[i].ID == r.ID {
+			actions[i] = r
+			return actions
+		}
+	}
+	return append(actions, r)
+}
+
+// load fills an incident's board from the trail once (after a restart the
+// board starts empty while the message still shows pending requests); the
+// records heard live since are newer and win. A failed read is retried at
+// the next render.
+func (a *Approvals) load(ctx context.Context, incidentID string) {
+	if a.history == nil {
+		return
+	}
+	a.mu.Lock()
+	b, ok := a.boards[incidentID]
+	done := ok && b.loaded
+	a.mu.Unlock()
+	if done {
+		return
+	}
+	steps, err := a.history.IncidentResponses(ctx, incidentID)
+	if err != nil {
+		a.log.Warn("could not read the incident's actions", "incident_id", incidentID, "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b = a.boardLocked(incidentID)
+	var actions []schemas.Response
+	for _, r := range steps {
+		actions = merge(actions, r)
+		a.actions[r.ID] = incidentID
+	}
+	for _, r := range b.actions {
+		actions = merge(actions, r)
+	}
+	b.actions, b.loaded = actions, true
 }
 
 func (a *Approvals) boardLocked(incidentID string) *board {
@@ -202,7 +251,8 @@ func (a *Approvals) enqueue(incidentID string) {
 }
 
 // render is what the sink posts for inc: the incident and its actions.
-func (a *Approvals) render(inc *schemas.Incident) Message {
+func (a *Approvals) render(ctx context.Context, inc *schemas.Incident) Message {
+	a.load(ctx, inc.ID)
 	a.mu.Lock()
 	var actions []schemas.Response
 	if b, ok := a.boards[inc.ID]; ok {
@@ -257,7 +307,7 @@ func (a *Approvals) refresh(ctx context.Context, id string) {
 	if s == nil || inc == nil || !posted {
 		return // the sink renders the actions when it posts the message
 	}
-	if _, err := s.api(ctx, "chat.update", botMessage{Channel: channel, TS: ts, Message: a.render(inc)}); err != nil {
+	if _, err := s.api(ctx, "chat.update", botMessage{Channel: channel, TS: ts, Message: a.render(ctx, inc)}); err != nil {
 		a.metrics.update("failed")
 		a.log.Warn("could not update the incident message with its actions", "incident_id", id, "err", err)
 		return

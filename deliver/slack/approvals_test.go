@@ -427,3 +427,37 @@ func (f *fixture) assertNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+type historyFunc func(ctx context.Context, incidentID string) ([]schemas.Response, error)
+
+func (h historyFunc) IncidentResponses(ctx context.Context, id string) ([]schemas.Response, error) {
+	return h(ctx, id)
+}
+
+// After a restart the boards are empty: the next version of an incident
+// starts from its recorded actions, so pending buttons stay on the message.
+func TestAfterARestartTheMessageKeepsItsRecordedActions(t *testing.T) {
+	f := newFixture(t)
+	sink := f.a.sink.Load()
+	restarted := NewApprovals(f.a.cfg, nil, nil, nil)
+	restarted.UseHistory(historyFunc(func(_ context.Context, id string) ([]schemas.Response, error) {
+		var out []schemas.Response
+		for _, r := range f.store.All() {
+			if r.IncidentID == id {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}))
+	restarted.Attach(sink)
+	inc := delivertest.Incident(3, schemas.IncidentOpen)
+	if _, err := sink.SendIncident(context.Background(), inc, "C0SOC|1700000000.000100"); err != nil {
+		t.Fatal(err)
+	}
+	u := f.lastUpdate(t, 1)
+	for _, want := range []string{"tokenwatch_approval:req-ana", "tokenwatch_approval:req-bo", "(v3)"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("the update after a restart lacks %s:\n%s", want, u)
+		}
+	}
+}

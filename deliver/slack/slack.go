@@ -210,7 +210,7 @@ func (s *Sink) SendIncident(ctx context.Context, inc schemas.Incident, prev deli
 	msg := BuildIncidentMessage(&inc)
 	a := s.approvals.Load()
 	if a != nil {
-		msg = a.render(&inc)
+		msg = a.render(ctx, &inc)
 	}
 	if channel, ts, ok := strings.Cut(string(prev), "|"); ok && ts != "" {
 		_, err := s.api(ctx, "chat.update", botMessage{Channel: channel, TS: ts, Message: msg})

@@ -324,6 +324,7 @@ func (p *Pipeline) wireSlackApprovals(sc respond.SlackApprovals, log *slog.Logge
 		return errors.New("respond.slack: pending approvals are kept in ClickHouse: set clickhouse.addr")
 	}
 	p.SlackApprovals = slack.NewApprovals(sc, p.Respond, p.metrics.Slack, log)
+	p.SlackApprovals.UseHistory(p.CH)
 	p.Respond.Signal(p.SlackApprovals)
 	p.Deliver.OnSink = func(name string, s deliver.Sink) {
 		if sk, ok := s.(*slack.Sink); ok && name == sc.Sink {
