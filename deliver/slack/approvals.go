@@ -455,12 +455,20 @@ func (a *Approvals) handle(ctx context.Context, ia interaction) {
 		a.metrics.click(result)
 		log.Info("decision recorded", "result", result)
 		if len(out) > 0 {
+			incID := out[0].IncidentID
 			a.mu.Lock()
-			if b := a.boardLocked(out[0].IncidentID); b.receipt == "" && receipt != "" {
+			b := a.boardLocked(incID)
+			if b.receipt == "" && receipt != "" {
 				b.receipt = receipt
 			}
+			known := b.inc != nil
 			a.mu.Unlock()
-			a.enqueue(out[0].IncidentID)
+			if !known {
+				// Not heard of since the start: there is nothing to render the
+				// message from until the incident's next version.
+				a.ephemeral(ctx, ia, fmt.Sprintf("Recorded: %s. The message shows it with the incident's next version; `tokenwatch incident timeline %s` shows it now.", result, incID))
+			}
+			a.enqueue(incID)
 		}
 	}
 }

@@ -461,3 +461,24 @@ func TestAfterARestartTheMessageKeepsItsRecordedActions(t *testing.T) {
 		}
 	}
 }
+
+// A click on a message of an incident not heard of since the start is
+// decided, and the user is told the message catches up later.
+func TestClickOnAnIncidentNotHeardOfSinceTheStart(t *testing.T) {
+	f := newFixture(t)
+	f.a.mu.Lock()
+	delete(f.a.boards, "5b1e0c9a7d3f4e2a8c6b0d1f3e5a7c9b")
+	f.a.order = nil
+	f.a.actions = map[string]string{}
+	f.a.mu.Unlock()
+	if w := f.click(t, "U0ANA", ActionDeny, "req-bo", f.now.Unix(), signed); w.Code != http.StatusOK {
+		t.Fatalf("deny: %d", w.Code)
+	}
+	if got := strings.Join(f.statuses("req-bo"), ","); got != "planned,denied" {
+		t.Errorf("req-bo records %s", got)
+	}
+	eph := f.api.of("chat.postEphemeral")
+	if len(eph) != 1 || !strings.Contains(eph[0].Raw, "Recorded: denied") || !strings.Contains(eph[0].Raw, "tokenwatch incident timeline 5b1e0c9a7d3f4e2a8c6b0d1f3e5a7c9b") {
+		t.Errorf("ephemeral answers %+v", eph)
+	}
+}
