@@ -34,7 +34,7 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	defer c.Close()
 	// The single-server objects the cluster layout replaces (views first:
 	// they read the tables).
-	for _, tbl := range []string{"open_incidents", "incident_events", "incident_alerts", "incident_decision", "response_state", "incident_learned_mv",
+	for _, tbl := range []string{"incident_timeline", "open_incidents", "incident_events", "incident_alerts", "incident_decision", "response_state", "incident_learned_mv",
 		"incident_learned", "incident_decisions", "responses", "events", "alerts", "incidents"} {
 		if err := c.Conn().Exec(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 			t.Fatal(err)
@@ -134,6 +134,10 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	var state string
 	if err := c.Conn().QueryRow(ctx, "SELECT toString(status) FROM response_state WHERE id = 'r1'").Scan(&state); err != nil || state != schemas.ResponseExecuted {
 		t.Fatalf("response_state on the cluster: %q (%v)", state, err)
+	}
+	var steps uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM incident_timeline WHERE incident_id = 'i2'").Scan(&steps); err != nil || steps != 4 {
+		t.Fatalf("incident_timeline on the cluster: %d rows, want 2 alerts and 2 response steps (%v)", steps, err)
 	}
 	var crit, owner, purpose string
 	if err := c.Conn().QueryRow(ctx, "SELECT criticality, owner, purpose FROM alerts WHERE id = 'a2'").Scan(&crit, &owner, &purpose); err != nil ||
