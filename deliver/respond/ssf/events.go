@@ -3,7 +3,6 @@ package ssf
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -195,25 +194,4 @@ func verification(streamID, state string, now time.Time) event {
 	}
 	return event{typ: EventVerification, key: streamID + "\x00" + state + "\x00" + strconv.FormatInt(now.UnixNano(), 10), at: now,
 		subject: map[string]any{"format": "opaque", "id": streamID}, payload: p}
-}
-
-// members are the simple subjects a subject names, each as canonical JSON
-// (encoding/json sorts map keys): a complex subject's members, or the
-// simple subject itself.
-func members(sub map[string]any) []string {
-	var out []string
-	if sub["format"] == "complex" {
-		for k, v := range sub {
-			if k == "format" {
-				continue
-			}
-			if m, ok := v.(map[string]any); ok {
-				b, _ := json.Marshal(m)
-				out = append(out, string(b))
-			}
-		}
-		return out
-	}
-	b, _ := json.Marshal(sub)
-	return []string{string(b)}
 }

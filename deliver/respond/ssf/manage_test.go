@@ -2,10 +2,12 @@ package ssf
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,7 +229,7 @@ func TestSubjectsAndVerificationInterval(t *testing.T) {
 	f := newTransmitter(t, ec, func(c *Config) { c.MinVerificationInterval = time.Hour })
 	rc := newReceiver(t)
 	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
-	sub := map[string]any{"stream_id": id, "subject": map[string]string{"format": "opaque", "id": integration1}}
+	sub := map[string]any{"stream_id": id, "subject": map[string]any{"format": "complex", "application": map[string]string{"format": "opaque", "id": integration1}}}
 	if code, b := call(t, http.MethodPost, f.srv.URL+PathRemoveSubject, token, sub); code != http.StatusNoContent {
 		t.Fatalf("remove subject: %d %s", code, b)
 	}
@@ -255,7 +257,7 @@ func TestSubjectsAndVerificationInterval(t *testing.T) {
 }
 
 // TestDefaultSubjectsNone: with default_subjects NONE only the subjects a
-// receiver added are sent; a complex subject added stands for its members.
+// receiver added are sent.
 func TestDefaultSubjectsNone(t *testing.T) {
 	_, ec := keys(t)
 	f := newTransmitter(t, ec, func(c *Config) { c.DefaultSubjects = "NONE" })
@@ -296,7 +298,8 @@ func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
 	id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
 	setStatus(t, a, id, StatusPaused)
 	setStatus(t, a, "static", StatusDisabled)
-	other := map[string]any{"stream_id": id, "subject": map[string]string{"format": "opaque", "id": "other-app"}}
+	otherApp := map[string]any{"format": "complex", "application": map[string]any{"format": "opaque", "id": "other-app"}}
+	other := map[string]any{"stream_id": id, "subject": otherApp}
 	if code, b := call(t, http.MethodPost, a.srv.URL+PathRemoveSubject, token, other); code != http.StatusNoContent {
 		t.Fatalf("remove subject: %d %s", code, b)
 	}
@@ -314,7 +317,8 @@ func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
 	b.tr.mu.Lock()
 	s := b.tr.streams[id]
 	b.tr.mu.Unlock()
-	if s == nil || !s.removed[members(map[string]any{"format": "opaque", "id": "other-app"})[0]] {
+	m, _ := complexMembers(otherApp)
+	if s == nil || !s.removed.has(m) {
 		t.Fatalf("the removed subject did not survive the restart: %+v", s)
 	}
 	setStatus(t, b, id, StatusEnabled)
@@ -322,4 +326,121 @@ func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
 	if got := rc.wait(1); got[0].header.Get("Authorization") != pushAuth {
 		t.Errorf("Authorization %q after restart, want the stream's authorization_header", got[0].header.Get("Authorization"))
 	}
+}
+
+// TestSubjectMatchingIsWhole: an added or removed complex subject matches
+// an event's only if every member both define is identical (SSF 1.0
+// "Subject Matching"); one shared member is not enough, so a subject added
+// for one tenant never lets another tenant's events through.
+func TestSubjectMatchingIsWhole(t *testing.T) {
+	_, ec := keys(t)
+	opaque := func(id string) map[string]any { return map[string]any{"format": "opaque", "id": id} }
+	alice := map[string]any{"format": "email", "email": userEmail}
+	for _, tc := range []struct {
+		name     string
+		defaults string
+		add      bool
+		subject  map[string]any
+		tenants  []string // one revoke each, for the user and integration1
+		want     []string // tenants whose SET is sent
+	}{
+		{"NONE: added tenant and user, other tenant not sent", "NONE", true,
+			map[string]any{"format": "complex", "tenant": opaque("acme"), "user": alice}, []string{"acme", "globex"}, []string{"acme"}},
+		{"NONE: added tenant alone matches its events", "NONE", true,
+			map[string]any{"format": "complex", "tenant": opaque("acme")}, []string{"acme", "globex"}, []string{"acme"}},
+		{"NONE: added user and device, event without device", "NONE", true,
+			map[string]any{"format": "complex", "user": alice, "device": opaque("laptop-1")}, []string{"acme"}, []string{"acme"}},
+		{"NONE: no member in common", "NONE", true,
+			map[string]any{"format": "complex", "group": opaque("admins")}, []string{"acme"}, nil},
+		{"ALL: removed tenant and application, other tenant still sent", "ALL", false,
+			map[string]any{"format": "complex", "tenant": opaque("acme"), "application": opaque(integration1)}, []string{"acme", "globex"}, []string{"globex"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTransmitter(t, ec, func(c *Config) { c.DefaultSubjects = tc.defaults })
+			rc := newReceiver(t)
+			id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+			path, code := PathAddSubject, http.StatusOK
+			if !tc.add {
+				path, code = PathRemoveSubject, http.StatusNoContent
+			}
+			if got, b := call(t, http.MethodPost, f.srv.URL+path, token, map[string]any{"stream_id": id, "subject": tc.subject}); got != code {
+				t.Fatalf("%s: %d %s", path, got, b)
+			}
+			for _, ten := range tc.tenants {
+				r := executed()
+				r.ID, r.Tenant = "r-"+ten, ten
+				if err := f.tr.Record(context.Background(), []schemas.Response{r}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(tc.want) > 0 {
+				rc.wait(len(tc.want))
+			}
+			time.Sleep(50 * time.Millisecond)
+			var got []string
+			for _, p := range rc.pushes() {
+				for _, ten := range tc.tenants {
+					if strings.Contains(decodeClaims(t, p.body), `"id":"`+ten+`"`) {
+						got = append(got, ten)
+					}
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("sent for tenants %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSubjectRequests: a simple subject (it would never match tokenwatch's
+// complex event subjects) and a malformed complex one are refused; a stream
+// holds at most maxSubjectsPerStream subjects.
+func TestSubjectRequests(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil)
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, nil)
+	for _, tc := range []struct {
+		subject any
+		want    string
+	}{
+		{map[string]any{"format": "opaque", "id": integration1}, "complex subjects"},
+		{map[string]any{"format": "complex"}, "at least one member"},
+		{map[string]any{"format": "complex", "user": "jane"}, "subject.user"},
+		{map[string]any{"format": "complex", "user": map[string]any{"email": "x@y"}}, "subject.user"},
+	} {
+		code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, map[string]any{"stream_id": id, "subject": tc.subject})
+		if code != http.StatusBadRequest || !strings.Contains(string(b), tc.want) {
+			t.Errorf("add %v: %d %s, want 400 naming %q", tc.subject, code, b, tc.want)
+		}
+	}
+	sub := func(i int) map[string]any {
+		return map[string]any{"stream_id": id, "subject": map[string]any{"format": "complex",
+			"application": map[string]any{"format": "opaque", "id": "app-" + strconv.Itoa(i)}}}
+	}
+	for i := range maxSubjectsPerStream {
+		if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub(i)); code != http.StatusOK {
+			t.Fatalf("add %d: %d %s", i, code, b)
+		}
+	}
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub(maxSubjectsPerStream)); code != http.StatusBadRequest || !strings.Contains(string(b), "the most") {
+		t.Errorf("one subject too many: %d %s", code, b)
+	}
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathRemoveSubject, token, sub(0)); code != http.StatusNoContent {
+		t.Errorf("moving a kept subject from added to removed: %d %s", code, b)
+	}
+}
+
+// decodeClaims is the payload of a compact JWS, unverified.
+func decodeClaims(t *testing.T, set string) string {
+	t.Helper()
+	parts := strings.Split(set, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", set)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -348,10 +348,11 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 	writeJSON(w, http.StatusOK, statusJSON{StreamID: s.id, Status: req.Status, Reason: req.Reason})
 }
 
-// subject adds or removes a subject (SSF 1.0 "Subjects"): under default_subjects
-// ALL, a removed subject's events stop; under NONE only added subjects'
-// events go. Matching is by simple subject: a complex subject added or
-// removed stands for each of its members.
+// subject adds or removes a subject (SSF 1.0 "Subjects"): under
+// default_subjects ALL, a removed subject's events stop; under NONE only
+// added subjects' events go. Subjects are kept whole and matched as SSF
+// "Subject Matching" says: a subject {tenant T1, user alice} matches
+// alice's events in T1, never in T2.
 func (t *Transmitter) subject(add bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, rc *Receiver) {
 		var req struct {
@@ -367,17 +368,26 @@ func (t *Transmitter) subject(add bool) handler {
 			writeError(w, http.StatusBadRequest, "subject: required, a subject identifier with a format (RFC 9493)")
 			return
 		}
+		m, err := complexMembers(req.Subject)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		s.mu.Lock()
-		for _, m := range members(req.Subject) {
-			if add {
-				s.added[m] = true
-				delete(s.removed, m)
-			} else {
-				s.removed[m] = true
-				delete(s.added, m)
-			}
+		into, from := s.added, s.removed
+		if !add {
+			into, from = s.removed, s.added
+		}
+		full := !into.has(m) && !from.has(m) && s.added.len()+s.removed.len() >= maxSubjectsPerStream
+		if !full {
+			into.put(m)
+			from.del(m)
 		}
 		s.mu.Unlock()
+		if full {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("this stream has %d subjects, the most it may have", maxSubjectsPerStream))
+			return
+		}
 		t.save()
 		if add {
 			w.WriteHeader(http.StatusOK)

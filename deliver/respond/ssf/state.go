@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
@@ -29,15 +28,6 @@ type savedStream struct {
 	Removed             []string `json:"removed,omitempty"`
 }
 
-func sortedKeys(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // save writes the streams to state_file (0600: it holds the receivers'
 // authorization headers), through a temporary file and a rename so a crash
 // leaves the old state or the new. A failure is logged: the streams go on
@@ -51,7 +41,7 @@ func (t *Transmitter) save() {
 	var out []savedStream
 	for _, s := range t.list() {
 		s.mu.Lock()
-		v := savedStream{ID: s.id, Aud: s.aud, Static: s.static, Status: s.status, Reason: s.reason, Added: sortedKeys(s.added), Removed: sortedKeys(s.removed)}
+		v := savedStream{ID: s.id, Aud: s.aud, Static: s.static, Status: s.status, Reason: s.reason, Added: s.added.keys(), Removed: s.removed.keys()}
 		if !s.static {
 			v.Endpoint, v.AuthorizationHeader, v.EventsRequested, v.Description = s.endpoint, s.auth.Reveal(), s.requested, s.description
 		}
@@ -124,11 +114,12 @@ func (t *Transmitter) load() error {
 			t.add(s)
 		}
 		s.status, s.reason = v.Status, v.Reason
-		for _, k := range v.Added {
-			s.added[k] = true
-		}
-		for _, k := range v.Removed {
-			s.removed[k] = true
+		for set, keys := range map[*subjectSet][]string{s.added: v.Added, s.removed: v.Removed} {
+			for _, k := range keys {
+				if err := set.putKey(k); err != nil {
+					t.log.Warn("SSF subject in state_file dropped", "stream_id", v.ID, "subject", k, "err", err)
+				}
+			}
 		}
 	}
 	return nil

@@ -43,8 +43,8 @@ type stream struct {
 	description string
 	status      string
 	reason      string
-	added       map[string]bool // canonical simple subjects
-	removed     map[string]bool
+	added       *subjectSet
+	removed     *subjectSet
 	lastVerify  time.Time
 	queue       []pending
 	sending     bool          // the worker is pushing queue[0]
@@ -57,7 +57,7 @@ type pending struct {
 }
 
 func newStream(id, aud string, static bool) *stream {
-	return &stream{id: id, aud: aud, static: static, status: StatusEnabled, added: map[string]bool{}, removed: map[string]bool{},
+	return &stream{id: id, aud: aud, static: static, status: StatusEnabled, added: newSubjectSet(), removed: newSubjectSet(),
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
@@ -83,27 +83,18 @@ func (s *stream) delivered() []string {
 	return out
 }
 
-// wants reports whether the stream carries an event of type typ about sub,
-// under the transmitter's default_subjects (ALL: unless removed; NONE: only
-// if added). An added or removed subject is kept as its simple members;
-// one matches when it is among the event subject's members.
-func (s *stream) wants(typ string, sub map[string]any, all bool) bool {
+// wants reports whether the stream carries an event of type typ about
+// the subject whose members are ev, under the transmitter's
+// default_subjects (ALL: unless a removed subject matches; NONE: only if an
+// added one does).
+func (s *stream) wants(typ string, ev members, all bool) bool {
 	if !slices.Contains(s.delivered(), typ) {
 		return false
 	}
-	have := members(sub)
-	match := func(set map[string]bool) bool {
-		for k := range set {
-			if slices.Contains(have, k) {
-				return true
-			}
-		}
-		return false
-	}
 	if all {
-		return !match(s.removed)
+		return !s.removed.matches(ev)
 	}
-	return match(s.added)
+	return s.added.matches(ev)
 }
 
 // push delivers one SET (RFC 8935 §2): POST, Content-Type

@@ -230,10 +230,14 @@ func (t *Transmitter) emit(evs []event) {
 		return
 	}
 	all := t.cfg.DefaultSubjects == "ALL"
+	subs := make([]members, len(evs))
+	for i := range evs {
+		subs[i], _ = complexMembers(evs[i].subject) // always complex: built by subject()
+	}
 	for _, s := range t.list() {
 		for i := range evs {
 			s.mu.Lock()
-			want := s.wants(evs[i].typ, evs[i].subject, all)
+			want := s.wants(evs[i].typ, subs[i], all)
 			s.mu.Unlock()
 			if want {
 				t.send(s, &evs[i])
