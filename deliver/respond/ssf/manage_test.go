@@ -168,21 +168,28 @@ func TestStreamConfiguration(t *testing.T) {
 	}
 	s := read()
 	if s.Iss != f.srv.URL || s.Aud != audience || len(s.EventsDelivered) != 1 || s.EventsDelivered[0] != EventRiskLevelChange ||
+		len(s.EventsRequested) != 2 || s.EventsRequested[1] != "urn:example:unknown" || // echoed as sent
 		len(s.EventsSupported) != 4 || s.Description != "test receiver" || s.Delivery.AuthorizationHeader != "" {
 		t.Errorf("stream %+v", s)
 	}
 	if code, b := call(t, http.MethodPatch, url, token, map[string]any{"stream_id": id, "description": "patched"}); code != http.StatusOK {
 		t.Fatalf("patch: %d %s", code, b)
 	}
-	if s := read(); s.Description != "patched" || len(s.EventsRequested) != 1 {
+	if s := read(); s.Description != "patched" || len(s.EventsRequested) != 2 {
 		t.Errorf("after PATCH %+v", s)
 	}
 	put := map[string]any{"stream_id": id, "delivery": map[string]any{"method": DeliveryPush, "endpoint_url": rc.srv.URL}}
 	if code, b := call(t, http.MethodPut, url, token, put); code != http.StatusOK {
 		t.Fatalf("put: %d %s", code, b)
 	}
-	if s := read(); s.Description != "" || len(s.EventsRequested) != 0 || len(s.EventsDelivered) != 4 {
-		t.Errorf("after PUT (left-out fields emptied) %+v", s)
+	if s := read(); s.Description != "" || len(s.EventsRequested) != 0 || len(s.EventsDelivered) != 0 {
+		t.Errorf("after PUT (left-out fields emptied, so nothing requested and nothing delivered) %+v", s)
+	}
+	// The transmitter-supplied fields, sent back as read, are accepted.
+	echo := map[string]any{"stream_id": id, "iss": f.srv.URL, "aud": []string{audience}, "events_supported": EventsSupported,
+		"events_requested": []string{EventSessionRevoked, "urn:example:unknown"}, "events_delivered": []string{EventSessionRevoked}}
+	if code, b := call(t, http.MethodPatch, url, token, echo); code != http.StatusOK {
+		t.Errorf("patch with the transmitter's own fields: %d %s", code, b)
 	}
 	code, b := call(t, http.MethodGet, url, token, nil)
 	var all []streamJSON
@@ -198,8 +205,14 @@ func TestStreamConfiguration(t *testing.T) {
 		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": "urn:ietf:rfc:8936"}}, 400, "pushes only"},
 		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": "ftp://x"}}, 400, "endpoint_url"},
 		{http.MethodPost, map[string]any{}, 400, "delivery: required"},
-		{http.MethodPost, map[string]any{"delivery": put["delivery"], "events_requested": []string{"urn:x"}}, 400, "none of them"},
+		{http.MethodPost, map[string]any{"stream_id": "mine", "delivery": put["delivery"]}, 400, "stream_id"},
 		{http.MethodPatch, map[string]any{"stream_id": id, "iss": "https://evil.example"}, 400, "iss"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "aud": "https://evil.example"}, 400, "aud"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "aud": []string{audience, "https://evil.example"}}, 400, "aud"},
+		{http.MethodPut, map[string]any{"stream_id": id, "delivery": put["delivery"], "events_delivered": []string{"urn:bogus"}}, 400, "events_delivered"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "events_requested": []string{EventSessionRevoked}, "events_delivered": EventsSupported}, 400, "events_delivered"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "events_supported": []string{EventSessionRevoked}}, 400, "events_supported"},
+		{http.MethodPatch, map[string]any{"stream_id": id, "min_verification_interval": 1}, 400, "min_verification_interval"},
 		{http.MethodPatch, map[string]any{"stream_id": "nope"}, 404, "no stream"},
 		{http.MethodPatch, map[string]any{}, 400, "stream_id: required"},
 		{http.MethodPatch, map[string]any{"stream_id": "static", "description": "x"}, 403, "respond.ssf.streams"},
@@ -443,4 +456,44 @@ func decodeClaims(t *testing.T, set string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDeliveryIsReplacedWhole: delivery is one property; a PATCH or PUT
+// that sends it without authorization_header clears the old header, so the
+// push secret never goes to a new endpoint; a PATCH without delivery keeps
+// both.
+func TestDeliveryIsReplacedWhole(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil)
+	old, moved := newReceiver(t), newReceiver(t)
+	url := f.srv.URL + PathConfiguration
+	for _, tc := range []struct {
+		name, method string
+		body         map[string]any
+		to           *receiver
+		auth         string
+	}{
+		{"PATCH without delivery keeps the header", http.MethodPatch, map[string]any{"description": "x"}, old, pushAuth},
+		{"PATCH to a new endpoint without a header clears it", http.MethodPatch,
+			map[string]any{"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": moved.srv.URL}}, moved, ""},
+		{"PUT without a header clears it", http.MethodPut, map[string]any{"events_requested": []string{EventSessionRevoked},
+			"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": old.srv.URL}}, old, ""},
+		{"PATCH with a new header sends it", http.MethodPatch, map[string]any{"delivery": map[string]any{"method": DeliveryPush,
+			"endpoint_url": moved.srv.URL, "authorization_header": "Bearer new-secret-0123456789"}}, moved, "Bearer new-secret-0123456789"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := createStream(t, url, old.srv.URL, []string{EventSessionRevoked})
+			defer call(t, http.MethodDelete, url+"?stream_id="+id, token, nil)
+			tc.body["stream_id"] = id
+			if code, b := call(t, tc.method, url, token, tc.body); code != http.StatusOK {
+				t.Fatalf("%s: %d %s", tc.method, code, b)
+			}
+			n := len(tc.to.pushes())
+			revoke(t, f, "r-"+id)
+			got := tc.to.wait(n + 1)[n]
+			if a := got.header.Get("Authorization"); a != tc.auth {
+				t.Errorf("Authorization %q, want %q", a, tc.auth)
+			}
+		})
+	}
 }

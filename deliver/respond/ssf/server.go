@@ -2,11 +2,12 @@ package ssf
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"time"
+	"unicode/utf8"
 
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
@@ -119,17 +120,53 @@ func (t *Transmitter) view(s *stream) streamJSON {
 	return streamJSON{StreamID: s.id, Iss: t.cfg.Issuer, Aud: s.aud, EventsSupported: EventsSupported,
 		EventsRequested: append([]string{}, s.requested...), EventsDelivered: s.delivered(),
 		Delivery:                delivery{Method: DeliveryPush, EndpointURL: s.endpoint},
-		MinVerificationInterval: int(t.cfg.MinVerificationInterval.Seconds()), Description: s.description}
+		MinVerificationInterval: t.minVerificationSeconds(), Description: s.description}
+}
+
+// minVerificationSeconds is min_verification_interval as SSF has it, whole
+// seconds, rounded up so a receiver keeping to it is never refused.
+func (t *Transmitter) minVerificationSeconds() int {
+	return int((t.cfg.MinVerificationInterval + time.Second - 1) / time.Second)
 }
 
 // streamRequest is what a receiver sends to create or update a stream;
-// pointers tell a field left out from one emptied.
+// pointers tell a field left out from one emptied. The transmitter-supplied
+// fields are taken only to be checked (SSF: 400 when one is not the
+// transmitter's value).
 type streamRequest struct {
-	StreamID        string    `json:"stream_id"`
-	Iss             *string   `json:"iss"`
-	EventsRequested *[]string `json:"events_requested"`
-	Delivery        *delivery `json:"delivery"`
-	Description     *string   `json:"description"`
+	StreamID                string          `json:"stream_id"`
+	Iss                     *string         `json:"iss"`
+	Aud                     json.RawMessage `json:"aud"`
+	EventsSupported         *[]string       `json:"events_supported"`
+	EventsDelivered         *[]string       `json:"events_delivered"`
+	MinVerificationInterval *int            `json:"min_verification_interval"`
+	EventsRequested         *[]string       `json:"events_requested"`
+	Delivery                *delivery       `json:"delivery"`
+	Description             *string         `json:"description"`
+}
+
+// Bounds on what a receiver may store in a stream.
+const (
+	maxEventsRequested = 64
+	maxURILength       = 2048
+	maxDescription     = 1000 // runes; SSF lets the transmitter truncate it
+	maxReason          = 500  // runes of a status reason
+)
+
+// truncate cuts s to n runes.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
 }
 
 // decode reads the JSON body into v; false when it does not decode (the
@@ -153,46 +190,73 @@ func (t *Transmitter) named(w http.ResponseWriter, r *http.Request, rc *Receiver
 
 // apply checks req and sets it on s (s.mu held). replace: a receiver-
 // supplied field left out is emptied (PUT); otherwise kept (PATCH, POST).
+// delivery is one property (SSF "Updating a Stream's Configuration"): when
+// present it replaces the old one whole, authorization_header included, so
+// a push secret never follows a changed endpoint_url.
 func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, error) {
+	bad := func(format string, args ...any) (int, error) {
+		return http.StatusBadRequest, fmt.Errorf(format, args...)
+	}
 	if req.Iss != nil && *req.Iss != t.cfg.Issuer {
-		return http.StatusBadRequest, fmt.Errorf("iss %q is not this transmitter's (%s)", *req.Iss, t.cfg.Issuer)
+		return bad("iss %q is not this transmitter's (%s)", *req.Iss, t.cfg.Issuer)
+	}
+	if len(req.Aud) > 0 {
+		var one string
+		var many []string
+		if json.Unmarshal(req.Aud, &one) != nil && (json.Unmarshal(req.Aud, &many) != nil || len(many) != 1) {
+			return bad("aud: want the stream's audience %q", s.aud)
+		} else if len(many) == 1 {
+			one = many[0]
+		}
+		if one != s.aud {
+			return bad("aud %q is not the stream's (%s); it cannot be changed", one, s.aud)
+		}
+	}
+	if req.EventsSupported != nil && !sameSet(*req.EventsSupported, EventsSupported) {
+		return bad("events_supported is the transmitter's (%v)", EventsSupported)
+	}
+	if req.MinVerificationInterval != nil && *req.MinVerificationInterval != t.minVerificationSeconds() {
+		return bad("min_verification_interval is the transmitter's (%d)", t.minVerificationSeconds())
 	}
 	if req.Delivery == nil && (replace || s.endpoint == "") {
-		return http.StatusBadRequest, errors.New("delivery: required, with method " + DeliveryPush + " and endpoint_url")
+		return bad("delivery: required, with method %s and endpoint_url", DeliveryPush)
 	}
 	if d := req.Delivery; d != nil {
 		if d.Method != DeliveryPush {
-			return http.StatusBadRequest, fmt.Errorf("delivery.method %q: this transmitter pushes only (%s)", d.Method, DeliveryPush)
+			return bad("delivery.method %q: this transmitter pushes only (%s)", d.Method, DeliveryPush)
 		}
 		if err := validate.HTTPURL("delivery.endpoint_url", d.EndpointURL); err != nil {
 			return http.StatusBadRequest, err
 		}
 	}
-	var requested []string
+	requested := s.requested
 	if req.EventsRequested != nil {
-		for _, e := range *req.EventsRequested {
-			if !slices.Contains(EventsSupported, e) {
-				continue // SSF: events_delivered is requested ∩ supported
-			}
-			requested = append(requested, e)
+		// Kept as sent and echoed so; URIs not understood are ignored
+		// (SSF: the transmitter MUST ignore them), not refused.
+		if len(*req.EventsRequested) > maxEventsRequested {
+			return bad("events_requested: at most %d", maxEventsRequested)
 		}
-		if len(requested) == 0 && len(*req.EventsRequested) > 0 {
-			return http.StatusBadRequest, fmt.Errorf("events_requested: none of them is supported (%v)", EventsSupported)
+		for _, e := range *req.EventsRequested {
+			if len(e) > maxURILength {
+				return bad("events_requested: a URI longer than %d", maxURILength)
+			}
+		}
+		requested = slices.Clone(*req.EventsRequested)
+	} else if replace {
+		requested = nil
+	}
+	if req.EventsDelivered != nil {
+		after := &stream{requested: requested}
+		if want := after.delivered(); !sameSet(*req.EventsDelivered, want) {
+			return bad("events_delivered is the transmitter's (%v)", want)
 		}
 	}
 	if d := req.Delivery; d != nil {
-		// The header is never shown back, so a PATCH that leaves it out
-		// keeps it; a PUT replaces everything (SSF: left out is deleted).
-		if d.AuthorizationHeader != "" || replace {
-			s.auth = secret.New(d.AuthorizationHeader)
-		}
-		s.endpoint = d.EndpointURL
+		s.endpoint, s.auth = d.EndpointURL, secret.New(d.AuthorizationHeader)
 	}
-	if req.EventsRequested != nil || replace {
-		s.requested = requested
-	}
+	s.requested = requested
 	if req.Description != nil {
-		s.description = *req.Description
+		s.description = truncate(*req.Description, maxDescription)
 	} else if replace {
 		s.description = ""
 	}
@@ -204,14 +268,8 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 	if !decode(w, r, &req) {
 		return
 	}
-	n := 0
-	for _, s := range t.list() {
-		if s.aud == rc.Audience {
-			n++
-		}
-	}
-	if n >= maxStreamsPerReceiver {
-		writeError(w, http.StatusConflict, fmt.Sprintf("this receiver has %d streams, the most it may have", n))
+	if req.StreamID != "" {
+		writeError(w, http.StatusBadRequest, "stream_id: the transmitter assigns it")
 		return
 	}
 	s := newStream(newStreamID(), rc.Audience, false)
@@ -219,7 +277,10 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 		writeError(w, code, err.Error())
 		return
 	}
-	t.add(s)
+	if n, ok := t.addUnder(s); !ok {
+		writeError(w, http.StatusConflict, fmt.Sprintf("this receiver has %d streams, the most it may have", n))
+		return
+	}
 	t.save()
 	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", deliver.SafeURL(s.endpoint))
 	writeJSON(w, http.StatusCreated, t.view(s))
@@ -335,6 +396,7 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 		return
 	}
 	s.mu.Lock()
+	req.Reason = truncate(req.Reason, maxReason)
 	s.status, s.reason = req.Status, req.Reason
 	dropped := 0
 	if req.Status == StatusDisabled {

@@ -68,13 +68,12 @@ func (s *stream) poke() {
 	}
 }
 
-// delivered are the events the stream carries: requested ∩ supported, all
-// supported when none are requested.
+// delivered are the events the stream carries: supported ∩ requested (SSF
+// 1.0 "Stream Configuration"), in the order of EventsSupported. Nothing is
+// requested, nothing is delivered; URIs this transmitter does not know are
+// ignored.
 func (s *stream) delivered() []string {
-	if len(s.requested) == 0 {
-		return slices.Clone(EventsSupported)
-	}
-	var out []string
+	out := []string{}
 	for _, e := range EventsSupported {
 		if slices.Contains(s.requested, e) {
 			out = append(out, e)

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +113,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
+		if len(s.requested) == 0 {
+			s.requested = slices.Clone(EventsSupported) // the config's default: all
+		}
 		t.add(s)
 	}
 	if err := t.load(); err != nil {
@@ -123,11 +127,35 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 func (t *Transmitter) add(s *stream) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addLocked(s)
+}
+
+// addLocked adds s and starts its worker once the transmitter runs (t.mu held).
+func (t *Transmitter) addLocked(s *stream) {
 	t.streams[s.id] = s
 	t.order = append(t.order, s.id)
 	if t.ctx != nil {
 		go t.work(t.ctx, s)
 	}
+}
+
+// addUnder adds s unless its receiver already has maxStreamsPerReceiver
+// streams: counted and added under one lock, so two concurrent creates
+// cannot both pass the count. It returns the count when full.
+func (t *Transmitter) addUnder(s *stream) (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, o := range t.streams {
+		if o.aud == s.aud {
+			n++
+		}
+	}
+	if n >= maxStreamsPerReceiver {
+		return n, false
+	}
+	t.addLocked(s)
+	return n, true
 }
 
 func (t *Transmitter) remove(id string) {
