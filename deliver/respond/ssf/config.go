@@ -65,6 +65,11 @@ type Config struct {
 	// status and subjects of all) across restarts; "" keeps them in memory.
 	// It holds the receivers' authorization headers: it is written 0600.
 	StateFile string `yaml:"state_file"`
+	// AllowInsecureHTTP lets the issuer and push endpoints be plain http,
+	// for loopback hosts only (tests, a laptop); it also lets streams
+	// created through the API push to loopback. Never in production: SSF
+	// and RFC 8935 want TLS.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // Receiver is one party allowed to call the management API.
@@ -137,6 +142,8 @@ func (c *Config) Validate() error {
 	}
 	if err := validate.HTTPURL("issuer", c.Issuer); err != nil {
 		add(err)
+	} else if err := secureURL(c.Issuer, c.AllowInsecureHTTP); err != nil {
+		add(yamlstrict.Field("issuer", err))
 	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "#") {
 		add(yamlstrict.Field("issuer", errors.New("no query or fragment (SSF 1.0: the issuer identifier is a bare URL)")))
 	}
@@ -198,7 +205,11 @@ func (c *Config) Validate() error {
 		if s.Audience == "" {
 			add(yamlstrict.Field(p+".audience", errors.New("required (the aud of its SETs)")))
 		}
-		add(yamlstrict.At(p, validate.HTTPURL("endpoint_url", s.EndpointURL)))
+		if err := validate.HTTPURL("endpoint_url", s.EndpointURL); err != nil {
+			add(yamlstrict.At(p, err))
+		} else if err := secureURL(s.EndpointURL, c.AllowInsecureHTTP); err != nil {
+			add(yamlstrict.Field(p+".endpoint_url", err))
+		}
 		for j, e := range s.EventsRequested {
 			if !slices.Contains(EventsSupported, e) {
 				add(yamlstrict.Field(fmt.Sprintf("%s.events_requested[%d]", p, j), fmt.Errorf("%q: not an event this transmitter sends (%v)", e, EventsSupported)))

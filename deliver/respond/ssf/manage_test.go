@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -495,5 +496,62 @@ func TestDeliveryIsReplacedWhole(t *testing.T) {
 				t.Errorf("Authorization %q, want %q", a, tc.auth)
 			}
 		})
+	}
+}
+
+// TestEndpointsMustBeReceivers: a stream created through the API pushes
+// over https to a host on no network of the transmitter's own (RFC 8935 is
+// over TLS; a receiver must not aim the transmitter at cloud metadata or
+// the pod network), checked when set and again when dialling.
+func TestEndpointsMustBeReceivers(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil) // allow_insecure_http: loopback http allowed
+	for _, tc := range []struct{ endpoint, want string }{
+		{"http://169.254.169.254/latest", "http only for a loopback host"},
+		{"https://169.254.169.254/latest", "link-local"},
+		{"https://10.1.2.3/events", "private"},
+		{"https://192.168.0.10/events", "private"},
+		{"https://100.64.0.1/events", "private"},
+		{"https://[fd00::1]/events", "private"},
+		{"https://[fe80::1]/events", "link-local"},
+		{"https://0.0.0.0/events", "unspecified"},
+		{"https://[::]/events", "unspecified"},
+		{"ftp://receiver.example/events", "want https"},
+	} {
+		body := map[string]any{"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": tc.endpoint}}
+		if code, b := call(t, http.MethodPost, f.srv.URL+PathConfiguration, token, body); code != http.StatusBadRequest || !strings.Contains(string(b), tc.want) {
+			t.Errorf("create to %s: %d %s, want 400 naming %q", tc.endpoint, code, b, tc.want)
+		}
+	}
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, nil)
+	patch := map[string]any{"stream_id": id, "delivery": map[string]any{"method": DeliveryPush, "endpoint_url": "https://169.254.169.254/"}}
+	if code, b := call(t, http.MethodPatch, f.srv.URL+PathConfiguration, token, patch); code != http.StatusBadRequest {
+		t.Errorf("patch to metadata: %d %s", code, b)
+	}
+
+	f.tr.cfg.AllowInsecureHTTP = false // no request is in flight
+	for _, tc := range []struct{ endpoint, want string }{
+		{rc.srv.URL, "want https"},
+		{strings.Replace(rc.srv.URL, "http:", "https:", 1), "loopback"},
+	} {
+		if err := f.tr.checkEndpoint(context.Background(), tc.endpoint); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("checkEndpoint(%s) without allow_insecure_http: %v, want %q", tc.endpoint, err, tc.want)
+		}
+	}
+
+	// The dialer refuses after resolution: what a name resolves to when
+	// connecting is what counts (DNS rebinding).
+	for _, tc := range []struct {
+		allowLoopback bool
+		ok            bool
+	}{{false, false}, {true, true}} {
+		resp, err := guardedClient(time.Second, tc.allowLoopback).Get(rc.srv.URL)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, errForbiddenAddr)) {
+			t.Errorf("guarded dial to loopback, allowLoopback %v: %v", tc.allowLoopback, err)
+		}
 	}
 }

@@ -272,6 +272,9 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 		writeError(w, http.StatusBadRequest, "stream_id: the transmitter assigns it")
 		return
 	}
+	if !t.endpointOK(w, r, &req) {
+		return
+	}
 	s := newStream(newStreamID(), rc.Audience, false)
 	if code, err := t.apply(s, &req, false); err != nil {
 		writeError(w, code, err.Error())
@@ -284,6 +287,18 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 	t.save()
 	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", deliver.SafeURL(s.endpoint))
 	writeJSON(w, http.StatusCreated, t.view(s))
+}
+
+// endpointOK checks a push endpoint the request sets (checkEndpoint),
+// before any stream lock is taken: it resolves the host. It writes the 400.
+func (t *Transmitter) endpointOK(w http.ResponseWriter, r *http.Request, req *streamRequest) bool {
+	if d := req.Delivery; d != nil && d.Method == DeliveryPush {
+		if err := t.checkEndpoint(r.Context(), d.EndpointURL); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return false
+		}
+	}
+	return true
 }
 
 // find returns the receiver's stream named by id; it writes the error.
@@ -328,6 +343,9 @@ func (t *Transmitter) updateStream(replace bool) handler {
 		}
 		if s.static {
 			writeError(w, http.StatusForbidden, "stream "+s.id+" is configured in respond.ssf.streams: change it there")
+			return
+		}
+		if !t.endpointOK(w, r, &req) {
 			return
 		}
 		s.mu.Lock()

@@ -150,6 +150,7 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	cfg.Receivers = []Receiver{{Audience: audience, Token: secret.New(token)}, {Audience: "https://other.example", Token: secret.New(otherToken)}}
 	cfg.Retry = deliver.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}
 	cfg.MinVerificationInterval = 0
+	cfg.AllowInsecureHTTP = true // httptest: http on loopback
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -101,7 +101,7 @@ func (s *stream) wants(typ string, ev members, all bool) bool {
 // carries an error code (§2.4) that retrying the same SET cannot fix, nor
 // can 401/403 with the same credential; 429, 5xx and transport errors are
 // retried.
-func (t *Transmitter) push(ctx context.Context, endpoint string, auth secret.Secret, set string) error {
+func (t *Transmitter) push(ctx context.Context, client *http.Client, endpoint string, auth secret.Secret, set string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(set)))
 	if err != nil {
 		return &deliver.PermanentError{Err: fmt.Errorf("push to %s: %w", deliver.SafeURL(endpoint), errors.New("bad request"))}
@@ -112,7 +112,7 @@ func (t *Transmitter) push(ctx context.Context, endpoint string, auth secret.Sec
 	if !auth.IsZero() {
 		req.Header.Set("Authorization", auth.Reveal())
 	}
-	resp, err := t.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("push: %w", deliver.TransportError(err, auth))
 	}
@@ -189,7 +189,11 @@ func (t *Transmitter) work(ctx context.Context, s *stream) {
 			}
 		}
 		p := *next
-		attempts, err := deliver.Retry(ctx, t.cfg.Retry, func() error { return t.push(ctx, endpoint, auth, p.set) })
+		client := t.client
+		if !s.static {
+			client = t.apiClient
+		}
+		attempts, err := deliver.Retry(ctx, t.cfg.Retry, func() error { return t.push(ctx, client, endpoint, auth, p.set) })
 		if ctx.Err() != nil {
 			return // shutting down: the SET stays queued
 		}

@@ -68,11 +68,14 @@ type told struct {
 // Transmitter holds the streams and sends SETs over them. Incident and
 // Record are the respond stage's hooks; Handler serves the SSF endpoints.
 type Transmitter struct {
-	cfg     Config
-	signer  *signer
-	client  *http.Client
-	log     *slog.Logger
-	metrics *Metrics
+	cfg    Config
+	signer *signer
+	client *http.Client // configured streams: the operator chose their endpoints
+	// apiClient pushes for streams created through the API: its dialer
+	// refuses private, link-local, loopback and unspecified addresses.
+	apiClient *http.Client
+	log       *slog.Logger
+	metrics   *Metrics
 	// Now is the wall clock of verification events (the only SETs not
 	// derived from an event); tests set it.
 	Now func() time.Time
@@ -104,10 +107,8 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
-	// A redirect is the receiver's misconfiguration: it is answered as a
-	// final 3xx rather than followed (a 302 would turn the POST into a GET).
-	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	t := &Transmitter{cfg: cfg, signer: sg, client: client, log: log.With("component", "ssf"),
+	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: noRedirect}
+	t := &Transmitter{cfg: cfg, signer: sg, client: client, apiClient: guardedClient(cfg.Timeout, cfg.AllowInsecureHTTP), log: log.With("component", "ssf"),
 		metrics: m, Now: time.Now, streams: map[string]*stream{}}
 	t.seen, _ = lru.New[string, told](seenIncidents)
 	for _, sc := range cfg.Streams {

@@ -77,6 +77,7 @@ respond:
     listen: `+addr+`
     signing_key: file:`+keyFile+`
     key_id: k1
+    allow_insecure_http: true   # httptest: http on loopback
     receivers: [{audience: https://rp.example, token: receiver-token-0123456789}]
     streams:
       - id: siem
