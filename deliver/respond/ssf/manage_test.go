@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -70,39 +72,71 @@ func TestPausedHoldsDisabledDrops(t *testing.T) {
 	}
 }
 
-// TestPushErrorsRetriedOrNot: RFC 8935 §2.4's 400 (here invalid_audience)
-// is final, dead-lettered after one attempt; a 503 is retried.
+// TestPushErrorsRetriedOrNot: no security signal is given up on while the
+// receiver is away. 429, 5xx and network errors retry the same SET without
+// limit (past retry.max_attempts the stream shows as blocked); a refusal of
+// the stream (401, 403, invalid_audience, a redirect) holds it, SETs
+// queued, until the receiver sets its status (or a probe passes); only
+// invalid_request drops the one SET.
 func TestPushErrorsRetriedOrNot(t *testing.T) {
 	_, ec := keys(t)
 	for _, tc := range []struct {
-		name                       string
-		script                     []int
-		attempts                   int
-		delivered, failed, retried float64
-		logWant                    string
+		name                                string
+		script                              []int
+		held                                bool   // the stream stops until unblocked
+		unblock                             string // status or probe
+		attempts                            int    // pushes in all, two SETs
+		delivered, failed, retried, blocked float64
+		logWant                             string
 	}{
-		{"400 invalid_audience is final", []int{http.StatusBadRequest}, 1, 0, 1, 0, "invalid_audience"},
-		{"503 is retried", []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable}, 3, 1, 0, 2, ""},
-		{"503 until attempts run out", []int{503, 503, 503}, 3, 0, 1, 2, "HTTP 503"},
-		{"429 is retried", []int{http.StatusTooManyRequests}, 2, 1, 0, 1, ""},
-		{"401 is final", []int{http.StatusUnauthorized}, 1, 0, 1, 0, "HTTP 401"},
-		{"a redirect is final, not followed", []int{http.StatusFound}, 1, 0, 1, 0, "HTTP 302"},
+		{"400 invalid_request drops that SET only", []int{badSET}, false, "", 2, 1, 1, 0, 0, "invalid_request"},
+		{"503 is retried", []int{503, 503}, false, "", 4, 2, 0, 2, 0, ""},
+		{"503 past max_attempts is still retried", []int{503, 503, 503, 503, 503}, false, "", 7, 2, 0, 5, 0, "SSF stream failing"},
+		{"429 is retried", []int{http.StatusTooManyRequests}, false, "", 3, 2, 0, 1, 0, ""},
+		{"400 invalid_audience holds the stream", []int{http.StatusBadRequest}, true, "status", 3, 2, 0, 0, 0, "invalid_audience"},
+		{"401 holds the stream", []int{http.StatusUnauthorized}, true, "status", 3, 2, 0, 0, 0, "HTTP 401"},
+		{"403 holds the stream until a probe passes", []int{http.StatusForbidden}, true, "probe", 3, 2, 0, 0, 0, "HTTP 403"},
+		{"a redirect holds the stream, not followed", []int{http.StatusFound}, true, "status", 3, 2, 0, 0, 0, "HTTP 302"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newTransmitter(t, ec, nil)
+			if tc.unblock == "probe" {
+				f.tr.blockedProbe = 200 * time.Millisecond
+			}
 			rc := newReceiver(t, tc.script...)
 			id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
 			revoke(t, f, "r-1")
+			revoke(t, f, "r-2")
+			if tc.held {
+				rc.wait(1)
+				time.Sleep(50 * time.Millisecond)
+				if n := len(rc.pushes()); n != 1 {
+					t.Fatalf("a held stream pushed %d times, want 1", n)
+				}
+				if b := waitGauge(f.m, id, 1); b != 1 {
+					t.Errorf("blocked %v while held, want 1", b)
+				}
+				if tc.unblock == "status" {
+					setStatus(t, f, id, StatusEnabled)
+				}
+			}
 			rc.wait(tc.attempts)
-			waitCount(f.m, id, map[bool]string{true: "delivered", false: "failed"}[tc.delivered == 1], 1)
+			waitCount(f.m, id, "delivered", tc.delivered)
 			time.Sleep(30 * time.Millisecond)
-			if n := len(rc.pushes()); n != tc.attempts {
-				t.Errorf("%d attempts, want %d", n, tc.attempts)
+			got := rc.pushes()
+			if len(got) != tc.attempts {
+				t.Errorf("%d attempts, want %d", len(got), tc.attempts)
 			}
 			for result, want := range map[string]float64{"delivered": tc.delivered, "failed": tc.failed, "retried": tc.retried} {
 				if got := counted(f.m, id, result); got != want {
 					t.Errorf("%s %v, want %v", result, got, want)
 				}
+			}
+			if b := gauge(f.m, id); b != tc.blocked {
+				t.Errorf("blocked %v at the end, want %v", b, tc.blocked)
+			}
+			if tc.held && got[0].body != got[1].body {
+				t.Error("the refused SET was not the first sent once the stream was unblocked")
 			}
 			if tc.logWant != "" && !strings.Contains(f.logs.String(), tc.logWant) {
 				t.Errorf("log does not say %q: %s", tc.logWant, f.logs.String())
@@ -111,6 +145,57 @@ func TestPushErrorsRetriedOrNot(t *testing.T) {
 				t.Error("the push authorization header is in the log")
 			}
 		})
+	}
+}
+
+// TestHeldStreamKeepsHoldLimit: a held stream queues up to hold_limit and
+// drops the oldest beyond, counted.
+func TestHeldStreamKeepsHoldLimit(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, func(c *Config) { c.HoldLimit = 2 })
+	rc := newReceiver(t, http.StatusUnauthorized)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+	revoke(t, f, "r-1")
+	rc.wait(1)
+	waitGauge(f.m, id, 1)
+	for _, r := range []string{"r-2", "r-3", "r-4"} {
+		revoke(t, f, r)
+	}
+	if n := waitCount(f.m, id, "dropped", 2); n != 2 {
+		t.Errorf("dropped %v, want 2 (r-1 and r-2: hold_limit 2 keeps the newest)", n)
+	}
+	setStatus(t, f, id, StatusEnabled)
+	rc.wait(3)
+	if n := waitCount(f.m, id, "delivered", 2); n != 2 {
+		t.Errorf("delivered %v, want 2", n)
+	}
+}
+
+// TestDeletedStreamStops: deleting a stream stops its worker's retries and
+// removes its metric series (stream ids are random: kept, they would grow
+// without bound).
+func TestDeletedStreamStops(t *testing.T) {
+	_, ec := keys(t)
+	f := newTransmitter(t, ec, nil)
+	script := make([]int, 1000)
+	for i := range script {
+		script[i] = http.StatusServiceUnavailable
+	}
+	rc := newReceiver(t, script...)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+	revoke(t, f, "r-1")
+	rc.wait(2)
+	if code, b := call(t, http.MethodDelete, f.srv.URL+PathConfiguration+"?stream_id="+id, token, nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	time.Sleep(50 * time.Millisecond)
+	n := len(rc.pushes())
+	time.Sleep(100 * time.Millisecond)
+	if m := len(rc.pushes()); m != n {
+		t.Errorf("%d pushes after the delete, want none", m-n)
+	}
+	if n := testutil.CollectAndCount(f.m.sets) + testutil.CollectAndCount(f.m.blockedStreams); n != 0 {
+		t.Errorf("%d series left for the deleted stream", n)
 	}
 }
 

@@ -355,6 +355,7 @@ func (t *Transmitter) updateStream(replace bool) handler {
 			writeError(w, code, err.Error())
 			return
 		}
+		s.unblock() // a held stream tries again with what the receiver set
 		t.save()
 		writeJSON(w, http.StatusOK, t.view(s))
 	}
@@ -423,7 +424,7 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 	s.mu.Unlock()
 	t.save()
 	t.metrics.count(s.id, "dropped", dropped)
-	s.poke()
+	s.unblock()
 	t.log.Info("SSF stream status", "stream_id", s.id, "status", req.Status, "reason", req.Reason, "dropped", dropped)
 	writeJSON(w, http.StatusOK, statusJSON{StreamID: s.id, Status: req.Status, Reason: req.Reason})
 }
@@ -503,5 +504,6 @@ func (t *Transmitter) verify(w http.ResponseWriter, r *http.Request, rc *Receive
 	}
 	e := verification(s.id, req.State, now)
 	t.send(s, &e)
+	s.unblock() // the receiver says it is ready: a held stream tries again
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -69,6 +69,10 @@ func keys(t *testing.T) (string, string) {
 	return rsaPEM, ecPEM
 }
 
+// badSET in a receiver's script answers 400 invalid_request (RFC 8935
+// §2.4: this SET is malformed); 400 answers invalid_audience.
+const badSET = 1400
+
 // receiver plays an SSF receiver's push endpoint: it keeps every request
 // and answers a script of statuses (then 202).
 type receiver struct {
@@ -95,6 +99,12 @@ func newReceiver(t *testing.T, script ...int) *receiver {
 			status, rc.script = rc.script[0], rc.script[1:]
 		}
 		rc.mu.Unlock()
+		if status == badSET {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"err":"invalid_request","description":"The request body cannot be parsed."}`)
+			return
+		}
 		if status == http.StatusBadRequest {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
@@ -490,6 +500,27 @@ func waitCount(m *Metrics, stream, result string, want float64) float64 {
 		n := counted(m, stream, result)
 		if n >= want || time.Now().After(deadline) {
 			return n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gauge reads the blocked gauge of stream.
+func gauge(m *Metrics, stream string) float64 {
+	var d dto.Metric
+	if err := m.blockedStreams.WithLabelValues(stream).Write(&d); err != nil {
+		return -1
+	}
+	return d.GetGauge().GetValue()
+}
+
+// waitGauge waits up to 5 s for the blocked gauge to read want.
+func waitGauge(m *Metrics, stream string, want float64) float64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := gauge(m, stream)
+		if v == want || time.Now().After(deadline) {
+			return v
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

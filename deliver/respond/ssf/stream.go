@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/tokenwatch/tokenwatch/deliver"
 	"github.com/tokenwatch/tokenwatch/internal/platform/retryafter"
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
@@ -47,9 +49,14 @@ type stream struct {
 	removed     *subjectSet
 	lastVerify  time.Time
 	queue       []pending
-	sending     bool          // the worker is pushing queue[0]
-	wake        chan struct{} // cap 1: something to push, or the status changed
-	stop        chan struct{} // closed when the stream is deleted
+	// blocked is why the receiver refuses the stream ("" when it does not):
+	// the worker sends nothing until unblock.
+	blocked string
+	// failures counts the head SET's transient failures in a row.
+	failures int
+	sending  bool          // the worker is pushing queue[0]
+	wake     chan struct{} // cap 1: something to push, or the status changed
+	stop     chan struct{} // closed when the stream is deleted
 }
 
 type pending struct {
@@ -96,15 +103,31 @@ func (s *stream) wants(typ string, ev members, all bool) bool {
 	return s.added.matches(ev)
 }
 
+// outcome is how a push ended, and what the worker does next.
+type outcome int
+
+const (
+	outDelivered     outcome = iota // delivered: the next SET goes
+	outTransient                    // 429, 5xx, network: the same SET again, after a backoff, without limit
+	outRefusedSET                   // this SET is bad (invalid_request, 413): dropped and counted, the next goes
+	outRefusedStream                // the receiver refuses the stream (401, 403, invalid_key, …): held until fixed
+)
+
+// streamCodes are the RFC 8935 §2.4 codes that say nothing about the SET
+// and everything about the stream's key, issuer, audience or credential:
+// every later SET would be refused the same way.
+var streamCodes = []string{"invalid_key", "invalid_issuer", "invalid_audience", "authentication_failed", "access_denied"}
+
 // push delivers one SET (RFC 8935 §2): POST, Content-Type
-// application/secevent+jwt, Accept application/json. 202 is success; a 400
-// carries an error code (§2.4) that retrying the same SET cannot fix, nor
-// can 401/403 with the same credential; 429, 5xx and transport errors are
-// retried.
-func (t *Transmitter) push(ctx context.Context, client *http.Client, endpoint string, auth secret.Secret, set string) error {
+// application/secevent+jwt, Accept application/json. 202 is success. The
+// outcome says whether the same SET may fare better (transient), whether
+// this SET alone is at fault (outRefusedSET) or the stream is (outRefusedStream).
+// after is the receiver's Retry-After.
+func (t *Transmitter) push(ctx context.Context, client *http.Client, endpoint string, auth secret.Secret, set string) (o outcome, after time.Duration, err error) {
+	where := deliver.SafeURL(endpoint)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(set)))
 	if err != nil {
-		return &deliver.PermanentError{Err: fmt.Errorf("push to %s: %w", deliver.SafeURL(endpoint), errors.New("bad request"))}
+		return outRefusedStream, 0, fmt.Errorf("push to %s: %w", where, errors.New("bad request"))
 	}
 	req.Header.Set("Content-Type", "application/secevent+jwt")
 	req.Header.Set("Accept", "application/json")
@@ -114,34 +137,37 @@ func (t *Transmitter) push(ctx context.Context, client *http.Client, endpoint st
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("push: %w", deliver.TransportError(err, auth))
+		if errors.Is(err, errForbiddenAddr) {
+			return outRefusedStream, 0, fmt.Errorf("push: %w", deliver.TransportError(err, auth))
+		}
+		return outTransient, 0, fmt.Errorf("push: %w", deliver.TransportError(err, auth))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	where := deliver.SafeURL(endpoint)
-	switch {
-	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent:
+	pe := &PushError{Status: resp.StatusCode, Endpoint: where}
+	switch code := resp.StatusCode; {
+	case code == http.StatusAccepted || code == http.StatusOK || code == http.StatusNoContent:
 		// RFC 8935 says 202; 200 and 204 are taken as the same.
-		return nil
-	case resp.StatusCode == http.StatusBadRequest:
+		return outDelivered, 0, nil
+	case code == http.StatusBadRequest:
 		var e struct {
 			Err         string `json:"err"`
 			Description string `json:"description"`
 		}
 		_ = json.Unmarshal(body, &e)
-		if len(e.Description) > 200 {
-			e.Description = e.Description[:200]
+		pe.Code, pe.Description = truncate(e.Err, 64), secret.Redact(truncate(e.Description, 200), auth)
+		if slices.Contains(streamCodes, e.Err) {
+			return outRefusedStream, 0, pe
 		}
-		return &deliver.PermanentError{Err: &PushError{Status: resp.StatusCode, Code: e.Err,
-			Description: secret.Redact(e.Description, auth), Endpoint: where}}
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		err := &PushError{Status: resp.StatusCode, Endpoint: where}
-		if d := retryafter.Parse(resp.Header.Get("Retry-After")); d > 0 {
-			return &deliver.RetryAfterError{Err: err, After: d}
-		}
-		return err
+		return outRefusedSET, 0, pe // invalid_request, or no code: this SET
+	case code == http.StatusTooManyRequests || code >= 500:
+		return outTransient, retryafter.Parse(resp.Header.Get("Retry-After")), pe
+	case code == http.StatusRequestEntityTooLarge:
+		return outRefusedSET, 0, pe
 	}
-	return &deliver.PermanentError{Err: &PushError{Status: resp.StatusCode, Endpoint: where}}
+	// 401, 403, 404, other 4xx, 3xx (not followed): the endpoint or its
+	// credential is wrong, for every SET alike.
+	return outRefusedStream, 0, pe
 }
 
 // PushError is a receiver's refusal of a SET: the HTTP status and, for a
@@ -167,51 +193,127 @@ func (e *PushError) Error() string {
 
 // work pushes the stream's SETs in order while it is enabled; paused, they
 // are held (SSF 1.0: "will hold any events … and SHOULD transmit them when
-// the stream's status becomes enabled"). A SET that fails for good is
-// dead-lettered: counted and logged, and the next one goes.
-func (t *Transmitter) work(ctx context.Context, s *stream) {
+// the stream's status becomes enabled"). These are security signals, so
+// none is given up on while the receiver is away: a transient failure
+// retries the same SET with backoff for as long as it takes (the queue is
+// bounded by hold_limit, oldest dropped and counted), and a receiver that
+// refuses the stream itself (401, 403, invalid_key, …) holds it — nothing
+// is sent, SETs queue — until its configuration or status is set, a
+// verification is asked for, or a probe every blockedProbe succeeds. Only a
+// SET the receiver calls malformed is dropped. The worker ends when ctx
+// ends or the stream is deleted (its push is cancelled too).
+func (t *Transmitter) work(parent context.Context, s *stream) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = t.cfg.Retry.InitialInterval, t.cfg.Retry.MaxInterval, 0
+	b.Reset()
+	client := t.client
+	if !s.static {
+		client = t.apiClient
+	}
 	for {
 		s.mu.Lock()
-		var next *pending
-		if s.status == StatusEnabled && len(s.queue) > 0 {
-			next, s.sending = &s.queue[0], true
+		var p pending
+		ready := s.status == StatusEnabled && len(s.queue) > 0
+		held := ready && s.blocked != ""
+		if ready && !held {
+			p, s.sending = s.queue[0], true
 		}
 		endpoint, auth := s.endpoint, s.auth
 		s.mu.Unlock()
-		if next == nil {
+		if !ready || held {
+			var probe <-chan time.Time
+			tm := time.NewTimer(t.blockedProbe)
+			if held {
+				probe = tm.C
+			}
 			select {
 			case <-ctx.Done():
-				return
-			case <-s.stop:
+				tm.Stop()
 				return
 			case <-s.wake:
-				continue
+			case <-probe:
+				s.unblock()
 			}
-		}
-		p := *next
-		client := t.client
-		if !s.static {
-			client = t.apiClient
-		}
-		attempts, err := deliver.Retry(ctx, t.cfg.Retry, func() error { return t.push(ctx, client, endpoint, auth, p.set) })
-		if ctx.Err() != nil {
-			return // shutting down: the SET stays queued
-		}
-		s.mu.Lock()
-		if len(s.queue) > 0 && s.queue[0].jti == p.jti {
-			s.queue = s.queue[1:]
-		}
-		s.sending = false
-		s.mu.Unlock()
-		t.metrics.count(s.id, "retried", attempts-1)
-		if err != nil {
-			t.metrics.count(s.id, "failed", 1)
-			t.log.Warn("SET dead-lettered", "stream_id", s.id, "event", p.typ, "jti", p.jti, "attempts", attempts, "err", err)
+			tm.Stop()
 			continue
 		}
-		t.metrics.count(s.id, "delivered", 1)
-		t.log.Debug("SET delivered", "stream_id", s.id, "event", p.typ, "jti", p.jti, "attempts", attempts)
+		o, after, err := t.push(ctx, client, endpoint, auth, p.set)
+		if ctx.Err() != nil {
+			return // shutting down or deleted: the SET stays queued
+		}
+		s.mu.Lock()
+		s.sending = false
+		if o == outDelivered || o == outRefusedSET {
+			if len(s.queue) > 0 && s.queue[0].jti == p.jti {
+				s.queue = s.queue[1:]
+			}
+		}
+		wasBlocked := s.blocked != "" || s.failures >= t.cfg.Retry.MaxAttempts
+		switch o {
+		case outDelivered, outRefusedSET:
+			s.failures, s.blocked = 0, ""
+		case outTransient:
+			s.failures++
+		case outRefusedStream:
+			s.blocked = err.Error()
+		}
+		failures := s.failures
+		s.mu.Unlock()
+		switch o {
+		case outDelivered:
+			b.Reset()
+			t.metrics.count(s.id, "delivered", 1)
+			t.metrics.blocked(s.id, false)
+			if wasBlocked {
+				t.log.Info("SSF stream delivering again", "stream_id", s.id)
+			}
+			t.log.Debug("SET delivered", "stream_id", s.id, "event", p.typ, "jti", p.jti)
+		case outRefusedSET:
+			b.Reset()
+			t.metrics.count(s.id, "failed", 1)
+			t.metrics.blocked(s.id, false)
+			t.log.Warn("SET refused by the receiver and dropped", "stream_id", s.id, "event", p.typ, "jti", p.jti, "err", err)
+		case outRefusedStream:
+			t.metrics.blocked(s.id, true)
+			t.log.Error("SSF stream held: the receiver refuses it; SETs queue until its configuration or status is set, a verification is asked for, or a probe passes",
+				"stream_id", s.id, "event", p.typ, "jti", p.jti, "probe", t.blockedProbe, "err", err)
+		case outTransient:
+			t.metrics.count(s.id, "retried", 1)
+			if failures == t.cfg.Retry.MaxAttempts {
+				t.metrics.blocked(s.id, true)
+				t.log.Error("SSF stream failing; its SETs are held and retried", "stream_id", s.id, "attempts", failures, "err", err)
+			}
+			wait := b.NextBackOff()
+			if after > wait {
+				wait = min(after, time.Hour)
+			}
+			tm := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				return
+			case <-tm.C:
+			}
+		}
 	}
+}
+
+// unblock lets a held stream try its head SET again (its configuration or
+// status was set, a verification was asked for, or the probe is due).
+func (s *stream) unblock() {
+	s.mu.Lock()
+	s.blocked = ""
+	s.mu.Unlock()
+	s.poke()
 }
 
 // clear drops what the stream holds but the SET being pushed (s.mu held);

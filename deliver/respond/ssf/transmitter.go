@@ -36,18 +36,44 @@ import (
 // Metrics are the transmitter's instruments.
 type Metrics struct {
 	// sets counts SETs by stream and result: delivered, retried (one per
-	// extra attempt), failed (dead-lettered), dropped (disabled stream,
-	// hold limit).
+	// failed attempt that will be retried), failed (refused as malformed by
+	// the receiver, or not signed), dropped (disabled stream, hold limit).
 	sets *prometheus.CounterVec
+	// blockedStreams is 1 for a stream that is not delivering: the receiver
+	// refuses it (held), or its head SET failed retry.max_attempts times in
+	// a row (still retried).
+	blockedStreams *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the instruments on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{sets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_ssf_sets_total",
 		Help: "Security Event Tokens pushed to SSF receivers, by stream and result (delivered, retried, failed, dropped)."},
-		[]string{"stream", "result"})}
-	reg.MustRegister(m.sets)
+		[]string{"stream", "result"}),
+		blockedStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_ssf_stream_blocked",
+			Help: "1 while an SSF stream is not delivering: its receiver refuses it (401, 403, invalid_key, …; SETs held) or its pushes keep failing (retried)."},
+			[]string{"stream"})}
+	reg.MustRegister(m.sets, m.blockedStreams)
 	return m
+}
+
+func (m *Metrics) blocked(stream string, on bool) {
+	if m != nil {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		m.blockedStreams.WithLabelValues(stream).Set(v)
+	}
+}
+
+// forget removes a deleted stream's series: stream ids are random, so
+// keeping them would grow the series without bound.
+func (m *Metrics) forget(stream string) {
+	if m != nil {
+		m.sets.DeletePartialMatch(prometheus.Labels{"stream": stream})
+		m.blockedStreams.DeleteLabelValues(stream)
+	}
 }
 
 func (m *Metrics) count(stream, result string, n int) {
@@ -88,6 +114,8 @@ type Transmitter struct {
 	// starts unknown again: no previous_level).
 	seen *lru.Cache[string, told]
 	ctx  context.Context // set by Start: workers of streams created later
+	// blockedProbe is how often a held stream tries its head SET again.
+	blockedProbe time.Duration
 	// saveMu orders writes of the state file.
 	saveMu sync.Mutex
 }
@@ -109,7 +137,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: noRedirect}
 	t := &Transmitter{cfg: cfg, signer: sg, client: client, apiClient: guardedClient(cfg.Timeout, cfg.AllowInsecureHTTP), log: log.With("component", "ssf"),
-		metrics: m, Now: time.Now, streams: map[string]*stream{}}
+		metrics: m, Now: time.Now, streams: map[string]*stream{}, blockedProbe: 5 * time.Minute}
 	t.seen, _ = lru.New[string, told](seenIncidents)
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
@@ -164,6 +192,7 @@ func (t *Transmitter) remove(id string) {
 	defer t.mu.Unlock()
 	if s, ok := t.streams[id]; ok {
 		close(s.stop)
+		t.metrics.forget(id)
 		delete(t.streams, id)
 		for i, o := range t.order {
 			if o == id {
