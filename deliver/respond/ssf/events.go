@@ -30,12 +30,14 @@ var EventsSupported = []string{EventSessionRevoked, EventCredentialChange, Event
 // event is one SET before it is addressed and signed.
 type event struct {
 	typ string
-	// key is what the event is derived from (response id, incident id and
-	// version): with the type and audience it makes the jti, so a replay or
-	// redelivery carries the same jti and the receiver can drop it.
+	// key is what the event is derived from (response id; incident id,
+	// version, integration and the previous level): with the issuer, type
+	// and audience it makes the jti. Every claim but iat is a function of
+	// the key's source, so the same jti always carries the same claims and
+	// a replay or redelivery can be dropped by it.
 	key string
-	// at is the event time: iat and event_timestamp. tokenwatch's clock is
-	// event time, so a replayed incident yields the same claims.
+	// at is the event time: event_timestamp and toe. iat is when the SET is
+	// signed.
 	at time.Time
 	// txn is the incident the event comes from (RFC 8417 §2.2: SETs that
 	// share an originating event); "" for none.
@@ -44,19 +46,23 @@ type event struct {
 	payload map[string]any
 }
 
-// jti is the SET's id (RFC 8417 §2.2): a hash of what the SET says and to
-// whom, never random.
-func (e *event) jti(aud string) string {
-	h := sha256.Sum256([]byte("ssf\x00" + e.typ + "\x00" + e.key + "\x00" + aud))
+// jti is the SET's id (RFC 8417 §2.2, RFC 7519 §4.1.7): a hash of who
+// says what to whom, never random, unique per issuer.
+func (e *event) jti(iss, aud string) string {
+	h := sha256.Sum256([]byte("ssf\x00" + iss + "\x00" + e.typ + "\x00" + e.key + "\x00" + aud))
 	return hex.EncodeToString(h[:16])
 }
 
-// claims are the SET's JWT claims (RFC 8417 §2.2): the subject is the
-// top-level sub_id (RFC 9493's JWT claim, SSF 1.0 complex subjects); no sub, no exp
-// (SSF 1.0 forbids both in SETs).
-func (e *event) claims(iss, aud string) map[string]any {
-	c := map[string]any{"iss": iss, "aud": aud, "iat": e.at.Unix(), "jti": e.jti(aud),
+// claims are the SET's JWT claims (RFC 8417 §2.2): iat is iat, when the SET
+// is issued (RFC 7519 §4.1.6), toe the event time; the subject is the
+// top-level sub_id (RFC 9493's JWT claim, SSF 1.0 complex subjects); no
+// sub, no exp (SSF 1.0 forbids both in SETs).
+func (e *event) claims(iss, aud string, iat time.Time) map[string]any {
+	c := map[string]any{"iss": iss, "aud": aud, "iat": iat.Unix(), "jti": e.jti(iss, aud),
 		"sub_id": e.subject, "events": map[string]any{e.typ: e.payload}}
+	if e.typ != EventVerification {
+		c["toe"] = e.at.Unix()
+	}
 	if e.txn != "" {
 		c["txn"] = e.txn
 	}
@@ -70,7 +76,10 @@ func (e *event) claims(iss, aud string) map[string]any {
 // is an address. Opaque rather than iss_sub: the vendor, not tokenwatch, is
 // the issuer of these ids.
 func subject(tenant, integration, principal string) map[string]any {
-	s := map[string]any{"format": "complex", "application": map[string]any{"format": "opaque", "id": integration}}
+	s := map[string]any{"format": "complex"}
+	if integration != "" {
+		s["application"] = map[string]any{"format": "opaque", "id": integration}
+	}
 	if tenant != "" {
 		s["tenant"] = map[string]any{"format": "opaque", "id": tenant}
 	}
@@ -78,6 +87,12 @@ func subject(tenant, integration, principal string) map[string]any {
 		s["user"] = map[string]any{"format": "email", "email": principal}
 	}
 	return s
+}
+
+// named reports whether a subject names an application or a user: a
+// complex subject of the tenant alone would stand for all of it.
+func named(sub map[string]any) bool {
+	return sub["application"] != nil || sub["user"] != nil
 }
 
 // reason is reason_admin (CAEP 1.0 optional event claims): language-tagged text for admins.
@@ -88,9 +103,17 @@ func reason(format string, args ...any) map[string]string {
 // fromResponse maps an audit record to events: an executed revoke is the
 // integration's credential revoked (credential-change, change_type revoke)
 // and its sessions ended (session-revoked). Planned, dry-run, failed and
-// already_done records say nothing happened now.
+// already_done records say nothing happened now; a record naming neither
+// integration nor user has no subject to tell of. event_timestamp is when
+// the revoke was carried out (CAEP 1.0: when the revocation occurred): the
+// record's recorded_at, not at (the event time of the incident version it
+// answers).
 func fromResponse(r *schemas.Response, credentialType string) []event {
 	if r.Action != schemas.ActionRevoke || r.Status != schemas.ResponseExecuted {
+		return nil
+	}
+	sub := subject(r.Tenant, r.IntegrationID, r.Principal)
+	if !named(sub) {
 		return nil
 	}
 	initiator := "policy"
@@ -98,8 +121,10 @@ func fromResponse(r *schemas.Response, credentialType string) []event {
 		initiator = "admin"
 	}
 	why := reason("tokenwatch revoked %s %s (rule %q, incident %s v%d)", r.Source, r.Target, r.Rule, r.IncidentID, r.IncidentVersion)
-	at := r.At.Time
-	sub := subject(r.Tenant, r.IntegrationID, r.Principal)
+	at := r.RecordedAt.Time
+	if at.IsZero() {
+		at = r.At.Time // a record from before recorded_at was kept
+	}
 	common := func() map[string]any {
 		return map[string]any{"event_timestamp": at.Unix(), "initiating_entity": initiator, "reason_admin": why}
 	}
@@ -130,11 +155,14 @@ func level(inc *schemas.Incident) string {
 	return "LOW"
 }
 
+// integrations are the incident's integrations; "" is none (an empty
+// opaque id would name no application).
 func integrations(inc *schemas.Incident) []string {
-	if len(inc.IntegrationIDs) > 0 {
-		return inc.IntegrationIDs
+	ids := inc.IntegrationIDs
+	if len(ids) == 0 {
+		ids = []string{inc.IntegrationID}
 	}
-	return []string{inc.IntegrationID}
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
 }
 
 func incidentTime(inc *schemas.Incident) time.Time {
@@ -156,7 +184,7 @@ func riskChange(inc *schemas.Incident, integration, prev string) event {
 	if prev != "" {
 		p["previous_level"] = prev
 	}
-	return event{typ: EventRiskLevelChange, key: inc.ID + "\x00" + strconv.Itoa(inc.Version) + "\x00" + integration, at: at, txn: inc.ID,
+	return event{typ: EventRiskLevelChange, key: inc.ID + "\x00" + strconv.Itoa(inc.Version) + "\x00" + integration + "\x00" + prev, at: at, txn: inc.ID,
 		subject: subject(inc.Tenant, integration, ""), payload: p}
 }
 
@@ -173,12 +201,12 @@ func (c Compromise) compromised(inc *schemas.Incident) bool {
 	return c.MinSeverity != "" && inc.Severity.Rank() >= c.MinSeverity.Rank()
 }
 
-// compromise is the RISC credential-compromise of one integration, keyed
-// by incident (not version): one per incident, whichever version first
-// qualified.
+// compromise is the RISC credential-compromise of one integration, from
+// the version that qualified (sent once per incident and integration): its
+// claims are that version's, so the version is in the key.
 func compromise(inc *schemas.Incident, integration, credentialType string) event {
 	at := incidentTime(inc)
-	return event{typ: EventCredentialCompromise, key: inc.ID + "\x00" + integration, at: at, txn: inc.ID,
+	return event{typ: EventCredentialCompromise, key: inc.ID + "\x00" + strconv.Itoa(inc.Version) + "\x00" + integration, at: at, txn: inc.ID,
 		subject: subject(inc.Tenant, integration, ""),
 		payload: map[string]any{"event_timestamp": at.Unix(), "credential_type": credentialType,
 			"reason_admin": reason("incident %s (%s): %s; detectors %s", inc.ID, inc.Severity, inc.Title, strings.Join(inc.Detectors, ","))}}

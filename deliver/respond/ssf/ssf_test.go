@@ -11,8 +11,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -172,7 +174,7 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	}
 	h = tr.Handler()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	t.Cleanup(func() { cancel(); tr.flushing.Wait() })
 	tr.Start(ctx)
 	return &fixture{tr: tr, srv: srv, logs: logs, m: m}
 }
@@ -332,8 +334,9 @@ func member(t *testing.T, c jwt.MapClaims, name string) map[string]any {
 }
 
 var (
-	at1 = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	at2 = at1.Add(20 * time.Minute)
+	at1       = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	at2       = at1.Add(20 * time.Minute)
+	revokedAt = at2.Add(3 * time.Second) // the executed record's recorded_at
 )
 
 func incident(version int, sev schemas.Severity, status string, at time.Time) schemas.Incident {
@@ -345,7 +348,8 @@ func incident(version int, sev schemas.Severity, status string, at time.Time) sc
 func executed() schemas.Response {
 	return schemas.Response{ID: "resp-1", IncidentID: "inc-1", IncidentVersion: 1, Tenant: "acme", Source: "google_workspace",
 		IntegrationID: integration1, Target: "1234.apps.googleusercontent.com", Principal: userEmail, Action: schemas.ActionRevoke,
-		Mode: schemas.ModeEnforce, Status: schemas.ResponseExecuted, Rule: "stolen-token", At: schemas.NewTime(at2)}
+		Mode: schemas.ModeEnforce, Status: schemas.ResponseExecuted, Rule: "stolen-token", At: schemas.NewTime(at2),
+		RecordedAt: schemas.NewTime(revokedAt)}
 }
 
 // TestReceiverVerifiesEveryEvent plays a receiver end to end, for each
@@ -357,6 +361,8 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 	for _, tc := range []struct{ alg, key string }{{"RS256", rsaKey}, {"ES256", ecKey}} {
 		t.Run(tc.alg, func(t *testing.T) {
 			f := newTransmitter(t, tc.key, nil)
+			signedAt := at2.Add(time.Hour)
+			f.tr.Now = func() time.Time { return signedAt }
 			rc := newReceiver(t)
 
 			var md map[string]any
@@ -409,8 +415,8 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 				rl["risk_reason"] != "lifecycle.use_after_revoke" || rl["event_timestamp"] != float64(at1.Unix()) {
 				t.Errorf("risk-level-change %v", rl)
 			}
-			if sets[0]["iat"] != float64(at1.Unix()) {
-				t.Errorf("iat %v, want the incident's event time", sets[0]["iat"])
+			if sets[0]["iat"] != float64(signedAt.Unix()) || sets[0]["toe"] != float64(at1.Unix()) {
+				t.Errorf("iat %v, toe %v: want when signed, and the incident's event time", sets[0]["iat"], sets[0]["toe"])
 			}
 			if app := member(t, sets[0], "application"); app["format"] != "opaque" || app["id"] != integration1 {
 				t.Errorf("application %v", app)
@@ -430,7 +436,7 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 			}
 			// 4, 5. the executed revoke.
 			sr := payload(t, sets[3], EventSessionRevoked)
-			if sr["initiating_entity"] != "policy" || sr["event_timestamp"] != float64(at2.Unix()) {
+			if sr["initiating_entity"] != "policy" || sr["event_timestamp"] != float64(revokedAt.Unix()) {
 				t.Errorf("session-revoked %v", sr)
 			}
 			if ra, _ := sr["reason_admin"].(map[string]any); !strings.Contains(ra["en"].(string), "stolen-token") {
@@ -444,11 +450,21 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 				t.Errorf("credential-change %v", ch)
 			}
 
-			// A redelivery (a replayed record) carries the same jti.
+			// A redelivery (a replayed record) carries the same jti and
+			// the same claims but iat.
+			resignedAt := signedAt.Add(time.Hour)
+			f.tr.Now = func() time.Time { return resignedAt }
 			f.tr.Record(context.Background(), []schemas.Response{executed()})
 			again := rc.wait(7)
-			if j := verifySET(t, again[5], pub, tc.alg, f.srv.URL)["jti"]; j != sets[3]["jti"] {
-				t.Errorf("replayed session-revoked jti %v, first %v", j, sets[3]["jti"])
+			replay := verifySET(t, again[5], pub, tc.alg, f.srv.URL)
+			if replay["iat"] != float64(resignedAt.Unix()) {
+				t.Errorf("replayed iat %v, want when re-signed", replay["iat"])
+			}
+			delete(replay, "iat")
+			first := maps.Clone(sets[3])
+			delete(first, "iat")
+			if a, b := fmt.Sprint(replay), fmt.Sprint(first); a != b {
+				t.Errorf("replayed session-revoked %s, first %s: want the same claims but iat", a, b)
 			}
 			if sets[3]["jti"] == sets[4]["jti"] {
 				t.Error("two event types share a jti")

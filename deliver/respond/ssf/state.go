@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 )
@@ -48,13 +49,36 @@ func (t *Transmitter) save() {
 		s.mu.Unlock()
 		out = append(out, v)
 	}
-	if err := writeState(t.cfg.StateFile, out); err != nil {
+	if err := writeState(t.cfg.StateFile, out, t.toldNow()); err != nil {
 		t.log.Warn("SSF streams not saved; they go on in memory", "state_file", t.cfg.StateFile, "err", err)
 	}
 }
 
-func writeState(path string, streams []savedStream) error {
-	b, err := json.MarshalIndent(map[string]any{"streams": streams}, "", "  ")
+// savedTold is what receivers were told of one incident and integration.
+type savedTold struct {
+	Incident    string `json:"incident"`
+	Integration string `json:"integration"`
+	Level       string `json:"level,omitempty"`
+	Compromised bool   `json:"compromised,omitempty"`
+}
+
+// toldNow is seen, oldest first (so a load keeps the recency).
+func (t *Transmitter) toldNow() []savedTold {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]savedTold, 0, t.seen.Len())
+	for _, k := range t.seen.Keys() {
+		v, ok := t.seen.Peek(k)
+		inc, integ, _ := strings.Cut(k, "\x00")
+		if ok {
+			out = append(out, savedTold{Incident: inc, Integration: integ, Level: v.level, Compromised: v.compromised})
+		}
+	}
+	return out
+}
+
+func writeState(path string, streams []savedStream, told []savedTold) error {
+	b, err := json.Marshal(map[string]any{"streams": streams, "told": told})
 	if err != nil {
 		return err
 	}
@@ -97,9 +121,13 @@ func (t *Transmitter) load() error {
 	}
 	var st struct {
 		Streams []savedStream `json:"streams"`
+		Told    []savedTold   `json:"told"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("respond.ssf.state_file %s: not the transmitter's state: %w", t.cfg.StateFile, err)
+	}
+	for _, v := range st.Told {
+		t.seen.Add(v.Incident+"\x00"+v.Integration, told{level: v.Level, compromised: v.Compromised})
 	}
 	for _, v := range st.Streams {
 		s := t.streams[v.ID]

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -91,6 +92,10 @@ type told struct {
 	compromised bool
 }
 
+// toldFlush is how often what was told of incidents is written to
+// state_file, when it changed: incidents come often, streams rarely.
+const toldFlush = 5 * time.Second
+
 // Transmitter holds the streams and sends SETs over them. Incident and
 // Record are the respond stage's hooks; Handler serves the SSF endpoints.
 type Transmitter struct {
@@ -102,8 +107,8 @@ type Transmitter struct {
 	apiClient *http.Client
 	log       *slog.Logger
 	metrics   *Metrics
-	// Now is the wall clock of verification events (the only SETs not
-	// derived from an event); tests set it.
+	// Now is the wall clock: every SET's iat, and the time of verification
+	// events; tests set it.
 	Now func() time.Time
 
 	mu      sync.Mutex
@@ -114,6 +119,11 @@ type Transmitter struct {
 	// starts unknown again: no previous_level).
 	seen *lru.Cache[string, told]
 	ctx  context.Context // set by Start: workers of streams created later
+	// flushing is the state_file flusher Start runs; Run waits for its
+	// last write.
+	flushing sync.WaitGroup
+	// toldDirty: seen changed since state_file was last written.
+	toldDirty atomic.Bool
 	// blockedProbe is how often a held stream tries its head SET again.
 	blockedProbe time.Duration
 	// saveMu orders writes of the state file.
@@ -214,13 +224,35 @@ func (t *Transmitter) list() []*stream {
 	return out
 }
 
-// Start runs the streams' push workers until ctx ends.
+// Start runs the streams' push workers until ctx ends, and with state_file
+// writes what was told of incidents every toldFlush (and once at the end).
 func (t *Transmitter) Start(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ctx = ctx
 	for _, id := range t.order {
 		go t.work(ctx, t.streams[id])
+	}
+	if t.cfg.StateFile != "" {
+		t.flushing.Add(1)
+		go func() {
+			defer t.flushing.Done()
+			tick := time.NewTicker(toldFlush)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					if t.toldDirty.Swap(false) {
+						t.save()
+					}
+					return
+				case <-tick.C:
+					if t.toldDirty.Swap(false) {
+						t.save()
+					}
+				}
+			}
+		}()
 	}
 }
 
@@ -243,22 +275,30 @@ func (t *Transmitter) Run(ctx context.Context) error {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("ssf: %w", err)
 	}
+	t.flushing.Wait() // shut down: the last state_file write is done
 	return nil
 }
 
 // Incident turns an incident version into risk-level-change (when the
 // level moved since the last version seen) and credential-compromise (once
 // per incident and integration) events. Call it with versions in the order
-// they were produced; the levels it remembers are per process, so after a
-// restart the first version seen carries no previous_level.
+// they were produced. What was told is kept in state_file when there is
+// one (written every toldFlush), so a restart keeps previous_level and
+// does not tell a compromise twice; without it, or for a pair evicted from
+// the bounded memory, the first version seen again carries no
+// previous_level (and, its claims differing, its own jti).
 func (t *Transmitter) Incident(inc schemas.Incident) {
 	var evs []event
 	t.mu.Lock()
 	for _, integration := range integrations(&inc) {
 		k := inc.ID + "\x00" + integration
 		mem, _ := t.seen.Get(k)
-		if now := level(&inc); mem.level != now {
+		// A first sight at LOW is no change to tell (LOW is where an
+		// integration with no incident stands).
+		if now := level(&inc); mem.level != now && (mem.level != "" || now != "LOW") {
 			evs = append(evs, riskChange(&inc, integration, mem.level))
+			mem.level = now
+		} else if mem.level == "" {
 			mem.level = now
 		}
 		if !mem.compromised && t.cfg.Compromise.compromised(&inc) {
@@ -268,6 +308,7 @@ func (t *Transmitter) Incident(inc schemas.Incident) {
 		t.seen.Add(k, mem)
 	}
 	t.mu.Unlock()
+	t.toldDirty.Store(true)
 	t.emit(evs)
 }
 
@@ -304,14 +345,15 @@ func (t *Transmitter) emit(evs []event) {
 	}
 }
 
+// send signs e for s, iat now, and queues it.
 func (t *Transmitter) send(s *stream, e *event) {
-	set, err := t.signer.sign(jwt.MapClaims(e.claims(t.cfg.Issuer, s.aud)))
+	set, err := t.signer.sign(jwt.MapClaims(e.claims(t.cfg.Issuer, s.aud, t.Now())))
 	if err != nil {
 		t.metrics.count(s.id, "failed", 1)
 		t.log.Error("SET not signed", "stream_id", s.id, "event", e.typ, "err", err)
 		return
 	}
-	t.enqueue(s, pending{set: set, typ: e.typ, jti: e.jti(s.aud)})
+	t.enqueue(s, pending{set: set, typ: e.typ, jti: e.jti(t.cfg.Issuer, s.aud)})
 }
 
 // receiver is the receiver a bearer token belongs to, nil for none.
