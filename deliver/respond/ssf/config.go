@@ -144,8 +144,13 @@ func (c *Config) Validate() error {
 		add(err)
 	} else if err := secureURL(c.Issuer, c.AllowInsecureHTTP); err != nil {
 		add(yamlstrict.Field("issuer", err))
-	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "#") {
+	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "#") || strings.HasSuffix(c.Issuer, "?") {
 		add(yamlstrict.Field("issuer", errors.New("no query or fragment (SSF 1.0: the issuer identifier is a bare URL)")))
+	} else if strings.HasSuffix(u.Path, "/") {
+		// The issuer is used as given (SSF: the metadata's issuer and every
+		// SET's iss MUST be identical to it), and endpoint URLs are the
+		// issuer followed by /ssf/…: a trailing / is refused, not trimmed.
+		add(yamlstrict.Field("issuer", fmt.Errorf("%s: ends with /; write it without (the iss of every SET is the issuer exactly)", c.Issuer)))
 	}
 	add(validate.HostPort("listen", c.Listen, true))
 	if c.SigningKey.IsZero() {

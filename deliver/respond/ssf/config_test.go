@@ -93,6 +93,8 @@ func TestConfigIsStrict(t *testing.T) {
 		{base + "state_file: /nonexistent-tw-dir/ssf.json\n", "respond.ssf.state_file"},
 		{strings.Replace(base, "https://tw.example", "https://tw.example/?t=1", 1), "respond.ssf.issuer: no query"},
 		{strings.Replace(base, "':9470'", "nohostport", 1), "respond.ssf.listen"},
+		{strings.Replace(base, "https://tw.example", "https://tw.example/", 1), "respond.ssf.issuer: https://tw.example/: ends with /"},
+		{strings.Replace(base, "https://tw.example", "https://tw.example/tenant1/", 1), "respond.ssf.issuer: https://tw.example/tenant1/: ends with /"},
 		{strings.Replace(base, "https://tw.example", "http://tw.example", 1), "respond.ssf.issuer: scheme \"http\", want https"},
 		{strings.Replace(base, "https://tw.example", "http://tw.example", 1) + "allow_insecure_http: true\n", "respond.ssf.issuer: http only for a loopback host"},
 		{base + "streams: [{id: s, audience: a, endpoint_url: 'http://siem.example/ssf'}]\n", "respond.ssf.streams[0].endpoint_url: scheme"},

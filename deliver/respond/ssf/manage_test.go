@@ -640,3 +640,35 @@ func TestEndpointsMustBeReceivers(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerWithPath: an issuer with a path has its metadata at
+// /.well-known/ssf-configuration/<path> (SSF: inserted between host and
+// path), the issuer returned exactly as configured, and its endpoints
+// below the issuer; nothing is served at the root's well-known path.
+func TestIssuerWithPath(t *testing.T) {
+	_, ec := keys(t)
+	var iss string
+	f := newTransmitter(t, ec, func(c *Config) { c.Issuer += "/tenant1"; iss = c.Issuer })
+	var md map[string]any
+	getJSON(t, f.srv.URL+PathMetadata+"/tenant1", &md)
+	if md["issuer"] != iss {
+		t.Errorf("issuer %v, want %s exactly", md["issuer"], iss)
+	}
+	if code, _ := call(t, http.MethodGet, f.srv.URL+PathMetadata, "", nil); code != http.StatusNotFound {
+		t.Errorf("metadata at the root: %d, want 404", code)
+	}
+	if md["configuration_endpoint"] != iss+PathConfiguration {
+		t.Errorf("configuration_endpoint %v", md["configuration_endpoint"])
+	}
+	rc := newReceiver(t)
+	createStream(t, md["configuration_endpoint"].(string), rc.srv.URL, nil)
+	req, _ := http.NewRequest(http.MethodGet, md["jwks_uri"].(string), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age=") {
+		t.Errorf("jwks: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -31,21 +32,36 @@ const maxStreamsPerReceiver = 10
 // Handler serves the transmitter metadata, the JWKS and the management API
 // (SSF 1.0 "Discovery" and "Management API"). The management endpoints take the receivers' bearer
 // tokens (RFC 6750); a receiver sees only the streams of its audience.
+//
+// An issuer with a path (https://h/tenant1) has its metadata where SSF
+// "Obtaining Transmitter Configuration Metadata" puts it,
+// /.well-known/ssf-configuration/tenant1, and its endpoints below the
+// issuer, /tenant1/ssf/….
 func (t *Transmitter) Handler() http.Handler {
+	u, _ := url.Parse(t.cfg.Issuer) // Validate parsed it
+	p := u.EscapedPath()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathMetadata, t.metadata)
-	mux.HandleFunc("GET "+PathJWKS, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, t.signer.jwks()) })
-	mux.HandleFunc("POST "+PathConfiguration, t.authed(t.createStream))
-	mux.HandleFunc("GET "+PathConfiguration, t.authed(t.readStream))
-	mux.HandleFunc("PATCH "+PathConfiguration, t.authed(t.updateStream(false)))
-	mux.HandleFunc("PUT "+PathConfiguration, t.authed(t.updateStream(true)))
-	mux.HandleFunc("DELETE "+PathConfiguration, t.authed(t.deleteStream))
-	mux.HandleFunc("GET "+PathStatus, t.authed(t.readStatus))
-	mux.HandleFunc("POST "+PathStatus, t.authed(t.updateStatus))
-	mux.HandleFunc("POST "+PathAddSubject, t.authed(t.subject(true)))
-	mux.HandleFunc("POST "+PathRemoveSubject, t.authed(t.subject(false)))
-	mux.HandleFunc("POST "+PathVerify, t.authed(t.verify))
+	mux.HandleFunc("GET "+PathMetadata+p, t.metadata)
+	mux.HandleFunc("GET "+p+PathJWKS, t.jwks)
+	mux.HandleFunc("POST "+p+PathConfiguration, t.authed(t.createStream))
+	mux.HandleFunc("GET "+p+PathConfiguration, t.authed(t.readStream))
+	mux.HandleFunc("PATCH "+p+PathConfiguration, t.authed(t.updateStream(false)))
+	mux.HandleFunc("PUT "+p+PathConfiguration, t.authed(t.updateStream(true)))
+	mux.HandleFunc("DELETE "+p+PathConfiguration, t.authed(t.deleteStream))
+	mux.HandleFunc("GET "+p+PathStatus, t.authed(t.readStatus))
+	mux.HandleFunc("POST "+p+PathStatus, t.authed(t.updateStatus))
+	mux.HandleFunc("POST "+p+PathAddSubject, t.authed(t.subject(true)))
+	mux.HandleFunc("POST "+p+PathRemoveSubject, t.authed(t.subject(false)))
+	mux.HandleFunc("POST "+p+PathVerify, t.authed(t.verify))
 	return mux
+}
+
+// jwks serves the public key; receivers may cache it for a while (a
+// rotation publishes the new key before signing with it).
+func (t *Transmitter) jwks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_ = json.NewEncoder(w).Encode(t.signer.jwks())
 }
 
 // metadata is the transmitter configuration metadata (SSF 1.0 "Transmitter Configuration Metadata").

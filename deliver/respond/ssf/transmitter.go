@@ -144,7 +144,6 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: noRedirect}
 	t := &Transmitter{cfg: cfg, signer: sg, client: client, apiClient: guardedClient(cfg.Timeout, cfg.AllowInsecureHTTP), log: log.With("component", "ssf"),
 		metrics: m, Now: time.Now, streams: map[string]*stream{}, blockedProbe: 5 * time.Minute}
