@@ -187,6 +187,12 @@ func (c *Config) Validate() error {
 			add(yamlstrict.Field("state_file", fmt.Errorf("%s: its folder does not exist", c.StateFile)))
 		}
 	}
+	if len(c.Receivers) > 0 && c.StateFile == "" {
+		// Without it, a restart silently loses every stream a receiver
+		// created and every status and subject it set: the receiver would
+		// believe it is still subscribed.
+		add(yamlstrict.Field("state_file", errors.New("required with receivers (the streams, statuses and subjects they set through the API must survive a restart)")))
+	}
 	for i, r := range c.Receivers {
 		p := fmt.Sprintf("receivers[%d]", i)
 		if r.Audience == "" {

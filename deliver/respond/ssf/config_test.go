@@ -91,6 +91,7 @@ func TestConfigIsStrict(t *testing.T) {
 		{base + "streams: [{id: s, endpoint_url: 'https://x'}]\n", "respond.ssf.streams[0].audience"},
 		{strings.Replace(base, "key_id: k\n", "", 1), "respond.ssf.key_id"},
 		{base + "state_file: /nonexistent-tw-dir/ssf.json\n", "respond.ssf.state_file"},
+		{base + "receivers: [{audience: a, token: receiver-token-0123456789}]\n", "respond.ssf.state_file: required with receivers"},
 		{strings.Replace(base, "https://tw.example", "https://tw.example/?t=1", 1), "respond.ssf.issuer: no query"},
 		{strings.Replace(base, "':9470'", "nohostport", 1), "respond.ssf.listen"},
 		{strings.Replace(base, "https://tw.example", "https://tw.example/", 1), "respond.ssf.issuer: https://tw.example/: ends with /"},

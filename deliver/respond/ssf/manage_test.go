@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -517,10 +518,17 @@ func TestSubjectRequests(t *testing.T) {
 		return map[string]any{"stream_id": id, "subject": map[string]any{"format": "complex",
 			"application": map[string]any{"format": "opaque", "id": "app-" + strconv.Itoa(i)}}}
 	}
-	for i := range maxSubjectsPerStream {
-		if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub(i)); code != http.StatusOK {
-			t.Fatalf("add %d: %d %s", i, code, b)
-		}
+	f.tr.mu.Lock()
+	s := f.tr.streams[id]
+	f.tr.mu.Unlock()
+	s.mu.Lock()
+	for i := 1; i < maxSubjectsPerStream; i++ { // each add through the API rewrites state_file
+		m, _ := complexMembers(sub(i)["subject"].(map[string]any))
+		s.added.put(m)
+	}
+	s.mu.Unlock()
+	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub(0)); code != http.StatusOK {
+		t.Fatalf("add the last one room is left for: %d %s", code, b)
 	}
 	if code, b := call(t, http.MethodPost, f.srv.URL+PathAddSubject, token, sub(maxSubjectsPerStream)); code != http.StatusBadRequest || !strings.Contains(string(b), "the most") {
 		t.Errorf("one subject too many: %d %s", code, b)
@@ -670,5 +678,66 @@ func TestIssuerWithPath(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age=") {
 		t.Errorf("jwks: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+}
+
+// TestStateFileOnLoad: a restart drops an API stream whose receiver is no
+// longer configured, refuses a state_file with a status it does not know,
+// and keeps a configured stream's saved status unless its streams[].status
+// changed since (then the config wins).
+func TestStateFileOnLoad(t *testing.T) {
+	_, ec := keys(t)
+	rc := newReceiver(t)
+	for _, tc := range []struct {
+		name         string
+		edit         func(*Config)
+		corrupt      bool
+		apiKept      bool
+		staticStatus string
+	}{
+		{"same config", nil, false, true, StatusDisabled},
+		{"streams[].status changed: the config wins", func(c *Config) { c.Streams[0].Status = StatusPaused }, false, true, StatusPaused},
+		{"receiver gone: its stream dropped", func(c *Config) { c.Receivers = c.Receivers[1:] }, false, false, StatusDisabled},
+		{"unknown status: refused", nil, true, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "ssf-state.json")
+			base := func(c *Config) {
+				c.StateFile = state
+				c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
+			}
+			a := newTransmitter(t, ec, base)
+			id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, nil)
+			setStatus(t, a, "static", StatusDisabled)
+			if tc.corrupt {
+				b, _ := os.ReadFile(state)
+				if err := os.WriteFile(state, []byte(strings.Replace(string(b), `"status":"disabled"`, `"status":"off"`, 1)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				cfg := DefaultConfig()
+				cfg.Issuer, cfg.Listen, cfg.KeyID, cfg.SigningKey, cfg.AllowInsecureHTTP = a.srv.URL, "127.0.0.1:1", testKeyID, secret.New(ec), true
+				cfg.Receivers = []Receiver{{Audience: audience, Token: secret.New(token)}}
+				base(&cfg)
+				if _, err := New(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), `status "off"`) {
+					t.Errorf("New with an unknown saved status: %v", err)
+				}
+				return
+			}
+			b := newTransmitter(t, ec, func(c *Config) {
+				base(c)
+				if tc.edit != nil {
+					tc.edit(c)
+				}
+			})
+			b.tr.mu.Lock()
+			api, static := b.tr.streams[id], b.tr.streams["static"]
+			b.tr.mu.Unlock()
+			if (api != nil) != tc.apiKept {
+				t.Errorf("API stream kept %v, want %v", api != nil, tc.apiKept)
+			}
+			if static.status != tc.staticStatus {
+				t.Errorf("configured stream status %s, want %s", static.status, tc.staticStatus)
+			}
+		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +164,7 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	cfg.Retry = deliver.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}
 	cfg.MinVerificationInterval = 0
 	cfg.AllowInsecureHTTP = true // httptest: http on loopback
+	cfg.StateFile = filepath.Join(t.TempDir(), "ssf-state.json")
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/secret"
@@ -25,8 +26,11 @@ type savedStream struct {
 	Description         string   `json:"description,omitempty"`
 	Status              string   `json:"status"`
 	Reason              string   `json:"reason,omitempty"`
-	Added               []string `json:"added,omitempty"`
-	Removed             []string `json:"removed,omitempty"`
+	// ConfigStatus is a configured stream's streams[].status when Status
+	// was saved: a changed config status wins over the saved one.
+	ConfigStatus string   `json:"config_status,omitempty"`
+	Added        []string `json:"added,omitempty"`
+	Removed      []string `json:"removed,omitempty"`
 }
 
 // save writes the streams to state_file (0600: it holds the receivers'
@@ -43,7 +47,9 @@ func (t *Transmitter) save() {
 	for _, s := range t.list() {
 		s.mu.Lock()
 		v := savedStream{ID: s.id, Aud: s.aud, Static: s.static, Status: s.status, Reason: s.reason, Added: s.added.keys(), Removed: s.removed.keys()}
-		if !s.static {
+		if s.static {
+			v.ConfigStatus = s.configStatus
+		} else {
 			v.Endpoint, v.AuthorizationHeader, v.EventsRequested, v.Description = s.endpoint, s.auth.Reveal(), s.requested, s.description
 		}
 		s.mu.Unlock()
@@ -129,19 +135,48 @@ func (t *Transmitter) load() error {
 	for _, v := range st.Told {
 		t.seen.Add(v.Incident+"\x00"+v.Integration, told{level: v.Level, compromised: v.Compromised})
 	}
+	receivers := map[string]bool{}
+	for _, r := range t.cfg.Receivers {
+		receivers[r.Audience] = true
+	}
 	for _, v := range st.Streams {
 		s := t.streams[v.ID]
 		switch {
 		case v.Static && (s == nil || !s.static):
 			continue // no longer configured
+		case v.Static && s.aud != v.Aud:
+			t.log.Warn("SSF state of a configured stream dropped: its audience changed", "stream_id", v.ID, "was", v.Aud, "now", s.aud)
+			continue
 		case !v.Static && s != nil:
-			continue // its id is now a configured stream's
+			t.log.Warn("SSF stream in state_file dropped: its id is now a configured stream's", "stream_id", v.ID)
+			continue
+		case !v.Static && !receivers[v.Aud]:
+			// Its receiver is gone from the config: nobody may manage
+			// it, so nothing may be sent on it.
+			t.log.Warn("SSF stream in state_file dropped: its audience is no longer a configured receiver", "stream_id", v.ID, "aud", v.Aud)
+			continue
 		case !v.Static:
 			s = newStream(v.ID, v.Aud, false)
 			s.endpoint, s.auth, s.requested, s.description = v.Endpoint, secret.New(v.AuthorizationHeader), v.EventsRequested, v.Description
+		}
+		if !slices.Contains(statuses, v.Status) {
+			return fmt.Errorf("respond.ssf.state_file %s: stream %s: status %q: want enabled, paused or disabled", t.cfg.StateFile, v.ID, v.Status)
+		}
+		switch {
+		case v.Static && v.ConfigStatus != s.configStatus:
+			// The operator changed streams[].status since: theirs wins.
+			t.log.Info("SSF configured stream: streams[].status changed, it replaces the status saved", "stream_id", v.ID,
+				"status", s.status, "saved", v.Status)
+		default:
+			s.status, s.reason = v.Status, truncate(v.Reason, maxReason)
+		}
+		if !s.static {
+			if err := secureURL(s.endpoint, t.cfg.AllowInsecureHTTP); err != nil {
+				s.status, s.reason = StatusDisabled, "endpoint_url no longer allowed: "+err.Error()
+				t.log.Warn("SSF stream in state_file disabled", "stream_id", v.ID, "err", err)
+			}
 			t.add(s)
 		}
-		s.status, s.reason = v.Status, v.Reason
 		for set, keys := range map[*subjectSet][]string{s.added: v.Added, s.removed: v.Removed} {
 			for _, k := range keys {
 				if err := set.putKey(k); err != nil {

@@ -35,20 +35,22 @@ const DeliveryPush = "urn:ietf:rfc:8935"
 // stream is one event stream: its configuration, status, subject filter
 // and the SETs waiting to be pushed, in order. One worker pushes them.
 type stream struct {
-	id          string
-	aud         string
-	static      bool // from the config: its configuration is read-only
-	mu          sync.Mutex
-	endpoint    string
-	auth        secret.Secret
-	requested   []string
-	description string
-	status      string
-	reason      string
-	added       *subjectSet
-	removed     *subjectSet
-	lastVerify  time.Time
-	queue       []pending
+	id     string
+	aud    string
+	static bool // from the config: its configuration is read-only
+	// configStatus is a configured stream's streams[].status.
+	configStatus string
+	mu           sync.Mutex
+	endpoint     string
+	auth         secret.Secret
+	requested    []string
+	description  string
+	status       string
+	reason       string
+	added        *subjectSet
+	removed      *subjectSet
+	lastVerify   time.Time
+	queue        []pending
 	// blocked is why the receiver refuses the stream ("" when it does not):
 	// the worker sends nothing until unblock.
 	blocked string
@@ -205,6 +207,13 @@ func (e *PushError) Error() string {
 func (t *Transmitter) work(parent context.Context, s *stream) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	defer func() {
+		select {
+		case <-s.stop: // deleted: a count made after remove forgot it goes too
+			t.metrics.forget(s.id)
+		default:
+		}
+	}()
 	go func() {
 		select {
 		case <-s.stop:

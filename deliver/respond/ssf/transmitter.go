@@ -151,6 +151,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
+		s.configStatus = sc.Status
 		if len(s.requested) == 0 {
 			s.requested = slices.Clone(EventsSupported) // the config's default: all
 		}

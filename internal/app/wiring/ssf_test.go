@@ -78,6 +78,7 @@ respond:
     signing_key: file:`+keyFile+`
     key_id: k1
     allow_insecure_http: true   # httptest: http on loopback
+    state_file: `+filepath.Join(t.TempDir(), "ssf-state.json")+`
     receivers: [{audience: https://rp.example, token: receiver-token-0123456789}]
     streams:
       - id: siem
