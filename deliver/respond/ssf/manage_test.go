@@ -741,3 +741,53 @@ func TestStateFileOnLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestVerificationRequests: the 429's Retry-After is what is left of the
+// interval; a disabled stream refuses verification (it would send
+// nothing); the bearer scheme is case-insensitive.
+func TestVerificationRequests(t *testing.T) {
+	_, ec := keys(t)
+	now := at1
+	f := newTransmitter(t, ec, func(c *Config) { c.MinVerificationInterval = 90 * time.Second })
+	f.tr.Now = func() time.Time { return now }
+	rc := newReceiver(t)
+	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, nil)
+	f.tr.mu.Lock()
+	st := f.tr.streams[id]
+	f.tr.mu.Unlock()
+	if md := f.tr.view(st); md.MinVerificationInterval != 90 {
+		t.Errorf("min_verification_interval %d, want 90", md.MinVerificationInterval)
+	}
+	verify := func(scheme string) (int, string) {
+		b, _ := json.Marshal(map[string]string{"stream_id": id})
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+PathVerify, strings.NewReader(string(b)))
+		req.Header.Set("Authorization", scheme+" "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for _, tc := range []struct {
+		name, scheme string
+		advance      time.Duration
+		status       string
+		code         int
+		retryAfter   string
+	}{
+		{"first, scheme in lower case", "bearer", 0, "", http.StatusNoContent, ""},
+		{"40 s later", "Bearer", 40 * time.Second, "", http.StatusTooManyRequests, "50"},
+		{"89.5 s later", "BEARER", 49500 * time.Millisecond, "", http.StatusTooManyRequests, "1"},
+		{"90 s later", "Bearer", 500 * time.Millisecond, "", http.StatusNoContent, ""},
+		{"disabled", "Bearer", time.Hour, StatusDisabled, http.StatusBadRequest, ""},
+	} {
+		now = now.Add(tc.advance)
+		if tc.status != "" {
+			setStatus(t, f, id, tc.status)
+		}
+		if code, ra := verify(tc.scheme); code != tc.code || ra != tc.retryAfter {
+			t.Errorf("%s: %d Retry-After %q, want %d %q", tc.name, code, ra, tc.code, tc.retryAfter)
+		}
+	}
+}

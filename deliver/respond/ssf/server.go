@@ -508,13 +508,22 @@ func (t *Transmitter) verify(w http.ResponseWriter, r *http.Request, rc *Receive
 	}
 	now := t.Now()
 	s.mu.Lock()
-	soon := !s.lastVerify.IsZero() && now.Sub(s.lastVerify) < t.cfg.MinVerificationInterval
-	if !soon {
+	disabled := s.status == StatusDisabled
+	wait := t.cfg.MinVerificationInterval - now.Sub(s.lastVerify)
+	soon := !disabled && !s.lastVerify.IsZero() && wait > 0
+	if !soon && !disabled {
 		s.lastVerify = now
 	}
 	s.mu.Unlock()
+	if disabled {
+		// A disabled stream sends nothing: a 204 would promise an event
+		// that never comes.
+		writeError(w, http.StatusBadRequest, "stream "+s.id+" is disabled: enable it to verify it")
+		return
+	}
 	if soon {
-		w.Header().Set("Retry-After", fmt.Sprint(int(t.cfg.MinVerificationInterval.Seconds())))
+		// What is left of the interval, in whole seconds rounded up.
+		w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "verification requested again within min_verification_interval")
 		return
 	}

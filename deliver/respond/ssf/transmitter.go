@@ -264,7 +264,10 @@ func (t *Transmitter) Run(ctx context.Context) error {
 		return fmt.Errorf("respond.ssf.listen: %w", err)
 	}
 	t.Start(ctx)
-	srv := &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Bodies are small (64 KiB at most) and answers immediate: a client
+	// holding a connection longer is not a receiver.
+	srv := &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -358,8 +361,10 @@ func (t *Transmitter) send(s *stream, e *event) {
 
 // receiver is the receiver a bearer token belongs to, nil for none.
 func (t *Transmitter) receiver(r *http.Request) *Receiver {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimLeft(tok, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return nil
 	}
 	for i := range t.cfg.Receivers {
