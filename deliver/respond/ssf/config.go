@@ -23,8 +23,8 @@ import (
 // receivers allowed to manage streams and the streams configured up front.
 type Config struct {
 	// Issuer is the transmitter's issuer identifier: the iss of every SET
-	// and the base of the endpoint URLs in the metadata (SSF 1.0: https, no
-	// query or fragment).
+	// and the base of the endpoint URLs in the metadata, used exactly (SSF
+	// 1.0: https, no query or fragment; no trailing /).
 	Issuer string `yaml:"issuer"`
 	// Listen is the address of the transmitter's own HTTP listener (the
 	// metadata, JWKS and stream management endpoints).
@@ -53,17 +53,21 @@ type Config struct {
 	Compromise Compromise `yaml:"compromise"`
 	// Timeout bounds one push request.
 	Timeout time.Duration `yaml:"timeout"`
-	// Retry bounds the attempts at one SET before it is dead-lettered.
+	// Retry is the backoff of a failing push (InitialInterval to
+	// MaxInterval) and the failures in a row (MaxAttempts) before the
+	// stream shows as blocked; a SET is retried until delivered or dropped
+	// by HoldLimit, never given up on.
 	Retry deliver.RetryPolicy `yaml:"retry"`
-	// HoldLimit caps the SETs a stream holds while paused (or undelivered);
-	// beyond it the oldest are dropped and counted.
+	// HoldLimit caps the SETs a stream holds while paused, refused by its
+	// receiver or failing; beyond it the oldest are dropped and counted.
 	HoldLimit int `yaml:"hold_limit"`
 	// MinVerificationInterval is the least time between two verification
 	// requests on a stream (min_verification_interval); sooner is a 429.
 	MinVerificationInterval time.Duration `yaml:"min_verification_interval"`
 	// StateFile keeps the streams (those created through the API, and the
-	// status and subjects of all) across restarts; "" keeps them in memory.
-	// It holds the receivers' authorization headers: it is written 0600.
+	// status and subjects of all) and what was told of incidents across
+	// restarts; required with Receivers. It holds the receivers'
+	// authorization headers: it is written 0600.
 	StateFile string `yaml:"state_file"`
 	// AllowInsecureHTTP lets the issuer and push endpoints be plain http,
 	// for loopback hosts only (tests, a laptop); it also lets streams
