@@ -2,7 +2,6 @@ package ssf
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,11 +90,7 @@ func TestNoEventWithoutSubject(t *testing.T) {
 func TestRiskLevelChanges(t *testing.T) {
 	_, ec := keys(t)
 	rc := newReceiver(t)
-	state := filepath.Join(t.TempDir(), "ssf-state.json")
-	edit := func(c *Config) {
-		c.StateFile = state
-		c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL}}
-	}
+	edit := restartable(t, rc)
 	a := newTransmitter(t, ec, edit)
 	low := incident(1, schemas.SeverityLow, schemas.IncidentOpen, at1)
 	low.Detectors = []string{"geo.new_country"}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -389,11 +388,7 @@ func TestDefaultSubjectsNone(t *testing.T) {
 func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
 	_, ec := keys(t)
 	rc := newReceiver(t)
-	state := filepath.Join(t.TempDir(), "ssf-state.json")
-	edit := func(c *Config) {
-		c.StateFile = state
-		c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
-	}
+	edit := restartable(t, rc)
 	a := newTransmitter(t, ec, edit)
 	id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
 	setStatus(t, a, id, StatusPaused)
@@ -403,6 +398,7 @@ func TestStateFileKeepsStreamsAcrossRestart(t *testing.T) {
 	if code, b := call(t, http.MethodPost, a.srv.URL+PathRemoveSubject, token, other); code != http.StatusNoContent {
 		t.Fatalf("remove subject: %d %s", code, b)
 	}
+	state := a.tr.cfg.StateFile
 	if st, err := os.Stat(state); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("state file %v %v, want mode 0600", st, err)
 	}
@@ -701,15 +697,12 @@ func TestStateFileOnLoad(t *testing.T) {
 		{"unknown status: refused", nil, true, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			state := filepath.Join(t.TempDir(), "ssf-state.json")
-			base := func(c *Config) {
-				c.StateFile = state
-				c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
-			}
+			base := restartable(t, rc)
 			a := newTransmitter(t, ec, base)
 			id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, nil)
 			setStatus(t, a, "static", StatusDisabled)
 			if tc.corrupt {
+				state := a.tr.cfg.StateFile
 				b, _ := os.ReadFile(state)
 				if err := os.WriteFile(state, []byte(strings.Replace(string(b), `"status":"disabled"`, `"status":"off"`, 1)), 0o600); err != nil {
 					t.Fatal(err)

@@ -181,6 +181,16 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	return &fixture{tr: tr, srv: srv, logs: logs, m: m}
 }
 
+// restartable is a config edit for a transmitter that restarts: one
+// state_file across the restarts, and a configured stream "static" to rc.
+func restartable(t *testing.T, rc *receiver) func(*Config) {
+	state := filepath.Join(t.TempDir(), "ssf-state.json")
+	return func(c *Config) {
+		c.StateFile = state
+		c.Streams = []StreamConfig{{ID: "static", Audience: audience, EndpointURL: rc.srv.URL, Status: StatusEnabled}}
+	}
+}
+
 // syncWriter is a log buffer the workers write while the test reads.
 type syncWriter struct {
 	mu sync.Mutex
