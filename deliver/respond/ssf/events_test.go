@@ -97,7 +97,8 @@ func TestRiskLevelChanges(t *testing.T) {
 	a.tr.Incident(low)
 	high := incident(2, schemas.SeverityCritical, schemas.IncidentOpen, at1.Add(time.Minute))
 	a.tr.Incident(high)
-	a.tr.save() // what the flush does every toldFlush
+	a.tr.saveTold() // what the flush does every toldFlush
+	rc.wait(2)      // a's SETs first: two workers push to rc
 
 	b := newTransmitter(t, ec, edit)                                                // the restart
 	b.tr.Incident(incident(3, schemas.SeverityCritical, schemas.IncidentOpen, at2)) // same level, compromise told

@@ -55,8 +55,22 @@ func (t *Transmitter) save() {
 		s.mu.Unlock()
 		out = append(out, v)
 	}
-	if err := writeState(t.cfg.StateFile, out, t.toldNow()); err != nil {
+	if err := writeState(t.cfg.StateFile, map[string]any{"streams": out}); err != nil {
 		t.log.Warn("SSF streams not saved; they go on in memory", "state_file", t.cfg.StateFile, "err", err)
+	}
+}
+
+// toldFile is where what was told of incidents is kept: beside state_file,
+// not in it, so a stream change does not rewrite up to seenIncidents
+// entries, nor an incident the streams.
+func (t *Transmitter) toldFile() string { return t.cfg.StateFile + ".told" }
+
+// saveTold writes what was told of incidents (the flusher calls it).
+func (t *Transmitter) saveTold() {
+	t.toldMu.Lock()
+	defer t.toldMu.Unlock()
+	if err := writeState(t.toldFile(), map[string]any{"told": t.toldNow()}); err != nil {
+		t.log.Warn("SSF incident levels not saved; a restart may repeat a level without previous_level", "file", t.toldFile(), "err", err)
 	}
 }
 
@@ -83,8 +97,8 @@ func (t *Transmitter) toldNow() []savedTold {
 	return out
 }
 
-func writeState(path string, streams []savedStream, told []savedTold) error {
-	b, err := json.Marshal(map[string]any{"streams": streams, "told": told})
+func writeState(path string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -111,12 +125,36 @@ func writeState(path string, streams []savedStream, told []savedTold) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// loadTold restores what was told of incidents; a missing file is none.
+func (t *Transmitter) loadTold() error {
+	b, err := os.ReadFile(t.toldFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("respond.ssf.state_file: %w", err)
+	}
+	var st struct {
+		Told []savedTold `json:"told"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("respond.ssf.state_file: %s: not the transmitter's state: %w", t.toldFile(), err)
+	}
+	for _, v := range st.Told {
+		t.seen.Add(v.Incident+"\x00"+v.Integration, told{level: v.Level, compromised: v.Compromised})
+	}
+	return nil
+}
+
 // load restores the streams of state_file: the ones created through the
 // API, and the status and subjects of configured ones still configured. A
 // missing file is a first start.
 func (t *Transmitter) load() error {
 	if t.cfg.StateFile == "" {
 		return nil
+	}
+	if err := t.loadTold(); err != nil {
+		return err
 	}
 	b, err := os.ReadFile(t.cfg.StateFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -127,13 +165,9 @@ func (t *Transmitter) load() error {
 	}
 	var st struct {
 		Streams []savedStream `json:"streams"`
-		Told    []savedTold   `json:"told"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("respond.ssf.state_file %s: not the transmitter's state: %w", t.cfg.StateFile, err)
-	}
-	for _, v := range st.Told {
-		t.seen.Add(v.Incident+"\x00"+v.Integration, told{level: v.Level, compromised: v.Compromised})
 	}
 	receivers := map[string]bool{}
 	for _, r := range t.cfg.Receivers {

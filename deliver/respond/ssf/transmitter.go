@@ -122,7 +122,9 @@ type Transmitter struct {
 	// flushing is the state_file flusher Start runs; Run waits for its
 	// last write.
 	flushing sync.WaitGroup
-	// toldDirty: seen changed since state_file was last written.
+	// toldMu orders writes of the told file.
+	toldMu sync.Mutex
+	// toldDirty: seen changed since the told file was last written.
 	toldDirty atomic.Bool
 	// blockedProbe is how often a held stream tries its head SET again.
 	blockedProbe time.Duration
@@ -225,7 +227,8 @@ func (t *Transmitter) list() []*stream {
 }
 
 // Start runs the streams' push workers until ctx ends, and with state_file
-// writes what was told of incidents every toldFlush (and once at the end).
+// writes what was told of incidents beside it every toldFlush (and once at
+// the end).
 func (t *Transmitter) Start(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -243,12 +246,12 @@ func (t *Transmitter) Start(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					if t.toldDirty.Swap(false) {
-						t.save()
+						t.saveTold()
 					}
 					return
 				case <-tick.C:
 					if t.toldDirty.Swap(false) {
-						t.save()
+						t.saveTold()
 					}
 				}
 			}
