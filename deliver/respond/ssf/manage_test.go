@@ -695,12 +695,24 @@ func TestStateFileOnLoad(t *testing.T) {
 		{"streams[].status changed: the config wins", func(c *Config) { c.Streams[0].Status = StatusPaused }, false, true, StatusPaused},
 		{"receiver gone: its stream dropped", func(c *Config) { c.Receivers = c.Receivers[1:] }, false, false, StatusDisabled},
 		{"unknown status: refused", nil, true, false, ""},
+		{"a file from before version 2: no events_requested was all", nil, false, true, StatusDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := restartable(t, rc)
 			a := newTransmitter(t, ec, base)
 			id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, nil)
 			setStatus(t, a, "static", StatusDisabled)
+			legacy := strings.HasPrefix(tc.name, "a file from before")
+			if legacy {
+				b, _ := os.ReadFile(a.tr.cfg.StateFile)
+				old := strings.Replace(string(b), `,"version":2`, "", 1)
+				if old == string(b) {
+					t.Fatalf("no version in %s", b)
+				}
+				if err := os.WriteFile(a.tr.cfg.StateFile, []byte(old), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tc.corrupt {
 				state := a.tr.cfg.StateFile
 				b, _ := os.ReadFile(state)
@@ -730,6 +742,15 @@ func TestStateFileOnLoad(t *testing.T) {
 			}
 			if static.status != tc.staticStatus {
 				t.Errorf("configured stream status %s, want %s", static.status, tc.staticStatus)
+			}
+			if api != nil {
+				want := 0
+				if legacy {
+					want = len(EventsSupported)
+				}
+				if got := len(b.tr.view(api).EventsDelivered); got != want {
+					t.Errorf("API stream created without events_requested delivers %d events, want %d", got, want)
+				}
 			}
 		})
 	}

@@ -55,7 +55,7 @@ func (t *Transmitter) save() {
 		s.mu.Unlock()
 		out = append(out, v)
 	}
-	if err := writeState(t.cfg.StateFile, map[string]any{"streams": out}); err != nil {
+	if err := writeState(t.cfg.StateFile, map[string]any{"version": stateVersion, "streams": out}); err != nil {
 		t.log.Warn("SSF streams not saved; they go on in memory", "state_file", t.cfg.StateFile, "err", err)
 	}
 }
@@ -73,6 +73,9 @@ func (t *Transmitter) saveTold() {
 		t.log.Warn("SSF incident levels not saved; a restart may repeat a level without previous_level", "file", t.toldFile(), "err", err)
 	}
 }
+
+// stateVersion 2: events_requested empty means none (before: all).
+const stateVersion = 2
 
 // savedTold is what receivers were told of one incident and integration.
 type savedTold struct {
@@ -164,6 +167,7 @@ func (t *Transmitter) load() error {
 		return fmt.Errorf("respond.ssf.state_file: %w", err)
 	}
 	var st struct {
+		Version int           `json:"version"`
 		Streams []savedStream `json:"streams"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
@@ -192,6 +196,9 @@ func (t *Transmitter) load() error {
 		case !v.Static:
 			s = newStream(v.ID, v.Aud, false)
 			s.endpoint, s.auth, s.requested, s.description = v.Endpoint, secret.New(v.AuthorizationHeader), v.EventsRequested, v.Description
+			if st.Version < 2 && len(s.requested) == 0 {
+				s.requested = slices.Clone(EventsSupported) // what it delivered when saved
+			}
 		}
 		if !slices.Contains(statuses, v.Status) {
 			return fmt.Errorf("respond.ssf.state_file %s: stream %s: status %q: want enabled, paused or disabled", t.cfg.StateFile, v.ID, v.Status)
