@@ -167,3 +167,49 @@ func TestReplayActionsRehearseThePolicy(t *testing.T) {
 		t.Errorf("--actions without a respond policy: exit %d %s", code, errOut)
 	}
 }
+
+// TestReplayRevokesExpiredIntegration is time-bound access end to end: a
+// catalog entry whose expires_at passed, still used, raises inventory.expired,
+// which opens an incident at once, which a rule matching the detector turns
+// into a (dry-run) revoke of that client for the user it acted for.
+func TestReplayRevokesExpiredIntegration(t *testing.T) {
+	cfg := respondConfig(t, "", "  rules:\n    - name: time-bound-access\n      match: {detectors: [inventory.expired]}\n      action: revoke\n")
+	catalog, err := filepath.Abs("testdata/timebound/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(doc, []byte("inventory:\n  path: "+catalog+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	actions := filepath.Join(t.TempDir(), "actions.jsonl")
+	code, _, errOut := tokenwatch(t, "replay", "--config", cfg, "--actions", actions, "--source", "google_workspace", "--tenant", "acme",
+		"testdata/timebound/records.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	b, err := os.ReadFile(actions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []actionLine
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r actionLine
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		got = append(got, r)
+	}
+	const want = "DELETE https://admin.googleapis.com/admin/directory/v1/users/pm@acme.test/tokens/552011778899-survey.apps.googleusercontent.com"
+	if len(got) != 1 {
+		t.Fatalf("%d actions, want one revoke: %s", len(got), b)
+	}
+	r := got[0]
+	if r.Action != schemas.ActionRevoke || r.Mode != schemas.ModeDryRun || r.IntegrationID != "survey-pilot" || r.Rule != "time-bound-access" ||
+		r.Status != schemas.ResponsePlanned || len(r.Request) != 1 || r.Request[0] != want {
+		t.Errorf("action %s, want a dry-run revoke of survey-pilot by rule time-bound-access: %s", b, want)
+	}
+}
