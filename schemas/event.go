@@ -203,4 +203,7 @@ type Inventory struct {
 	ApprovedScopes    []string `json:"approved_scopes,omitempty"`
 	ApprovedCountries []string `json:"approved_countries,omitempty"`
 	ExpiresAt         *Time    `json:"expires_at,omitempty"`
+	// ReviewDueAt is reviewed_at + review_every: after it the entry's
+	// review is overdue (inventory.review_overdue).
+	ReviewDueAt *Time `json:"review_due_at,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/newasn"
 	_ "github.com/tokenwatch/tokenwatch/detect/geo/newcountry"
 	_ "github.com/tokenwatch/tokenwatch/detect/inventory/expired"
+	_ "github.com/tokenwatch/tokenwatch/detect/inventory/reviewoverdue"
 	_ "github.com/tokenwatch/tokenwatch/detect/inventory/unowned"
 	_ "github.com/tokenwatch/tokenwatch/detect/lifecycle/dormant"
 	_ "github.com/tokenwatch/tokenwatch/detect/lifecycle/newimpersonation"

@@ -60,14 +60,17 @@ type Config struct {
 // DefaultWeights: a lone geo or user-agent novelty stays a signal; three
 // independent detectors, or one with a sensitive context, make an incident.
 var DefaultWeights = map[string]float64{
-	"auth.failure_burst":             35,
-	"chain.cross_app":                45,
-	"chain.shared_ip":                35,
-	"geo.hosting_or_anonymizer":      40,
-	"geo.impossible_travel":          40,
-	"geo.new_asn":                    20,
-	"geo.new_country":                25,
-	"inventory.expired":              100,
+	"auth.failure_burst":        35,
+	"chain.cross_app":           45,
+	"chain.shared_ip":           35,
+	"geo.hosting_or_anonymizer": 40,
+	"geo.impossible_travel":     40,
+	"geo.new_asn":               20,
+	"geo.new_country":           25,
+	"inventory.expired":         100,
+	// An overdue review is hygiene, not compromise: it adds a little to
+	// other signals and never opens an incident alone.
+	"inventory.review_overdue":       10,
 	"inventory.unowned":              15,
 	"lifecycle.dormant_reactivation": 40,
 	"lifecycle.new_impersonation":    45,

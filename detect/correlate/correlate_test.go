@@ -15,7 +15,8 @@ import (
 var t0 = time.Date(2026, 10, 20, 2, 0, 0, 0, time.UTC)
 
 var known = []string{"geo.new_country", "geo.new_asn", "lifecycle.new_user_agent", "geo.impossible_travel",
-	"lifecycle.use_after_revoke", "volume.spike", "chain.shared_ip", "inventory.expired"}
+	"lifecycle.use_after_revoke", "volume.spike", "chain.shared_ip", "inventory.expired",
+	"inventory.review_overdue"}
 
 func newCorrelator(t *testing.T) *correlate.Correlator {
 	t.Helper()
@@ -88,6 +89,8 @@ func TestIncidentsOpenGrowAndResolve(t *testing.T) {
 		{"three detectors on one event open an incident", []step{{at: 0, alerts: []string{"geo.new_country", "geo.new_asn", "lifecycle.new_user_agent"}}},
 			[]string{"0:1:open"}},
 		{"a high-confidence signal opens one at once", []step{{at: 0, alerts: []string{"lifecycle.use_after_revoke"}}}, []string{"0:1:open"}},
+		{"an overdue review is hygiene: alone, even repeated, it stays a signal", []step{
+			{at: 0, alerts: []string{"inventory.review_overdue"}}, {at: time.Hour, alerts: []string{"inventory.review_overdue"}}}, nil},
 		{"signals spread over hours add up", []step{
 			{at: 0, alerts: []string{"geo.new_country"}}, {at: time.Hour, alerts: []string{"geo.new_asn"}},
 			{at: 3 * time.Hour, alerts: []string{"volume.spike"}}}, []string{"0:1:open"}},

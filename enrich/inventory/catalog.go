@@ -256,6 +256,10 @@ func (e *Entry) validate() []error {
 			t := schemas.NewTime(*e.expires)
 			e.view.ExpiresAt = &t
 		}
+		if due, ok := e.ReviewDue(); ok {
+			t := schemas.NewTime(due)
+			e.view.ReviewDueAt = &t
+		}
 	}
 	return errs
 }

@@ -262,12 +262,16 @@ func TestReviewSchedule(t *testing.T) {
 	if a.ReviewOverdue(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) || !a.ReviewOverdue(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Error("a overdue wrong")
 	}
+	// Events carry the due date, for inventory.review_overdue.
+	if v := a.Inventory().ReviewDueAt; v == nil || !v.Time.Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("a's inventory review_due_at = %v", v)
+	}
 	b, _ := c.Entry("b")
 	if due, _ := b.ReviewDue(); !due.Equal(time.Date(2026, 9, 2, 12, 0, 0, 0, time.UTC)) {
 		t.Errorf("b due %v", due)
 	}
 	cc, _ := c.Entry("c")
-	if _, ok := cc.ReviewDue(); ok || cc.ReviewOverdue(time.Now()) {
+	if _, ok := cc.ReviewDue(); ok || cc.ReviewOverdue(time.Now()) || cc.Inventory().ReviewDueAt != nil {
 		t.Error("c has no schedule")
 	}
 	for y, want := range map[string]string{
