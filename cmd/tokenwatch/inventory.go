@@ -53,6 +53,8 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	// The wall clock is right here: this is today's review of what is live,
+	// not a replay.
 	r := BuildInventoryReport(cat, rows, time.Now(), *staleAfter)
 	r.Print(stdout)
 	return nil
@@ -61,6 +63,9 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // InventoryReport is the content of `tokenwatch inventory`.
 type InventoryReport struct {
 	Catalogued, Discovered, Unowned, Expired, Stale, NeverSeen []InventoryLine
+	// ReviewOverdue lists catalog entries, seen or not, whose periodic
+	// review (reviewed_at + review_every) is past due.
+	ReviewOverdue []InventoryLine
 }
 
 // InventoryLine is one integration in a section.
@@ -73,8 +78,12 @@ type InventoryLine struct {
 func BuildInventoryReport(cat *inventory.Catalog, seen []clickhouse.IntegrationRow, now time.Time, staleAfter time.Duration) InventoryReport {
 	var r InventoryReport
 	seenIDs := map[string]bool{}
+	lastSeen := map[string]time.Time{}
 	for _, s := range seen {
 		seenIDs[s.IntegrationID] = true
+		if s.LastSeen.After(lastSeen[s.IntegrationID]) {
+			lastSeen[s.IntegrationID] = s.LastSeen
+		}
 		l := InventoryLine{Tenant: s.Tenant, ID: s.IntegrationID, Name: s.Name, Owner: s.Owner, LastSeen: s.LastSeen,
 			Note: strings.Join(s.Sources, ",")}
 		var e *inventory.Entry
@@ -103,6 +112,10 @@ func BuildInventoryReport(cat *inventory.Catalog, seen []clickhouse.IntegrationR
 			if !seenIDs[e.ID] {
 				r.NeverSeen = append(r.NeverSeen, InventoryLine{ID: e.ID, Name: e.Name, Owner: e.Owner, Note: "catalogued, never seen"})
 			}
+			if due, ok := e.ReviewDue(); ok && e.ReviewOverdue(now) {
+				r.ReviewOverdue = append(r.ReviewOverdue, InventoryLine{ID: e.ID, Name: e.Name, Owner: e.Owner, LastSeen: lastSeen[e.ID],
+					Note: fmt.Sprintf("review due %s, %d days overdue", due.Format("2006-01-02"), int(now.Sub(due).Hours()/24))})
+			}
 		}
 	}
 	return r
@@ -110,13 +123,13 @@ func BuildInventoryReport(cat *inventory.Catalog, seen []clickhouse.IntegrationR
 
 // Print writes the report as sections of aligned tables.
 func (r InventoryReport) Print(w io.Writer) {
-	fmt.Fprintf(w, "integrations: %d catalogued and seen, %d discovered (not catalogued), %d unowned, %d expired but used, %d stale, %d catalogued but never seen\n",
-		len(r.Catalogued), len(r.Discovered), len(r.Unowned), len(r.Expired), len(r.Stale), len(r.NeverSeen))
+	fmt.Fprintf(w, "integrations: %d catalogued and seen, %d discovered (not catalogued), %d unowned, %d expired but used, %d stale, %d catalogued but never seen, %d review overdue\n",
+		len(r.Catalogued), len(r.Discovered), len(r.Unowned), len(r.Expired), len(r.Stale), len(r.NeverSeen), len(r.ReviewOverdue))
 	for _, sec := range []struct {
 		title string
 		lines []InventoryLine
 	}{{"Discovered, not catalogued (name, own and review them)", r.Discovered}, {"Unowned", r.Unowned},
-		{"Expired but still used", r.Expired}, {"Stale (candidates for revocation)", r.Stale},
+		{"Expired but still used", r.Expired}, {"Review overdue (catalog reviewed_at + review_every passed)", r.ReviewOverdue}, {"Stale (candidates for revocation)", r.Stale},
 		{"Catalogued but never seen", r.NeverSeen}, {"Catalogued", r.Catalogued}} {
 		if len(sec.lines) == 0 {
 			continue

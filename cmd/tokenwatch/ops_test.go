@@ -50,10 +50,14 @@ func TestInventoryReportSections(t *testing.T) {
     name: CRM Sync
     owner: revops@example.com
     expires_at: 2026-10-01
+    reviewed_at: 2026-06-01
+    review_every: 90d
     identities: [{source: google_workspace, id: c1}]
   - id: old-backup
     name: Old Backup
     owner: it@example.com
+    reviewed_at: 2026-11-01
+    review_every: 90d
     identities: [{source: google_workspace, id: c2}]
 `))
 	if err != nil {
@@ -65,15 +69,17 @@ func TestInventoryReportSections(t *testing.T) {
 		{Tenant: "t", IntegrationID: "shadow-app", Name: "Shadow", LastSeen: now.Add(-100 * 24 * time.Hour), Sources: []string{"google_workspace"}},
 	}
 	r := BuildInventoryReport(cat, rows, now, 90*24*time.Hour)
-	if len(r.Catalogued) != 1 || len(r.Discovered) != 1 || len(r.Unowned) != 1 || len(r.Expired) != 1 || len(r.Stale) != 1 || len(r.NeverSeen) != 1 {
+	if len(r.Catalogued) != 1 || len(r.Discovered) != 1 || len(r.Unowned) != 1 || len(r.Expired) != 1 || len(r.Stale) != 1 || len(r.NeverSeen) != 1 ||
+		len(r.ReviewOverdue) != 1 {
 		t.Fatalf("sections: %+v", r)
 	}
-	if r.Expired[0].ID != "crm" || r.Stale[0].ID != "shadow-app" || r.NeverSeen[0].ID != "old-backup" {
+	if r.Expired[0].ID != "crm" || r.Stale[0].ID != "shadow-app" || r.NeverSeen[0].ID != "old-backup" || r.ReviewOverdue[0].ID != "crm" {
 		t.Fatalf("wrong integrations in sections: %+v", r)
 	}
 	var b bytes.Buffer
 	r.Print(&b)
-	for _, want := range []string{"1 discovered", "Stale (candidates for revocation)", "unused 100 days", "expired 2026-10-01, still used"} {
+	for _, want := range []string{"1 discovered", "Stale (candidates for revocation)", "unused 100 days", "expired 2026-10-01, still used",
+		"1 review overdue", "review due 2026-08-30, 88 days overdue"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
