@@ -21,6 +21,8 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfgPath := fs.String("config", "", "config file (its inventory.path and clickhouse block)")
 	addr := fs.String("clickhouse", "", "ClickHouse native address (overrides config)")
 	staleAfter := fs.Duration("stale", 90*24*time.Hour, "unused this long: a candidate for revocation")
+	scopes := fs.Bool("scopes", false, "least privilege: per integration, the scopes held against those its API calls needed, from raw records FILE... of --source (offline)")
+	so := scopeFlags(fs)
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -30,6 +32,12 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
+	}
+	if *scopes {
+		return runScopes(cfg, so, fs.Args(), stdout, stderr)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: input files are read with --scopes only", errUsage)
 	}
 	if *addr != "" {
 		cfg.ClickHouse.Addr = []string{*addr}

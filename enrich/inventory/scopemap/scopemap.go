@@ -201,8 +201,10 @@ func (m *Map) Call(ev *schemas.Event) (string, *Entry) {
 	case ev.Resource.Type == "api_method" && ev.Resource.ID != "":
 		return ev.Resource.ID, m.byCall[ev.Resource.ID]
 	case ev.HTTP != nil && ev.HTTP.Method != "":
+		// The route has ids templated ({id}), so unmapped calls group by
+		// what was called, not on whom.
 		route := ev.HTTP.Route
-		if ev.Resource.Type == "graph_path" && ev.Resource.ID != "" {
+		if route == "" {
 			route = ev.Resource.ID
 		}
 		segs := segments(route)

@@ -53,7 +53,7 @@ func googleCall(method string) *schemas.Event {
 }
 
 func graphCall(method, path string) *schemas.Event {
-	return &schemas.Event{Source: Microsoft, HTTP: &schemas.HTTP{Method: method, Route: path}, Resource: schemas.Resource{Type: "graph_path", ID: path}}
+	return &schemas.Event{Source: Microsoft, HTTP: &schemas.HTTP{Method: method, Route: path}, Resource: schemas.Resource{Type: "graph_path", ID: "/v1.0/users/ana@acme.test/raw"}}
 }
 
 func TestCall(t *testing.T) {
@@ -139,6 +139,7 @@ func TestUsage(t *testing.T) {
 		Needed:    []string{"AuditLog.Read.All", "Mail.Read", "User.Read.All"},
 		Exercised: []string{"Mail.ReadWrite", "User.Read.All"},
 		Unused:    []string{"Sites.ReadWrite.All"},
+		Narrower:  []Narrowing{{"Mail.ReadWrite", []string{"Mail.Read"}}},
 		Uncovered: []Count{{"GET /auditLogs/signIns", 1}},
 		Calls:     4, Mapped: 4, Unmapped: []Count{}, From: b.From, To: b.To,
 	}, {
@@ -147,6 +148,7 @@ func TestUsage(t *testing.T) {
 		Needed:    []string{"https://www.googleapis.com/auth/calendar.events.readonly"},
 		Exercised: []string{cal},
 		Unused:    []string{mail},
+		Narrower:  []Narrowing{{cal, []string{"https://www.googleapis.com/auth/calendar.events.readonly"}}},
 		Uncovered: []Count{},
 		Calls:     4, Mapped: 3, Unmapped: []Count{{"tasks.tasks.list", 1}}, Failed: 1, From: b.From, To: b.To,
 	}}

@@ -23,6 +23,10 @@ type Usage struct {
 	Exercised []string `json:"exercised"`
 	// Unused: held but never exercised: candidates to remove.
 	Unused []string `json:"unused"`
+	// Narrower: exercised scopes broader than some call needed, with the
+	// least-privileged scope those calls needed ("Mail.ReadWrite" used only
+	// to read: Mail.Read would do).
+	Narrower []Narrowing `json:"narrower"`
 	// Uncovered: mapped calls none of the held scopes serves (the held
 	// scopes are not all known, e.g. no grant seen in the window).
 	Uncovered []Count `json:"uncovered"`
@@ -35,6 +39,13 @@ type Usage struct {
 	Failed   int       `json:"failed"`
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
+}
+
+// Narrowing is a held scope and what its calls needed instead. A scope
+// listed with several needs (read and send) can be swapped for all of them.
+type Narrowing struct {
+	Held  string   `json:"held"`
+	Needs []string `json:"needs"`
 }
 
 // Count is a call and how often it was made.
@@ -136,12 +147,15 @@ func (b *Builder) Usage() []Usage {
 	for k, a := range b.by {
 		u := Usage{Tenant: k.tenant, IntegrationID: k.integration, Name: a.name, Source: k.source,
 			Calls: a.calls, Failed: a.failed, From: b.From, To: b.To,
-			Held: []string{}, Needed: []string{}, Exercised: []string{}, Unused: []string{}, Uncovered: []Count{}, Unmapped: []Count{}}
+			Held: []string{}, Needed: []string{}, Exercised: []string{}, Unused: []string{}, Narrower: []Narrowing{}, Uncovered: []Count{}, Unmapped: []Count{}}
 		for _, s := range a.held {
 			u.Held = append(u.Held, s)
 		}
 		exercised := map[string]bool{}
 		needed := map[string]bool{}
+		// needsOf[s]: what the calls credited to s needed; s is broader
+		// than needed when its calls needed anything but s itself.
+		needsOf := map[string]map[string]bool{}
 		uncovered := map[string]int{}
 		for ck, mc := range a.mapped {
 			u.Mapped += mc.n
@@ -152,6 +166,10 @@ func (b *Builder) Usage() []Usage {
 			needed[needs] = true
 			if s := credit(a.held, k.source, mc.e); s != "" {
 				exercised[s] = true
+				if needsOf[s] == nil {
+					needsOf[s] = map[string]bool{}
+				}
+				needsOf[s][needs] = true
 			} else {
 				uncovered[mc.e.Call] += mc.n
 			}
@@ -167,6 +185,18 @@ func (b *Builder) Usage() []Usage {
 				u.Unused = append(u.Unused, s)
 			}
 		}
+		for s, ns := range needsOf {
+			if ns[s] {
+				continue // some call needed s itself
+			}
+			n := Narrowing{Held: s}
+			for x := range ns {
+				n.Needs = append(n.Needs, x)
+			}
+			slices.Sort(n.Needs)
+			u.Narrower = append(u.Narrower, n)
+		}
+		slices.SortFunc(u.Narrower, func(x, y Narrowing) int { return cmp.Compare(x.Held, y.Held) })
 		u.Uncovered = counts(uncovered)
 		u.Unmapped = counts(a.unmapped)
 		for _, l := range [][]string{u.Held, u.Needed, u.Exercised, u.Unused} {
