@@ -12,6 +12,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -276,4 +277,60 @@ func display(path string) string {
 		}
 	}
 	return p
+}
+
+// SQLCollections are the Graph collections whose next path segment is an
+// id. ClickHouse 18.16 cannot match against a pattern held in a table (its
+// match() wants a constant), so integration_scope_usage keys a Graph call by
+// rewriting its route with this list (schemas/migrations/0018_scope_usage.sql
+// repeats it; a test keeps the two equal) and joins on SQLKey.
+const SQLCollections = "users|messages|mailfolders|childfolders|drives|items|groups|applications|serviceprincipals|sites|chats|events|calendars|contacts|attachments"
+
+var sqlIDSegment = regexp.MustCompile("/(" + SQLCollections + ")/[^/]+")
+
+// SQLKey is the entry's key in api_method_scopes: the Google method id, or
+// the Graph call in lower case ("get /users/{id}/messages").
+func (e *Entry) SQLKey() string {
+	if e.Source != Microsoft {
+		return e.Call
+	}
+	return strings.ToLower(e.Call)
+}
+
+// SQLCallKey is what the view computes from a Graph request (method and
+// route): lower case, no version prefix, /me/ as /users/{id}/, the segment
+// after each SQLCollections name as {id}. Go's twin of the SQL, for tests.
+func SQLCallKey(method, route string) string {
+	r := strings.TrimSuffix(strings.ToLower(route), "/")
+	r = regexp.MustCompile(`^/(v1\.0|beta)/`).ReplaceAllString(r, "/")
+	r = regexp.MustCompile(`^/me/`).ReplaceAllString(r, "/users/{id}/")
+	r = sqlIDSegment.ReplaceAllString(r, "/$1/{id}")
+	return strings.ToLower(method) + " " + r
+}
+
+// SQLInsert is the INSERT that fills the ClickHouse table api_method_scopes
+// with the map (schemas/migrations carries it verbatim; a test keeps the
+// two equal). It is an INSERT … SELECT over one array of string tuples:
+// ClickHouse 18.16 does not answer an INSERT … VALUES sent through the
+// driver's Exec, and all-string tuples need no type unification (scope
+// lists travel space-separated).
+func (m *Map) SQLInsert() string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO api_method_scopes (source, call, call_key, needs, needs_app, scopes, partial, doc)\n")
+	b.WriteString("SELECT tupleElement(r, 1), tupleElement(r, 2), tupleElement(r, 3), tupleElement(r, 4), tupleElement(r, 5),\n")
+	b.WriteString("    arrayFilter(x -> x != '', splitByChar(' ', tupleElement(r, 6))), arrayFilter(x -> x != '', splitByChar(' ', tupleElement(r, 7))), tupleElement(r, 8)\n")
+	b.WriteString("FROM (SELECT arrayJoin([\n")
+	for i, e := range m.entries {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "    (%s, %s, %s, %s, %s, %s, %s, %s)", sqlString(e.Source), sqlString(e.Call), sqlString(e.SQLKey()),
+			sqlString(e.Needs), sqlString(e.NeedsApp), sqlString(strings.Join(e.Scopes, " ")), sqlString(strings.Join(e.Partial, " ")), sqlString(e.Doc))
+	}
+	b.WriteString("\n]) AS r);")
+	return b.String()
+}
+
+func sqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -136,10 +136,10 @@ func TestUsage(t *testing.T) {
 	want := []Usage{{
 		Tenant: "acme", IntegrationID: "archiver", Name: "archiver", Source: Microsoft,
 		Held:      []string{"Mail.ReadWrite", "Sites.ReadWrite.All", "User.Read.All"},
-		Needed:    []string{"AuditLog.Read.All", "Mail.Read", "User.Read.All"},
+		Needed:    []string{"AuditLog.Read.All", "Mail.Read", "User.ReadBasic.All"},
 		Exercised: []string{"Mail.ReadWrite", "User.Read.All"},
 		Unused:    []string{"Sites.ReadWrite.All"},
-		Narrower:  []Narrowing{{"Mail.ReadWrite", []string{"Mail.Read"}}},
+		Narrower:  []Narrowing{{"Mail.ReadWrite", []string{"Mail.Read"}}, {"User.Read.All", []string{"User.ReadBasic.All"}}},
 		Uncovered: []Count{{"GET /auditLogs/signIns", 1}},
 		Calls:     4, Mapped: 4, Unmapped: []Count{}, From: b.From, To: b.To,
 	}, {
