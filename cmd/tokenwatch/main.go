@@ -45,7 +45,7 @@ func commands() []command {
 		{"respond", "respond revoke --source S --integration ID [--principal P] [--dry-run] | list | approve ID | deny ID: revoke through the vendor's admin API, print the requests, answer approval requests", runRespond},
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},
 		{"config", "config check FILE: validate a config file as every role does at start", runConfig},
-		{"inventory", "report catalogued vs discovered integrations: unowned, expired, stale", runInventory},
+		{"inventory", "report catalogued vs discovered integrations: unowned, expired, review overdue, stale; --scopes: held vs used scopes", runInventory},
 		{"hosting", "hosting refresh --out FILE: download cloud ranges, the Tor exit list and ASN lists into geo.hosting_or_anonymizer's ranges file", runHosting},
 		{"detectors", "list every detector and Sigma rule: kind, status, ATT&CK techniques, enabled, shadow (--long or IDs: also runbook, false positives, references)", runDetectors},
 		{"rule", "rule test RULE.yml [--source S] FILE...: replay raw records through one Sigma rule; each match as a JSON line", runRule},
