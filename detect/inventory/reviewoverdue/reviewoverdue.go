@@ -90,7 +90,7 @@ func (d *Detector) NewState() detect.State { return &State{} }
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	inv := ev.Inventory
-	if inv == nil || !inv.Catalogued || inv.ReviewDueAt == nil || !active(ev) {
+	if inv == nil || !inv.Catalogued || inv.ReviewDueAt == nil || !detect.Active(ev) {
 		return nil
 	}
 	due := inv.ReviewDueAt.Time.UTC()
@@ -118,17 +118,4 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"review_due_at": schemas.NewTime(due), "owner": inv.Owner, "criticality": inv.Criticality, "grace": d.cfg.Grace.String()},
 		EventIDs: []string{ev.EventID}, FirstSeen: t, LastSeen: t,
 	}}
-}
-
-// active: failed calls, auth failures and revokes are the integration being
-// turned off, not used.
-func active(ev *schemas.Event) bool {
-	if ev.Outcome == "failure" {
-		return false
-	}
-	switch ev.Action.Category {
-	case schemas.CategoryRevoke, schemas.CategoryAuthFailure:
-		return false
-	}
-	return true
 }

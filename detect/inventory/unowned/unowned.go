@@ -96,25 +96,11 @@ func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{} }
 
-// active reports whether ev is the integration doing something: a call that
-// did not fail and is not a revoke or an authentication failure. A dead
-// integration's failing retries or its revocation is not activity to own.
-func active(ev *schemas.Event) bool {
-	if ev.Outcome == "failure" {
-		return false
-	}
-	switch ev.Action.Category {
-	case schemas.CategoryRevoke, schemas.CategoryAuthFailure:
-		return false
-	}
-	return true
-}
-
 // Observe implements detect.Detector.
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
 	s := st.(*State)
 	inv := ev.Inventory
-	if s.Reported || inv == nil || (inv.Catalogued && strings.TrimSpace(inv.Owner) != "") || !active(ev) {
+	if s.Reported || inv == nil || (inv.Catalogued && strings.TrimSpace(inv.Owner) != "") || !detect.Active(ev) {
 		return nil
 	}
 	s.Reported = true
