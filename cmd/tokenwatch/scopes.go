@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,40 +95,21 @@ func runScopes(cfg config.Config, o scopeOptions, files []string, stdout, stderr
 func scopeWindow(o scopeOptions, last time.Time) (from, to time.Time, err error) {
 	to = last.Add(time.Millisecond)
 	if *o.until != "" {
-		if to, err = parseInstant(*o.until); err != nil {
+		if to, err = inventory.ParseTime(*o.until); err != nil {
 			return from, to, fmt.Errorf("%w: --until %q: want RFC 3339 or a date", errUsage, *o.until)
 		}
 	}
 	if *o.since != "" {
-		if from, err = parseInstant(*o.since); err != nil {
+		if from, err = inventory.ParseTime(*o.since); err != nil {
 			return from, to, fmt.Errorf("%w: --since %q: want RFC 3339 or a date", errUsage, *o.since)
 		}
 		return from, to, nil
 	}
-	d, err := parseDays(*o.window)
+	d, err := inventory.ParseDays(*o.window)
 	if err != nil {
 		return from, to, fmt.Errorf("%w: --window %q: %v", errUsage, *o.window, err)
 	}
 	return to.Add(-d), to, nil
-}
-
-func parseInstant(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
-	}
-	return time.Parse(time.DateOnly, s)
-}
-
-// parseDays accepts whole days (30d) or a Go duration (720h), positive.
-func parseDays(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if days, err := strconv.Atoi(n); err == nil && days > 0 {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	return 0, fmt.Errorf("want a positive duration: days (30d) or a Go duration (720h)")
 }
 
 // printScopes writes one block per integration: the table's columns would

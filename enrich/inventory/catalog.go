@@ -209,7 +209,7 @@ func (e *Entry) validate() []error {
 		}
 	}
 	if s := strings.TrimSpace(e.ExpiresAt); s != "" {
-		t, err := parseExpiry(s)
+		t, err := ParseTime(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("expires_at %q: want RFC 3339 (2026-12-31T18:00:00Z) or a date (2026-12-31)", s))
 		} else {
@@ -218,14 +218,14 @@ func (e *Entry) validate() []error {
 	}
 	rs, es := strings.TrimSpace(e.ReviewedAt), strings.TrimSpace(e.ReviewEvery)
 	if rs != "" {
-		if t, err := parseExpiry(rs); err != nil {
+		if t, err := ParseTime(rs); err != nil {
 			errs = append(errs, fmt.Errorf("reviewed_at %q: want RFC 3339 (2026-09-01T09:00:00Z) or a date (2026-09-01)", rs))
 		} else {
 			e.reviewed = &t
 		}
 	}
 	if es != "" {
-		if d, err := parseReviewEvery(es); err != nil {
+		if d, err := ParseDays(es); err != nil {
 			errs = append(errs, fmt.Errorf("review_every %q: %w", es, err))
 		} else {
 			e.reviewEvery = d
@@ -264,18 +264,19 @@ func (e *Entry) validate() []error {
 	return errs
 }
 
-// parseExpiry accepts RFC 3339 or a bare date; a date means its first instant
-// in UTC, so "expires_at: 2026-12-31" is no longer valid on that day.
-func parseExpiry(s string) (time.Time, error) {
+// ParseTime accepts RFC 3339 or a bare date; a date means its first instant
+// in UTC, so "expires_at: 2026-12-31" is no longer valid on that day. The
+// catalog's times and the CLI's --since/--until read alike.
+func ParseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), nil
 	}
 	return time.Parse(time.DateOnly, s)
 }
 
-// parseReviewEvery accepts whole days ("90d") or a Go duration ("2160h"),
-// positive.
-func parseReviewEvery(s string) (time.Duration, error) {
+// ParseDays accepts whole days ("90d") or a Go duration ("2160h"),
+// positive: review_every, and the CLI's --window.
+func ParseDays(s string) (time.Duration, error) {
 	bad := errors.New("want a positive duration: days (90d) or a Go duration (2160h)")
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
