@@ -189,3 +189,40 @@ func TestLaterVersionsPlanOnlyWhatIsNew(t *testing.T) {
 		t.Errorf("ids %s %s", a[0].Response.ID, b[0].Response.ID)
 	}
 }
+
+// TestTimeBoundAccessRevokesExpiredIntegrations: a rule on inventory.expired
+// revokes a catalogued integration once its approval lapsed, through the
+// catalog's identity for the source and in dry run by default, whatever the
+// incident's severity; incidents without the detector are not its business.
+func TestTimeBoundAccessRevokesExpiredIntegrations(t *testing.T) {
+	cat, err := inventory.Parse([]byte("integrations:\n  - id: survey-pilot\n    owner: pm@acme.example\n    expires_at: 2026-10-08\n" +
+		"    identities: [{source: google_workspace, id: " + client + "}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeBound := respond.Rule{Name: "time-bound-access", Match: respond.Match{Detectors: []string{"inventory.expired"}}, Action: schemas.ActionRevoke}
+	expired := incident("i", "google_workspace", "survey-pilot", t0, "pm@acme.example")
+	expired.Severity, expired.RiskScore, expired.Detectors = schemas.SeverityMedium, 100, []string{"inventory.expired"}
+	hygiene := expired
+	hygiene.Detectors = []string{"inventory.review_overdue", "inventory.unowned"}
+	for _, tc := range []struct {
+		name string
+		inc  schemas.Incident
+		want []string
+	}{
+		{"expired: a dry-run revoke of the catalogued client", expired,
+			[]string{"revoke/planned/dry_run/time-bound-access DELETE https://admin.googleapis.com/admin/directory/v1/users/pm@acme.example/tokens/" + client}},
+		{"no inventory.expired: no action", hygiene, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, pl := range respond.NewPlanner(policy(timeBound), revokers(t), cat).Plan(tc.inc) {
+				r := pl.Response
+				got = append(got, r.Action+"/"+r.Status+"/"+r.Mode+"/"+r.Rule+" "+strings.Join(r.Requests, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("planned %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
