@@ -282,7 +282,7 @@ func display(path string) string {
 // SQLCollections are the Graph collections whose next path segment is an
 // id. ClickHouse 18.16 cannot match against a pattern held in a table (its
 // match() wants a constant), so integration_scope_usage keys a Graph call by
-// rewriting its route with this list (schemas/migrations/0018_scope_usage.sql
+// rewriting its route with this list (schemas/migrations/0019_scope_usage.sql
 // repeats it; a test keeps the two equal) and joins on SQLKey.
 const SQLCollections = "users|messages|mailfolders|childfolders|drives|items|groups|applications|serviceprincipals|sites|chats|events|calendars|contacts|attachments"
 

@@ -96,11 +96,11 @@ func TestSQLKeysAgreeWithTheGoMatcher(t *testing.T) {
 			}
 		}
 	}
-	b, err := os.ReadFile(migrationDir + "0018_scope_usage.sql")
+	b, err := os.ReadFile(migrationDir + "0019_scope_usage.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(b), "'/("+SQLCollections+")/[^/]+'") {
-		t.Errorf("0018_scope_usage.sql does not rewrite routes with SQLCollections %q", SQLCollections)
+		t.Errorf("0019_scope_usage.sql does not rewrite routes with SQLCollections %q", SQLCollections)
 	}
 }
