@@ -28,6 +28,19 @@ var Aliases = map[string]map[string]string{
 	"github":           {"token_type": "credential.type"},
 }
 
+// RawAliases map a field name a rule may use (lower case) to another field
+// of the same source's raw record, per source, for a vendor that documents
+// one name for searching and writes another in its records. They are
+// consulted when the raw record has no field by the rule's name, before
+// Aliases.
+var RawAliases = map[string]map[string]string{
+	// GitHub's audit log search qualifier is operation: ("Search based on
+	// operation", docs.github.com … reviewing-the-audit-log-for-your-organization),
+	// the streamed and REST records' field operation_type; SigmaHQ's GitHub
+	// rules spell the qualifier.
+	"github": {"operation": "operation_type"},
+}
+
 // record is one event as a rule sees it: the raw vendor record first, then
 // the normalized event. Both are decoded at most once, on first use.
 type record struct {
@@ -69,6 +82,11 @@ func (r *record) lookup(path []string) ([]any, bool) {
 		return vals, true
 	}
 	name := strings.Join(path, ".")
+	if to, ok := RawAliases[r.ev.Source][name]; ok {
+		if vals, ok := walk(r.rawValue(), strings.Split(to, ".")); ok {
+			return vals, true
+		}
+	}
 	for _, src := range []string{r.ev.Source, ""} {
 		if to, ok := Aliases[src][name]; ok {
 			return walk(r.normValue(), strings.Split(to, "."))

@@ -82,3 +82,23 @@ func TestMetaMapsTagsAndDefaultsStatus(t *testing.T) {
 		t.Fatalf("meta %+v", m)
 	}
 }
+
+func TestRawAliasGitHubOperation(t *testing.T) {
+	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: github}\ndetection:\n  sel:\n    operation: remove\n  condition: sel\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for raw, want := range map[string]bool{
+		`{"action":"repo.destroy","operation_type":"remove"}`:                      true,
+		`{"action":"repo.destroy","operation_type":"modify"}`:                      false,
+		`{"action":"repo.destroy","operation":"remove","operation_type":"modify"}`: true, // the rule's own name first
+		`{"action":"repo.destroy"}`:                                                false,
+	} {
+		if got := r.Match(ev("github", raw)) != nil; got != want {
+			t.Errorf("%s: match = %v, want %v", raw, got, want)
+		}
+	}
+	if r.Match(ev("okta", `{"operation_type":"remove"}`)) != nil {
+		t.Error("matched another source")
+	}
+}
