@@ -39,6 +39,12 @@ var RawAliases = map[string]map[string]string{
 	// the streamed and REST records' field operation_type; SigmaHQ's GitHub
 	// rules spell the qualifier.
 	"github": {"operation": "operation_type"},
+	// Entra's audit log exported by a diagnostic setting (Azure Monitor,
+	// Log Analytics' AuditLogs) names the activity operationName; Graph's
+	// directoryAudit, which tokenwatch reads, activityDisplayName ("the
+	// activity name or the operation name", learn.microsoft.com/graph/api/
+	// resources/directoryaudit). SigmaHQ's Entra audit rules spell the former.
+	"microsoft": {"operationname": "activityDisplayName"},
 }
 
 // record is one event as a rule sees it: the raw vendor record first, then

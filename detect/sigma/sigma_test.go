@@ -91,3 +91,20 @@ func TestRawAliasGitHubOperation(t *testing.T) {
 		t.Error("matched another source")
 	}
 }
+
+func TestRawAliasEntraOperationName(t *testing.T) {
+	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: azure, service: auditlogs}\ndetection:\n  sel:\n    OperationName: Remove service principal\n  condition: sel\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for raw, want := range map[string]bool{
+		`{"category":"ApplicationManagement","activityDisplayName":"Remove service principal"}`:                        true,
+		`{"category":"ApplicationManagement","activityDisplayName":"Add service principal"}`:                           false,
+		`{"operationName":"Add service principal","activityDisplayName":"Remove service principal"}`:                   false, // the rule's own name first
+		`{"operationName":"Remove service principal","properties":{"activityDisplayName":"Remove service principal"}}`: true,
+	} {
+		if got := r.Match(ev("microsoft", raw)) != nil; got != want {
+			t.Errorf("%s: match = %v, want %v", raw, got, want)
+		}
+	}
+}
