@@ -48,6 +48,22 @@ func githubEvent(action, operationType string, set map[string]any) string {
 	return edit(base, set)
 }
 
+// entraAudit is a Graph directoryAudit
+// (learn.microsoft.com/graph/api/resources/directoryaudit) of category
+// ApplicationManagement, the list tokenwatch reads, by an admin on the
+// application "Pipeline CRM Sync", with set's dotted paths replaced.
+func entraAudit(activity, operationType string, set map[string]any) string {
+	base := `{"id":"Directory_55cc66dd-0a1b-4c2d-9e3f-4a5b6c7d8e9f_XYZ98_11223344","category":"ApplicationManagement",
+	"correlationId":"55cc66dd-0a1b-4c2d-9e3f-4a5b6c7d8e9f","result":"success","resultReason":"","activityDisplayName":"",
+	"activityDateTime":"2026-10-27T02:45:10.500Z","loggedByService":"Core Directory","operationType":"",
+	"initiatedBy":{"app":null,"user":{"id":"00adad00-0000-4111-8222-333344445555","displayName":null,"userPrincipalName":"it-admin@example.com","ipAddress":"198.51.100.20"}},
+	"targetResources":[{"id":"a7b8c9d0-1111-4222-8333-444455556666","displayName":"Pipeline CRM Sync","type":"ServicePrincipal","userPrincipalName":null,"groupType":null,
+	"modifiedProperties":[{"displayName":"TargetId.ServicePrincipalNames","oldValue":null,"newValue":"\"6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b\""}]}],
+	"additionalDetails":[{"key":"User-Agent","value":"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4)"},{"key":"AppId","value":"6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"}]}`
+	set = with(set, map[string]any{"activityDisplayName": activity, "operationType": operationType})
+	return edit(base, set)
+}
+
 func with(a, b map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range b {
@@ -250,6 +266,32 @@ var sigmahqCases = []sigmahqCase{
 	{file: "github_ssh_certificate_config_changed.yml", source: "github",
 		hit:      githubEvent("ssh_certificate_authority.create", "create", map[string]any{"repo": nil, "repo_id": nil}),
 		missPath: "action", missValue: "ssh_certificate_authority.destroy"},
+	// Microsoft: Graph directoryAudits, category ApplicationManagement.
+	{file: "azure_app_delegated_permissions_all_users.yml", source: "microsoft",
+		hit: entraAudit("Add delegated permission grant", "Assign", map[string]any{"targetResources": []any{
+			map[string]any{"id": "9e8d7c6b-aaaa-4bbb-8ccc-ddddeeeeffff", "displayName": "Microsoft Graph", "type": "ServicePrincipal", "modifiedProperties": []any{
+				map[string]any{"displayName": "DelegatedPermissionGrant.Scope", "oldValue": nil, "newValue": "\" Mail.ReadWrite Files.ReadWrite.All offline_access User.Read\""},
+				map[string]any{"displayName": "DelegatedPermissionGrant.ConsentType", "oldValue": nil, "newValue": "\"AllPrincipals\""},
+				map[string]any{"displayName": "ServicePrincipal.ObjectID", "oldValue": nil, "newValue": "\"a7b8c9d0-1111-4222-8333-444455556666\""}}}}}),
+		missPath: "activityDisplayName", missValue: "Remove delegated permission grant"},
+	{file: "azure_ad_sp_credentials_added.yml", source: "microsoft",
+		hit:      entraAudit("Add service principal credentials", "Update", nil),
+		missPath: "activityDisplayName", missValue: "Remove service principal credentials"},
+	{file: "azure_service_principal_removed.yml", source: "microsoft",
+		hit:      entraAudit("Remove service principal", "Delete", nil),
+		missPath: "activityDisplayName", missValue: "Update service principal"},
+	{file: "azure_service_principal_created.yml", source: "microsoft",
+		hit:      entraAudit("Add service principal", "Add", nil),
+		missPath: "activityDisplayName", missValue: "Update service principal"},
+	{file: "azure_application_deleted.yml", source: "microsoft",
+		hit:      entraAudit("Delete application", "Delete", map[string]any{"targetResources.0.type": "Application"}),
+		missPath: "activityDisplayName", missValue: "Restore application"},
+	{file: "azure_owner_removed_from_application_or_service_principal.yml", source: "microsoft",
+		hit:      entraAudit("Remove owner from service principal", "Unassign", nil),
+		missPath: "activityDisplayName", missValue: "Add owner to service principal"},
+	{file: "azure_owner_added_to_service_principal.yml", source: "microsoft",
+		hit:      entraAudit("Add owner to service principal", "Assign", nil),
+		missPath: "activityDisplayName", missValue: "Remove owner from service principal"},
 }
 
 // TestSigmaHQRules loads each SigmaHQ rule stored unchanged in
@@ -334,6 +376,28 @@ func TestSigmaHQRulesThatDoNotRun(t *testing.T) {
 		// action archived / unarchived: GitHub's actions are repo.archived and
 		// repo.unarchived (the rule's successor, github_repository_archive_status_changed.yml).
 		{"github_repository_actions.yml", "github", githubEvent("repo.archived", "modify", nil)},
+		// properties.message: a field of no Entra audit record, Graph's or
+		// Azure Monitor's export (whose activity is operationName and
+		// properties.activityDisplayName).
+		{"azure_app_credential_added.yml", "microsoft", entraAudit("Update application – Certificates and secrets management", "Update", nil)},
+		{"azure_service_principal_credential_added.yml", "microsoft", entraAudit("Add service principal credentials", "Update", nil)},
+		{"azure_app_privileged_permissions.yml", "microsoft", entraAudit("Add app role assignment to service principal", "Assign", nil)},
+		{"azure_app_owner_added.yml", "microsoft", entraAudit("Add owner to application", "Assign", nil)},
+		// ConsentContext.IsAdminConsent is a modifiedProperties entry's
+		// displayName (a name/value list), not a path in the record.
+		{"azure_app_end_user_consent.yml", "microsoft", entraAudit("Consent to application", "Assign", map[string]any{
+			"targetResources.0.modifiedProperties": []any{map[string]any{"displayName": "ConsentContext.IsAdminConsent", "oldValue": nil, "newValue": "\"False\""}}})},
+		// TargetResources|contains, TargetResources.modifiedProperties|contains:
+		// a substring of the serialized array (Log Analytics' dynamic column);
+		// in the record they are lists of objects, and the engine compares
+		// values, not objects.
+		{"azure_ad_oauth_consent_high_risk_permission.yml", "microsoft", entraAudit("Consent to application", "Assign", map[string]any{
+			"targetResources.0.modifiedProperties": []any{map[string]any{"displayName": "ConsentAction.Permissions", "oldValue": nil,
+				"newValue": "\"[] => [[Id: x, ClientId: 6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b, PrincipalId: , ResourceId: 9e8d7c6b-aaaa-4bbb-8ccc-ddddeeeeffff, ConsentType: AllPrincipals, Scope: Mail.ReadWrite offline_access, CreatedDateTime: , LastModifiedDateTime ]]; \""}}})},
+		{"azure_app_federated_identity_credential_added.yml", "microsoft", entraAudit("Update application", "Update", map[string]any{
+			"targetResources.0.type": "Application",
+			"targetResources.0.modifiedProperties": []any{map[string]any{"displayName": "FederatedIdentityCredentials", "oldValue": "[]",
+				"newValue": "[{\"Name\":\"gh-deploy\",\"Issuer\":\"https://token.actions.githubusercontent.com\",\"Subject\":\"repo:example/payments:ref:refs/heads/main\"}]"}}})},
 	} {
 		rs, err := sigma.LoadFile("testdata/sigmahq/unsupported/" + c.file)
 		if err != nil {
