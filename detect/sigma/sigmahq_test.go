@@ -292,6 +292,9 @@ var sigmahqCases = []sigmahqCase{
 	{file: "azure_owner_added_to_service_principal.yml", source: "microsoft",
 		hit:      entraAudit("Add owner to service principal", "Assign", nil),
 		missPath: "activityDisplayName", missValue: "Remove owner from service principal"},
+	{file: "azure_ad_service_principal_owner_added.yml", source: "microsoft",
+		hit:      entraAudit("Add owner to service principal", "Assign", map[string]any{"initiatedBy.user.userPrincipalName": "helpdesk-7@example.com"}),
+		missPath: "activityDisplayName", missValue: "Add owner to application"},
 }
 
 // TestSigmaHQRules loads each SigmaHQ rule stored unchanged in
