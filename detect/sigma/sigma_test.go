@@ -72,39 +72,38 @@ func TestMetaMapsTagsAndDefaultsStatus(t *testing.T) {
 	}
 }
 
-func TestRawAliasGitHubOperation(t *testing.T) {
-	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: github}\ndetection:\n  sel:\n    operation: remove\n  condition: sel\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for raw, want := range map[string]bool{
-		`{"action":"repo.destroy","operation_type":"remove"}`:                      true,
-		`{"action":"repo.destroy","operation_type":"modify"}`:                      false,
-		`{"action":"repo.destroy","operation":"remove","operation_type":"modify"}`: true, // the rule's own name first
-		`{"action":"repo.destroy"}`:                                                false,
+// TestRawAliases: a rule's field name reads another field of the same
+// source's raw record (RawAliases) only when the record lacks the rule's own.
+func TestRawAliases(t *testing.T) {
+	for _, c := range []struct {
+		source, logsource, sel string
+		records                map[string]bool
+	}{
+		{"github", "{product: github}", "operation: remove", map[string]bool{
+			`{"action":"repo.destroy","operation_type":"remove"}`:                      true,
+			`{"action":"repo.destroy","operation_type":"modify"}`:                      false,
+			`{"action":"repo.destroy","operation":"remove","operation_type":"modify"}`: true, // the rule's own name first
+			`{"action":"repo.destroy"}`:                                                false,
+		}},
+		{"microsoft", "{product: azure, service: auditlogs}", "OperationName: Remove service principal", map[string]bool{
+			`{"category":"ApplicationManagement","activityDisplayName":"Remove service principal"}`:                        true,
+			`{"category":"ApplicationManagement","activityDisplayName":"Add service principal"}`:                           false,
+			`{"operationName":"Add service principal","activityDisplayName":"Remove service principal"}`:                   false, // the rule's own name first
+			`{"operationName":"Remove service principal","properties":{"activityDisplayName":"Remove service principal"}}`: true,
+		}},
 	} {
-		if got := r.Match(ev("github", raw)) != nil; got != want {
-			t.Errorf("%s: match = %v, want %v", raw, got, want)
+		r, err := Parse("r.yml", []byte("title: t\nlogsource: "+c.logsource+"\ndetection:\n  sel:\n    "+c.sel+"\n  condition: sel\n"))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if r.Match(ev("okta", `{"operation_type":"remove"}`)) != nil {
-		t.Error("matched another source")
-	}
-}
-
-func TestRawAliasEntraOperationName(t *testing.T) {
-	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: azure, service: auditlogs}\ndetection:\n  sel:\n    OperationName: Remove service principal\n  condition: sel\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for raw, want := range map[string]bool{
-		`{"category":"ApplicationManagement","activityDisplayName":"Remove service principal"}`:                        true,
-		`{"category":"ApplicationManagement","activityDisplayName":"Add service principal"}`:                           false,
-		`{"operationName":"Add service principal","activityDisplayName":"Remove service principal"}`:                   false, // the rule's own name first
-		`{"operationName":"Remove service principal","properties":{"activityDisplayName":"Remove service principal"}}`: true,
-	} {
-		if got := r.Match(ev("microsoft", raw)) != nil; got != want {
-			t.Errorf("%s: match = %v, want %v", raw, got, want)
+		for raw, want := range c.records {
+			if got := r.Match(ev(c.source, raw)) != nil; got != want {
+				t.Errorf("%s: match = %v, want %v", raw, got, want)
+			}
+			other := ev("okta", raw)
+			if c.source != "okta" && r.Match(other) != nil {
+				t.Errorf("%s: matched an okta event", raw)
+			}
 		}
 	}
 }
