@@ -336,8 +336,29 @@ func (r *Rule) logsource(n *yaml.Node) error {
 		sort.Strings(known)
 		return errAt(r.Path, n, "logsource", "product %q / service %q is no source tokenwatch reads (products: %s)", ls.Product, ls.Service, strings.Join(known, ", "))
 	}
+	if services, ok := logsourceServices[key]; ok && ls.Product != "" && !services[strings.ToLower(ls.Service)] {
+		read := make([]string, 0, len(services))
+		for k := range services {
+			read = append(read, fmt.Sprintf("%q", k))
+		}
+		sort.Strings(read)
+		return errAt(r.Path, n, "logsource", "product %q service %q is a log tokenwatch does not read, so the rule could never fire (of %s it reads the services %s)",
+			ls.Product, ls.Service, ls.Product, strings.Join(read, ", "))
+	}
 	r.Source = src
 	return nil
+}
+
+// logsourceServices narrows the products that name several logs to those
+// whose records tokenwatch reads: a rule for another log would load and
+// never fire. Google Cloud (gcp) rules are Workspace rules only when the
+// service is the Reports API's token application; Azure's are the Entra
+// sign-in and audit logs and Graph activity (not activitylogs, riskdetection
+// or pim); m365's services are the Management Activity API, which is not read.
+var logsourceServices = map[string]map[string]bool{
+	"gcp":   {"google_workspace": true, "google_workspace.token": true},
+	"azure": {"": true, "signinlogs": true, "auditlogs": true, "microsoftgraphactivitylogs": true},
+	"m365":  {"": true},
 }
 
 func (r *Rule) detection(n *yaml.Node) error {

@@ -59,6 +59,33 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestLogsourceOfALogNotRead: a product naming several logs loads only for
+// the logs tokenwatch reads; a rule for another (Google Cloud audit, Azure
+// activity, the Workspace admin log, M365's Management Activity API) is a
+// load error, not a rule that never fires.
+func TestLogsourceOfALogNotRead(t *testing.T) {
+	for ls, ok := range map[string]bool{
+		"{product: gcp, service: google_workspace.token}": true,
+		"{product: gcp, service: google_workspace.admin}": false,
+		"{product: gcp, service: gcp.audit}":              false,
+		"{product: gcp}":                                  false,
+		"{product: azure, service: signinlogs}":           true,
+		"{product: azure, service: auditlogs}":            true,
+		"{product: azure, service: activitylogs}":         false,
+		"{product: m365, service: exchange}":              false,
+		"{product: okta, service: okta}":                  true,
+		"{product: github, service: audit}":               true,
+	} {
+		_, err := Parse("r.yml", []byte("title: t\nlogsource: "+ls+"\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
+		if ok && err != nil {
+			t.Errorf("%s: %v", ls, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "r.yml:2: logsource:") || !strings.Contains(err.Error(), "does not read")) {
+			t.Errorf("%s: err = %v, want a load error at the logsource", ls, err)
+		}
+	}
+}
+
 func TestMetaMapsTagsAndDefaultsStatus(t *testing.T) {
 	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: okta}\ntags: [attack.credential-access, attack.T1550.001, attack.t1078, attack.g0016]\n"+
 		"falsepositives: [a vpn]\nreferences: [https://x]\nrunbook: revoke it\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
