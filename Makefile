@@ -25,7 +25,7 @@ test: clickhouse
 ## cores without internal/app/wiring; wiring under -race exceeds its own
 ## condition deadlines on 2 cores (7+ min, timeouts, no race reported), so it
 ## is opt-in: make race RACE_PKGS="$(RACE_PKGS) ./internal/app/wiring/".
-RACE_PKGS ?= ./ingest/poll/ ./ingest/push/ ./ingest/intake/ ./deliver/ ./deliver/dispatch/ ./detect/stream/
+RACE_PKGS ?= ./ingest/poll/ ./ingest/push/ ./ingest/intake/ ./deliver/ ./deliver/dispatch/ ./deliver/slack/ ./deliver/respond/ ./deliver/respond/ssf/ ./detect/stream/
 race: clickhouse
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
