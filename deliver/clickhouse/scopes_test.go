@@ -1,7 +1,6 @@
 package clickhouse_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -9,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
-	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -20,18 +17,7 @@ import (
 // an app-only Graph archiver whose Sites role serves none of its calls (one
 // through /me/ with a well-known folder name for an id, one unmapped).
 func TestScopeUsageSetsHeldAgainstNeeded(t *testing.T) {
-	srv := chtest.New(t)
-	ctx := context.Background()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addr = []string{srv.TCPAddr}
-	if _, err := clickhouse.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clickhouse.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, _, c := migrated(t)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	const mail, cal = "https://mail.google.com/", "https://www.googleapis.com/auth/calendar"

@@ -7,11 +7,11 @@
 package expired
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -71,17 +71,9 @@ func New(decode func(any) error) (detect.Detector, error) {
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
 
-// State remembers the expiry last reported (Unix ms), so each expiry alerts
-// once; a renewed and again lapsed entry has a new expiry and alerts again.
-type State struct {
-	Reported int64 `json:"reported,omitempty"`
-}
-
-// MarshalBinary implements detect.State.
-func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
-
-// UnmarshalBinary implements detect.State.
-func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+// State is the expiry last reported: each expiry alerts once, a renewed and
+// again lapsed entry again.
+type State = baseline.Lapse
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{} }
@@ -95,10 +87,9 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	}
 	exp := inv.ExpiresAt.Time.UTC()
 	t := ev.Time.Time
-	if s.Reported == exp.UnixMilli() || t.Sub(exp) <= d.cfg.Grace {
+	if !s.Passed(exp, t, d.cfg.Grace) {
 		return nil
 	}
-	s.Reported = exp.UnixMilli()
 	sev := d.cfg.Severity
 	if inv.Criticality == "high" || inv.Criticality == "critical" {
 		sev = d.cfg.CriticalSeverity

@@ -7,11 +7,11 @@
 package reviewoverdue
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -70,18 +70,8 @@ func New(decode func(any) error) (detect.Detector, error) {
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
 
-// State remembers the due date last reported (Unix ms), so each review
-// period alerts once; a review recorded (a later due date) that again lapses
-// alerts again.
-type State struct {
-	Reported int64 `json:"reported,omitempty"`
-}
-
-// MarshalBinary implements detect.State.
-func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
-
-// UnmarshalBinary implements detect.State.
-func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+// State is the review due date last reported: each review period alerts once.
+type State = baseline.Lapse
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{} }
@@ -95,10 +85,9 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	}
 	due := inv.ReviewDueAt.Time.UTC()
 	t := ev.Time.Time
-	if s.Reported == due.UnixMilli() || t.Sub(due) <= d.cfg.Grace {
+	if !s.Passed(due, t, d.cfg.Grace) {
 		return nil
 	}
-	s.Reported = due.UnixMilli()
 	name := ev.Integration.Name
 	if name == "" {
 		name = ev.Integration.ID

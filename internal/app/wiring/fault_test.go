@@ -205,20 +205,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // time as they follow it on Kafka.
 func gitHubDeliveries(t *testing.T, n int, after time.Time) [][]byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "ingest/github/testdata/records.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var templates []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
-		templates = append(templates, m)
-	}
+	templates := recordTemplates(t, "ingest/github/testdata/records.jsonl")
 	base := after.Add(24 * time.Hour).Truncate(time.Hour).UnixMilli()
 	out := make([][]byte, n)
 	for d := range out {

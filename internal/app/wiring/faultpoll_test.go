@@ -1,18 +1,18 @@
 package wiring_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenwatch/tokenwatch/ingest/ingesttest"
 )
 
 // The fault suite's poller: an Okta System Log the ingest process polls,
@@ -118,18 +118,8 @@ func (o *oktaLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // They are dated after the file's scenario and before the pushes.
 func oktaRecords(t *testing.T, n int, from time.Time) ([][]byte, []time.Time) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "ingest/okta/testdata/records.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var granted, refused map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range recordTemplates(t, "ingest/okta/testdata/records.jsonl") {
 		switch m["eventType"] {
 		case "app.oauth2.as.token.grant.access_token":
 			granted = m
@@ -151,13 +141,14 @@ func oktaRecords(t *testing.T, n int, from time.Time) ([][]byte, []time.Time) {
 		if k%10 == 9 {
 			tmpl = refused
 		}
-		m := cloneJSON(tmpl)
+		m := cloneJSON(tmpl) // nested objects are edited below
 		app := apps[k%len(apps)]
 		actor := m["actor"].(map[string]any)
 		actor["id"], actor["alternateId"], actor["displayName"] = app.id, app.id, app.name
 		times[k] = base.Add(time.Duration(k) * 30 * time.Second)
 		m["published"] = times[k].Format("2006-01-02T15:04:05.000Z")
 		m["uuid"] = fmt.Sprintf("fa017000-0000-4000-8000-%012d", k)
+		var err error
 		if recs[k], err = json.Marshal(m); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +156,22 @@ func oktaRecords(t *testing.T, n int, from time.Time) ([][]byte, []time.Time) {
 	return recs, times
 }
 
-// clone deep-copies a decoded JSON value.
+// recordTemplates reads a connector's testdata records (JSON lines, path
+// relative to the repository root) as objects to build fault-suite input from.
+func recordTemplates(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range ingesttest.ReadLines(t, filepath.Join(root, path)) {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// cloneJSON deep-copies a decoded JSON object.
 func cloneJSON(m map[string]any) map[string]any {
 	var out map[string]any
 	b, _ := json.Marshal(m)
