@@ -30,24 +30,18 @@ func clickHouseReady(ctx context.Context, c *clickhouse.Client, cfg clickhouse.C
 		if errors.As(err, &ex) && ex.Code == chUnknownDatabase {
 			return fmt.Errorf("clickhouse %v: database %s does not exist: %s (%w)", cfg.Addr, cfg.Database, hint, err)
 		}
-		if errors.As(err, &ex) {
-			return fmt.Errorf("clickhouse %v: %w", cfg.Addr, err)
-		}
-		// No answer at all (refused, reset, timed out): ClickHouse is down,
-		// not wrong. Writers retry until it is back and Kafka holds their
-		// input; a restart during an outage must not stop ingest too.
-		return fmt.Errorf("%w: clickhouse %v: %w", errClickHouseUnreachable, cfg.Addr, err)
+		return unanswered(cfg, "ping", err)
 	}
 	var tables uint64
 	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'schema_migrations'", cfg.Database).Scan(&tables); err != nil {
-		return fmt.Errorf("clickhouse %v: read system.tables: %w", cfg.Addr, err)
+		return unanswered(cfg, "read system.tables", err)
 	}
 	if tables == 0 {
 		return fmt.Errorf("clickhouse %v: database %s has no tokenwatch schema (no schema_migrations table): %s", cfg.Addr, cfg.Database, hint)
 	}
 	var applied uint32
 	if err := c.Conn().QueryRow(ctx, "SELECT max(version) FROM "+cfg.Database+".schema_migrations").Scan(&applied); err != nil {
-		return fmt.Errorf("clickhouse %v: read schema_migrations: %w", cfg.Addr, err)
+		return unanswered(cfg, "read schema_migrations", err)
 	}
 	migs, err := schemas.Migrations()
 	if err != nil {
@@ -66,4 +60,18 @@ func clickHouseReady(ctx context.Context, c *clickhouse.Client, cfg clickhouse.C
 			cfg.Addr, layout, cfg.Database, applied, want, hint)
 	}
 	return nil
+}
+
+// unanswered wraps a failed readiness step. A server exception is an answer
+// (a wrong server, a missing grant) and stops the start; anything else
+// (refused, reset, timed out) means ClickHouse is down, not wrong, at any of
+// the steps: a server killed between the ping and the schema read is as down
+// as one that refused the ping. Writers retry until it is back and Kafka holds
+// their input, so a restart during an outage must not stop ingest too.
+func unanswered(cfg clickhouse.Config, step string, err error) error {
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		return fmt.Errorf("clickhouse %v: %s: %w", cfg.Addr, step, err)
+	}
+	return fmt.Errorf("%w: clickhouse %v: %s: %w", errClickHouseUnreachable, cfg.Addr, step, err)
 }
