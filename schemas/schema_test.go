@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,38 @@ func TestEvidenceQueryQuotesVendorIDs(t *testing.T) {
 	q, n := schemas.EvidenceQuery("events", []string{"a", "it's"}, 0)
 	if n != 2 || q != `SELECT * FROM events WHERE event_id IN ('a', 'it\'s') ORDER BY time_ms, event_id` {
 		t.Fatalf("%d %s", n, q)
+	}
+}
+
+// TestClusterLayoutHasEverySingleServerObject: an object a single server
+// gets from schemas/migrations (a table, view or materialized view that
+// writers fill or analysts query) exists on the cluster layout too, under
+// the same name, so docs and queries hold on both.
+func TestClusterLayoutHasEverySingleServerObject(t *testing.T) {
+	created := regexp.MustCompile(`(?i)CREATE (?:TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS (\w+)`)
+	names := func(migs []schemas.Migration) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range migs {
+			for _, st := range m.Statements {
+				for _, g := range created.FindAllStringSubmatch(st, -1) {
+					out[g[1]] = true
+				}
+			}
+		}
+		return out
+	}
+	single, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := schemas.ClusterMigrations("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onCluster := names(cluster)
+	for name := range names(single) {
+		if !onCluster[name] {
+			t.Errorf("%s is created by schemas/migrations but not by schemas/cluster", name)
+		}
 	}
 }

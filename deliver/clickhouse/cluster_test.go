@@ -5,6 +5,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,8 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	defer c.Close()
 	// The single-server objects the cluster layout replaces (views first:
 	// they read the tables).
-	for _, tbl := range []string{"incident_timeline", "open_incidents", "incident_events", "incident_alerts", "incident_decision", "response_state", "incident_learned_mv",
+	for _, tbl := range []string{"integration_scope_usage", "api_method_scopes", "shadow_alert_rates", "integration_geo_footprint", "unowned_integrations",
+		"open_alerts", "integration_activity_hourly_mv", "integration_activity_hourly", "integrations", "incident_timeline", "open_incidents", "incident_events", "incident_alerts", "incident_decision", "response_state", "incident_learned_mv",
 		"incident_learned", "incident_decisions", "responses", "events", "alerts", "incidents"} {
 		if err := c.Conn().Exec(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 			t.Fatal(err)
@@ -47,7 +49,9 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	replicated := regexp.MustCompile(`Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, (\w+))?\)`)
 	for _, m := range migs {
 		for _, st := range m.Statements {
-			if !strings.Contains(st, "ON CLUSTER 'test_shard_localhost'") {
+			// An INSERT runs where the migration runs: only into a table
+			// replicated to every node (api_method_scopes).
+			if !strings.Contains(st, "ON CLUSTER 'test_shard_localhost'") && !strings.HasPrefix(strings.TrimSpace(st), "INSERT INTO api_method_scopes") {
 				t.Fatalf("statement without ON CLUSTER: %s", st)
 			}
 			st = strings.ReplaceAll(st, " ON CLUSTER 'test_shard_localhost'", "")
@@ -139,6 +143,7 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM incident_timeline WHERE incident_id = 'i2'").Scan(&steps); err != nil || steps != 4 {
 		t.Fatalf("incident_timeline on the cluster: %d rows, want 2 alerts and 2 response steps (%v)", steps, err)
 	}
+	checkClusterAnalystViews(t, ctx, c)
 	var crit, owner, purpose string
 	if err := c.Conn().QueryRow(ctx, "SELECT criticality, owner, purpose FROM alerts WHERE id = 'a2'").Scan(&crit, &owner, &purpose); err != nil ||
 		crit != "high" || owner != "it@example.com" || purpose != "sync" {
@@ -150,4 +155,87 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 // a test can read them back at once.
 func clickhouseSyncInsert(ctx context.Context) context.Context {
 	return ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+}
+
+// checkClusterAnalystViews reads migration 0019's objects on the cluster
+// layout: the integrations table, the hourly activity fed on the shards, the
+// analyst views and the scope map with its usage view.
+func checkClusterAnalystViews(t *testing.T, ctx context.Context, c *clickhouse.Client) {
+	t.Helper()
+	wctx := clickhouseSyncInsert(ctx)
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := c.WriteIntegrations(wctx, []clickhouse.IntegrationRow{
+		{Tenant: "C1", IntegrationID: "app1", Name: "Mail Archiver", FirstSeen: now.Add(-time.Hour), LastSeen: now.Add(-time.Hour), Sources: []string{"microsoft"}},
+		{Tenant: "C1", IntegrationID: "app1", Name: "Mail Archiver", Owner: "it@example.com", Catalogued: true, FirstSeen: now.Add(-time.Hour), LastSeen: now, Sources: []string{"microsoft"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.ReadIntegrations(ctx)
+	if err != nil || len(rows) != 1 || rows[0].Owner != "it@example.com" {
+		t.Fatalf("integrations on the cluster: %+v (%v)", rows, err)
+	}
+	recent := fullEvent("e-recent", schemas.NewTime(now.Add(-time.Hour)))
+	if err := c.WriteEvents(wctx, []schemas.Event{recent}); err != nil {
+		t.Fatal(err)
+	}
+	var hourly uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT countMerge(events) FROM integration_activity_hourly WHERE integration_id = 'app1'").Scan(&hourly); err != nil || hourly != 2 {
+		t.Fatalf("integration_activity_hourly on the cluster: %d events of app1, want 2 (%v)", hourly, err)
+	}
+	var geo uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT sum(events) FROM integration_geo_footprint WHERE integration_id = 'app1' AND country = 'NL'").Scan(&geo); err != nil || geo != 2 {
+		t.Fatalf("integration_geo_footprint on the cluster: %d (%v)", geo, err)
+	}
+	at := schemas.NewTime(now)
+	if err := c.WriteAlerts(wctx, []schemas.Alert{
+		{ID: "u1", Detector: "inventory.unowned", Severity: "low", IntegrationID: "app1", Tenant: "C1", Title: "Mail Archiver is not in the catalog", FirstSeen: at, LastSeen: at},
+		{ID: "s1", Detector: "sigma.trial", Severity: "medium", IntegrationID: "app1", Tenant: "C1", FirstSeen: at, LastSeen: at, Shadow: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var queue []string
+	qrows, err := c.Conn().Query(ctx, "SELECT id FROM open_alerts ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for qrows.Next() {
+		var id string
+		if err := qrows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		queue = append(queue, id)
+	}
+	if !slices.Contains(queue, "u1") || slices.Contains(queue, "s1") {
+		t.Fatalf("open_alerts on the cluster: %v, want u1 and no shadow alert", queue)
+	}
+	var unownedEvents uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT events_30d FROM unowned_integrations WHERE integration_id = 'app1'").Scan(&unownedEvents); err != nil || unownedEvents != 1 {
+		t.Fatalf("unowned_integrations on the cluster: %d events in 30 days, want 1 (%v)", unownedEvents, err)
+	}
+	var shadowAlerts uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT alerts FROM shadow_alert_rates WHERE detector = 'sigma.trial'").Scan(&shadowAlerts); err != nil || shadowAlerts != 1 {
+		t.Fatalf("shadow_alert_rates on the cluster: %d (%v)", shadowAlerts, err)
+	}
+	var mapRows, single uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT count() FROM api_method_scopes").Scan(&mapRows); err != nil || mapRows == 0 {
+		t.Fatalf("api_method_scopes on the cluster: %d rows (%v)", mapRows, err)
+	}
+	migs, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migs {
+		for _, st := range m.Statements {
+			single += uint64(strings.Count(st, "\n    ('"))
+		}
+	}
+	if mapRows != single {
+		t.Fatalf("api_method_scopes on the cluster has %d rows, the single-server migration inserts %d", mapRows, single)
+	}
+	var held, needed []string
+	var mapped uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT held, needed, mapped_calls FROM integration_scope_usage WHERE integration_id = 'app1'").Scan(&held, &needed, &mapped); err != nil ||
+		!slices.Equal(held, []string{"Mail.Read"}) || mapped != 1 || len(needed) != 1 {
+		t.Fatalf("integration_scope_usage on the cluster: held %v needed %v mapped %d (%v)", held, needed, mapped, err)
+	}
 }

@@ -10,44 +10,57 @@ import (
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-var updateSQL = flag.Bool("update-sql", false, "rewrite the generated INSERT in the newest schemas/migrations file that fills api_method_scopes")
+var updateSQL = flag.Bool("update-sql", false, "rewrite the generated INSERT in the newest file of schemas/migrations and of schemas/cluster that fills api_method_scopes")
 
-const migrationDir = "../../../schemas/migrations/"
+const schemaDir = "../../../schemas/"
 
 // TestMigrationHoldsTheMap: the ClickHouse table is filled with the same
-// data as the CLI reads. The newest migration inserting into
-// api_method_scopes must equal SQLInsert.
+// data as the CLI reads, on both layouts. The newest migration inserting
+// into api_method_scopes, single-server and cluster, must equal SQLInsert.
 func TestMigrationHoldsTheMap(t *testing.T) {
 	m := embedded(t)
-	migs, err := schemas.Migrations()
+	cluster, err := schemas.ClusterMigrations("c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got, file string
-	for _, mg := range migs {
-		for _, st := range mg.Statements {
-			if strings.HasPrefix(strings.TrimSpace(st), "INSERT INTO api_method_scopes") {
-				got = strings.TrimSuffix(strings.TrimSpace(st), ";")
-				file = mg.Name
-			}
-		}
-		if strings.Contains(mg.Name, "scope_usage") && file == "" {
-			file = mg.Name
-		}
+	single, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := strings.TrimSuffix(m.SQLInsert(), ";")
-	if got == want {
-		return
+	for dir, migs := range map[string][]schemas.Migration{"migrations/": single, "cluster/": cluster} {
+		var got, file string
+		for _, mg := range migs {
+			for _, st := range mg.Statements {
+				if strings.HasPrefix(strings.TrimSpace(st), "INSERT INTO api_method_scopes") {
+					got = strings.TrimSuffix(strings.TrimSpace(st), ";")
+					file = mg.Name
+				}
+			}
+		}
+		if file == "" {
+			t.Errorf("no %s file fills api_method_scopes", dir)
+			continue
+		}
+		if got == want {
+			continue
+		}
+		if !*updateSQL {
+			t.Errorf("%s%s does not insert the map (go test ./enrich/inventory/scopemap/ -update-sql rewrites it)", dir, file)
+			continue
+		}
+		rewrite(t, m, schemaDir+dir, file)
 	}
-	if !*updateSQL {
-		t.Fatalf("migration %q does not insert the map (go test ./enrich/inventory/scopemap/ -update-sql rewrites it)", file)
-	}
-	paths, _ := os.ReadDir(migrationDir)
+}
+
+// rewrite replaces the generated block of the migration named file in dir.
+func rewrite(t *testing.T, m *Map, dir, file string) {
+	paths, _ := os.ReadDir(dir)
 	for _, p := range paths {
 		if !strings.Contains(p.Name(), file) {
 			continue
 		}
-		b, err := os.ReadFile(migrationDir + p.Name())
+		b, err := os.ReadFile(dir + p.Name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,12 +69,12 @@ func TestMigrationHoldsTheMap(t *testing.T) {
 			t.Fatalf("%s has no BEGIN/END generated block", p.Name())
 		}
 		out := block.ReplaceAllLiteral(b, []byte(strings.SplitN(block.FindString(string(b)), "\n", 2)[0]+"\n"+m.SQLInsert()+"\n-- END generated"))
-		if err := os.WriteFile(migrationDir+p.Name(), out, 0o644); err != nil {
+		if err := os.WriteFile(dir+p.Name(), out, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Fatalf("no migration file for %q", file)
+	t.Fatalf("no migration file for %q in %s", file, dir)
 }
 
 // TestSQLKeysAgreeWithTheGoMatcher: a Graph request, keyed as the view
@@ -96,11 +109,13 @@ func TestSQLKeysAgreeWithTheGoMatcher(t *testing.T) {
 			}
 		}
 	}
-	b, err := os.ReadFile(migrationDir + "0019_scope_usage.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "'/("+SQLCollections+")/[^/]+'") {
-		t.Errorf("0019_scope_usage.sql does not rewrite routes with SQLCollections %q", SQLCollections)
+	for _, f := range []string{"migrations/0019_scope_usage.sql", "cluster/0019_integrations_analyst_views_scopes.sql"} {
+		b, err := os.ReadFile(schemaDir + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "'/("+SQLCollections+")/[^/]+'") {
+			t.Errorf("%s does not rewrite routes with SQLCollections %q", f, SQLCollections)
+		}
 	}
 }
