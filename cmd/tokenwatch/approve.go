@@ -21,8 +21,10 @@ import (
 //
 // The pending actions are read from ClickHouse responses. An approval is
 // recorded (status approved, with the actor) and the revoke it approves is
-// executed in enforce mode under the revoke's own id, so approving twice
-// revokes once; a denial is recorded and nothing is sent.
+// carried out in the mode of the rule that asked, under the revoke's own
+// id: enforce sends it (approving twice revokes once), dry_run records it
+// and prints its requests without sending them; a denial is recorded and
+// nothing is sent.
 func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verb := args[0]
 	var id string
@@ -95,10 +97,25 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	var revokes []schemas.Response
+	dry := false
 	for _, r := range out {
-		if r.Action == schemas.ActionRevoke {
-			revokes = append(revokes, r)
+		if r.Action != schemas.ActionRevoke {
+			continue
 		}
+		if r.Mode == schemas.ModeDryRun {
+			// The rule that asked is dry_run: the approval is recorded and
+			// so is the revoke it would send, which is not sent.
+			fmt.Fprintf(stdout, "approved %s (%s %s): rule %s is dry_run: revoke recorded as a dry run, nothing sent\n", id, r.Source, r.IntegrationID, r.Rule)
+			for _, q := range r.Requests {
+				fmt.Fprintln(stdout, q)
+			}
+			dry = true
+			continue
+		}
+		revokes = append(revokes, r)
+	}
+	if dry && len(revokes) == 0 && err == nil {
+		return nil
 	}
 	return report(revokes, err)(stdout)
 }

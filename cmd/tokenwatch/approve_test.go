@@ -55,7 +55,9 @@ func TestRespondApproveAndDeny(t *testing.T) {
 			Target: gwsClient, Principal: principal, Action: schemas.ActionRequestApproval, Mode: schemas.ModeEnforce, Status: schemas.ResponsePlanned,
 			Rule: "r", Reason: "integration is on respond.allow_list", At: at, RecordedAt: at}
 	}
-	if err := c.Record(ctx, []schemas.Response{pending("req-ana", "ana@acme.example"), pending("req-bo", "bo@acme.example")}); err != nil {
+	dryRun := pending("req-cy", "cy@acme.example")
+	dryRun.Mode, dryRun.Rule = schemas.ModeDryRun, "rehearse"
+	if err := c.Record(ctx, []schemas.Response{pending("req-ana", "ana@acme.example"), pending("req-bo", "bo@acme.example"), dryRun}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := tokenwatch(t, "respond", "list", "--config", cfgPath)
@@ -72,8 +74,14 @@ func TestRespondApproveAndDeny(t *testing.T) {
 	if code, out, errOut := tokenwatch(t, "respond", "deny", "req-bo", "--config", cfgPath, "--actor", "ana-admin"); code != 0 || !strings.Contains(out, "nothing sent") {
 		t.Fatalf("deny: exit %d\n%s%s", code, out, errOut)
 	}
+	// The dry_run rule's request: approved and recorded, nothing sent.
+	code, out, errOut = tokenwatch(t, "respond", "approve", "req-cy", "--config", cfgPath, "--actor", "ana-admin")
+	if code != 0 || !strings.Contains(out, "rule rehearse is dry_run") || !strings.Contains(out, "nothing sent") ||
+		!strings.Contains(out, "DELETE "+vendor.URL+"/admin/directory/v1/users/cy@acme.example/tokens/"+gwsClient) {
+		t.Fatalf("approve a dry_run request: exit %d\n%s%s", code, out, errOut)
+	}
 	if hits.Load() != 1 {
-		t.Errorf("the vendor got %d requests, want the one approved revoke", hits.Load())
+		t.Errorf("the vendor got %d requests, want the one approved enforce revoke", hits.Load())
 	}
 	code, out, _ = tokenwatch(t, "respond", "list", "--config", cfgPath)
 	if code != 0 || strings.Contains(out, "req-") {
@@ -93,6 +101,10 @@ func TestRespondApproveAndDeny(t *testing.T) {
 	revoke := schemas.ResponseID("inc", 3, schemas.ActionRevoke, "google_workspace/"+gwsClient+"/ana@acme.example")
 	if r, err := c.Response(ctx, revoke); err != nil || r.Status != schemas.ResponseExecuted || r.Actor != "ana-admin" {
 		t.Errorf("the approved revoke: %+v %v", r, err)
+	}
+	dryRevoke := schemas.ResponseID("inc", 3, schemas.ActionRevoke, "google_workspace/"+gwsClient+"/cy@acme.example")
+	if r, err := c.Response(ctx, dryRevoke); err != nil || r.Status != schemas.ResponsePlanned || r.Mode != schemas.ModeDryRun || len(r.Requests) != 1 {
+		t.Errorf("the approved dry-run revoke: %+v %v", r, err)
 	}
 	if strings.Contains(out+errOut, "approve-secret") {
 		t.Error("the admin token appears in the output")

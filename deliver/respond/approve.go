@@ -30,13 +30,16 @@ type Decider struct {
 }
 
 // Decide answers the pending request id: approve records status approved
-// (with actor and reason) and executes the revoke in enforce mode under the
-// revoke's own id, so approving twice revokes once and an already-revoked
-// grant counts as done; deny records status denied and sends nothing.
-// Approving an approved request whose revoke is not done (a crash between
-// the records, a vendor failure) runs the revoke again. It returns the
-// records written; an error wrapping ErrNotPending says what the action is
-// instead.
+// (with actor and reason) and then the revoke it approves, under the
+// revoke's own id and in the mode of the rule that asked (the request's
+// Mode): in enforce mode the revoke is sent, so approving twice revokes once
+// and an already-revoked grant counts as done; in dry_run mode (or a
+// request recorded without a mode) the revoke is recorded planned with its
+// requests and nothing is sent. Deny records status denied and sends
+// nothing. Approving an approved enforce request whose revoke is not done (a
+// crash between the records, a vendor failure) runs the revoke again. It
+// returns the records written; an error wrapping ErrNotPending says what the
+// action is instead.
 func (d *Decider) Decide(ctx context.Context, id string, approve bool, actor, reason string) ([]schemas.Response, error) {
 	if actor == "" {
 		return nil, errors.New("respond: a decision needs an actor")
@@ -91,9 +94,11 @@ func revokeTarget(r schemas.Response) (Target, string) {
 }
 
 // revokePending reports whether the revoke an approval of r runs is not
-// yet executed or already_done. Without a store it cannot tell: false.
+// yet executed or already_done. Without a store it cannot tell: false. A
+// dry-run revoke is never sent, so it is never pending: the approval
+// decided it.
 func (d *Decider) revokePending(ctx context.Context, r schemas.Response) (bool, error) {
-	if d.Executor.Store == nil {
+	if d.Executor.Store == nil || ApprovalMode(r) != schemas.ModeEnforce {
 		return false, nil
 	}
 	_, id := revokeTarget(r)
@@ -104,8 +109,20 @@ func (d *Decider) revokePending(ctx context.Context, r schemas.Response) (bool, 
 	return !done[id], nil
 }
 
-// revoke executes, in enforce mode, the revoke approving r stands for,
-// under the revoke's own id: the executor's store sends it once.
+// ApprovalMode is the mode the revoke approving r runs in: the mode of the
+// rule that asked for the approval, recorded on the request. A request
+// recorded without one is dry_run, the policy's default: an approval never
+// sends what its rule did not say to send.
+func ApprovalMode(r schemas.Response) string {
+	if r.Mode == schemas.ModeEnforce {
+		return schemas.ModeEnforce
+	}
+	return schemas.ModeDryRun
+}
+
+// revoke executes the revoke approving r stands for, in the request's mode
+// (ApprovalMode), under the revoke's own id: the executor's store sends an
+// enforced one once, and a dry-run one is recorded and not sent.
 func (d *Decider) revoke(ctx context.Context, r schemas.Response, actor string) ([]schemas.Response, error) {
 	e := d.Executor
 	rv, ok := e.Revokers[r.Source]
@@ -118,8 +135,11 @@ func (d *Decider) revoke(ctx context.Context, r schemas.Response, actor string) 
 		return nil, fmt.Errorf("approved, but the revoke cannot be planned: %w", err)
 	}
 	revoke := r
-	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, schemas.ModeEnforce, schemas.ResponsePlanned, actor
+	revoke.Action, revoke.Mode, revoke.Status, revoke.Actor = schemas.ActionRevoke, ApprovalMode(r), schemas.ResponsePlanned, actor
 	revoke.Reason, revoke.Error = "approved by "+actor, ""
+	if revoke.Mode == schemas.ModeDryRun {
+		revoke.Reason += "; rule " + r.Rule + " is dry_run: recorded, nothing sent"
+	}
 	revoke.ID = id
 	revoke.Requests = nil
 	for _, q := range reqs {

@@ -117,3 +117,65 @@ func TestSlackApprovalsConfigIsStrictAndNamesTheField(t *testing.T) {
 		t.Errorf("defaults: %v %+v", err, c.Slack)
 	}
 }
+
+// Approving a request_approval honours the mode of the rule that asked: a
+// dry_run request records the approval and a dry-run revoke with its
+// requests and sends nothing (approving it again is refused as decided);
+// an enforce request sends the revoke. A request recorded without a mode is
+// a dry run, the policy's default.
+func TestDeciderApprovalKeepsTheRuleMode(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	gws, err := googleworkspace.New(googleworkspace.Config{AccessToken: secret.New("tok"), BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &respond.MemoryStore{}
+	request := func(id, mode, principal string) schemas.Response {
+		return schemas.Response{ID: id, IncidentID: "inc-" + id, IncidentVersion: 1, Source: gws.Source(), IntegrationID: client, Target: client,
+			Principal: principal, Action: schemas.ActionRequestApproval, Mode: mode, Status: schemas.ResponsePlanned, Rule: "rule-" + id}
+	}
+	ctx := context.Background()
+	store.Record(ctx, []schemas.Response{request("dry", schemas.ModeDryRun, "ana@acme.example"),
+		request("nomode", "", "bo@acme.example"), request("enf", schemas.ModeEnforce, "cy@acme.example")})
+	d := &respond.Decider{Lookup: store, Executor: &respond.Executor{Revokers: map[string]respond.Revoker{gws.Source(): gws},
+		Sender: respond.NewHTTPSender(0), Store: store, Audit: []respond.Recorder{store}}}
+	d.Executor.Sender.Client = srv.Client()
+
+	for _, id := range []string{"dry", "nomode"} {
+		out, err := d.Decide(ctx, id, true, "ana", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 2 || out[0].Status != schemas.ResponseApproved || out[1].Action != schemas.ActionRevoke ||
+			out[1].Mode != schemas.ModeDryRun || out[1].Status != schemas.ResponsePlanned {
+			t.Fatalf("%s: records %+v, want approved then a dry_run revoke planned", id, out)
+		}
+		if len(out[1].Requests) != 1 || !strings.HasPrefix(out[1].Requests[0], "DELETE "+srv.URL) {
+			t.Errorf("%s: the dry-run revoke records requests %v", id, out[1].Requests)
+		}
+		if !strings.Contains(out[1].Reason, "nothing sent") {
+			t.Errorf("%s: reason %q does not say nothing was sent", id, out[1].Reason)
+		}
+		if _, err := d.Decide(ctx, id, true, "ana", ""); !errors.Is(err, respond.ErrNotPending) {
+			t.Errorf("%s: approving a decided dry-run request again: %v", id, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("approving dry_run requests sent %d requests, want 0", n)
+	}
+	out, err := d.Decide(ctx, "enf", true, "ana", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := out[len(out)-1]; last.Mode != schemas.ModeEnforce || last.Status != schemas.ResponseExecuted {
+		t.Errorf("enforce: last record %+v, want an enforce revoke executed", last)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("approving an enforce request sent %d requests, want 1", n)
+	}
+}

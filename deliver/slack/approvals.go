@@ -530,7 +530,7 @@ func actionBlocks(actions []schemas.Response) []Block {
 			sb.WriteString(" / " + escape(r.Principal))
 		}
 		if r.Mode == schemas.ModeDryRun && r.Action == schemas.ActionRevoke {
-			sb.WriteString(" (dry run)")
+			sb.WriteString(" (dry run: nothing sent)")
 		}
 		if r.Actor != "" && (r.Status == schemas.ResponseApproved || r.Status == schemas.ResponseDenied) {
 			sb.WriteString(" by " + actorText(r.Actor) + " at " + r.RecordedAt.UTC().Format(time.RFC3339))
@@ -553,12 +553,21 @@ func actionBlocks(actions []schemas.Response) []Block {
 			blocks = append(blocks, section(fmt.Sprintf("_%d more pending: `tokenwatch respond list`_", len(pending)-i)))
 			break
 		}
+		label, confirm := "Approve revoke ", &Confirm{Title: Text{Type: "plain_text", Text: "Revoke access?"},
+			// A revoke cuts an integration off: one more look first.
+			Text:    mrkdwn(truncate("Revoke "+escape(r.Source)+" `"+escape(orID(r)+principalSuffix(r))+"` through the vendor's admin API now. It is recorded with your name.", 300)),
+			Confirm: Text{Type: "plain_text", Text: "Revoke"}, Deny: Text{Type: "plain_text", Text: "Cancel"}, Style: "danger"}
+		if respond.ApprovalMode(r) == schemas.ModeDryRun {
+			// The rule that asked is dry_run: approving records a dry-run
+			// revoke and sends nothing (respond.Decider).
+			label = "Approve (dry run) "
+			confirm = &Confirm{Title: Text{Type: "plain_text", Text: "Approve the dry run?"},
+				Text:    mrkdwn(truncate("Rule `"+escape(r.Rule)+"` is in dry_run mode: the revoke of "+escape(r.Source)+" `"+escape(orID(r)+principalSuffix(r))+"` is recorded with your name and nothing is sent to the vendor.", 300)),
+				Confirm: Text{Type: "plain_text", Text: "Approve"}, Deny: Text{Type: "plain_text", Text: "Cancel"}}
+		}
 		blocks = append(blocks, Block{Type: "actions", BlockID: "tokenwatch_approval:" + r.ID, Buttons: []Button{
-			{Type: "button", Text: Text{Type: "plain_text", Text: truncate("Approve revoke "+orID(r)+principalSuffix(r), 75)}, ActionID: ActionApprove, Value: r.ID, Style: "primary",
-				// A revoke cuts an integration off: one more look first.
-				Confirm: &Confirm{Title: Text{Type: "plain_text", Text: "Revoke access?"},
-					Text:    mrkdwn(truncate("Revoke "+escape(r.Source)+" `"+escape(orID(r)+principalSuffix(r))+"` through the vendor's admin API now. It is recorded with your name.", 300)),
-					Confirm: Text{Type: "plain_text", Text: "Revoke"}, Deny: Text{Type: "plain_text", Text: "Cancel"}, Style: "danger"}},
+			{Type: "button", Text: Text{Type: "plain_text", Text: truncate(label+orID(r)+principalSuffix(r), 75)}, ActionID: ActionApprove, Value: r.ID, Style: "primary",
+				Confirm: confirm},
 			{Type: "button", Text: Text{Type: "plain_text", Text: "Deny"}, ActionID: ActionDeny, Value: r.ID, Style: "danger"},
 		}})
 	}

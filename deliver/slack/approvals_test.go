@@ -491,3 +491,37 @@ func TestClickOnAnIncidentNotHeardOfSinceTheStart(t *testing.T) {
 		t.Errorf("ephemeral answers %+v", eph)
 	}
 }
+
+// A request_approval asked by a dry_run rule: its Approve button and
+// confirmation say it is a dry run, and the click records the approval and
+// a dry-run revoke, sends nothing to the vendor, and the message says so.
+func TestApprovingADryRunRequestSendsNothing(t *testing.T) {
+	f := newFixture(t)
+	rs := f.store.All()
+	dry := rs[0]
+	dry.ID, dry.Principal, dry.Mode, dry.Rule = "req-dee", "dee@acme.example", schemas.ModeDryRun, "rehearse"
+	f.store.Record(context.Background(), []schemas.Response{dry})
+	f.a.Record(context.Background(), []schemas.Response{dry})
+	blocks, _ := json.Marshal(actionBlocks([]schemas.Response{dry}))
+	for _, want := range []string{"Approve (dry run) " + gwsClient, "Approve the dry run?", "nothing is sent to the vendor"} {
+		if !strings.Contains(string(blocks), want) {
+			t.Errorf("the dry-run request's buttons lack %q:\n%s", want, blocks)
+		}
+	}
+	if w := f.click(t, "U0ANA", ActionApprove, "req-dee", f.now.Unix(), signed); w.Code != http.StatusOK {
+		t.Fatalf("approve: %d %s", w.Code, w.Body)
+	}
+	if got := strings.Join(f.statuses("req-dee"), ","); got != "planned,approved" {
+		t.Errorf("req-dee records %s", got)
+	}
+	if got := strings.Join(f.statuses("revoke"), ","); got != "planned" {
+		t.Errorf("revoke records %s, want one planned (dry run)", got)
+	}
+	waitFor(t, "the dry-run revoke on the message", func() bool {
+		u := f.api.of("chat.update")
+		return len(u) > 0 && strings.Contains(u[len(u)-1].Raw, "(dry run: nothing sent)")
+	})
+	if f.hits.Load() != 0 {
+		t.Errorf("approving a dry_run request sent %d requests to the vendor, want 0", f.hits.Load())
+	}
+}
