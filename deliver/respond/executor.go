@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,7 +66,11 @@ func (e *Executor) Execute(ctx context.Context, planned []Planned) ([]schemas.Re
 		if r.Status != schemas.ResponsePlanned || r.Action != schemas.ActionRevoke || r.Mode != schemas.ModeEnforce {
 			continue
 		}
-		r.Status, r.Error = e.send(ctx, p)
+		var more []string
+		r.Status, r.Error, more = e.send(ctx, p)
+		// A discovery's follow-up listings and the revokes they led to
+		// join the requests on the record: the trail of what was sent.
+		r.Requests = append(slices.Clip(r.Requests), more...)
 		if err := e.record(ctx, &r); err != nil {
 			return out, err
 		}
@@ -75,28 +80,89 @@ func (e *Executor) Execute(ctx context.Context, planned []Planned) ([]schemas.Re
 }
 
 // send carries out p's requests: executed, already_done (every request
-// answered 404), or failed with the error.
-func (e *Executor) send(ctx context.Context, p Planned) (status, errText string) {
+// answered 404, or a discovery listed nothing to revoke), or failed with
+// the error. A discovery request (Request.Discover) is replaced by the
+// revokes its listing leads to; more are the requests sent beyond p's
+// (the follow-up listings and those revokes, in order).
+func (e *Executor) send(ctx context.Context, p Planned) (status, errText string, more []string) {
 	rv, ok := e.Revokers[p.Target.Source]
 	if !ok {
-		return schemas.ResponseFailed, fmt.Sprintf("no revoker for source %q", p.Target.Source)
+		return schemas.ResponseFailed, fmt.Sprintf("no revoker for source %q", p.Target.Source), nil
+	}
+	fail := func(err error) (string, string, []string) {
+		e.log().Warn("revocation failed", "response_id", p.Response.ID, "source", p.Target.Source,
+			"integration_id", p.Target.IntegrationID, "err", err)
+		return schemas.ResponseFailed, err.Error(), more
 	}
 	status = schemas.ResponseAlreadyDone
 	for _, q := range p.Requests {
-		err := e.Sender.Send(ctx, rv, q)
-		switch {
-		case err == nil:
-			status = schemas.ResponseExecuted
-		case errors.Is(err, ErrAlreadyDone):
-		default:
-			e.log().Warn("revocation failed", "response_id", p.Response.ID, "source", p.Target.Source,
-				"integration_id", p.Target.IntegrationID, "err", err)
-			return schemas.ResponseFailed, err.Error()
+		reqs := []Request{q}
+		if q.Discover {
+			listed, follow, err := e.discover(ctx, rv, p, q)
+			for _, f := range follow {
+				more = append(more, f.String())
+			}
+			if err != nil {
+				return fail(err)
+			}
+			for _, l := range listed {
+				more = append(more, l.String())
+			}
+			reqs = listed
+		}
+		for _, q := range reqs {
+			err := e.Sender.Send(ctx, rv, q)
+			switch {
+			case err == nil:
+				status = schemas.ResponseExecuted
+			case errors.Is(err, ErrAlreadyDone):
+			default:
+				return fail(err)
+			}
 		}
 	}
 	e.log().Info("revoked", "response_id", p.Response.ID, "source", p.Target.Source, "integration_id", p.Target.IntegrationID,
 		"principal", p.Target.Principal, "status", status)
-	return status, ""
+	return status, "", more
+}
+
+// maxDiscovery bounds the listing requests of one discovery (pages and
+// follow-up queries).
+const maxDiscovery = 50
+
+// discover sends the listing request first and those Expand asks for next
+// (pages, follow-up queries), and returns the revokes Expand found and the
+// follow-up listings sent. A listing answered 404 lists nothing.
+func (e *Executor) discover(ctx context.Context, rv Revoker, p Planned, first Request) (revokes, follow []Request, err error) {
+	d, ok := rv.(Discoverer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: a discovery request, but the %s revoker cannot read listings", first, p.Target.Source)
+	}
+	q := first
+	for n := 0; ; n++ {
+		if n == maxDiscovery {
+			return nil, follow, fmt.Errorf("%s: the listing did not end after %d requests", first, maxDiscovery)
+		}
+		body, err := e.Sender.Fetch(ctx, rv, q)
+		if errors.Is(err, ErrAlreadyDone) {
+			return revokes, follow, nil
+		}
+		if err != nil {
+			return nil, follow, err
+		}
+		next, rs, err := d.Expand(p.Target, q, body)
+		if err != nil {
+			return nil, follow, fmt.Errorf("%s: %w", q, err)
+		}
+		e.log().Debug("discovered", "response_id", p.Response.ID, "request", q.String(), "revokes", len(rs), "more", next != nil)
+		revokes = append(revokes, rs...)
+		if next == nil {
+			return revokes, follow, nil
+		}
+		q = *next
+		q.Discover = true
+		follow = append(follow, q)
+	}
 }
 
 func (e *Executor) record(ctx context.Context, r *schemas.Response) error {

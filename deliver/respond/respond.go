@@ -34,17 +34,39 @@ type Target struct {
 	Principal string
 }
 
-// Request is one vendor API call. It never carries the credential: the
-// Revoker's Authorize adds it at send time, so a printed or recorded request
-// is safe to show.
+// Request is one vendor API call. It never carries the admin credential:
+// the Revoker's Authorize adds it at send time, so a printed or recorded
+// request is safe to show. The body is never printed or recorded (a
+// discovered revoke may carry the vendor's per-token revocation handle).
 type Request struct {
 	Method string
 	URL    string
-	Body   []byte // JSON, nil for none
+	Body   []byte // JSON unless ContentType says otherwise; nil for none
+	// ContentType is the body's media type; "" is application/json.
+	ContentType string
+	// Discover marks a listing request of a Discoverer: what it answers
+	// decides the revokes, so a dry run shows it and sends nothing.
+	Discover bool
+	// Note says, in the printed form, what the request acts on when the URL
+	// does not (a discovered token's owner).
+	Note string
 }
 
-// String is the dry-run form, "METHOD URL".
-func (r Request) String() string { return r.Method + " " + r.URL }
+// DiscoverNote is how a discovery request is marked in its printed form.
+const DiscoverNote = "discover: the revokes depend on its answer"
+
+// String is the dry-run and audit form, "METHOD URL", followed by the
+// discovery mark or the note in parentheses.
+func (r Request) String() string {
+	s := r.Method + " " + r.URL
+	switch {
+	case r.Discover:
+		s += " (" + DiscoverNote + ")"
+	case r.Note != "":
+		s += " (" + r.Note + ")"
+	}
+	return s
+}
 
 // A Revoker knows one vendor's revocation API. Plan and Resolve are pure (no
 // I/O): the dry run and replay --actions call them offline. The executor
@@ -68,6 +90,25 @@ type Revoker interface {
 	// Forbidden says what the credential lacks when the vendor answers 401
 	// or 403: the admin scope, role or permission to grant.
 	Forbidden() string
+}
+
+// Discoverer is an optional power of revokers whose lever acts on things
+// no event names, listed from the vendor at send time (Salesforce revokes a
+// connected app's OAuth tokens one by one, as its OauthToken object lists
+// them). Both methods are pure: the executor sends the discovery requests
+// (following pagination and follow-up queries), collects the revokes
+// Expand returns, then sends each through the same retries and records the
+// whole trail. A Discoverer's Plan returns its Discover request (marked
+// Discover), which is what a dry run prints and records.
+type Discoverer interface {
+	// Discover is the first listing request for t.
+	Discover(t Target) (Request, error)
+	// Expand reads the vendor's answer body to the listing request
+	// answered: the next listing request (the next page, or a follow-up
+	// query), nil when the listing is complete, and the revocation requests
+	// for what this answer lists. No revokes at all means nothing is left
+	// to revoke (already_done).
+	Expand(t Target, answered Request, body []byte) (next *Request, revokes []Request, err error)
 }
 
 // Factory builds a revoker from its `respond.vendors.<source>` config; no
