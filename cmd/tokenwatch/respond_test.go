@@ -60,6 +60,54 @@ func TestRespondRevokeDryRunPrintsRequestsAndSendsNothing(t *testing.T) {
 	}
 }
 
+// A revoker that discovers what to revoke (Salesforce): the dry run prints
+// the listing query, marked as a discovery whose answer decides the
+// revokes, and sends nothing; enforced, the listing and each revoke are
+// sent and reported.
+func TestRespondRevokeSalesforceDiscovers(t *testing.T) {
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent = append(sent, r.Method+" "+r.URL.Path)
+		switch r.URL.Path {
+		case "/services/data/v60.0/query":
+			if r.Header.Get("Authorization") != "Bearer 00Dcli!sf-secret" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Write([]byte(`{"totalSize":1,"done":true,"records":[{"attributes":{"type":"OauthToken"},"AppName":"Data Sync","UserId":"005fj000001AbCd","DeleteToken":"handle-1"}]}`))
+		case "/services/oauth2/revoke":
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("TW_TEST_SF_TOKEN", "00Dcli!sf-secret")
+	cfg := filepath.Join(t.TempDir(), "tokenwatch.yaml")
+	doc := "respond:\n  vendors:\n    salesforce:\n      instance_url: " + srv.URL + "\n      access_token: env:TW_TEST_SF_TOKEN\n"
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := tokenwatch(t, "respond", "revoke", "--config", cfg, "--source", "salesforce", "--integration", "app:Data Sync", "--dry-run")
+	want := "GET " + srv.URL + "/services/data/v60.0/query?q=SELECT+AppName%2C+UserId%2C+DeleteToken+FROM+OauthToken+WHERE+AppName+%3D+%27Data+Sync%27 (discover: the revokes depend on its answer)"
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("dry run: exit %d\n%s\nwant\n%s\n%s", code, out, want, errOut)
+	}
+	if len(sent) != 0 {
+		t.Fatalf("a dry run sent %v", sent)
+	}
+	code, out, errOut = tokenwatch(t, "respond", "revoke", "--config", cfg, "--source", "salesforce", "--integration", "app:Data Sync")
+	if code != 0 || !strings.Contains(out, "executed\tapp:Data Sync") {
+		t.Fatalf("revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Join(sent, ",") != "GET /services/data/v60.0/query,POST /services/oauth2/revoke" {
+		t.Errorf("sent %v", sent)
+	}
+	if strings.Contains(out+errOut, "sf-secret") || strings.Contains(out+errOut, "handle-1") {
+		t.Error("a credential appears in the output")
+	}
+}
+
 func TestRespondRevokeSendsAndReports(t *testing.T) {
 	var paths []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,5 +6,6 @@ import (
 	_ "github.com/tokenwatch/tokenwatch/deliver/respond/googleworkspace"
 	_ "github.com/tokenwatch/tokenwatch/deliver/respond/microsoft"
 	_ "github.com/tokenwatch/tokenwatch/deliver/respond/okta"
+	_ "github.com/tokenwatch/tokenwatch/deliver/respond/salesforce"
 	_ "github.com/tokenwatch/tokenwatch/deliver/respond/slack"
 )
