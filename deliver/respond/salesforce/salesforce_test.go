@@ -348,3 +348,29 @@ func TestConfigIsStrict(t *testing.T) {
 		}
 	}
 }
+
+// The planner (and so the stage, replay --actions and a dry-run rule)
+// records a Salesforce revoke as its discovery query; integrations that
+// are not connected apps are skipped, saying why.
+func TestPlannerRecordsTheDiscovery(t *testing.T) {
+	rv := newRevoker(t, "https://acme.my.salesforce.com")
+	cfg := respond.DefaultConfig()
+	cfg.Rules = []respond.Rule{{Name: "revoke-sf", Action: schemas.ActionRevoke}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := respond.NewPlanner(cfg, map[string]respond.Revoker{Source: rv}, nil)
+	at := schemas.NewTime(time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC))
+	out := p.Plan(schemas.Incident{ID: "inc-sf", Version: 1, Source: Source, IntegrationIDs: []string{appID, "user:005fj000001AbCd"}, UpdatedAt: at})
+	if len(out) != 2 {
+		t.Fatalf("planned %+v", out)
+	}
+	r := out[0].Response
+	want := "GET https://acme.my.salesforce.com/services/data/v60.0/query?" + url.Values{"q": {appQuery}}.Encode() + " (" + respond.DiscoverNote + ")"
+	if r.Action != schemas.ActionRevoke || r.Mode != schemas.ModeDryRun || r.Status != schemas.ResponsePlanned || len(r.Requests) != 1 || r.Requests[0] != want {
+		t.Errorf("planned %+v, want a dry_run revoke recording %s", r, want)
+	}
+	if s := out[1].Response; s.Status != schemas.ResponseSkipped || !strings.Contains(s.Reason, "cannot be resolved") {
+		t.Errorf("user integration: %+v", s)
+	}
+}
