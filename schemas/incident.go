@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 )
 
 // TopicIncidents carries every version of every incident, keyed by incident
@@ -126,4 +128,18 @@ type Decision struct {
 	Actor         string `json:"actor"`
 	DecidedAt     Time   `json:"decided_at"` // wall clock: when the analyst decided
 	Until         *Time  `json:"until,omitempty"`
+}
+
+// Validate checks what the correlator relies on: an incident, a known action
+// and, for a suppression, its key and end.
+func (d Decision) Validate() error {
+	switch {
+	case d.IncidentID == "":
+		return errors.New("decision: incident_id is required")
+	case d.Action != DecisionAcknowledge && d.Action != DecisionResolve && d.Action != DecisionSuppress:
+		return fmt.Errorf("decision on %s: action %q: must be %s, %s or %s", d.IncidentID, d.Action, DecisionAcknowledge, DecisionResolve, DecisionSuppress)
+	case d.Action == DecisionSuppress && (d.Key == "" || d.Until == nil):
+		return fmt.Errorf("decision on %s: a suppression needs key and until", d.IncidentID)
+	}
+	return nil
 }

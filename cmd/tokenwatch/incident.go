@@ -23,7 +23,11 @@ import (
 //
 //	tokenwatch incident list --config F
 //	tokenwatch incident timeline ID --config F
+//	tokenwatch incident decisions --config F
 //	tokenwatch incident ack|resolve|suppress ID --config F [--reason R] [--for 168h] [--actor A]
+//
+// decisions prints every recorded decision as JSON lines, the input of
+// `tokenwatch replay --decisions`.
 //
 // timeline prints the incident's alerts and every step of the respond
 // stage's actions on it (ClickHouse view incident_timeline), in order.
@@ -33,13 +37,14 @@ import (
 // tokenwatch.incident_decisions, which the correlator honours.
 func runIncident(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: tokenwatch incident list|timeline|ack|resolve|suppress …", errUsage)
+		return fmt.Errorf("%w: tokenwatch incident list|timeline|decisions|ack|resolve|suppress …", errUsage)
 	}
 	verb := args[0]
 	action := map[string]string{"ack": schemas.DecisionAcknowledge, "acknowledge": schemas.DecisionAcknowledge,
 		"resolve": schemas.DecisionResolve, "suppress": schemas.DecisionSuppress}[verb]
-	if verb != "list" && verb != "timeline" && action == "" {
-		return fmt.Errorf("%w: unknown incident command %q (list, timeline, ack, resolve, suppress)", errUsage, verb)
+	listing := verb == "list" || verb == "decisions"
+	if !listing && verb != "timeline" && action == "" {
+		return fmt.Errorf("%w: unknown incident command %q (list, timeline, decisions, ack, resolve, suppress)", errUsage, verb)
 	}
 	fs := newFlags("incident "+verb, stderr)
 	cfgPath := fs.String("config", "", "config file (required: its clickhouse and kafka blocks)")
@@ -50,19 +55,19 @@ func runIncident(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// Flags may follow the incident id.
 	var id string
 	rest := args[1:]
-	if verb != "list" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+	if !listing && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		id, rest = rest[0], rest[1:]
 	}
 	if err := parse(fs, rest, stderr); err != nil {
 		return err
 	}
-	if verb != "list" && id == "" && fs.NArg() == 1 {
+	if !listing && id == "" && fs.NArg() == 1 {
 		id = fs.Arg(0)
 	}
 	if *cfgPath == "" {
 		return fmt.Errorf("%w: --config is required", errUsage)
 	}
-	if verb != "list" && id == "" {
+	if !listing && id == "" {
 		return fmt.Errorf("%w: tokenwatch incident %s ID --config F", errUsage, verb)
 	}
 	if action == schemas.DecisionSuppress && *forDur <= 0 {
@@ -92,6 +97,19 @@ func runIncident(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				r.RiskScore, r.LastSeen.UTC().Format("2006-01-02 15:04Z"), r.Title)
 		}
 		return tw.Flush()
+	}
+	if verb == "decisions" {
+		ds, err := c.Decisions(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		for i := range ds {
+			if err := enc.Encode(&ds[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if verb == "timeline" {
 		rows, err := c.Timeline(ctx, id)

@@ -121,6 +121,14 @@ ingest:
 		got[0].Key != "123456789012-abc.apps.googleusercontent.com" || got[0].Actor != "ana" || got[0].Reason != "red-team exercise" {
 		t.Fatalf("decisions on the topic: %+v", got)
 	}
+	// incident decisions prints what ClickHouse recorded, the same record as
+	// the topic's, which replay --decisions reads back.
+	code, out, errOut = tokenwatch(t, "incident", "decisions", "--config", cfgPath)
+	var listed schemas.Decision
+	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &listed) != nil || listed.IncidentID != id || listed.Key != got[0].Key ||
+		listed.Action != schemas.DecisionSuppress || listed.Until == nil || !listed.Until.Equal(got[0].Until.Truncate(time.Second)) || listed.Validate() != nil {
+		t.Fatalf("incident decisions: exit %d %q %q, want the topic's %+v", code, out, errOut, got[0])
+	}
 	// Usage errors are one line and exit 2.
 	for _, args := range [][]string{{"incident"}, {"incident", "frob", "--config", cfgPath}, {"incident", "ack", "--config", cfgPath}} {
 		if code, _, errOut := tokenwatch(t, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

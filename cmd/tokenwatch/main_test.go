@@ -242,3 +242,93 @@ func TestDetectorsLongShowsRunbookFalsePositivesReferences(t *testing.T) {
 		t.Fatalf("-v: exit %d\n%s", code, out)
 	}
 }
+
+// replay --decisions honours analysts' decisions as the live correlator
+// does: a suppressed key opens no incident, an acknowledged incident's later
+// versions say so, a resolved one closes at its next signal.
+func TestReplayHonoursDecisions(t *testing.T) {
+	input := filepath.Join(scen, "token_activity.jsonl.gz")
+	replay := func(t *testing.T, extra ...string) []schemas.Incident {
+		t.Helper()
+		args := append([]string{"replay", "--incidents", "--source", "google_workspace", "--geoip-city", city, "--geoip-asn", asn}, extra...)
+		code, out, errOut := tokenwatch(t, append(args, input)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var incs []schemas.Incident
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" {
+				continue
+			}
+			var inc schemas.Incident
+			if err := json.Unmarshal([]byte(line), &inc); err != nil {
+				t.Fatalf("not an incident: %q", line)
+			}
+			incs = append(incs, inc)
+		}
+		return incs
+	}
+	base := replay(t)
+	if len(base) != 1 || base[0].Version < 2 {
+		t.Fatalf("want the theft as one incident with several versions, got %+v", base)
+	}
+	theft := base[0]
+	decisions := func(t *testing.T, lines ...string) string {
+		f := filepath.Join(t.TempDir(), "decisions.jsonl")
+		if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	decision := func(action, until string) string {
+		d := map[string]any{"incident_id": theft.ID, "tenant": theft.Tenant, "key": theft.Key, "integration_id": theft.IntegrationID,
+			"action": action, "reason": "rehearsal", "actor": "ana", "decided_at": "2026-12-01T09:00:00Z"}
+		if until != "" {
+			d["until"] = until
+		}
+		b, _ := json.Marshal(d)
+		return string(b)
+	}
+	t.Run("suppress", func(t *testing.T) {
+		if got := replay(t, "--decisions", decisions(t, decision("suppress", "2100-01-01T00:00:00Z"))); len(got) != 0 {
+			t.Fatalf("a suppressed key opened %d incident(s), first %s", len(got), got[0].ID)
+		}
+		// A suppression that ended before the input began still closes the
+		// incident it was made on (live does the same), but holds back no
+		// signal: the later ones open a new incident.
+		got := replay(t, "--decisions", decisions(t, decision("suppress", "2001-01-01T00:00:00Z")))
+		var closed, reopened bool
+		for _, inc := range got {
+			closed = closed || (inc.ID == theft.ID && inc.Status == schemas.IncidentSuppressed)
+			reopened = reopened || (inc.ID != theft.ID && inc.Key == theft.Key)
+		}
+		if !closed || !reopened {
+			t.Fatalf("an expired suppression: closed %v, a new incident %v (%d incidents)", closed, reopened, len(got))
+		}
+	})
+	t.Run("acknowledge", func(t *testing.T) {
+		got := replay(t, "--decisions", decisions(t, decision("acknowledge", "")))
+		if len(got) != 1 || got[0].ID != theft.ID || got[0].Status != schemas.IncidentAcknowledged {
+			t.Fatalf("acknowledged: %d incidents, want the theft's, acknowledged", len(got))
+		}
+	})
+	t.Run("resolve", func(t *testing.T) {
+		got := replay(t, "--decisions", decisions(t, decision("resolve", "")))
+		var closed bool
+		for _, inc := range got {
+			if inc.ID == theft.ID {
+				closed = inc.Status == schemas.IncidentResolved && inc.Version < theft.Version+1
+			}
+		}
+		if !closed {
+			t.Fatalf("resolved: the theft's incident did not close at its next signal (%d incidents)", len(got))
+		}
+	})
+	t.Run("bad line", func(t *testing.T) {
+		f := decisions(t, decision("acknowledge", ""), `{"incident_id":"x","action":"forget"}`)
+		code, _, errOut := tokenwatch(t, "replay", "--source", "google_workspace", "--decisions", f, input)
+		if code == 0 || !strings.Contains(errOut, "decisions.jsonl:2") || !strings.Contains(errOut, `"forget"`) {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/enrich/inventory"
 	"github.com/tokenwatch/tokenwatch/ingest"
@@ -25,6 +27,7 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 	incidents := fs.Bool("incidents", false, "print incidents (the last version of each) instead of alerts")
 	cfgPath := fs.String("config", "", "config file: detector settings, GeoIP databases and the catalog, exactly as run loads them")
 	actions := fs.String("actions", "", "also write the actions the config's respond policy would have taken, as JSON lines, to this file (nothing is sent)")
+	decisions := fs.String("decisions", "", "analysts' decisions to honour, as JSON lines (`tokenwatch incident decisions` writes them): suppressions and resolutions as the live correlator honours them")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -66,6 +69,13 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer prog.Close()
+	if *decisions != "" {
+		ds, err := readDecisions(*decisions)
+		if err != nil {
+			return err
+		}
+		prog.SetDecisions(correlate.NewBook(ds))
+	}
 	r := prog.NewReplay()
 	for i := range batch.Events {
 		r.Observe(&batch.Events[i])
@@ -93,6 +103,39 @@ func runReplay(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return w.Flush()
+}
+
+// readDecisions reads JSON lines of schemas.Decision (the records of
+// tokenwatch.incident_decisions); a line that is not one is an error naming it.
+func readDecisions(path string) ([]schemas.Decision, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--decisions: %w", err)
+	}
+	defer f.Close()
+	var out []schemas.Decision
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		var d schemas.Decision
+		if err := dec.Decode(&d); err != nil {
+			return nil, fmt.Errorf("--decisions %s:%d: %w", path, line, err)
+		}
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("--decisions %s:%d: %w", path, line, err)
+		}
+		out = append(out, d)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--decisions %s: %w", path, err)
+	}
+	return out, nil
 }
 
 // readAll reads and normalizes files; events come out merged in time order.

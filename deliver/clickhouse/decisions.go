@@ -28,6 +28,35 @@ func (c *Client) WriteDecision(ctx context.Context, d schemas.Decision) error {
 	return nil
 }
 
+// Decisions reads every analyst decision recorded, oldest first, as the
+// records of tokenwatch.incident_decisions (until only on a suppression).
+func (c *Client) Decisions(ctx context.Context) ([]schemas.Decision, error) {
+	rows, err := c.conn.Query(ctx, `SELECT incident_id, tenant, key, integration_id, toString(action), reason, actor, decided_at, until
+		FROM incident_decisions ORDER BY decided_at, incident_id`)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read decisions: %w", err)
+	}
+	defer rows.Close()
+	var out []schemas.Decision
+	for rows.Next() {
+		var d schemas.Decision
+		var decided, until time.Time
+		if err := rows.Scan(&d.IncidentID, &d.Tenant, &d.Key, &d.IntegrationID, &d.Action, &d.Reason, &d.Actor, &decided, &until); err != nil {
+			return nil, fmt.Errorf("clickhouse: read decisions: %w", err)
+		}
+		d.DecidedAt = schemas.NewTime(decided)
+		if d.Action == schemas.DecisionSuppress {
+			u := schemas.NewTime(until)
+			d.Until = &u
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse: read decisions: %w", err)
+	}
+	return out, nil
+}
+
 // IncidentRow is what the incident commands show of an incident.
 type IncidentRow struct {
 	ID, Status, Tenant, IntegrationID, Key, Severity, Title string

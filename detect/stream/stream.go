@@ -23,6 +23,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tokenwatch/tokenwatch/detect/correlate"
 	"github.com/tokenwatch/tokenwatch/detect/engine"
 	"github.com/tokenwatch/tokenwatch/detect/program"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
@@ -126,8 +127,8 @@ func New(prog *program.Program, cfg Config, kafkaCfg broker.Config, m *Metrics, 
 // Run runs every stage of the program until ctx ends.
 func (r *Role) Run(ctx context.Context) error {
 	// Analysts' decisions first, so a suppression holds from the first event.
-	book := &decisionBook{}
-	if err := book.load(ctx, r.kafka); err != nil {
+	book := correlate.NewBook(nil)
+	if err := loadDecisions(ctx, r.kafka, book); err != nil {
 		return err
 	}
 	r.prog.SetDecisions(book)
