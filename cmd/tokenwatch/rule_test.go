@@ -60,6 +60,7 @@ func TestRuleTestPrintsEachMatch(t *testing.T) {
 		return p
 	}
 	created := "../../detect/sigma/testdata/sigmahq/okta_api_token_created.yml"
+	userCreated := "../../detect/sigma/testdata/sigmahq/okta_user_created.yml"
 	geo, bad, corr := write("geo.yml", geoRule), write("bad.yml", badRule), write("corr.yml", correlationRule)
 	tests := []struct {
 		name    string
@@ -78,6 +79,8 @@ func TestRuleTestPrintsEachMatch(t *testing.T) {
 		{"with GeoIP the Lagos grant matches both selections", []string{geo, "--geoip-city", city, "--geoip-asn", asn, oktaRecords}, 0,
 			[]string{"4b7e3f2a-7c1d-11f0-9a8b-1b2c3d4e5f60 sel_grant,sel_ng"}, "matched 1 of 9"},
 		{"unsupported modifier", []string{bad, oktaRecords}, 1, nil, bad + ":6: modifier |base64"},
+		{"a SigmaHQ rule on an event type the Okta connector does not read", []string{userCreated, oktaRecords}, 1, nil,
+			userCreated + ":16: eventtype: okta rule watches eventtype user.lifecycle.create, which tokenwatch's Okta connector does not read, so the rule could never fire: it reads app.oauth2.* and system.api_token.* (integration activity"},
 		{"correlation of a rule that is not in the file", []string{corr, oktaRecords}, 1, nil, corr + ":4: correlation.rules: no loaded rule has the id or name \"okta-grant\""},
 		{"the shipped Drift collection fires once, on the Drift app's export", []string{drift, driftScenarios + "fires_on_drift_sequence/records.jsonl", driftScenarios + "quiet_on_etl_that_counts_after_exporting/records.jsonl"}, 0, []string{
 			"elf:a2a19289a5af7491875500b1 describe_rest", "etl-export large_query", "etl-count-after selection",

@@ -13,22 +13,23 @@ import (
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-// bases are three single-event Okta rules, a, b and c, on eventType.
+// bases are three single-event Okta rules, a, b and c, on eventType
+// app.oauth2.a, .b and .c.
 const bases = `title: A
 name: a
 logsource: {product: okta}
-detection: {sel: {eventtype: a}, condition: sel}
+detection: {sel: {eventtype: app.oauth2.a}, condition: sel}
 ---
 title: B
 name: b
 logsource: {product: okta}
-detection: {sel: {eventtype: b}, condition: sel}
+detection: {sel: {eventtype: app.oauth2.b}, condition: sel}
 ---
 title: C
 id: rule-c
 name: c
 logsource: {product: okta}
-detection: {sel: {eventtype: c}, condition: sel}
+detection: {sel: {eventtype: app.oauth2.c}, condition: sel}
 `
 
 // collection is bases and a correlation over them.
@@ -57,7 +58,7 @@ func corrDetector(t *testing.T, corr string) *CorrDetector {
 }
 
 // step is one event: at minute min, integration in (default i1), user u
-// (default u1), eventType typ, client IP ip.
+// (default u1), eventType app.oauth2.<typ>, client IP ip.
 type step struct {
 	min     float64
 	typ     string
@@ -79,7 +80,7 @@ func (s step) event(n int) *schemas.Event {
 	if id == "" {
 		id = fmt.Sprintf("e%d", n)
 	}
-	rec := map[string]any{"eventType": s.typ, "actor": map[string]any{"id": u}}
+	rec := map[string]any{"eventType": "app.oauth2." + s.typ, "actor": map[string]any{"id": u}}
 	if s.ip != "" {
 		rec["client"] = map[string]any{"ipAddress": s.ip}
 	}
@@ -283,7 +284,7 @@ func TestCorrelationLoadErrors(t *testing.T) {
 		{"alias without a rule's field", corrRule(Temporal, "[a, b]", "  aliases:\n    who: {a: actor.id}\n"), 6, "correlation.aliases"},
 		{"logsource in a correlation", corrRule(EventCount, "[a]", "  condition: {gte: 3}\nlogsource: {product: okta}\n"), 11, "logsource"},
 		{"a cycle", corrRule(Temporal, "[a, inner]", "") + "---\ntitle: inner\nname: inner\ncorrelation: {type: temporal, rules: [b, corr], timespan: 1m}\n", 13, "correlation.rules"},
-		{"generate on a single rule", "title: x\ngenerate: true\nlogsource: {product: okta}\ndetection: {sel: {eventtype: x}, condition: sel}\n", 2, "generate"},
+		{"generate on a single rule", "title: x\ngenerate: true\nlogsource: {product: okta}\ndetection: {sel: {eventtype: app.oauth2.x}, condition: sel}\n", 2, "generate"},
 		{"generate twice, differently", corrRule(Temporal, "[a, b]", "  generate: true\ngenerate: false\n"), 10, "generate"},
 	}
 	for _, c := range cases {
@@ -325,9 +326,9 @@ func TestCollections(t *testing.T) {
 	if _, err := Parse("c.yml", []byte(bases)); err == nil || !strings.Contains(err.Error(), "c.yml:6: rule collection") {
 		t.Fatalf("Parse of a collection: %v", err)
 	}
-	if _, err := ParseCollection("c.yml", []byte(bases+"---\ntitle: A again\nname: a\nlogsource: {product: okta}\ndetection: {sel: {eventtype: a}, condition: sel}\n")); err != nil {
+	if _, err := ParseCollection("c.yml", []byte(bases+"---\ntitle: A again\nname: a\nlogsource: {product: okta}\ndetection: {sel: {eventtype: app.oauth2.a}, condition: sel}\n")); err != nil {
 		t.Fatal(err)
-	} else if _, err := Compile(collection(t, "title: A again\nid: other\nname: a\nlogsource: {product: okta}\ndetection: {sel: {eventtype: a}, condition: sel}\n")); err == nil || !strings.Contains(err.Error(), "c.yml:8: name") {
+	} else if _, err := Compile(collection(t, "title: A again\nid: other\nname: a\nlogsource: {product: okta}\ndetection: {sel: {eventtype: app.oauth2.a}, condition: sel}\n")); err == nil || !strings.Contains(err.Error(), "c.yml:8: name") {
 		t.Fatalf("two rules named a: %v", err)
 	}
 }
@@ -446,7 +447,7 @@ func TestCorrelationUpperBound(t *testing.T) {
 
 // An event two of an event_count's rules match is one event.
 func TestEventCountCountsAnEventOnce(t *testing.T) {
-	ab := "---\ntitle: A or B\nname: ab\nlogsource: {product: okta}\ndetection: {sel: {eventtype: [a, b]}, condition: sel}\n"
+	ab := "---\ntitle: A or B\nname: ab\nlogsource: {product: okta}\ndetection: {sel: {eventtype: [app.oauth2.a, app.oauth2.b]}, condition: sel}\n"
 	d := corrDetector(t, corrRule(EventCount, "[a, ab]", "  condition: {gte: 3}\n")+ab)
 	a := func(min float64) step { return step{min: min, typ: "a"} }
 	if fs := run(t, d, []step{a(0), a(1)}, false); len(fs) != 0 {

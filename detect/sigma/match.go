@@ -22,6 +22,11 @@ type fieldMatch struct {
 	exists *bool    // |exists: true|false
 	null   bool     // value null: the field is absent or null
 	values []valueMatch
+	// typeOp is how the field compares when that is plain equality ("=")
+	// or |startswith alone ("startswith"), else ""; nodes are its values.
+	// The event-type analysis (types.go) reads them.
+	typeOp string
+	nodes  []*yaml.Node
 }
 
 type valueMatch func(v any) bool
@@ -88,6 +93,12 @@ func parseFields(file string, n *yaml.Node) ([]*fieldMatch, error) {
 			}
 		}
 		f.all = mods["all"]
+		switch {
+		case len(parts) == 1:
+			f.typeOp = "="
+		case len(parts) == 2 && kind == "startswith":
+			f.typeOp = "startswith"
+		}
 		vals := []*yaml.Node{v}
 		if v.Kind == yaml.SequenceNode {
 			vals = v.Content
@@ -119,6 +130,7 @@ func parseFields(file string, n *yaml.Node) ([]*fieldMatch, error) {
 				return nil, err
 			}
 			f.values = append(f.values, vm...)
+			f.nodes = append(f.nodes, vn)
 		}
 		out = append(out, f)
 	}

@@ -70,6 +70,10 @@ type Rule struct {
 	selections map[string]*selection
 	names      []string // selection names, sorted
 	cond       expr
+	// neverFires: the rule parsed but its condition requires event types
+	// its source's connector does not read (checkTypes); the collection's
+	// check (checkFires) refuses it, naming the correlations that use it.
+	neverFires *LoadError
 }
 
 // DetectorID is the rule's detector id: "sigma.<rule id>", or without an
@@ -172,6 +176,42 @@ func Parse(file string, b []byte) (*Rule, error) {
 // collection of several separated by "---" (how a correlation usually ships
 // with the rules it uses). Empty documents are skipped.
 func ParseCollection(file string, b []byte) ([]*Rule, error) {
+	rs, err := parseCollection(file, b)
+	if err != nil {
+		return nil, err
+	}
+	return rs, checkFires(rs)
+}
+
+// checkFires refuses the first rule that could never fire (neverFires),
+// naming the correlations among rules that use it: they cannot run either.
+func checkFires(rules []*Rule) error {
+	for _, r := range rules {
+		if r.neverFires == nil {
+			continue
+		}
+		e := *r.neverFires
+		var users []string
+		for _, c := range rules {
+			if c.Correlation == nil {
+				continue
+			}
+			for _, ref := range c.Correlation.Refs {
+				if (r.ID != "" && ref == r.ID) || (r.Name != "" && ref == r.Name) {
+					users = append(users, fmt.Sprintf("%s (%s:%d)", c.DetectorID(), c.Path, c.Line))
+					break
+				}
+			}
+		}
+		if len(users) > 0 {
+			e.Msg += "; the correlation " + strings.Join(users, ", the correlation ") + " uses it and so could never fire either"
+		}
+		return &e
+	}
+	return nil
+}
+
+func parseCollection(file string, b []byte) ([]*Rule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var out []*Rule
 	for {
@@ -301,6 +341,11 @@ func parseDoc(file string, doc *yaml.Node) (*Rule, error) {
 	if err := r.detection(detection); err != nil {
 		return nil, err
 	}
+	if err := r.checkTypes(); err != nil {
+		var le *LoadError
+		errors.As(err, &le)
+		r.neverFires = le
+	}
 	return r, nil
 }
 
@@ -359,6 +404,38 @@ var logsourceServices = map[string]map[string]bool{
 	"gcp":   {"google_workspace": true, "google_workspace.token": true},
 	"azure": {"": true, "signinlogs": true, "auditlogs": true, "microsoftgraphactivitylogs": true},
 	"m365":  {"": true},
+}
+
+// typesRead narrows a source whose connector turns only some types of its
+// vendor's records into events, by a type field of the record: a rule
+// whose condition requires another type would load and never fire, so it
+// is a load error (checkTypes, types.go). Keyed by tokenwatch source.
+var typesRead = map[string]typeFields{
+	// ingest/okta: DefaultFilter asks the System Log for `eventType sw
+	// "app.oauth2" or eventType sw "system.api_token"`, and whatever filter
+	// is configured its normalizer (category) turns only app.oauth2.* and
+	// system.api_token.* records into events (event types compared in lower
+	// case). The normalized action.name is the record's eventType.
+	"okta": {
+		field: "eventtype", fields: []string{"eventtype", "action.name"}, connector: "Okta",
+		prefixes: []string{"app.oauth2.", "system.api_token."},
+		what:     "integration activity: OAuth 2.0 tokens and consents, API tokens; not user sign-ins, admin or policy changes",
+	},
+	// Not here: GitHub's connector drops records that name no token, app or
+	// OAuth application, whatever their action; Microsoft's normalizer
+	// reads every directoryAudit (category ApplicationManagement is only its
+	// Graph pull's filter; an Event Hubs batch holds what the diagnostic
+	// setting sends); Google Workspace's reads one Reports application
+	// (token), which logsourceServices narrows.
+}
+
+// typeFields is one source's type field and the types its connector reads.
+type typeFields struct {
+	field     string   // the field as SigmaHQ spells it, for errors
+	fields    []string // every name a rule may reach it by, lower case
+	connector string   // the connector, for errors
+	prefixes  []string // lower case: a type is read when it starts with one
+	what      string   // what those types are, for errors
 }
 
 func (r *Rule) detection(n *yaml.Node) error {
@@ -444,13 +521,22 @@ func Load(paths []string) ([]*Rule, error) {
 	}
 	var out []*Rule
 	for _, f := range files {
-		rs, err := LoadFile(f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("sigma rule: %w", err)
+		}
+		rs, err := parseCollection(f, b)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rs...)
 	}
 	if err := checkIDs(out); err != nil {
+		return nil, err
+	}
+	// After every file: a refused rule's error names the correlations of
+	// any file that use it.
+	if err := checkFires(out); err != nil {
 		return nil, err
 	}
 	return out, nil

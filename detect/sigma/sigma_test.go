@@ -76,7 +76,7 @@ func TestLogsourceOfALogNotRead(t *testing.T) {
 		"{product: okta, service: okta}":                  true,
 		"{product: github, service: audit}":               true,
 	} {
-		_, err := Parse("r.yml", []byte("title: t\nlogsource: "+ls+"\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
+		_, err := Parse("r.yml", []byte("title: t\nlogsource: "+ls+"\ndetection:\n  sel:\n    eventtype: app.oauth2.x\n  condition: sel\n"))
 		if ok && err != nil {
 			t.Errorf("%s: %v", ls, err)
 		}
@@ -88,7 +88,7 @@ func TestLogsourceOfALogNotRead(t *testing.T) {
 
 func TestMetaMapsTagsAndDefaultsStatus(t *testing.T) {
 	r, err := Parse("r.yml", []byte("title: t\nlogsource: {product: okta}\ntags: [attack.credential-access, attack.T1550.001, attack.t1078, attack.g0016]\n"+
-		"falsepositives: [a vpn]\nreferences: [https://x]\nrunbook: revoke it\ndetection:\n  sel:\n    eventtype: x\n  condition: sel\n"))
+		"falsepositives: [a vpn]\nreferences: [https://x]\nrunbook: revoke it\ndetection:\n  sel:\n    eventtype: app.oauth2.x\n  condition: sel\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
