@@ -18,6 +18,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -97,22 +98,27 @@ type Program struct {
 	// detectors); the others are re-keyed from it.
 	Stages []Stage
 	corr   *correlate.Correlator // nil with incidents off
-	shadow map[string]bool       // detector ids in shadow mode, as built
-	// Rule reloads (ReloadRules) swap the integration stage's detectors:
-	// its Go detectors (goStage0) stay, the rules are reloaded from
-	// rulesCfg. Runners pick the current set up at a safe point (Refresh).
+	// Rule reloads (ReloadRules, ApplyRules) swap the integration stage's
+	// detectors: its Go detectors (goStage0) stay, the rules are reloaded
+	// from rulesCfg; and every stage's shadow flags. Runners pick the
+	// current set up at a safe point (Refresh). reload guards the fields
+	// below it: one reloader at a time.
 	goStage0 []detect.Detector
-	goShadow map[string]bool
+	reload   sync.Mutex
+	goShadow map[string]bool // the Go detectors' shadow: flags
 	rulesCfg sigma.Config
 	// rulesPrint is the rule files' fingerprint taken before they were
 	// loaded: WatchRules compares with it, so a change made while the
 	// program starts is not taken for the baseline.
 	rulesPrint string
-	wrap       func(detect.Detector) detect.Detector
-	rules      atomic.Pointer[ruleSet]
-	geo        *geoip.Reloading
-	catalog    *inventory.Enricher
-	chain      enrich.Chain
+	// configCheck, when set (WatchConfig), is asked on every WatchRules
+	// tick whether the config file changed.
+	configCheck func() (changed bool, err error)
+	wrap        func(detect.Detector) detect.Detector
+	rules       atomic.Pointer[ruleSet]
+	geo         *geoip.Reloading
+	catalog     *inventory.Enricher
+	chain       enrich.Chain
 }
 
 // Build builds the program from cfg: unknown detector ids are an error, a
@@ -155,7 +161,7 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 	for _, id := range cfg.Rules.Shadow {
 		shadow[id] = true
 	}
-	p.shadow, p.rulesCfg, p.wrap = shadow, cfg.Rules, opt.Wrap
+	p.rulesCfg, p.wrap = cfg.Rules, opt.Wrap
 	if err := checkRuleIDs(rules); err != nil {
 		return nil, err
 	}
@@ -186,7 +192,7 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 			p.goStage0 = append(p.goStage0, d)
 		}
 	}
-	p.rules.Store(&ruleSet{detectors: p.Stages[0].Detectors, shadow: p.shadow})
+	p.rules.Store(&ruleSet{detectors: p.Stages[0].Detectors, shadow: shadow})
 	cc := correlate.DefaultConfig()
 	if cfg.Correlate != nil {
 		cc = *cfg.Correlate
@@ -214,7 +220,41 @@ func checkRuleIDs(rules []detect.Detector) error {
 // run, a duplicate id, a shadow id no rule has) the current set stays and
 // the error says why.
 func (p *Program) ReloadRules() error {
-	rules, err := sigma.Detectors(p.rulesCfg)
+	p.reload.Lock()
+	defer p.reload.Unlock()
+	return p.swap(p.rulesCfg, p.goShadow)
+}
+
+// ApplyRules makes rules (a changed detect.rules section) and the shadow:
+// flags of detectors (a changed detect.detectors, whose other keys must be
+// the ones the program was built with: they are not read again) the
+// program's: the rules are loaded from the new section and become the
+// integration stage's next set as on a rule-file reload (ReloadRules), and
+// every stage's runners take the new shadow flags at their next Refresh,
+// so state, checkpoints and alert ids stay. On any error the current set
+// and config stay and the error says why.
+func (p *Program) ApplyRules(rules sigma.Config, detectors map[string]yaml.Node) error {
+	goShadow, err := detectorShadow(detectors)
+	if err != nil {
+		return err
+	}
+	p.reload.Lock()
+	defer p.reload.Unlock()
+	var fp string
+	if len(rules.Paths) > 0 {
+		fp, _ = sigma.Fingerprint(rules.Paths)
+	}
+	if err := p.swap(rules, goShadow); err != nil {
+		return err
+	}
+	p.rulesCfg, p.goShadow, p.rulesPrint = rules, goShadow, fp
+	return nil
+}
+
+// swap loads cfg's rules and stores them, beside the Go detectors, with
+// goShadow and cfg's shadow list as the next set. Call with reload held.
+func (p *Program) swap(cfg sigma.Config, goShadow map[string]bool) error {
+	rules, err := sigma.Detectors(cfg)
 	if err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
@@ -228,11 +268,10 @@ func (p *Program) ReloadRules() error {
 		}
 		dets = append(dets, d)
 	}
-	shadow := maps.Clone(p.goShadow)
-	for _, id := range p.rulesCfg.Shadow {
+	shadow := maps.Clone(goShadow)
+	for _, id := range cfg.Shadow {
 		shadow[id] = true
 	}
-	// One reloader at a time (WatchRules): no lost generation.
 	p.rules.Store(&ruleSet{gen: p.rules.Load().gen + 1, detectors: dets, shadow: shadow})
 	return nil
 }
@@ -247,18 +286,29 @@ func (p *Program) RuleIDs() []string {
 	return ids
 }
 
+// WatchConfig makes WatchRules ask check, on each of its ticks before it
+// looks at the rule files, whether the config file changed: check applies
+// what it can (ApplyRules) and logs what it cannot itself, and reports
+// changed with the outcome (err nil: the file on disk loads). Call it
+// before WatchRules starts.
+func (p *Program) WatchConfig(check func() (changed bool, err error)) { p.configCheck = check }
+
 // WatchRules polls the configured rule paths every detect.rules.reload_interval
 // and reloads the rules when their files change (ReloadRules), until ctx
-// ends. report sees every reload's outcome (nil on success); a failed
-// reload keeps the current set and is retried on the next change. Without
-// paths or with a zero interval it returns at once.
+// ends; with WatchConfig, it also has the config file checked on each tick
+// (the paths, the interval and the shadow flags may then change). report
+// sees every reload's outcome (nil on success); a failed reload keeps the
+// current set and is retried on the next change. With a zero interval, or
+// without paths and without WatchConfig, it returns at once.
 func (p *Program) WatchRules(ctx context.Context, log *slog.Logger, report func(error)) {
+	p.reload.Lock()
 	cfg := p.rulesCfg
-	if len(cfg.Paths) == 0 || cfg.ReloadInterval <= 0 {
+	p.reload.Unlock()
+	if cfg.ReloadInterval <= 0 || (len(cfg.Paths) == 0 && p.configCheck == nil) {
 		return
 	}
-	last := p.rulesPrint
-	t := time.NewTicker(cfg.ReloadInterval)
+	every := cfg.ReloadInterval
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -266,14 +316,35 @@ func (p *Program) WatchRules(ctx context.Context, log *slog.Logger, report func(
 			return
 		case <-t.C:
 		}
+		if p.configCheck != nil {
+			if changed, err := p.configCheck(); changed {
+				report(err)
+			}
+		}
+		p.reload.Lock()
+		cfg, last := p.rulesCfg, p.rulesPrint
+		p.reload.Unlock()
+		if cfg.ReloadInterval > 0 && cfg.ReloadInterval != every {
+			every = cfg.ReloadInterval // a config change: the next look
+			t.Reset(every)
+		}
+		if len(cfg.Paths) == 0 || cfg.ReloadInterval <= 0 {
+			continue
+		}
 		fp, err := sigma.Fingerprint(cfg.Paths)
 		if err == nil && fp == last {
 			continue
 		}
-		last = fp
-		if err == nil {
-			err = p.ReloadRules()
+		p.reload.Lock()
+		if p.rulesPrint != last { // ApplyRules loaded the rules meanwhile
+			p.reload.Unlock()
+			continue
 		}
+		p.rulesPrint = fp
+		if err == nil {
+			err = p.swap(p.rulesCfg, p.goShadow)
+		}
+		p.reload.Unlock()
 		if err != nil {
 			log.Error("rules reload failed: keeping the current rules", "err", err)
 		} else {
@@ -281,6 +352,42 @@ func (p *Program) WatchRules(ctx context.Context, log *slog.Logger, report func(
 		}
 		report(err)
 	}
+}
+
+// detectorShadow is the ids of the enabled detectors cfg marks `shadow: true`.
+func detectorShadow(cfg map[string]yaml.Node) (map[string]bool, error) {
+	for id := range cfg {
+		if _, err := detect.Lookup(id); err != nil {
+			return nil, fmt.Errorf("detectors: %w", err)
+		}
+	}
+	shadow := map[string]bool{}
+	for _, spec := range detect.Specs() {
+		node, has := cfg[spec.ID]
+		if !has {
+			continue
+		}
+		enabled, sh, err := detectorFlags(spec.ID, &node)
+		if err != nil {
+			return nil, err
+		}
+		if enabled && sh {
+			shadow[spec.ID] = true
+		}
+	}
+	return shadow, nil
+}
+
+// detectorFlags reads `enabled` and `shadow`, the keys every detector accepts.
+func detectorFlags(id string, node *yaml.Node) (enabled, shadow bool, err error) {
+	var en *bool
+	if err := yamlstrict.Decode(yamlstrict.Get(node, "enabled"), &en); err != nil {
+		return false, false, yamlstrict.At("detectors."+id+".enabled", err)
+	}
+	if err := yamlstrict.Decode(yamlstrict.Get(node, "shadow"), &shadow); err != nil {
+		return false, false, yamlstrict.At("detectors."+id+".shadow", err)
+	}
+	return en == nil || *en, shadow, nil
 }
 
 // buildDetectors constructs every registered detector from its config node,
@@ -297,17 +404,12 @@ func buildDetectors(cfg map[string]yaml.Node) ([]detect.Spec, []detect.Detector,
 	for _, spec := range detect.Specs() {
 		node, has := cfg[spec.ID]
 		if has {
-			// `enabled` and `shadow` are keys every detector accepts.
-			var enabled *bool
-			if err := yamlstrict.Decode(yamlstrict.Get(&node, "enabled"), &enabled); err != nil {
-				return nil, nil, nil, yamlstrict.At("detectors."+spec.ID+".enabled", err)
+			enabled, sh, err := detectorFlags(spec.ID, &node)
+			if err != nil {
+				return nil, nil, nil, err
 			}
-			if enabled != nil && !*enabled {
+			if !enabled {
 				continue
-			}
-			var sh bool
-			if err := yamlstrict.Decode(yamlstrict.Get(&node, "shadow"), &sh); err != nil {
-				return nil, nil, nil, yamlstrict.At("detectors."+spec.ID+".shadow", err)
 			}
 			if sh {
 				shadow[spec.ID] = true
@@ -367,7 +469,7 @@ func (p *Program) DetectorIDs() []string {
 
 // Shadow reports whether detector id runs in shadow mode (detect.detectors.<id>.shadow,
 // detect.rules.shadow): its alerts carry Shadow and never reach an incident.
-func (p *Program) Shadow(id string) bool { return p.shadow[id] || p.rules.Load().shadow[id] }
+func (p *Program) Shadow(id string) bool { return p.rules.Load().shadow[id] }
 
 // Topics are the topics the program reads and writes besides the events and
 // alerts: each re-keyed stage's repartition topic and every stage's state.
@@ -395,17 +497,18 @@ type Runner struct {
 
 // Refresh switches the runner to the program's current rule set if a
 // reload made a newer one, keeping every remaining detector's state
-// (engine.SetDetectors); it reports whether it switched. Call it where the
-// state is checkpointed and nothing is in flight: right after a checkpoint.
+// (engine.SetDetectors), and to its shadow flags (a re-keyed stage takes
+// only those: its detectors are Go detectors, never reloaded); it reports
+// whether it switched. Call it where the state is checkpointed and nothing
+// is in flight: right after a checkpoint.
 func (r *Runner) Refresh() bool {
-	if r.stage != 0 {
-		return false
-	}
 	cur := r.p.rules.Load()
 	if cur.gen == r.gen {
 		return false
 	}
-	r.Engine.SetDetectors(cur.detectors)
+	if r.stage == 0 {
+		r.Engine.SetDetectors(cur.detectors)
+	}
 	r.Engine.SetShadow(cur.shadow)
 	r.gen = cur.gen
 	return true
@@ -414,10 +517,11 @@ func (r *Runner) Refresh() bool {
 // NewRunner returns a runner of stage i with empty state.
 func (p *Program) NewRunner(i int) *Runner {
 	r := &Runner{p: p, stage: i}
-	dets, shadow := p.Stages[i].Detectors, p.shadow
+	cur := p.rules.Load() // the latest shadow flags
+	dets, shadow := p.Stages[i].Detectors, cur.shadow
+	r.gen = cur.gen
 	if i == 0 {
-		cur := p.rules.Load() // the integration stage runs the latest rule set
-		dets, shadow, r.gen = cur.detectors, cur.shadow, cur.gen
+		dets = cur.detectors // the integration stage runs the latest rule set
 	}
 	r.Engine = engine.New(dets)
 	r.Engine.SetShadow(shadow)

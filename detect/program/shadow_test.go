@@ -103,3 +103,67 @@ func TestShadowNamingNoRuleIsAnError(t *testing.T) {
 		t.Fatalf("err %v, want it to name detectors.geo.new_asn.shadow", err)
 	}
 }
+
+// ApplyRules (a config edit) promotes a shadow rule and a shadow Go
+// detector of a re-keyed stage: every stage's runner takes the new flags at
+// Refresh, and the alerts after it are live. An edit that cannot load keeps
+// the flags.
+func TestApplyRulesPromotesOnEveryStage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token.yml"), []byte(ruleYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const rule, chain = "sigma.test-okta-token-create", "chain.shared_ip"
+	p, err := program.Build(program.Config{Detectors: map[string]yaml.Node{chain: node(t, "shadow: true\nmin_integrations: 3")},
+		Rules: sigma.Config{Paths: []string{dir}, Shadow: []string{rule}}}, program.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var runners []*program.Runner
+	for i := range p.Stages {
+		runners = append(runners, p.NewRunner(i))
+	}
+	if len(runners) < 2 || !p.Shadow(rule) || !p.Shadow(chain) {
+		t.Fatalf("%d stages, shadow %v %v", len(runners), p.Shadow(rule), p.Shadow(chain))
+	}
+	if err := p.ApplyRules(sigma.Config{Paths: []string{dir}, Shadow: []string{"sigma.no-such-rule"}}, nil); err == nil || !p.Shadow(rule) || runners[1].Refresh() {
+		t.Fatalf("a shadow id no rule has: err %v, shadow %v", err, p.Shadow(rule))
+	}
+	if err := p.ApplyRules(sigma.Config{Paths: []string{dir}}, map[string]yaml.Node{chain: node(t, "min_integrations: 3")}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Shadow(rule) || p.Shadow(chain) {
+		t.Fatalf("after ApplyRules: shadow %v %v", p.Shadow(rule), p.Shadow(chain))
+	}
+	for i, r := range runners {
+		if !r.Refresh() {
+			t.Fatalf("stage %d's runner did not switch", i)
+		}
+	}
+	evs := ruleEvents(t)
+	base := evs[len(evs)-1].Time
+	for i, app := range []string{"crm", "hr", "drive"} {
+		evs = append(evs, schemas.Event{EventID: app, Source: "okta", Tenant: "acme", Time: schemas.NewTime(base.Add(timeMinutes(i + 1))),
+			Integration: schemas.Integration{ID: app}, Action: schemas.Action{Name: "token", Category: "access"},
+			Network: schemas.Network{IP: "45.76.10.20"}})
+	}
+	var alerts []schemas.Alert
+	emit := func(j int, rec *schemas.Event) { alerts = append(alerts, runners[j].Process(rec, nil)...) }
+	for i := range evs {
+		alerts = append(alerts, runners[0].Process(&evs[i], emit)...)
+	}
+	for _, r := range runners {
+		alerts = append(alerts, r.Engine.Flush(r.Engine.Watermark())...)
+	}
+	seen := map[string]bool{}
+	for _, a := range alerts {
+		seen[a.Detector] = true
+		if a.Shadow {
+			t.Errorf("%s's alert is shadow after the promotion", a.Detector)
+		}
+	}
+	if !seen[rule] || !seen[chain] {
+		t.Fatalf("alerts from %v, want %s and %s", seen, rule, chain)
+	}
+}
