@@ -26,7 +26,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, loaded, err := config.Read(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -36,6 +36,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeFn()
+	// detect.rules and the shadow flags follow edits of the file.
+	if err := p.WatchConfigFile(*cfgPath, loaded); err != nil {
+		return err
+	}
 	log.Info("tokenwatch running", "version", version, "roles", rs, "brokers", p.Cfg.Kafka.Brokers, "detectors", len(p.Program.DetectorIDs()))
 	err = p.Run(ctx, rs)
 	log.Info("tokenwatch stopped")

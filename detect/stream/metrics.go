@@ -33,9 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		integrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_integrations",
 			Help: "Integrations whose detector state this process holds."}),
 		ruleReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_detect_rule_reloads_total",
-			Help: "Reloads of the Sigma rules after their files changed, by result (ok; error: the previous rules kept running)."}, []string{"result"}),
+			Help: "Reloads of the Sigma rules after their files or the config file changed, by result (ok; error: the previous rules and config kept running)."}, []string{"result"}),
 		rulesFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenwatch_detect_rules_reload_failing",
-			Help: "1 while the rule files on disk could not be loaded and older rules keep running; 0 once a reload succeeds."}),
+			Help: "1 while the rule files or the config file on disk could not be loaded and older rules keep running; 0 once a reload succeeds."}),
 	}
 	m.ruleReloads.WithLabelValues("ok")
 	m.ruleReloads.WithLabelValues("error") // both series exist from the start, for rate() and alerts
@@ -43,8 +43,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// reloaded counts one reload of the rule files and says whether the files
-// on disk are the rules running (err nil) or not.
+// reloaded counts one reload of the rule files (or of the config file's
+// detect.rules and shadow flags) and says whether the files on disk loaded
+// (err nil) or not.
 func (m *Metrics) reloaded(err error) {
 	result, failing := "ok", 0.0
 	if err != nil {

@@ -100,6 +100,17 @@ func Load(path string) (Config, error) {
 	return Parse(b, path)
 }
 
+// Read is Load that also returns the bytes it parsed: what the detect
+// role's config watcher compares later edits with.
+func Read(path string) (Config, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(b, path)
+	return cfg, b, err
+}
+
 // Parse decodes config bytes; name labels errors.
 func Parse(b []byte, name string) (Config, error) {
 	cfg := Default()
