@@ -30,7 +30,9 @@ type Config struct {
 	// promoting it is a one-line config change.
 	Shadow []string `yaml:"shadow"`
 	// ReloadInterval is how often the detect role looks for changed rule
-	// files under Paths and reloads them (0: only at start).
+	// files under Paths and reloads them, and (tokenwatch run) for a
+	// changed config file, whose detect.rules and shadow flags it applies
+	// (0: only at start).
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
