@@ -13,8 +13,9 @@
 // owns. A repeat of a detector already in the window counts a quarter, and
 // one detector adds at most a quarter more than its strongest signal.
 // Contributions decay with a half-life in event time. An incident opens when
-// the sum crosses the threshold within the window, or at once on a
-// high-confidence signal (use after revoke, use after expiry); later signals
+// the sum crosses the threshold within the window, when enough distinct
+// detectors agree within the breadth window (whatever their sum), or at once
+// on a high-confidence signal (use after revoke, use after expiry); later signals
 // join it (same id, next version) until it has been quiet for the quiet
 // period, when a last version resolves it. Everything runs on event time in
 // the key's own state, checkpointed with the detectors': a replay gives the
@@ -55,6 +56,17 @@ type Config struct {
 	Immediate []string `yaml:"immediate"`
 	// SensitiveScopes raise a signal whose event carries one (substrings).
 	SensitiveScopes []string `yaml:"sensitive_scopes"`
+	// Breadth opens an incident when this many distinct behavioural
+	// detectors signal for one key within BreadthWindow, whatever their
+	// risk sum (Splunk RBA's source count beside its score): independent
+	// detectors agreeing at once is the attack's shape, and waiting for
+	// the sum only delays the page. 0 turns it off. Catalog posture
+	// findings (the inventory.* detectors) are not behaviour and do not
+	// count.
+	Breadth int `yaml:"breadth"`
+	// BreadthWindow: the span (event time) the distinct detectors must
+	// fall within.
+	BreadthWindow time.Duration `yaml:"breadth_window"`
 }
 
 // DefaultWeights: a lone geo or user-agent novelty stays a signal; three
@@ -89,6 +101,7 @@ const defaultWeight = 30
 // DefaultConfig is the correlator's default.
 func DefaultConfig() Config {
 	return Config{Enabled: true, Threshold: 100, Window: 72 * time.Hour, HalfLife: 24 * time.Hour, Quiet: 72 * time.Hour,
+		Breadth: 3, BreadthWindow: time.Hour,
 		Immediate:       []string{"lifecycle.use_after_revoke", "inventory.expired"},
 		SensitiveScopes: baseline.DefaultSensitiveScopes}
 }
@@ -98,6 +111,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Threshold <= 0 {
 		errs = append(errs, errors.New("detect.correlate.threshold: must be positive"))
+	}
+	if c.Breadth < 0 || c.Breadth == 1 {
+		errs = append(errs, fmt.Errorf("detect.correlate.breadth: %d: 0 (off) or at least 2 distinct detectors", c.Breadth))
+	}
+	if c.Breadth > 0 && c.BreadthWindow <= 0 {
+		errs = append(errs, errors.New("detect.correlate.breadth_window: must be a positive duration"))
 	}
 	if c.Window <= 0 || c.HalfLife <= 0 || c.Quiet <= 0 {
 		errs = append(errs, errors.New("detect.correlate.window, half_life and quiet: must be positive durations"))
@@ -297,7 +316,7 @@ func (c *Correlator) Observe(tenant, key string, ev *schemas.Event, raised []sch
 		s.Pending = append(s.Pending, sig)
 		c.prune(s, now)
 		risk := c.risk(s.Pending, now)
-		if risk < c.cfg.Threshold && !c.immediate[a.Detector] {
+		if risk < c.cfg.Threshold && !c.immediate[a.Detector] && !c.broad(s.Pending, now) {
 			continue
 		}
 		first := s.Pending[0]
@@ -418,6 +437,25 @@ func (c *Correlator) signal(s *State, ev *schemas.Event, a schemas.Alert, now in
 	}
 	return signal{T: now, Signal: schemas.Signal{AlertID: a.ID, Detector: a.Detector, Severity: a.Severity, Time: schemas.NewTime(time.UnixMilli(t)),
 		Title: a.Title, Risk: math.Round(r*10) / 10, Techniques: a.Techniques, Runbook: a.Runbook, Observed: a.Observed, Baseline: a.Baseline, Query: a.Query}}
+}
+
+// broad reports whether Breadth distinct behavioural detectors signalled
+// within BreadthWindow of now.
+func (c *Correlator) broad(sigs []signal, now int64) bool {
+	if c.cfg.Breadth == 0 {
+		return false
+	}
+	w := c.cfg.BreadthWindow.Milliseconds()
+	var seen []string
+	for _, p := range sigs {
+		if now-p.T > w || strings.HasPrefix(p.Detector, "inventory.") || slices.Contains(seen, p.Detector) {
+			continue
+		}
+		if seen = append(seen, p.Detector); len(seen) >= c.cfg.Breadth {
+			return true
+		}
+	}
+	return false
 }
 
 // risk sums the signals' contributions decayed to now. One detector

@@ -323,3 +323,63 @@ func TestShadowAlertsAreNoSignals(t *testing.T) {
 		})
 	}
 }
+
+// Three distinct behavioural detectors within the breadth window open an
+// incident even when their risk sums below the threshold (three low-severity
+// Sigma rules, say); repeats of one detector, catalog posture findings, or the
+// same three spread over hours do not.
+func TestBreadthOpensOnDistinctDetectors(t *testing.T) {
+	low := func(det string, at time.Duration) schemas.Alert {
+		a := alert(det, at)
+		a.Severity = schemas.SeverityLow
+		return a
+	}
+	type sig struct {
+		det string
+		at  time.Duration
+	}
+	for _, tc := range []struct {
+		name    string
+		breadth int
+		sigs    []sig
+		opensAt time.Duration // -1: no incident
+	}{
+		{"three within the window", 3, []sig{{"geo.new_country", 0}, {"geo.new_asn", 10 * time.Minute}, {"lifecycle.new_user_agent", 30 * time.Minute}}, 30 * time.Minute},
+		{"off", 0, []sig{{"geo.new_country", 0}, {"geo.new_asn", 10 * time.Minute}, {"lifecycle.new_user_agent", 30 * time.Minute}}, -1},
+		{"spread over hours", 3, []sig{{"geo.new_country", 0}, {"geo.new_asn", 2 * time.Hour}, {"lifecycle.new_user_agent", 4 * time.Hour}}, -1},
+		{"one detector repeated", 3, []sig{{"geo.new_asn", 0}, {"geo.new_asn", time.Minute}, {"geo.new_asn", 2 * time.Minute}}, -1},
+		{"posture does not count", 3, []sig{{"inventory.review_overdue", 0}, {"geo.new_asn", time.Minute}, {"lifecycle.new_user_agent", 2 * time.Minute}}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := correlate.DefaultConfig()
+			cfg.Breadth = tc.breadth
+			c, err := correlate.New(cfg, known)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := c.NewState()
+			var opened []time.Duration
+			for _, s := range tc.sigs {
+				for _, inc := range c.Observe("acme", "crm", event(s.at), []schemas.Alert{low(s.det, s.at)}, t0.Add(s.at), st) {
+					if inc.Version == 1 {
+						opened = append(opened, s.at)
+						if inc.RiskScore >= cfg.Threshold {
+							t.Fatalf("risk %.1f: the case does not test breadth (it crosses the threshold)", inc.RiskScore)
+						}
+					}
+				}
+			}
+			switch {
+			case tc.opensAt < 0 && len(opened) > 0:
+				t.Fatalf("opened at %v, want no incident", opened)
+			case tc.opensAt >= 0 && (len(opened) != 1 || opened[0] != tc.opensAt):
+				t.Fatalf("opened at %v, want once at %v", opened, tc.opensAt)
+			}
+		})
+	}
+	bad := correlate.DefaultConfig()
+	bad.Breadth = 1
+	if _, err := correlate.New(bad, known); err == nil || !strings.Contains(err.Error(), "detect.correlate.breadth") {
+		t.Fatalf("breadth 1: %v, want an error naming the field", err)
+	}
+}

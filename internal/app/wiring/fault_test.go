@@ -895,6 +895,22 @@ func joined(ctx context.Context, cfg broker.Config, groups []string) bool {
 	return true
 }
 
+// everyGroupJoined reports whether every consumer group on the broker is
+// stable with exactly one member: a test that kills the one process of its
+// roles waits for it, since kfake never expires a member killed mid-join.
+func everyGroupJoined(ctx context.Context, cfg broker.Config) bool {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	lg, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{})
+	if err != nil || lg.Error != nil || len(lg.Groups) == 0 {
+		return false
+	}
+	ids := make([]string, len(lg.Groups))
+	for i, g := range lg.Groups {
+		ids[i] = g.GroupID
+	}
+	return joined(ctx, cfg, ids)
+}
+
 // pipelineState says where a stalled run's events stopped: how many unique
 // events the topic holds, how far the ClickHouse writer's group committed,
 // and the file cursor ingest saved against the file's records.
