@@ -117,6 +117,14 @@ func NewWriter(cfg Config, topic string) *kafka.Writer {
 	}
 }
 
+// FetchMaxBytes bounds one fetch response of every reader: twice the
+// largest message a writer sends (BatchBytes, Kafka's message.max.bytes), as
+// Kafka's own consumer bounds a partition's fetch at 1 MiB. A reader asking
+// for 16 MiB at once waited for the whole response, and on a slow broker or
+// link (the race detector made it 10× slower) the read timed out before it
+// came, was retried the same size, and the partition never advanced.
+const FetchMaxBytes = 2 << 20
+
 // NewReader returns a consumer-group reader of topic that starts at the
 // earliest offset when the group has none, and commits only when told.
 func NewReader(cfg Config, topic, group string) *kafka.Reader {
@@ -125,7 +133,7 @@ func NewReader(cfg Config, topic, group string) *kafka.Reader {
 		Topic:                 topic,
 		GroupID:               group,
 		MinBytes:              1,
-		MaxBytes:              16 << 20,
+		MaxBytes:              FetchMaxBytes,
 		MaxWait:               100 * time.Millisecond,
 		ReadBatchTimeout:      2 * time.Second,
 		StartOffset:           kafka.FirstOffset,
@@ -395,7 +403,7 @@ func ReadPartition(ctx context.Context, cfg Config, topic string, partition int,
 		return err
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -91,5 +92,50 @@ func TestRestartKeepsOffsetsNotMembers(t *testing.T) {
 	}
 	if string(m2.Value) != "two" {
 		t.Fatalf("resumed at %q, want the record after the commit", m2.Value)
+	}
+}
+
+// The largest message a writer sends (BatchBytes, Kafka's message.max.bytes)
+// fits in one fetch of every reader tokenwatch builds, the group reader and
+// the partition reader alike, with the small messages around it intact.
+func TestTheLargestMessageFitsOneFetch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := embedded.Start(1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := broker.DefaultConfig()
+	cfg.Brokers, cfg.Partitions = b.Addrs(), 1
+	w := broker.NewWriter(cfg, schemas.TopicEvents)
+	big := bytes.Repeat([]byte("x"), int(w.BatchBytes)-512) // the record's own framing takes the rest
+	msgs := []kafka.Message{{Key: []byte("k"), Value: []byte("before")}, {Key: []byte("k"), Value: big}, {Key: []byte("k"), Value: []byte("after")}}
+	for _, m := range msgs { // one at a time: each is its own batch, the big one alone
+		if err := w.WriteMessages(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if int64(2*w.BatchBytes) > broker.FetchMaxBytes {
+		t.Fatalf("FetchMaxBytes %d is less than twice the writer's BatchBytes %d", broker.FetchMaxBytes, w.BatchBytes)
+	}
+	var got [][]byte
+	if err := broker.ReadPartition(ctx, cfg, schemas.TopicEvents, 0, func(m kafka.Message) { got = append(got, m.Value) }); err != nil {
+		t.Fatal(err)
+	}
+	r := broker.NewReader(cfg, schemas.TopicEvents, cfg.Group("largest-message"))
+	defer r.Close()
+	for range msgs {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Value)
+	}
+	for i, v := range got {
+		if want := msgs[i%len(msgs)].Value; !bytes.Equal(v, want) {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(v), len(want))
+		}
 	}
 }
