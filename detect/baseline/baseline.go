@@ -7,6 +7,7 @@ package baseline
 import (
 	"encoding/json"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,37 +17,110 @@ import (
 // Profile is an hour-of-day seasonal baseline of one hourly quantity: for each
 // of the 24 UTC hours, an exponentially weighted mean and variance. Updating a
 // bucket once per day with Alpha=0.1 remembers roughly the last ten days.
+//
+// Buckets whose mean and variance are both zero — hours the integration has
+// only ever been silent in, which is most of them for a quiet integration,
+// since silent hours are folded in as zeros — are not stored: a zero
+// observation leaves a zero bucket exactly zero, so the arithmetic is the
+// float64 one it always was, bit for bit. The stored buckets sit in hour
+// order in mv, one per set bit of mask. A profile costs 80 bytes plus 16 a
+// non-zero hour, where 24 dense buckets cost 480. It marshals to, and reads
+// from, the JSON the dense struct gave ({"mean":[24],"var":[24],"n":[24]}).
 type Profile struct {
-	Mean [24]float64 `json:"mean"`
-	Var  [24]float64 `json:"var"`
-	N    [24]uint32  `json:"n"` // observations per bucket, capped
+	n    [24]uint16 // observations per bucket, capped (65,535 days of a bucket)
+	mask uint32     // buckets with a non-zero mean or variance
+	mv   []moments  // those buckets' moments, in hour order
 }
+
+type moments struct{ mean, v float64 }
 
 // Alpha is the weight of a new observation.
 const Alpha = 0.1
 
+// slot is bucket h's index in mv and whether it is stored.
+func (p *Profile) slot(h int) (int, bool) {
+	return bits.OnesCount32(p.mask & (1<<h - 1)), p.mask&(1<<h) != 0
+}
+
 // Add folds the value observed for the hour starting at hour.
-func (p *Profile) Add(hour time.Time, v float64) {
-	h := hour.UTC().Hour()
-	if p.N[h] == 0 {
-		p.Mean[h] = v
-		p.Var[h] = 0
+func (p *Profile) Add(hour time.Time, v float64) { p.AddHour(hour.UTC().Hour(), v) }
+
+// AddHour folds the value observed in hour of day h (0–23, UTC).
+func (p *Profile) AddHour(h int, v float64) {
+	i, ok := p.slot(h)
+	var m moments
+	if ok {
+		m = p.mv[i]
+	}
+	if p.n[h] == 0 {
+		m = moments{v, 0}
 	} else {
 		// West's incremental EWMA variance.
-		d := v - p.Mean[h]
+		d := v - m.mean
 		incr := Alpha * d
-		p.Mean[h] += incr
-		p.Var[h] = (1 - Alpha) * (p.Var[h] + d*incr)
+		m.mean += incr
+		m.v = (1 - Alpha) * (m.v + d*incr)
 	}
-	if p.N[h] < math.MaxUint32 {
-		p.N[h]++
+	if p.n[h] < math.MaxUint16 {
+		p.n[h]++
+	}
+	p.set(h, i, ok, m)
+}
+
+func (p *Profile) set(h, i int, ok bool, m moments) {
+	switch {
+	case ok:
+		p.mv[i] = m
+	case math.Float64bits(m.mean) != 0 || math.Float64bits(m.v) != 0:
+		p.mask |= 1 << h
+		p.mv = slices.Insert(p.mv, i, m)
 	}
 }
 
 // At returns the mean and standard deviation for the hour of day of t.
 func (p *Profile) At(t time.Time) (mean, std float64, n uint32) {
 	h := t.UTC().Hour()
-	return p.Mean[h], math.Sqrt(p.Var[h]), p.N[h]
+	if i, ok := p.slot(h); ok {
+		return p.mv[i].mean, math.Sqrt(p.mv[i].v), uint32(p.n[h])
+	}
+	return 0, 0, uint32(p.n[h])
+}
+
+// profileJSON is the dense form a Profile is written and read as.
+type profileJSON struct {
+	Mean [24]float64 `json:"mean"`
+	Var  [24]float64 `json:"var"`
+	N    [24]uint32  `json:"n"`
+}
+
+// MarshalJSON writes the dense form.
+func (p Profile) MarshalJSON() ([]byte, error) {
+	var d profileJSON
+	for h := range 24 {
+		if i, ok := p.slot(h); ok {
+			d.Mean[h], d.Var[h] = p.mv[i].mean, p.mv[i].v
+		}
+		d.N[h] = uint32(p.n[h])
+	}
+	return json.Marshal(d)
+}
+
+// UnmarshalJSON reads the dense form (counts above 65,535 read as 65,535).
+func (p *Profile) UnmarshalJSON(b []byte) error {
+	var d profileJSON
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	*p = Profile{}
+	for h := range 24 {
+		p.n[h] = uint16(min(d.N[h], math.MaxUint16))
+		i, _ := p.slot(h)
+		p.set(h, i, false, moments{d.Mean[h], d.Var[h]})
+	}
+	if len(p.mv) > 0 {
+		p.mv = slices.Clip(p.mv)
+	}
+	return nil
 }
 
 // Seen is a first-seen set: value → first time seen (Unix ms). It is a

@@ -2,6 +2,8 @@ package baseline
 
 import (
 	"encoding/json"
+	"math"
+	"math/bits"
 	"testing"
 	"time"
 )
@@ -106,5 +108,70 @@ func TestSmallMapMarshalsLikeAMap(t *testing.T) {
 	mb, _ := json.Marshal(mapHolder{B: map[string]string{}, C: map[string]string{}})
 	if string(hb) != string(mb) {
 		t.Fatalf("nil/empty: %s, map gives %s", hb, mb)
+	}
+}
+
+// denseProfile is Profile as it was before buckets were stored sparsely: the
+// reference its arithmetic and JSON must match.
+type denseProfile struct {
+	Mean [24]float64 `json:"mean"`
+	Var  [24]float64 `json:"var"`
+	N    [24]uint32  `json:"n"`
+}
+
+func (p *denseProfile) add(hour time.Time, v float64) {
+	h := hour.UTC().Hour()
+	if p.N[h] == 0 {
+		p.Mean[h], p.Var[h] = v, 0
+	} else {
+		d := v - p.Mean[h]
+		incr := Alpha * d
+		p.Mean[h] += incr
+		p.Var[h] = (1 - Alpha) * (p.Var[h] + d*incr)
+	}
+	p.N[h]++
+}
+
+// The sparse Profile must compute bit for bit what the dense one did, write
+// the same JSON, and read a checkpoint the dense one wrote.
+func TestProfileMatchesTheDenseProfile(t *testing.T) {
+	var p Profile
+	var d denseProfile
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	rnd := uint64(1)
+	for i := 0; i < 24*40; i++ {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		hour := start.Add(time.Duration(i) * time.Hour)
+		v := 0.0
+		if h := hour.Hour(); (h >= 9 && h <= 11) || h == 20 {
+			v = float64(rnd >> 58) // 0–63, often zero for a quiet hour
+		}
+		p.Add(hour, v)
+		d.add(hour, v)
+		for k := 0; k < 24; k++ {
+			at := start.Add(time.Duration(k) * time.Hour)
+			m, s, n := p.At(at)
+			if m != d.Mean[k] || s != math.Sqrt(d.Var[k]) || n != d.N[k] {
+				t.Fatalf("step %d hour %d: sparse %v %v %d, dense %v %v %d", i, k, m, s, n, d.Mean[k], math.Sqrt(d.Var[k]), d.N[k])
+			}
+		}
+		if i == 5 || i == 24*40-1 {
+			got, err := json.Marshal(p)
+			want, _ := json.Marshal(d)
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("JSON %s (%v), dense %s", got, err, want)
+			}
+			var back Profile
+			if err := json.Unmarshal(want, &back); err != nil {
+				t.Fatal(err)
+			}
+			again, _ := json.Marshal(&back)
+			if string(again) != string(want) || back.mask != p.mask || len(back.mv) != len(p.mv) {
+				t.Fatalf("dense JSON read back as %s (mask %x, %d stored), want %s (mask %x)", again, back.mask, len(back.mv), want, p.mask)
+			}
+		}
+	}
+	if n := bits.OnesCount32(p.mask); n != 4 {
+		t.Fatalf("%d buckets stored, want the 4 hours that saw non-zero values", n)
 	}
 }
