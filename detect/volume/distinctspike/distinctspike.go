@@ -3,7 +3,8 @@
 // than its own baseline for that hour of day. Bulk exfiltration with a stolen
 // token walks many objects (mailboxes, repos, tables) at a normal event rate,
 // which volume.spike misses; distinct counts catch it. Counts are HyperLogLog
-// sketches so the state stays small however busy the integration is.
+// sketches (exact small sets while an hour has few distinct values) so the
+// state stays small however busy the integration is.
 package distinctspike
 
 import (
@@ -105,7 +106,7 @@ func New(decode func(any) error) (detect.Detector, error) {
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
 
-// State is the per-integration memory: the open hour's sketches and the
+// State is the per-integration memory: the open hour's counters and the
 // seasonal profile of each dimension's hourly distinct count.
 type State struct {
 	FirstSeen int64                                `json:"first_seen"` // Unix ms
@@ -115,18 +116,13 @@ type State struct {
 	Evidence  []string                             `json:"evidence,omitempty"`
 	Fired     map[string]bool                      `json:"fired,omitempty"`
 	Profiles  baseline.SmallMap[*baseline.Profile] `json:"profiles"`
-	// Sketches count the open hour's distinct values per dimension; they
-	// marshal through their own binary form (see MarshalBinary).
-	Sketches Sketches `json:"-"`
+	// Counts count the open hour's distinct values per dimension, indexed
+	// by dimIndex; they marshal through their own form (see MarshalBinary).
+	Counts [3]counter `json:"-"`
 }
 
-// Sketches holds the open hour's sketch of each dimension (nil: no value
-// yet), indexed by dimIndex: an array, not a map, so looking one up per event
-// and dimension costs nothing and holding them costs 24 bytes.
-type Sketches [3]*hyperloglog.Sketch
-
-// Get returns dim's sketch (nil when none).
-func (sk *Sketches) Get(dim string) *hyperloglog.Sketch { return sk[dimIndex(dim)] }
+// Estimate is the open hour's distinct count of dim.
+func (s *State) Estimate(dim string) uint64 { return s.Counts[dimIndex(dim)].estimate() }
 
 var dimNames = [3]string{DimResource, DimPrincipal, DimIP}
 
@@ -140,35 +136,50 @@ func dimIndex(dim string) int {
 	return 2
 }
 
+// wire is the state's JSON: dimensions counted by a sketch under sketches
+// (the sketch's binary form, the only form before the small counters), those
+// still counted exactly under small.
 type wire struct {
 	*State
-	Sketches map[string][]byte `json:"sketches"`
+	Sketches map[string][]byte          `json:"sketches"`
+	Small    map[string]json.RawMessage `json:"small,omitempty"`
 }
 
 // MarshalBinary implements detect.State.
 func (s *State) MarshalBinary() ([]byte, error) {
 	w := wire{State: s, Sketches: map[string][]byte{}}
-	for i, sk := range s.Sketches {
-		if sk == nil {
-			continue
-		}
+	for i := range s.Counts {
+		c := &s.Counts[i]
 		dim := dimNames[i]
-		b, err := sk.MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("sketch %s: %w", dim, err)
+		switch {
+		case c.sk != nil:
+			b, err := c.sk.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("sketch %s: %w", dim, err)
+			}
+			w.Sketches[dim] = b
+		case len(c.keys) > 0:
+			b, err := c.marshalSmall()
+			if err != nil {
+				return nil, fmt.Errorf("counter %s: %w", dim, err)
+			}
+			if w.Small == nil {
+				w.Small = map[string]json.RawMessage{}
+			}
+			w.Small[dim] = b
 		}
-		w.Sketches[dim] = b
 	}
 	return json.Marshal(w)
 }
 
-// UnmarshalBinary implements detect.State.
+// UnmarshalBinary implements detect.State. It reads states written before
+// the small counters too (sketches only).
 func (s *State) UnmarshalBinary(b []byte) error {
 	w := wire{State: s}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	s.Sketches = Sketches{}
+	s.Counts = [3]counter{}
 	for dim, raw := range w.Sketches {
 		if dim != DimResource && dim != DimPrincipal && dim != DimIP {
 			continue // not a dimension this detector counts
@@ -177,14 +188,26 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		if err := sk.UnmarshalBinary(raw); err != nil {
 			return fmt.Errorf("sketch %s: %w", dim, err)
 		}
-		s.Sketches[dimIndex(dim)] = sk
+		s.Counts[dimIndex(dim)].sk = sk
+	}
+	for dim, raw := range w.Small {
+		if dim != DimResource && dim != DimPrincipal && dim != DimIP {
+			continue
+		}
+		c := &s.Counts[dimIndex(dim)]
+		if c.sk != nil {
+			return fmt.Errorf("counter %s: both a sketch and a small counter", dim)
+		}
+		if err := c.unmarshalSmall(raw); err != nil {
+			return fmt.Errorf("counter %s: %w", dim, err)
+		}
 	}
 	return nil
 }
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State {
-	// Fired and Sketches are made on first use: a quiet hour needs neither.
+	// Fired is made on first use: a quiet hour needs none.
 	return &State{Profiles: baseline.SmallMap[*baseline.Profile]{}}
 }
 
@@ -231,7 +254,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	var buf [256]byte // values are hashed, not kept: no allocation per event
 	for _, dim := range d.cfg.Dimensions {
 		if v := value(buf[:0], ev, dim); len(v) > 0 {
-			s.sketch(dim).Insert(v)
+			s.Counts[dimIndex(dim)].insert(v)
 		}
 	}
 	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
@@ -265,7 +288,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		if float64(s.Events)*2 <= th {
 			continue
 		}
-		n := s.sketch(dim).Estimate()
+		n := s.Counts[dimIndex(dim)].estimate()
 		if float64(n) <= th {
 			continue
 		}
@@ -290,16 +313,6 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	return out
 }
 
-func (s *State) sketch(dim string) *hyperloglog.Sketch {
-	i := dimIndex(dim)
-	sk := s.Sketches[i]
-	if sk == nil {
-		sk = hyperloglog.New()
-		s.Sketches[i] = sk
-	}
-	return sk
-}
-
 func (s *State) profile(dim string) *baseline.Profile {
 	p, ok := s.Profiles.Get(dim)
 	if !ok || p == nil {
@@ -309,19 +322,11 @@ func (s *State) profile(dim string) *baseline.Profile {
 	return p
 }
 
-// reuseBelow is the events in an hour under which its sketches are surely
-// still sparse: a precision-14 sketch turns dense when its sparse list passes
-// 2^14 bytes, thousands of distinct values.
-const reuseBelow = 1000
-
 // close folds the open hour and the silent hours after it into the profiles
-// and opens hour next with empty sketches.
+// and opens hour next with empty counters.
 func (s *State) close(next int64, dims []string) {
 	for _, dim := range dims {
-		var n uint64
-		if sk := s.Sketches.Get(dim); sk != nil {
-			n = sk.Estimate()
-		}
+		n := s.Counts[dimIndex(dim)].estimate()
 		p := s.profile(dim)
 		p.Add(time.Unix(s.Hour*3600, 0), float64(n))
 		from := s.Hour + 1
@@ -332,18 +337,9 @@ func (s *State) close(next int64, dims []string) {
 			p.Add(time.Unix(h*3600, 0), 0)
 		}
 	}
-	// Fresh sketches start sparse again: exact at small counts, and small.
-	if s.Events < reuseBelow {
-		// Still sparse (a sketch turns dense only past thousands of distinct
-		// values), and a sparse sketch once Reset is a new one: reuse it
-		// rather than allocate three sketches per integration per hour.
-		for _, sk := range s.Sketches {
-			if sk != nil {
-				sk.Reset()
-			}
-		}
-	} else {
-		s.Sketches = Sketches{}
+	// Every hour starts with empty counters (see counter.reset).
+	for i := range s.Counts {
+		s.Counts[i].reset()
 	}
 	clear(s.Fired)
 	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, s.Evidence[:0]

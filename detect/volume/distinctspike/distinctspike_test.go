@@ -113,7 +113,7 @@ func TestDistinctSpikeStateRoundTripKeepsSketches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dim, want := range map[string]uint64{DimResource: 30, DimPrincipal: 1, DimIP: 1} {
-		if got := back.Sketches.Get(dim).Estimate(); got != want {
+		if got := back.Estimate(dim); got != want {
 			t.Errorf("restored %s sketch estimates %d, want %d", dim, got, want)
 		}
 	}

@@ -1,0 +1,159 @@
+package distinctspike
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/axiomhq/hyperloglog"
+	metro "github.com/dgryski/go-metro"
+)
+
+// counter counts one dimension's distinct values in the open hour. While the
+// hour has few distinct values it keeps them exactly, as the sparse keys a
+// hyperloglog.Sketch (precision 14, sparse precision 25) would hold, and
+// estimates as that sketch does; past smallMax it moves them into a real
+// sketch and counts there. The keys are the sketch's own, so the estimate is
+// the one the sketch always gave: a quiet integration holds a few dozen bytes
+// per dimension where three sketches cost hundreds.
+//
+// To keep even the sketch's later sparse-to-dense switch where it was, the
+// counter tracks what the sketch's two sparse halves would hold: keys[:merged]
+// are the keys inserted before the last Estimate (its compacted list), and
+// fresh marks the keys inserted since (its insertion set).
+type counter struct {
+	keys   []uint32
+	merged uint8
+	fresh  uint64
+	sk     *hyperloglog.Sketch
+}
+
+// smallMax is the distinct values a counter keeps exactly before it makes a
+// sketch (at most 64, the bits of fresh; below the 164 insertions at which a
+// sparse sketch first compacts itself on insert).
+const smallMax = 32
+
+// Sketch parameters of hyperloglog.New (version 2 encoding).
+const (
+	hllP    = 14
+	hllPP   = 25
+	hllSeed = 1337
+)
+
+// sparseKey is the key a precision-14 sparse sketch stores for hash x.
+func sparseKey(x uint64) uint32 {
+	idx := uint32(x >> (64 - hllPP) & (1<<hllPP - 1))
+	if x>>(64-hllPP)&(1<<(hllPP-hllP)-1) == 0 {
+		zeros := bits.LeadingZeros64((x&(1<<(64-hllPP)-1))<<hllPP|(1<<hllPP-1)) + 1
+		return idx<<7 | uint32(zeros<<1) | 1
+	}
+	return idx << 1
+}
+
+// keyHash is a hash whose sparse key is k and whose dense register update
+// (index and rank) is that of every hash with that key.
+func keyHash(k uint32) uint64 {
+	if k&1 == 0 {
+		return uint64(k>>1) << (64 - hllPP)
+	}
+	x := uint64(k>>7) << (64 - hllPP)
+	if z := (k >> 1) & 0x3f; z < 64-hllPP+1 {
+		x |= 1 << (64 - hllPP - z)
+	}
+	return x
+}
+
+func (c *counter) insert(v []byte) {
+	if c.sk != nil {
+		c.sk.Insert(v)
+		return
+	}
+	k := sparseKey(metro.Hash64(v, hllSeed))
+	for i, have := range c.keys {
+		if have == k {
+			c.fresh |= 1 << i
+			return
+		}
+	}
+	if len(c.keys) == smallMax {
+		c.promote()
+		c.sk.InsertHash(keyHash(k))
+		return
+	}
+	c.fresh |= 1 << len(c.keys)
+	c.keys = append(c.keys, k)
+}
+
+// promote moves the keys into a sketch in the state the sketch would be in
+// had it counted them from the start.
+func (c *counter) promote() {
+	sk := hyperloglog.New()
+	for _, k := range c.keys[:c.merged] {
+		sk.InsertHash(keyHash(k))
+	}
+	if c.merged > 0 {
+		sk.Estimate() // compacts them, as the Estimate that followed them did
+	}
+	for i, k := range c.keys {
+		if c.fresh&(1<<i) != 0 {
+			sk.InsertHash(keyHash(k))
+		}
+	}
+	c.sk, c.keys, c.merged, c.fresh = sk, nil, 0, 0
+}
+
+// estimate is the sketch's Estimate.
+func (c *counter) estimate() uint64 {
+	if c.sk != nil {
+		return c.sk.Estimate()
+	}
+	c.merged, c.fresh = uint8(len(c.keys)), 0
+	if len(c.keys) == 0 {
+		return 0
+	}
+	// A sparse sketch's estimate: linear counting over 2^25 registers.
+	const m = uint32(1) << hllPP
+	fm := float64(m)
+	return uint64(fm * math.Log(fm/float64(m-min(uint32(len(c.keys)), m-1))))
+}
+
+// reset empties the counter for a new hour. The detector used to Reset a
+// still-sparse sketch (one that counted under reuseBelow events) and make a
+// new one otherwise; both are a new sketch, which is an empty small counter.
+// (A sketch turns dense only past thousands of distinct values, so no sketch
+// of an hour under reuseBelow events was ever dense.)
+func (c *counter) reset() {
+	c.sk, c.merged, c.fresh = nil, 0, 0
+	if cap(c.keys) > 8 {
+		c.keys = nil
+	} else {
+		c.keys = c.keys[:0]
+	}
+}
+
+// empty reports whether the counter has seen nothing since its reset.
+func (c *counter) empty() bool { return c.sk == nil && len(c.keys) == 0 }
+
+// smallWire is a small counter's JSON form.
+type smallWire struct {
+	Keys   []uint32 `json:"keys"`
+	Merged uint8    `json:"merged,omitempty"`
+	Fresh  uint64   `json:"fresh,omitempty"`
+}
+
+func (c *counter) marshalSmall() ([]byte, error) {
+	return json.Marshal(smallWire{c.keys, c.merged, c.fresh})
+}
+
+func (c *counter) unmarshalSmall(b []byte) error {
+	var w smallWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if len(w.Keys) > smallMax || int(w.Merged) > len(w.Keys) || w.Fresh>>len(w.Keys) != 0 {
+		return fmt.Errorf("%d keys, %d merged, fresh %#x: not a small counter", len(w.Keys), w.Merged, w.Fresh)
+	}
+	c.keys, c.merged, c.fresh, c.sk = w.Keys, w.Merged, w.Fresh, nil
+	return nil
+}
