@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/axiomhq/hyperloglog"
+
+	"github.com/tokenwatch/tokenwatch/detect/baseline"
 )
 
 // A counter must estimate exactly what the sketch it replaced did, through
@@ -121,5 +124,38 @@ func TestSmallCounterRoundTrips(t *testing.T) {
 	}
 	if err := back.UnmarshalBinary([]byte(`{"small":{"ip":{"keys":[1],"merged":2}}}`)); err == nil {
 		t.Error("a corrupt counter was accepted")
+	}
+}
+
+// Profiles must write and read the JSON the map of profiles it replaced did.
+func TestProfilesMarshalLikeTheMap(t *testing.T) {
+	at := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	old := baseline.SmallMap[*baseline.Profile]{}
+	var ps Profiles
+	for n, dim := range []string{DimResource, DimIP, DimPrincipal} {
+		p := &baseline.Profile{}
+		p.Add(at, float64(n+1))
+		p.Add(at.Add(time.Hour), 0)
+		old.Set(dim, p)
+		s := State{Profiles: ps}
+		q := s.profile(dim)
+		q.Add(at, float64(n+1))
+		q.Add(at.Add(time.Hour), 0)
+		ps = s.Profiles
+		want, _ := json.Marshal(old)
+		got, err := json.Marshal(ps)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("after %s: %s (%v), map %s", dim, got, err, want)
+		}
+		var back Profiles
+		if err := json.Unmarshal(want, &back); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := json.Marshal(back); string(again) != string(want) {
+			t.Fatalf("read back %s, want %s", again, want)
+		}
+	}
+	if b, _ := json.Marshal(Profiles{}); string(b) != "{}" {
+		t.Fatalf("empty: %s", b)
 	}
 }

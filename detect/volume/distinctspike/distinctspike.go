@@ -109,13 +109,13 @@ func (d *Detector) ID() string { return ID }
 // State is the per-integration memory: the open hour's counters and the
 // seasonal profile of each dimension's hourly distinct count.
 type State struct {
-	FirstSeen int64                                `json:"first_seen"` // Unix ms
-	Hour      int64                                `json:"hour"`       // open hour, Unix hours
-	Events    int64                                `json:"events"`     // in the open hour
-	First     int64                                `json:"first,omitempty"`
-	Evidence  []string                             `json:"evidence,omitempty"`
-	Fired     map[string]bool                      `json:"fired,omitempty"`
-	Profiles  baseline.SmallMap[*baseline.Profile] `json:"profiles"`
+	FirstSeen int64           `json:"first_seen"` // Unix ms
+	Hour      int64           `json:"hour"`       // open hour, Unix hours
+	Events    int64           `json:"events"`     // in the open hour
+	First     int64           `json:"first,omitempty"`
+	Evidence  []string        `json:"evidence,omitempty"`
+	Fired     map[string]bool `json:"fired,omitempty"`
+	Profiles  Profiles        `json:"profiles"`
 	// Counts count the open hour's distinct values per dimension, indexed
 	// by dimIndex; they marshal through their own form (see MarshalBinary).
 	Counts [3]counter `json:"-"`
@@ -208,7 +208,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State {
 	// Fired is made on first use: a quiet hour needs none.
-	return &State{Profiles: baseline.SmallMap[*baseline.Profile]{}}
+	return &State{}
 }
 
 // maxGapHours bounds the zero-filling after a silence, as in volume.spike.
@@ -314,12 +314,62 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 }
 
 func (s *State) profile(dim string) *baseline.Profile {
-	p, ok := s.Profiles.Get(dim)
-	if !ok || p == nil {
-		p = &baseline.Profile{}
-		s.Profiles.Set(dim, p)
+	i := dimIndex(dim)
+	s.Profiles.has |= 1 << i
+	return &s.Profiles.p[i]
+}
+
+// Profiles are the dimensions' hourly profiles, held in the state (indexed by
+// dimIndex) rather than as a map of pointers. They marshal to, and read from,
+// the JSON object keyed by dimension name the map gave.
+type Profiles struct {
+	has uint8 // bit dimIndex: the dimension has a profile
+	p   [3]baseline.Profile
+}
+
+// jsonOrder is dimNames sorted, the order a map's JSON object lists them.
+var jsonOrder = [3]string{DimIP, DimPrincipal, DimResource}
+
+// MarshalJSON writes {"dim": profile, ...}, keys sorted.
+func (ps Profiles) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for _, dim := range jsonOrder {
+		i := dimIndex(dim)
+		if ps.has&(1<<i) == 0 {
+			continue
+		}
+		v, err := json.Marshal(ps.p[i])
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(append(append(append(b, '"'), dim...), '"', ':'), v...)
 	}
-	return p
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads the object MarshalJSON writes (a null profile is an
+// empty one, as the detector treated it; dimensions it never counts are
+// dropped).
+func (ps *Profiles) UnmarshalJSON(b []byte) error {
+	var in map[string]json.RawMessage
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*ps = Profiles{}
+	for dim, raw := range in {
+		if dim != DimResource && dim != DimPrincipal && dim != DimIP {
+			continue
+		}
+		i := dimIndex(dim)
+		ps.has |= 1 << i
+		if err := json.Unmarshal(raw, &ps.p[i]); err != nil {
+			return fmt.Errorf("profile %s: %w", dim, err)
+		}
+	}
+	return nil
 }
 
 // close folds the open hour and the silent hours after it into the profiles
@@ -328,13 +378,13 @@ func (s *State) close(next int64, dims []string) {
 	for _, dim := range dims {
 		n := s.Counts[dimIndex(dim)].estimate()
 		p := s.profile(dim)
-		p.Add(time.Unix(s.Hour*3600, 0), float64(n))
+		p.AddHour(hourOfDay(s.Hour), float64(n))
 		from := s.Hour + 1
 		if next-from > maxGapHours {
 			from = next - maxGapHours
 		}
 		for h := from; h < next; h++ {
-			p.Add(time.Unix(h*3600, 0), 0)
+			p.AddHour(hourOfDay(h), 0)
 		}
 	}
 	// Every hour starts with empty counters (see counter.reset).
@@ -342,7 +392,17 @@ func (s *State) close(next int64, dims []string) {
 		s.Counts[i].reset()
 	}
 	clear(s.Fired)
-	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, s.Evidence[:0]
+	// The evidence array goes with the hour, as in volume.spike.
+	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, nil
+}
+
+// hourOfDay is the UTC hour of day of Unix hour h.
+func hourOfDay(h int64) int {
+	d := int(h % 24)
+	if d < 0 {
+		d += 24
+	}
+	return d
 }
 
 func round(v float64) float64 { return math.Round(v*10) / 10 }

@@ -163,17 +163,28 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 // close folds the open hour and the silent hours after it into the profiles
 // and opens hour next.
 func (s *State) close(next int64) {
-	s.EventsP.Add(time.Unix(s.Hour*3600, 0), float64(s.Events))
-	s.BytesP.Add(time.Unix(s.Hour*3600, 0), float64(s.Bytes))
+	s.EventsP.AddHour(hourOfDay(s.Hour), float64(s.Events))
+	s.BytesP.AddHour(hourOfDay(s.Hour), float64(s.Bytes))
 	from := s.Hour + 1
 	if next-from > maxGapHours {
 		from = next - maxGapHours
 	}
 	for h := from; h < next; h++ {
-		s.EventsP.Add(time.Unix(h*3600, 0), 0)
-		s.BytesP.Add(time.Unix(h*3600, 0), 0)
+		s.EventsP.AddHour(hourOfDay(h), 0)
+		s.BytesP.AddHour(hourOfDay(h), 0)
 	}
-	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, s.Evidence[:0], 0, false
+	// The evidence array goes with the hour: a quiet integration then holds
+	// neither it nor the closed hour's event ids.
+	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, nil, 0, false
+}
+
+// hourOfDay is the UTC hour of day of Unix hour h.
+func hourOfDay(h int64) int {
+	d := int(h % 24)
+	if d < 0 {
+		d += 24
+	}
+	return d
 }
 
 func threshold(mean, std, sigmas, ratio, floor float64) float64 {
