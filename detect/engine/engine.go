@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -26,7 +27,12 @@ type Engine struct {
 	shadow    map[string]bool        // detector ids in shadow mode (SetShadow)
 	tickers   []int                  // indexes of detectors that implement detect.Ticker
 	ints      map[Key]*integration
-	watermark time.Time
+	// order is ints sorted by key, for the hourly tick (alerts come out in
+	// a stable order); rebuilt only after ints gained, lost or replaced an
+	// entry (orderStale), not sorted every hour.
+	order      []keyed
+	orderStale bool
+	watermark  time.Time
 	// dirty lists the integrations changed since the last ClearDirty; each
 	// integration's own flag keeps it listed once (cheaper than a set).
 	dirty []Key
@@ -80,6 +86,14 @@ func (e *Engine) TakeIncidents() []schemas.Incident {
 
 // Key names one integration's state.
 type Key struct{ Tenant, ID string }
+
+type keyed struct {
+	k  Key
+	in *integration
+}
+
+// changed notes that ints gained, lost or replaced an entry.
+func (e *Engine) changed() { e.orderStale, e.order = true, e.order[:0] }
 
 type integration struct {
 	dirty  bool
@@ -163,6 +177,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 			in = e.newIntegration()
 		}
 		e.ints[k] = in
+		e.changed()
 	}
 	if ev.EventID != "" {
 		h, at := hashID(ev.EventID), t.UnixMilli()
@@ -211,20 +226,23 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 	if len(e.tickers) == 0 && e.corr == nil {
 		return nil
 	}
-	keys := make([]Key, 0, len(e.ints))
-	for k := range e.ints {
-		keys = append(keys, k)
-	}
-	// Map order is random; alerts must come out in a stable order.
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Tenant != keys[j].Tenant {
-			return keys[i].Tenant < keys[j].Tenant
+	if e.orderStale || len(e.order) != len(e.ints) {
+		e.order = e.order[:0]
+		for k, in := range e.ints {
+			e.order = append(e.order, keyed{k, in})
 		}
-		return keys[i].ID < keys[j].ID
-	})
+		// Map order is random; alerts must come out in a stable order.
+		slices.SortFunc(e.order, func(a, b keyed) int {
+			if c := strings.Compare(a.k.Tenant, b.k.Tenant); c != 0 {
+				return c
+			}
+			return strings.Compare(a.k.ID, b.k.ID)
+		})
+		e.orderStale = false
+	}
 	var alerts []schemas.Alert
-	for _, k := range keys {
-		in := e.ints[k]
+	for _, o := range e.order {
+		k, in := o.k, o.in
 		own := len(alerts)
 		for _, i := range e.tickers {
 			d := e.detectors[i]
@@ -382,6 +400,7 @@ func (e *Engine) Evict(before time.Time) (n int) {
 		// EncodeAll sizes its buffer for the worst case: keep an exact copy.
 		e.cold[k] = append([]byte(nil), zstdEnc.EncodeAll(b, nil)...)
 		delete(e.ints, k)
+		e.changed()
 		n++
 	}
 	return n
@@ -480,6 +499,7 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 		in.dirty = true // still listed in e.dirty
 	}
 	e.ints[k] = in
+	e.changed()
 	return k, nil
 }
 
