@@ -118,12 +118,16 @@ func (c *counter) estimate() uint64 {
 	return uint64(fm * math.Log(fm/float64(m-min(uint32(len(c.keys)), m-1))))
 }
 
-// reset empties the counter for a new hour. The detector used to Reset a
-// still-sparse sketch (one that counted under reuseBelow events) and make a
-// new one otherwise; both are a new sketch, which is an empty small counter.
-// (A sketch turns dense only past thousands of distinct values, so no sketch
-// of an hour under reuseBelow events was ever dense.)
-func (c *counter) reset() {
+// reset empties the counter for a new hour, as the detector always did: a
+// sketch of an hour under reuseBelow events is still sparse (a sketch turns
+// dense only past thousands of distinct values) and is Reset and reused,
+// which makes it a new sketch; a busier hour's is dropped, and a new sketch
+// is an empty small counter.
+func (c *counter) reset(events int64) {
+	if c.sk != nil && events < reuseBelow {
+		c.sk.Reset()
+		return
+	}
 	c.sk, c.merged, c.fresh = nil, 0, 0
 	if cap(c.keys) > 8 {
 		c.keys = nil
@@ -131,6 +135,11 @@ func (c *counter) reset() {
 		c.keys = c.keys[:0]
 	}
 }
+
+// reuseBelow is the events in an hour under which its sketches are surely
+// still sparse: a precision-14 sketch turns dense when its sparse list passes
+// 2^14 bytes, thousands of distinct values.
+const reuseBelow = 1000
 
 // empty reports whether the counter has seen nothing since its reset.
 func (c *counter) empty() bool { return c.sk == nil && len(c.keys) == 0 }

@@ -389,11 +389,21 @@ func (s *State) close(next int64, dims []string) {
 	}
 	// Every hour starts with empty counters (see counter.reset).
 	for i := range s.Counts {
-		s.Counts[i].reset()
+		s.Counts[i].reset(s.Events)
 	}
 	clear(s.Fired)
-	// The evidence array goes with the hour, as in volume.spike.
-	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, nil
+	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, nextEvidence(s.Evidence)
+}
+
+// nextEvidence is the evidence slice for the next hour: a quiet hour's
+// array goes with it (a quiet integration then holds neither it nor the
+// closed hour's event ids), a busy one's is cleared and reused.
+func nextEvidence(ev []string) []string {
+	if len(ev) < 8 {
+		return nil
+	}
+	clear(ev)
+	return ev[:0]
 }
 
 // hourOfDay is the UTC hour of day of Unix hour h.

@@ -173,9 +173,18 @@ func (s *State) close(next int64) {
 		s.EventsP.AddHour(hourOfDay(h), 0)
 		s.BytesP.AddHour(hourOfDay(h), 0)
 	}
-	// The evidence array goes with the hour: a quiet integration then holds
-	// neither it nor the closed hour's event ids.
-	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, nil, 0, false
+	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, nextEvidence(s.Evidence), 0, false
+}
+
+// nextEvidence is the evidence slice for the next hour: a quiet hour's
+// array goes with it (a quiet integration then holds neither it nor the
+// closed hour's event ids), a busy one's is cleared and reused.
+func nextEvidence(ev []string) []string {
+	if len(ev) < 8 {
+		return nil
+	}
+	clear(ev)
+	return ev[:0]
 }
 
 // hourOfDay is the UTC hour of day of Unix hour h.
