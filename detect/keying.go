@@ -88,8 +88,13 @@ func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
 		if !ok {
 			return rec, false
 		}
-		if r.seen == nil || len(r.seen) >= coalesceMemory {
-			r.seen = make(map[CoalesceKey]struct{})
+		switch {
+		case r.seen == nil:
+			r.seen = make(map[CoalesceKey]struct{}, 1024)
+		case len(r.seen) >= coalesceMemory:
+			// It filled once and will again: made at full size, it does not
+			// grow (rehash) its way there a second time.
+			r.seen = make(map[CoalesceKey]struct{}, coalesceMemory)
 		}
 		r.seen[name] = struct{}{}
 		return rec, true
