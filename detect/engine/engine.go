@@ -32,7 +32,11 @@ type Engine struct {
 	// entry (orderStale), not sorted every hour.
 	order      []keyed
 	orderStale bool
-	watermark  time.Time
+	// lastK and lastIn are the latest event's integration (nil after ints
+	// changed), so a run of one integration's events looks it up once.
+	lastK     Key
+	lastIn    *integration
+	watermark time.Time
 	// dirty lists the integrations changed since the last ClearDirty; each
 	// integration's own flag keeps it listed once (cheaper than a set).
 	dirty []Key
@@ -93,7 +97,7 @@ type keyed struct {
 }
 
 // changed notes that ints gained, lost or replaced an entry.
-func (e *Engine) changed() { e.orderStale, e.order = true, e.order[:0] }
+func (e *Engine) changed() { e.orderStale, e.order, e.lastIn = true, e.order[:0], nil }
 
 type integration struct {
 	dirty  bool
@@ -170,7 +174,12 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		e.watermark = t
 	}
 	k := Key{ev.Tenant, ev.Integration.ID}
-	in := e.ints[k]
+	var in *integration
+	if e.lastIn != nil && k == e.lastK {
+		in = e.lastIn // a run of one integration's events skips the hash
+	} else {
+		in = e.ints[k]
+	}
 	if in == nil {
 		in = e.thaw(k)
 		if in == nil {
@@ -179,6 +188,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		e.ints[k] = in
 		e.changed()
 	}
+	e.lastK, e.lastIn = k, in
 	if ev.EventID != "" {
 		h, at := hashID(ev.EventID), t.UnixMilli()
 		if in.seen.has(h) {
