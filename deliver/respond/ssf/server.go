@@ -435,7 +435,7 @@ func (t *Transmitter) updateStatus(w http.ResponseWriter, r *http.Request, rc *R
 	s.status, s.reason = req.Status, req.Reason
 	dropped := 0
 	if req.Status == StatusDisabled {
-		dropped = s.clear()
+		dropped = t.clear(s)
 	}
 	s.mu.Unlock()
 	t.save()

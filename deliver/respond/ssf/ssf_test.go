@@ -149,6 +149,9 @@ type fixture struct {
 	srv  *httptest.Server
 	logs *syncWriter
 	m    *Metrics
+	// stop ends the transmitter as a shutdown does: its workers stop, its
+	// last state and outbox writes are done.
+	stop func()
 }
 
 // newTransmitter serves a transmitter whose issuer is its test server's URL.
@@ -176,9 +179,10 @@ func newTransmitter(t *testing.T, keyPEM string, edit func(*Config)) *fixture {
 	}
 	h = tr.Handler()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); tr.flushing.Wait() })
+	stop := func() { cancel(); tr.flushing.Wait() }
+	t.Cleanup(stop)
 	tr.Start(ctx)
-	return &fixture{tr: tr, srv: srv, logs: logs, m: m}
+	return &fixture{tr: tr, srv: srv, logs: logs, m: m, stop: stop}
 }
 
 // restartable is a config edit for a transmitter that restarts: one

@@ -63,6 +63,7 @@ type stream struct {
 
 type pending struct {
 	set, typ, jti string
+	seq           uint64 // its number in the outbox (0 without one)
 }
 
 func newStream(id, aud string, static bool) *stream {
@@ -262,8 +263,10 @@ func (t *Transmitter) work(parent context.Context, s *stream) {
 		s.mu.Lock()
 		s.sending = false
 		if o == outDelivered || o == outRefusedSET {
-			if len(s.queue) > 0 && s.queue[0].jti == p.jti {
+			// Unless hold_limit dropped it (and journaled that) meanwhile.
+			if len(s.queue) > 0 && s.queue[0].jti == p.jti && s.queue[0].seq == p.seq {
 				s.queue = s.queue[1:]
+				t.ob.done(p.seq)
 			}
 		}
 		wasBlocked := s.blocked != "" || s.failures >= t.cfg.Retry.MaxAttempts
@@ -325,20 +328,32 @@ func (s *stream) unblock() {
 	s.poke()
 }
 
-// clear drops what the stream holds but the SET being pushed (s.mu held);
-// it returns how many.
-func (s *stream) clear() int {
+// clear drops what the stream holds but the SET being pushed, and journals
+// it (s.mu held); it returns how many.
+func (t *Transmitter) clear(s *stream) int {
 	keep := 0
 	if s.sending && len(s.queue) > 0 {
 		keep = 1
 	}
+	t.ob.done(seqs(s.queue[keep:])...)
 	n := len(s.queue) - keep
 	s.queue = s.queue[:keep]
 	return n
 }
 
-// enqueue adds a signed SET; disabled streams drop it (SSF 1.0: "will not
-// hold any events"), a full queue drops its oldest.
+func seqs(ps []pending) []uint64 {
+	out := make([]uint64, 0, len(ps))
+	for _, p := range ps {
+		if p.seq != 0 {
+			out = append(out, p.seq)
+		}
+	}
+	return out
+}
+
+// enqueue adds a signed SET and journals it in the outbox; disabled streams
+// drop it (SSF 1.0: "will not hold any events"), a full queue drops its
+// oldest (journaled as done).
 func (t *Transmitter) enqueue(s *stream, p pending) {
 	s.mu.Lock()
 	if s.status == StatusDisabled {
@@ -346,9 +361,11 @@ func (t *Transmitter) enqueue(s *stream, p pending) {
 		t.metrics.count(s.id, "dropped", 1)
 		return
 	}
+	t.ob.append(s.id, &p)
 	s.queue = append(s.queue, p)
 	dropped := 0
 	if over := len(s.queue) - t.cfg.HoldLimit; over > 0 {
+		t.ob.done(seqs(s.queue[:over])...)
 		s.queue, dropped = s.queue[over:], over
 	}
 	s.mu.Unlock()

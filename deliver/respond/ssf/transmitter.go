@@ -130,6 +130,9 @@ type Transmitter struct {
 	blockedProbe time.Duration
 	// saveMu orders writes of the state file.
 	saveMu sync.Mutex
+	// ob is the durable copy of the queues, <state_file>.queue (nil
+	// without state_file).
+	ob *outbox
 }
 
 // New validates cfg and builds the transmitter; nothing runs until Start
@@ -160,6 +163,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 		t.add(s)
 	}
 	if err := t.load(); err != nil {
+		return nil, err
+	}
+	if err := t.loadOutbox(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -204,6 +210,7 @@ func (t *Transmitter) remove(id string) {
 	defer t.mu.Unlock()
 	if s, ok := t.streams[id]; ok {
 		close(s.stop)
+		t.ob.deleted(id)
 		t.metrics.forget(id)
 		delete(t.streams, id)
 		for i, o := range t.order {
@@ -235,6 +242,25 @@ func (t *Transmitter) Start(ctx context.Context) {
 	t.ctx = ctx
 	for _, id := range t.order {
 		go t.work(ctx, t.streams[id])
+	}
+	if t.ob != nil {
+		// The outbox: fsynced every outboxSync when it changed, and
+		// closed at the end.
+		t.flushing.Add(1)
+		go func() {
+			defer t.flushing.Done()
+			tick := time.NewTicker(outboxSync)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					t.ob.close()
+					return
+				case <-tick.C:
+					t.ob.sync()
+				}
+			}
+		}()
 	}
 	if t.cfg.StateFile != "" {
 		t.flushing.Add(1)
@@ -321,7 +347,7 @@ func (t *Transmitter) Incident(inc schemas.Incident) {
 // Record takes the respond stage's audit records (it is one of its
 // recorders): executed revocations become session-revoked and
 // credential-change. It only queues, so it never holds the stage up; the
-// queue is in memory.
+// queue is journaled beside state_file (outbox.go) when there is one.
 func (t *Transmitter) Record(_ context.Context, rs []schemas.Response) error {
 	for i := range rs {
 		t.emit(fromResponse(&rs[i], t.cfg.CredentialType))
