@@ -65,8 +65,9 @@ type Config struct {
 	// requests on a stream (min_verification_interval); sooner is a 429.
 	MinVerificationInterval time.Duration `yaml:"min_verification_interval"`
 	// StateFile keeps the streams (those created through the API, and the
-	// status and subjects of all) across restarts, and StateFile+".told"
-	// what was told of incidents; required with Receivers. It holds the receivers'
+	// status and subjects of all) across restarts, StateFile+".told"
+	// what was told of incidents, and StateFile+".queue" the SETs not yet
+	// delivered (outbox.go); required with Receivers. It holds the receivers'
 	// authorization headers: it is written 0600.
 	StateFile string `yaml:"state_file"`
 	// AllowInsecureHTTP lets the issuer and push endpoints be plain http,
