@@ -137,6 +137,50 @@ func TestQueuedSETsSurviveRestart(t *testing.T) {
 	}
 }
 
+// TestOutboxForgetsWhatIsDropped: SETs a disable drops, and those of a
+// deleted stream, are completed in the journal: a restart sends none.
+func TestOutboxForgetsWhatIsDropped(t *testing.T) {
+	_, ec := keys(t)
+	for _, tc := range []struct {
+		name string
+		drop func(t *testing.T, f *fixture, id string)
+	}{
+		{"disabled", func(t *testing.T, f *fixture, id string) { setStatus(t, f, id, StatusDisabled) }},
+		{"deleted", func(t *testing.T, f *fixture, id string) {
+			if code, b := call(t, http.MethodDelete, f.srv.URL+PathConfiguration+"?stream_id="+id, token, nil); code != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", code, b)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t)
+			edit := durable(t, nil)
+			a := newTransmitter(t, ec, edit)
+			id := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+			keep := createStream(t, a.srv.URL+PathConfiguration, rc.srv.URL, []string{EventSessionRevoked})
+			setStatus(t, a, id, StatusPaused)
+			setStatus(t, a, keep, StatusPaused)
+			revoke(t, a, "r-1")
+			revoke(t, a, "r-2")
+			tc.drop(t, a, id)
+			a.stop()
+			live, _, _, err := decodeOutbox(mustRead(t, a.tr.outboxFile()))
+			if err != nil || len(live) != 2 || live[0].stream != keep || live[1].stream != keep {
+				t.Fatalf("journal holds %+v (%v), want the two SETs of the stream kept", live, err)
+			}
+			b := newTransmitter(t, ec, edit)
+			if tc.name == "disabled" {
+				if q := queueOf(b, id); len(q) != 0 {
+					t.Errorf("%d SETs back on the disabled stream", len(q))
+				}
+			}
+			if q := queueOf(b, keep); len(q) != 2 {
+				t.Errorf("%d SETs back on the paused stream, want 2", len(q))
+			}
+		})
+	}
+}
+
 // TestHoldLimitAcrossRestart: hold_limit bounds what the outbox keeps and
 // what a restart queues again, the oldest dropped and counted.
 func TestHoldLimitAcrossRestart(t *testing.T) {
