@@ -97,6 +97,10 @@ func TestSlackApprovalsConfigIsStrictAndNamesTheField(t *testing.T) {
 		{"slack: {sink: s, approvers: [U0ANA]}", "respond.slack.signing_secret"},
 		{"slack: {sink: s, signing_secret: x}", "respond.slack.approvers"},
 		{"slack: {sink: s, signing_secret: x, approvers: [ana]}", "respond.slack.approvers[0]"},
+		{"slack: {sink: s, signing_secret: x, approvers: [], approver_groups: []}", "respond.slack.approver_groups"},
+		{"slack: {sink: s, signing_secret: x, approver_groups: [soc-oncall]}", "respond.slack.approver_groups[0]"},
+		{"slack: {sink: s, signing_secret: x, approver_groups: [U0ANA]}", "respond.slack.approver_groups[0]"},
+		{"slack: {sink: s, signing_secret: x, approver_group: [S0SOC]}", "approver_group"},
 		{"slack: {sink: s, signing_secret: x, approvers: [U0ANA], path: slack}", "respond.slack.path"},
 		{"slack: {sink: s, signing_secret: x, approvers: [U0ANA], replay_window: 2h}", "respond.slack.replay_window"},
 	} {
@@ -115,6 +119,14 @@ func TestSlackApprovalsConfigIsStrictAndNamesTheField(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil || c.Slack.Path != respond.DefaultSlackPath || c.Slack.ReplayWindow.Minutes() != 5 {
 		t.Errorf("defaults: %v %+v", err, c.Slack)
+	}
+	// A user group alone is enough.
+	c = respond.Config{}
+	if err := yaml.Unmarshal([]byte("slack: {sink: s, signing_secret: x, approver_groups: [S0SOCONCALL]}"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || len(c.Slack.ApproverGroups) != 1 {
+		t.Errorf("approver_groups alone: %v %+v", err, c.Slack)
 	}
 }
 

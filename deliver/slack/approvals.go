@@ -46,7 +46,7 @@ type ApprovalMetrics struct {
 func NewApprovalMetrics(reg prometheus.Registerer) *ApprovalMetrics {
 	m := &ApprovalMetrics{
 		interactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_respond_slack_interactions_total",
-			Help: "Slack button clicks on approval requests, by result (approved, denied, already_decided, not_approver, failed, bad_signature, stale, unsigned, replayed, bad_payload, ignored)."},
+			Help: "Slack button clicks on approval requests, by result (approved, denied, already_decided, not_approver, membership_unknown, failed, bad_signature, stale, unsigned, replayed, bad_payload, ignored)."},
 			[]string{"result"}),
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_respond_slack_message_updates_total",
 			Help: "chat.update of incident messages to show their actions, by result (ok, failed, dropped)."}, []string{"result"}),
@@ -87,6 +87,7 @@ func (m *ApprovalMetrics) update(result string) {
 type Approvals struct {
 	cfg       respond.SlackApprovals
 	approvers map[string]bool
+	groups    *groups // respond.slack.approver_groups; nil without
 	decider   Decider
 	history   History // nil: only what was heard since the start
 	metrics   *ApprovalMetrics
@@ -133,7 +134,11 @@ func NewApprovals(cfg respond.SlackApprovals, d Decider, m *ApprovalMetrics, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Approvals{cfg: cfg, approvers: approvers, decider: d, metrics: m, log: log.With("component", "slack-approvals"),
+	var g *groups
+	if len(cfg.ApproverGroups) > 0 {
+		g = newGroups(cfg.ApproverGroups)
+	}
+	return &Approvals{cfg: cfg, approvers: approvers, groups: g, decider: d, metrics: m, log: log.With("component", "slack-approvals"),
 		now: time.Now, queue: make(chan string, 256), boards: map[string]*board{}, actions: map[string]string{}, replays: newRecentSet(4096)}
 }
 
@@ -422,15 +427,27 @@ func (a *Approvals) handle(ctx context.Context, ia interaction) {
 			continue
 		}
 		log := a.log.With("response_id", act.Value, "slack_user", ia.User.ID, "action", act.ActionID)
+		reason := "decided in Slack by @" + ia.User.Username
 		if !a.approvers[ia.User.ID] {
-			a.metrics.click("not_approver")
-			log.Warn("refused a decision from a Slack user who is not in respond.slack.approvers")
-			a.ephemeral(ctx, ia, "Only the approvers listed in tokenwatch's respond.slack.approvers can approve or deny. Nothing was recorded.")
-			continue
+			group, unknown := a.groupOf(ctx, ia.User.ID)
+			switch {
+			case unknown != nil:
+				// Fail closed: the lookup's failure is logged once per kind.
+				a.metrics.click("membership_unknown")
+				log.Debug("refused a decision: the approver groups' membership is unknown", "usergroup", unknown.Group, "kind", unknown.Kind)
+				a.ephemeral(ctx, ia, "Not recorded: tokenwatch could not ask Slack whether you are in respond.slack.approver_groups ("+unknown.Kind+"), and it never decides on an unknown membership. Try again in a minute, or ask an approver listed in respond.slack.approvers.")
+				continue
+			case group == "":
+				a.metrics.click("not_approver")
+				log.Warn("refused a decision from a Slack user who is not in respond.slack.approvers or respond.slack.approver_groups")
+				a.ephemeral(ctx, ia, "Only the approvers listed in tokenwatch's respond.slack.approvers, or members of its respond.slack.approver_groups, can approve or deny. Nothing was recorded.")
+				continue
+			}
+			reason += " (member of user group " + group + ")"
 		}
 		a.adopt(act.Value, receipt)
 		approve := act.ActionID == ActionApprove
-		out, err := a.decider.Decide(ctx, act.Value, approve, "slack:"+ia.User.ID, "decided in Slack by @"+ia.User.Username)
+		out, err := a.decider.Decide(ctx, act.Value, approve, "slack:"+ia.User.ID, reason)
 		switch {
 		case errors.Is(err, respond.ErrNotPending):
 			a.metrics.click("already_decided")
@@ -471,6 +488,18 @@ func (a *Approvals) handle(ctx context.Context, ia interaction) {
 			a.enqueue(incID)
 		}
 	}
+}
+
+// groupOf is the approver group user is in, "" when in none; an error when
+// Slack could not tell (never a yes).
+func (a *Approvals) groupOf(ctx context.Context, user string) (string, *lookupError) {
+	if a.groups == nil {
+		return "", nil
+	}
+	return a.groups.member(ctx, a.sink.Load(), user, a.now(), func(e *lookupError) {
+		a.log.Error("could not ask Slack who is in an approver user group: its members' clicks are refused until Slack answers",
+			"usergroup", e.Group, "kind", e.Kind, "hint", e.hint(), "err", e.Err)
+	})
 }
 
 // adopt learns an action's message from a click on it, for a board that

@@ -38,6 +38,9 @@ type webAPI struct {
 	t     *testing.T
 	mu    sync.Mutex
 	calls []apiCall
+	// usergroups answers usergroups.users.list for a group; nil answers
+	// no_such_subteam.
+	usergroups func(w http.ResponseWriter, group string)
 }
 
 type apiCall struct {
@@ -47,6 +50,10 @@ type apiCall struct {
 }
 
 func (f *webAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/usergroups.users.list" {
+		f.usergroupsUsersList(w, r)
+		return
+	}
 	if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+botToken ||
 		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		f.t.Errorf("Slack API got %s %s auth %q type %q", r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"))
@@ -61,6 +68,42 @@ func (f *webAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, apiCall{Method: method, Body: body, Raw: string(raw)})
 	f.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C0SOC", "ts": "1700000000.000100"})
+}
+
+// usergroupsUsersList takes the request as Slack documents it
+// (api.slack.com/methods/usergroups.users.list): GET, the token in the
+// Authorization header (never in the query), usergroup=S….
+func (f *webAPI) usergroupsUsersList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if r.Method != http.MethodGet || r.Header.Get("Authorization") != "Bearer "+botToken || q.Get("token") != "" ||
+		!strings.HasPrefix(q.Get("usergroup"), "S") || strings.Contains(r.URL.RawQuery, botToken) {
+		f.t.Errorf("usergroups.users.list got %s %s auth %q", r.Method, r.URL.RawQuery, r.Header.Get("Authorization"))
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, apiCall{Method: "usergroups.users.list", Body: map[string]any{"usergroup": q.Get("usergroup")}, Raw: r.URL.RawQuery})
+	answer := f.usergroups
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if answer == nil {
+		io.WriteString(w, `{"ok":false,"error":"no_such_subteam"}`)
+		return
+	}
+	answer(w, q.Get("usergroup"))
+}
+
+// members makes usergroups.users.list answer with the current members of
+// each group.
+func (f *webAPI) members(groups map[string][]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.usergroups = func(w http.ResponseWriter, group string) {
+		users, ok := groups[group]
+		if !ok {
+			io.WriteString(w, `{"ok":false,"error":"no_such_subteam"}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "users": users})
+	}
 }
 
 func (f *webAPI) of(method string) []apiCall {
@@ -98,7 +141,7 @@ type fixture struct {
 	cancel func()
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*respond.SlackApprovals)) *fixture {
 	t.Helper()
 	f := &fixture{api: &webAPI{t: t}, store: &respond.MemoryStore{}, hits: &atomic.Int32{}, reg: prometheus.NewRegistry(),
 		logs: &bytes.Buffer{}, now: time.Unix(1_700_000_500, 0)}
@@ -124,6 +167,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ac := respond.SlackApprovals{Sink: "soc-slack", SigningSecret: secret.New(signingSecret), Approvers: []string{"U0ANA"}}
+	for _, o := range opts {
+		o(&ac)
+	}
 	if err := ac.Validate(); err != nil {
 		t.Fatal(err)
 	}

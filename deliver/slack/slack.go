@@ -248,35 +248,60 @@ type botMessage struct {
 
 // apiResponse is the part of a Web API answer the sink reads.
 type apiResponse struct {
-	OK      bool   `json:"ok"`
-	Error   string `json:"error"`
-	Channel string `json:"channel"`
-	TS      string `json:"ts"`
+	OK      bool     `json:"ok"`
+	Error   string   `json:"error"`
+	Needed  string   `json:"needed"` // with missing_scope: the scope the method wants
+	Channel string   `json:"channel"`
+	TS      string   `json:"ts"`
+	Users   []string `json:"users"` // usergroups.users.list
 }
 
-// APIError is a Web API answer with ok: false.
-type APIError struct{ Method, Code string }
+// APIError is a Web API answer with ok: false. Needed is the scope Slack
+// names with missing_scope (a scope name, never the token).
+type APIError struct{ Method, Code, Needed string }
 
-func (e *APIError) Error() string { return "slack " + e.Method + ": " + e.Code }
+func (e *APIError) Error() string {
+	if e.Needed != "" {
+		return "slack " + e.Method + ": " + e.Code + " (needs scope " + e.Needed + ")"
+	}
+	return "slack " + e.Method + ": " + e.Code
+}
 
 // retryableAPIErrors are the Web API error codes a retry can fix.
 var retryableAPIErrors = map[string]bool{"internal_error": true, "fatal_error": true, "ratelimited": true,
 	"service_unavailable": true, "request_timeout": true}
 
-// api calls a Web API method with the bot token; HTTP errors follow
-// deliver.CheckResponse (429 with Retry-After), ok: false is permanent
-// unless the code says otherwise.
+// api calls a Web API method with the bot token, the arguments as a JSON
+// body (POST).
 func (s *Sink) api(ctx context.Context, method string, body any) (apiResponse, error) {
-	var r apiResponse
 	b, err := json.Marshal(body)
 	if err != nil {
-		return r, &deliver.PermanentError{Err: fmt.Errorf("encode %s: %w", method, err)}
+		return apiResponse{}, &deliver.PermanentError{Err: fmt.Errorf("encode %s: %w", method, err)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.cfg.APIURL, "/")+"/"+method, bytes.NewReader(b))
 	if err != nil {
-		return r, &deliver.PermanentError{Err: deliver.TransportError(err, s.redact...)}
+		return apiResponse{}, &deliver.PermanentError{Err: deliver.TransportError(err, s.redact...)}
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	return s.do(req, method)
+}
+
+// apiGet calls a read method with the arguments in the query string, for
+// the methods that take no JSON (usergroups.users.list: "querystring or
+// POST body", GET preferred). The token stays in the Authorization header.
+func (s *Sink) apiGet(ctx context.Context, method string, args url.Values) (apiResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.cfg.APIURL, "/")+"/"+method+"?"+args.Encode(), nil)
+	if err != nil {
+		return apiResponse{}, &deliver.PermanentError{Err: deliver.TransportError(err, s.redact...)}
+	}
+	return s.do(req, method)
+}
+
+// do sends req with the bot token; HTTP errors follow
+// deliver.CheckResponse (429 with Retry-After), ok: false is permanent
+// unless the code says otherwise. No error carries the token.
+func (s *Sink) do(req *http.Request, method string) (apiResponse, error) {
+	var r apiResponse
 	req.Header.Set("Authorization", "Bearer "+s.cfg.BotToken.Reveal())
 	req.Header.Set("User-Agent", "tokenwatch")
 	resp, err := s.client.Do(req)
@@ -291,7 +316,7 @@ func (s *Sink) api(ctx context.Context, method string, body any) (apiResponse, e
 		return r, fmt.Errorf("slack %s: unreadable answer: %w", method, err)
 	}
 	if !r.OK {
-		err := &APIError{Method: method, Code: r.Error}
+		err := &APIError{Method: method, Code: r.Error, Needed: r.Needed}
 		if retryableAPIErrors[r.Error] {
 			return r, err
 		}
