@@ -159,3 +159,37 @@ func TestApproverGroupLookupFailureRefusesTheClick(t *testing.T) {
 		})
 	}
 }
+
+// A failed lookup is not remembered as a no: once Slack answers, the
+// member decides, and a later failure is logged again.
+func TestApproverGroupLookupRecovers(t *testing.T) {
+	f := newFixture(t, withGroups("S0SOCONCALL"))
+	f.api.mu.Lock()
+	f.api.usergroups = func(w http.ResponseWriter, _ string) {
+		io.WriteString(w, `{"ok":false,"error":"missing_scope","needed":"usergroups:read","provided":"chat:write"}`)
+	}
+	f.api.mu.Unlock()
+	f.click(t, "U0CY", ActionDeny, "req-bo", f.now.Unix(), signed)
+	if f.count("membership_unknown") != 1 {
+		t.Fatalf("membership_unknown %v", f.count("membership_unknown"))
+	}
+	// The scope is added; the next click asks again and is decided.
+	f.api.members(map[string][]string{"S0SOCONCALL": {"U0CY"}})
+	f.now = f.now.Add(time.Second)
+	f.click(t, "U0CY", ActionDeny, "req-bo", f.now.Unix(), signed)
+	if got := strings.Join(f.statuses("req-bo"), ","); got != "planned,denied" {
+		t.Fatalf("after the fix: req-bo %s", got)
+	}
+	// The cache expires and the scope is gone again: refused, logged anew.
+	f.api.mu.Lock()
+	f.api.usergroups = func(w http.ResponseWriter, _ string) { io.WriteString(w, `{"ok":false,"error":"missing_scope"}`) }
+	f.api.mu.Unlock()
+	f.now = f.now.Add(groupTTL + time.Second)
+	f.click(t, "U0CY", ActionApprove, "req-ana", f.now.Unix(), signed)
+	if got := strings.Join(f.statuses("req-ana"), ","); got != "planned" || f.count("membership_unknown") != 2 {
+		t.Errorf("an expired membership was used on an error: req-ana %s, membership_unknown %v", got, f.count("membership_unknown"))
+	}
+	if n := strings.Count(f.logs.String(), "could not ask Slack who is in an approver user group"); n != 2 {
+		t.Errorf("logged %d times, want 2 (once per outage)", n)
+	}
+}
