@@ -378,13 +378,13 @@ func (s *State) close(next int64, dims []string) {
 	for _, dim := range dims {
 		n := s.Counts[dimIndex(dim)].estimate()
 		p := s.profile(dim)
-		p.AddHour(hourOfDay(s.Hour), float64(n))
+		p.AddHour(baseline.HourOfDay(s.Hour), float64(n))
 		from := s.Hour + 1
 		if next-from > maxGapHours {
 			from = next - maxGapHours
 		}
 		for h := from; h < next; h++ {
-			p.AddHour(hourOfDay(h), 0)
+			p.AddHour(baseline.HourOfDay(h), 0)
 		}
 	}
 	// Every hour starts with empty counters (see counter.reset).
@@ -392,27 +392,7 @@ func (s *State) close(next int64, dims []string) {
 		s.Counts[i].reset(s.Events)
 	}
 	clear(s.Fired)
-	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, nextEvidence(s.Evidence)
-}
-
-// nextEvidence is the evidence slice for the next hour: a quiet hour's
-// array goes with it (a quiet integration then holds neither it nor the
-// closed hour's event ids), a busy one's is cleared and reused.
-func nextEvidence(ev []string) []string {
-	if len(ev) < 8 {
-		return nil
-	}
-	clear(ev)
-	return ev[:0]
-}
-
-// hourOfDay is the UTC hour of day of Unix hour h.
-func hourOfDay(h int64) int {
-	d := int(h % 24)
-	if d < 0 {
-		d += 24
-	}
-	return d
+	s.Hour, s.Events, s.First, s.Evidence = next, 0, 0, baseline.NextEvidence(s.Evidence)
 }
 
 func round(v float64) float64 { return math.Round(v*10) / 10 }

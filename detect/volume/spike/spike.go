@@ -163,37 +163,17 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 // close folds the open hour and the silent hours after it into the profiles
 // and opens hour next.
 func (s *State) close(next int64) {
-	s.EventsP.AddHour(hourOfDay(s.Hour), float64(s.Events))
-	s.BytesP.AddHour(hourOfDay(s.Hour), float64(s.Bytes))
+	s.EventsP.AddHour(baseline.HourOfDay(s.Hour), float64(s.Events))
+	s.BytesP.AddHour(baseline.HourOfDay(s.Hour), float64(s.Bytes))
 	from := s.Hour + 1
 	if next-from > maxGapHours {
 		from = next - maxGapHours
 	}
 	for h := from; h < next; h++ {
-		s.EventsP.AddHour(hourOfDay(h), 0)
-		s.BytesP.AddHour(hourOfDay(h), 0)
+		s.EventsP.AddHour(baseline.HourOfDay(h), 0)
+		s.BytesP.AddHour(baseline.HourOfDay(h), 0)
 	}
-	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, nextEvidence(s.Evidence), 0, false
-}
-
-// nextEvidence is the evidence slice for the next hour: a quiet hour's
-// array goes with it (a quiet integration then holds neither it nor the
-// closed hour's event ids), a busy one's is cleared and reused.
-func nextEvidence(ev []string) []string {
-	if len(ev) < 8 {
-		return nil
-	}
-	clear(ev)
-	return ev[:0]
-}
-
-// hourOfDay is the UTC hour of day of Unix hour h.
-func hourOfDay(h int64) int {
-	d := int(h % 24)
-	if d < 0 {
-		d += 24
-	}
-	return d
+	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, baseline.NextEvidence(s.Evidence), 0, false
 }
 
 func threshold(mean, std, sigmas, ratio, floor float64) float64 {
