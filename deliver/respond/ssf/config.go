@@ -90,6 +90,11 @@ type Receiver struct {
 type StreamConfig struct {
 	ID       string `yaml:"id"`
 	Audience string `yaml:"audience"`
+	// DeliveryMethod is urn:ietf:rfc:8935 (push, the default) or
+	// urn:ietf:rfc:8936 (poll: the receiver polls the stream's poll
+	// endpoint with its receivers[] token; no endpoint_url nor
+	// authorization_header then).
+	DeliveryMethod string `yaml:"delivery_method"`
 	// EndpointURL is the receiver's push endpoint (RFC 8935).
 	EndpointURL string `yaml:"endpoint_url"`
 	// AuthorizationHeader is sent as the Authorization header of every
@@ -221,10 +226,28 @@ func (c *Config) Validate() error {
 		if s.Audience == "" {
 			add(yamlstrict.Field(p+".audience", errors.New("required (the aud of its SETs)")))
 		}
-		if err := validate.HTTPURL("endpoint_url", s.EndpointURL); err != nil {
-			add(yamlstrict.At(p, err))
-		} else if err := secureURL(s.EndpointURL, c.AllowInsecureHTTP); err != nil {
-			add(yamlstrict.Field(p+".endpoint_url", err))
+		if s.DeliveryMethod == "" {
+			s.DeliveryMethod = DeliveryPush
+		}
+		switch s.DeliveryMethod {
+		case DeliveryPush:
+			if err := validate.HTTPURL("endpoint_url", s.EndpointURL); err != nil {
+				add(yamlstrict.At(p, err))
+			} else if err := secureURL(s.EndpointURL, c.AllowInsecureHTTP); err != nil {
+				add(yamlstrict.Field(p+".endpoint_url", err))
+			}
+		case DeliveryPoll:
+			if s.EndpointURL != "" {
+				add(yamlstrict.Field(p+".endpoint_url", errors.New("not with delivery_method "+DeliveryPoll+": the receiver polls the transmitter")))
+			}
+			if !s.AuthorizationHeader.IsZero() {
+				add(yamlstrict.Field(p+".authorization_header", errors.New("not with delivery_method "+DeliveryPoll+": the receiver polls with its receivers[] token")))
+			}
+			if !hasReceiver(c.Receivers, s.Audience) {
+				add(yamlstrict.Field(p+".audience", fmt.Errorf("%q: a poll stream's audience must be a receivers[] audience (its token polls)", s.Audience)))
+			}
+		default:
+			add(yamlstrict.Field(p+".delivery_method", fmt.Errorf("%q: want %s (push) or %s (poll)", s.DeliveryMethod, DeliveryPush, DeliveryPoll)))
 		}
 		for j, e := range s.EventsRequested {
 			if !slices.Contains(EventsSupported, e) {
@@ -239,4 +262,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func hasReceiver(rs []Receiver, aud string) bool {
+	for _, r := range rs {
+		if r.Audience == aud {
+			return true
+		}
+	}
+	return false
 }

@@ -288,7 +288,9 @@ func TestStreamConfiguration(t *testing.T) {
 		code   int
 		want   string
 	}{
-		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": "urn:ietf:rfc:8936"}}, 400, "pushes only"},
+		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": "urn:example:sse"}}, 400, "want urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)"},
+		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": DeliveryPoll, "endpoint_url": "https://evil.example/poll"}}, 400, "the transmitter supplies it"},
+		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": DeliveryPoll, "authorization_header": pushAuth}}, 400, "authorization_header: not used"},
 		{http.MethodPost, map[string]any{"delivery": map[string]any{"method": DeliveryPush, "endpoint_url": "ftp://x"}}, 400, "endpoint_url"},
 		{http.MethodPost, map[string]any{}, 400, "delivery: required"},
 		{http.MethodPost, map[string]any{"stream_id": "mine", "delivery": put["delivery"]}, 400, "stream_id"},

@@ -24,6 +24,9 @@ const (
 	PathAddSubject    = "/ssf/subjects:add"
 	PathRemoveSubject = "/ssf/subjects:remove"
 	PathVerify        = "/ssf/verify"
+	// PathPoll is the poll endpoint (RFC 8936), one per stream below it:
+	// /ssf/poll/<stream_id>.
+	PathPoll = "/ssf/poll"
 )
 
 // maxStreamsPerReceiver bounds the streams one receiver can create.
@@ -53,6 +56,7 @@ func (t *Transmitter) Handler() http.Handler {
 	mux.HandleFunc("POST "+p+PathAddSubject, t.authed(t.subject(true)))
 	mux.HandleFunc("POST "+p+PathRemoveSubject, t.authed(t.subject(false)))
 	mux.HandleFunc("POST "+p+PathVerify, t.authed(t.verify))
+	mux.HandleFunc("POST "+p+PathPoll+"/{stream_id}", t.authed(t.poll))
 	return mux
 }
 
@@ -71,7 +75,7 @@ func (t *Transmitter) metadata(w http.ResponseWriter, _ *http.Request) {
 		"spec_version":               "1_0",
 		"issuer":                     iss,
 		"jwks_uri":                   iss + PathJWKS,
-		"delivery_methods_supported": []string{DeliveryPush},
+		"delivery_methods_supported": []string{DeliveryPush, DeliveryPoll},
 		"configuration_endpoint":     iss + PathConfiguration,
 		"status_endpoint":            iss + PathStatus,
 		"add_subject_endpoint":       iss + PathAddSubject,
@@ -135,8 +139,31 @@ func (t *Transmitter) view(s *stream) streamJSON {
 	defer s.mu.Unlock()
 	return streamJSON{StreamID: s.id, Iss: t.cfg.Issuer, Aud: s.aud, EventsSupported: EventsSupported,
 		EventsRequested: append([]string{}, s.requested...), EventsDelivered: s.delivered(),
-		Delivery:                delivery{Method: DeliveryPush, EndpointURL: s.endpoint},
+		Delivery:                delivery{Method: s.deliveryMethod(), EndpointURL: t.endpointOf(s)},
 		MinVerificationInterval: t.minVerificationSeconds(), Description: s.description}
+}
+
+// deliveryMethod is the stream's method, push unless set to poll (s.mu held).
+func (s *stream) deliveryMethod() string {
+	if s.method == DeliveryPoll {
+		return DeliveryPoll
+	}
+	return DeliveryPush
+}
+
+// endpointOf is the delivery endpoint_url (s.mu held): the receiver's for
+// push, the transmitter's poll endpoint for poll (SSF 1.0: for poll the
+// transmitter supplies it).
+func (t *Transmitter) endpointOf(s *stream) string {
+	if s.method == DeliveryPoll {
+		return t.pollURL(s.id)
+	}
+	return s.endpoint
+}
+
+// pollURL is the poll endpoint of stream id.
+func (t *Transmitter) pollURL(id string) string {
+	return t.cfg.Issuer + PathPoll + "/" + url.PathEscape(id)
 }
 
 // minVerificationSeconds is min_verification_interval as SSF has it, whole
@@ -234,15 +261,27 @@ func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, e
 	if req.MinVerificationInterval != nil && *req.MinVerificationInterval != t.minVerificationSeconds() {
 		return bad("min_verification_interval is the transmitter's (%d)", t.minVerificationSeconds())
 	}
-	if req.Delivery == nil && (replace || s.endpoint == "") {
-		return bad("delivery: required, with method %s and endpoint_url", DeliveryPush)
+	if req.Delivery == nil && (replace || s.method == "") {
+		return bad("delivery: required, with method %s and endpoint_url, or method %s", DeliveryPush, DeliveryPoll)
 	}
 	if d := req.Delivery; d != nil {
-		if d.Method != DeliveryPush {
-			return bad("delivery.method %q: this transmitter pushes only (%s)", d.Method, DeliveryPush)
-		}
-		if err := validate.HTTPURL("delivery.endpoint_url", d.EndpointURL); err != nil {
-			return http.StatusBadRequest, err
+		switch d.Method {
+		case DeliveryPush:
+			if err := validate.HTTPURL("delivery.endpoint_url", d.EndpointURL); err != nil {
+				return http.StatusBadRequest, err
+			}
+		case DeliveryPoll:
+			// The transmitter supplies a poll stream's endpoint_url; one
+			// sent back must be it. The receiver authenticates with its
+			// bearer token: there is no header to keep.
+			if d.EndpointURL != "" && d.EndpointURL != t.pollURL(s.id) {
+				return bad("delivery.endpoint_url: the transmitter supplies it for %s (%s)", DeliveryPoll, t.pollURL(s.id))
+			}
+			if d.AuthorizationHeader != "" {
+				return bad("delivery.authorization_header: not used by %s (the receiver polls with its bearer token)", DeliveryPoll)
+			}
+		default:
+			return bad("delivery.method %q: want %s (push) or %s (poll)", d.Method, DeliveryPush, DeliveryPoll)
 		}
 	}
 	requested := s.requested
@@ -268,7 +307,10 @@ func (t *Transmitter) apply(s *stream, req *streamRequest, replace bool) (int, e
 		}
 	}
 	if d := req.Delivery; d != nil {
-		s.endpoint, s.auth = d.EndpointURL, secret.New(d.AuthorizationHeader)
+		s.method, s.endpoint, s.auth = d.Method, d.EndpointURL, secret.New(d.AuthorizationHeader)
+		if d.Method == DeliveryPoll {
+			s.endpoint, s.auth = "", secret.Secret{}
+		}
 	}
 	s.requested = requested
 	if req.Description != nil {
@@ -301,7 +343,7 @@ func (t *Transmitter) createStream(w http.ResponseWriter, r *http.Request, rc *R
 		return
 	}
 	t.save()
-	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "endpoint", deliver.SafeURL(s.endpoint))
+	t.log.Info("SSF stream created", "stream_id", s.id, "aud", s.aud, "method", s.deliveryMethod(), "endpoint", deliver.SafeURL(t.endpointOf(s)))
 	writeJSON(w, http.StatusCreated, t.view(s))
 }
 
@@ -366,10 +408,17 @@ func (t *Transmitter) updateStream(replace bool) handler {
 		}
 		s.mu.Lock()
 		code, err := t.apply(s, &req, replace)
+		poll := s.method == DeliveryPoll
+		if poll {
+			s.failures = 0 // nothing is pushed any more: nothing is failing
+		}
 		s.mu.Unlock()
 		if err != nil {
 			writeError(w, code, err.Error())
 			return
+		}
+		if poll {
+			t.metrics.blocked(s.id, false)
 		}
 		s.unblock() // a held stream tries again with what the receiver set
 		t.save()

@@ -386,7 +386,7 @@ func TestReceiverVerifiesEveryEvent(t *testing.T) {
 			if md["issuer"] != f.srv.URL || md["spec_version"] != "1_0" {
 				t.Fatalf("metadata %v", md)
 			}
-			if dm, _ := md["delivery_methods_supported"].([]any); len(dm) != 1 || dm[0] != DeliveryPush {
+			if dm, _ := md["delivery_methods_supported"].([]any); len(dm) != 2 || dm[0] != DeliveryPush || dm[1] != DeliveryPoll {
 				t.Errorf("delivery_methods_supported %v", md["delivery_methods_supported"])
 			}
 			for _, k := range []string{"jwks_uri", "configuration_endpoint", "status_endpoint", "add_subject_endpoint", "remove_subject_endpoint", "verification_endpoint"} {

@@ -31,6 +31,8 @@ type savedStream struct {
 	ConfigStatus string   `json:"config_status,omitempty"`
 	Added        []string `json:"added,omitempty"`
 	Removed      []string `json:"removed,omitempty"`
+	// Method is the delivery method; empty (a file from before poll) is push.
+	Method string `json:"delivery_method,omitempty"`
 }
 
 // save writes the streams to state_file (0600: it holds the receivers'
@@ -50,7 +52,7 @@ func (t *Transmitter) save() {
 		if s.static {
 			v.ConfigStatus = s.configStatus
 		} else {
-			v.Endpoint, v.AuthorizationHeader, v.EventsRequested, v.Description = s.endpoint, s.auth.Reveal(), s.requested, s.description
+			v.Method, v.Endpoint, v.AuthorizationHeader, v.EventsRequested, v.Description = s.deliveryMethod(), s.endpoint, s.auth.Reveal(), s.requested, s.description
 		}
 		s.mu.Unlock()
 		out = append(out, v)
@@ -196,6 +198,14 @@ func (t *Transmitter) load() error {
 		case !v.Static:
 			s = newStream(v.ID, v.Aud, false)
 			s.endpoint, s.auth, s.requested, s.description = v.Endpoint, secret.New(v.AuthorizationHeader), v.EventsRequested, v.Description
+			switch v.Method {
+			case "", DeliveryPush:
+				s.method = DeliveryPush
+			case DeliveryPoll:
+				s.method = DeliveryPoll
+			default:
+				return fmt.Errorf("respond.ssf.state_file %s: stream %s: delivery_method %q: want %s or %s", t.cfg.StateFile, v.ID, v.Method, DeliveryPush, DeliveryPoll)
+			}
 			if st.Version < 2 && len(s.requested) == 0 {
 				s.requested = slices.Clone(EventsSupported) // what it delivered when saved
 			}
@@ -212,7 +222,9 @@ func (t *Transmitter) load() error {
 			s.status, s.reason = v.Status, truncate(v.Reason, maxReason)
 		}
 		if !s.static {
-			if err := secureURL(s.endpoint, t.cfg.AllowInsecureHTTP); err != nil {
+			if s.method == DeliveryPoll {
+				// Nothing to reach: the receiver polls.
+			} else if err := secureURL(s.endpoint, t.cfg.AllowInsecureHTTP); err != nil {
 				s.status, s.reason = StatusDisabled, "endpoint_url no longer allowed: "+err.Error()
 				t.log.Warn("SSF stream in state_file disabled", "stream_id", v.ID, "err", err)
 			}

@@ -28,9 +28,13 @@ const (
 
 var statuses = []string{StatusEnabled, StatusPaused, StatusDisabled}
 
-// DeliveryPush is the push delivery method URN (RFC 8935), the only one
-// this transmitter offers.
-const DeliveryPush = "urn:ietf:rfc:8935"
+// The delivery method URNs: push (RFC 8935), the transmitter POSTs each
+// SET to the receiver; poll (RFC 8936), the receiver POSTs to the
+// transmitter's poll endpoint for them.
+const (
+	DeliveryPush = "urn:ietf:rfc:8935"
+	DeliveryPoll = "urn:ietf:rfc:8936"
+)
 
 // stream is one event stream: its configuration, status, subject filter
 // and the SETs waiting to be pushed, in order. One worker pushes them.
@@ -59,6 +63,13 @@ type stream struct {
 	sending  bool          // the worker is pushing queue[0]
 	wake     chan struct{} // cap 1: something to push, or the status changed
 	stop     chan struct{} // closed when the stream is deleted
+	// avail is closed (and replaced) when a SET is queued: it wakes the
+	// long polls waiting on the stream.
+	avail chan struct{}
+	// method is DeliveryPush or DeliveryPoll ("" before a create sets it,
+	// taken as push); s.mu guards it. A poll stream's worker sends
+	// nothing: its receiver polls the queue (poll.go).
+	method string
 }
 
 type pending struct {
@@ -68,7 +79,7 @@ type pending struct {
 
 func newStream(id, aud string, static bool) *stream {
 	return &stream{id: id, aud: aud, static: static, status: StatusEnabled, added: newSubjectSet(), removed: newSubjectSet(),
-		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), avail: make(chan struct{})}
 }
 
 func (s *stream) poke() {
@@ -232,7 +243,7 @@ func (t *Transmitter) work(parent context.Context, s *stream) {
 	for {
 		s.mu.Lock()
 		var p pending
-		ready := s.status == StatusEnabled && len(s.queue) > 0
+		ready := s.status == StatusEnabled && len(s.queue) > 0 && s.method != DeliveryPoll
 		held := ready && s.blocked != ""
 		if ready && !held {
 			p, s.sending = s.queue[0], true
@@ -368,6 +379,8 @@ func (t *Transmitter) enqueue(s *stream, p pending) {
 		t.ob.done(seqs(s.queue[:over])...)
 		s.queue, dropped = s.queue[over:], over
 	}
+	close(s.avail)
+	s.avail = make(chan struct{})
 	s.mu.Unlock()
 	if dropped > 0 {
 		t.metrics.count(s.id, "dropped", dropped)

@@ -5,7 +5,8 @@
 // CAEP risk-level-change as an incident's risk moves, RISC
 // credential-compromise for a credential seen used when it must not work.
 // SETs are signed with the configured key (published at the JWKS endpoint)
-// and pushed (RFC 8935) with retries; receivers discover the transmitter at
+// and pushed (RFC 8935) with retries, or polled by the receiver (RFC
+// 8936); receivers discover the transmitter at
 // /.well-known/ssf-configuration and manage their streams through the SSF
 // management API. It imports no other stage; the respond stage hands it
 // incidents and audit records.
@@ -49,7 +50,7 @@ type Metrics struct {
 // NewMetrics creates and registers the instruments on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{sets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenwatch_ssf_sets_total",
-		Help: "Security Event Tokens pushed to SSF receivers, by stream and result (delivered, retried, failed, dropped)."},
+		Help: "Security Event Tokens pushed to or polled by SSF receivers, by stream and result (delivered, retried, failed, dropped)."},
 		[]string{"stream", "result"}),
 		blockedStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tokenwatch_ssf_stream_blocked",
 			Help: "1 while an SSF stream is not delivering: its receiver refuses it (401, 403, invalid_key, …; SETs held) or its pushes keep failing (retried)."},
@@ -128,6 +129,8 @@ type Transmitter struct {
 	toldDirty atomic.Bool
 	// blockedProbe is how often a held stream tries its head SET again.
 	blockedProbe time.Duration
+	// pollWait bounds a long poll (pollWait; tests shorten it, under mu).
+	pollWait time.Duration
 	// saveMu orders writes of the state file.
 	saveMu sync.Mutex
 	// ob is the durable copy of the queues, <state_file>.queue (nil
@@ -151,12 +154,13 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	}
 	client := &http.Client{Timeout: cfg.Timeout, CheckRedirect: noRedirect}
 	t := &Transmitter{cfg: cfg, signer: sg, client: client, apiClient: guardedClient(cfg.Timeout, cfg.AllowInsecureHTTP), log: log.With("component", "ssf"),
-		metrics: m, Now: time.Now, streams: map[string]*stream{}, blockedProbe: 5 * time.Minute}
+		metrics: m, Now: time.Now, streams: map[string]*stream{}, blockedProbe: 5 * time.Minute, pollWait: pollWait}
 	t.seen, _ = lru.New[string, told](seenIncidents)
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
 		s.configStatus = sc.Status
+		s.method = sc.DeliveryMethod
 		if len(s.requested) == 0 {
 			s.requested = slices.Clone(EventsSupported) // the config's default: all
 		}
@@ -293,8 +297,9 @@ func (t *Transmitter) Run(ctx context.Context) error {
 		return fmt.Errorf("respond.ssf.listen: %w", err)
 	}
 	t.Start(ctx)
-	// Bodies are small (64 KiB at most) and answers immediate: a client
-	// holding a connection longer is not a receiver.
+	// Bodies are small (64 KiB at most) and answers immediate but a long
+	// poll's (at most pollWait, 25 s): a client holding a connection
+	// longer is not a receiver.
 	srv := &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
