@@ -2,8 +2,10 @@ package schemas
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,8 +58,14 @@ func load(dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
+		text := string(b)
+		if dir == "cluster" {
+			if text, err = copyStatements(f, text); err != nil {
+				return nil, err
+			}
+		}
 		m := Migration{Version: v, Name: name}
-		for _, st := range splitSQL(string(b)) {
+		for _, st := range splitSQL(text) {
 			m.Statements = append(m.Statements, st)
 		}
 		if len(out) > 0 && out[len(out)-1].Version == v {
@@ -66,6 +74,42 @@ func load(dir string) ([]Migration, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// copyDirective is a cluster file's line `-- copy: migrations/FILE.sql HEAD`:
+// the single-server statement of FILE that starts with HEAD (`CREATE VIEW IF
+// NOT EXISTS name`, `INSERT INTO name`), placed here with ON CLUSTER after
+// the name. A view whose body is the same on both layouts is written once.
+var copyDirective = regexp.MustCompile(`(?m)^-- copy: (migrations/\S+\.sql) (.+)$`)
+
+// copyStatements replaces the copy directives of cluster file f.
+func copyStatements(f, text string) (string, error) {
+	var err error
+	out := copyDirective.ReplaceAllStringFunc(text, func(line string) string {
+		g := copyDirective.FindStringSubmatch(line)
+		src, head := g[1], strings.TrimSpace(g[2])
+		b, rerr := migrationFS.ReadFile(src)
+		if rerr != nil {
+			err = errors.Join(err, fmt.Errorf("migration %s: copy from %s: %w", f, src, rerr))
+			return line
+		}
+		var found []string
+		for _, st := range splitSQL(string(b)) {
+			if rest, ok := strings.CutPrefix(st, head); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\n' || rest[0] == '(') {
+				found = append(found, st)
+			}
+		}
+		if len(found) != 1 {
+			err = errors.Join(err, fmt.Errorf("migration %s: copy: %d statements of %s start with %q, want one", f, len(found), src, head))
+			return line
+		}
+		st := found[0]
+		if strings.HasPrefix(head, "CREATE ") {
+			st = head + " ON CLUSTER '{cluster}'" + strings.TrimPrefix(st, head)
+		}
+		return st + ";"
+	})
+	return out, err
 }
 
 // splitSQL splits on semicolons that end a line and drops comment-only chunks.

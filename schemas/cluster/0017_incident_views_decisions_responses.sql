@@ -31,88 +31,13 @@ ENGINE = Distributed('{cluster}', currentDatabase(), incident_learned_local, cit
 -- open_incidents: the newest version of each incident that is open or
 -- acknowledged, with when tokenwatch learned of it (learned_at, wall clock)
 -- and how long after the first signal's evidence that was (detection_lag_s).
-CREATE VIEW IF NOT EXISTS open_incidents ON CLUSTER '{cluster}' AS
-SELECT
-    id,
-    version,
-    status,
-    tenant,
-    integration_id,
-    integration_ids,
-    key,
-    severity,
-    toInt8(severity) AS severity_rank,
-    risk_score,
-    first_seen,
-    last_seen,
-    updated_at,
-    detectors,
-    alert_ids,
-    length(alert_ids) AS alerts,
-    title,
-    summary,
-    blast_events,
-    blast_bytes,
-    blast_records,
-    owner,
-    criticality,
-    source,
-    learned_at,
-    toInt64(learned_at) - toInt64(first_seen) AS detection_lag_s
-FROM
-(
-    SELECT *
-    FROM incidents FINAL
-    WHERE status IN ('open', 'acknowledged')
-)
-ANY LEFT JOIN
-(
-    SELECT id, minMerge(learned_at) AS learned_at
-    FROM incident_learned
-    GROUP BY id
-) USING (id);
+-- copy: migrations/0012_incident_views.sql CREATE VIEW IF NOT EXISTS open_incidents
 
 -- incident_alerts: one row per (incident, alert) of the newest version of
 -- each incident, with the alert's detector, severity, title, times and
 -- evidence event ids from the alerts table (empty when the alert row is not
 -- there). arrayJoin(alert_event_ids) pivots on to the events.
-CREATE VIEW IF NOT EXISTS incident_alerts ON CLUSTER '{cluster}' AS
-SELECT
-    incident_id,
-    incident_version,
-    incident_status,
-    tenant,
-    risk_score,
-    alert_id,
-    alert_detector,
-    alert_severity,
-    alert_title,
-    alert_first_seen,
-    alert_last_seen,
-    alert_event_ids
-FROM
-(
-    SELECT
-        id AS incident_id,
-        version AS incident_version,
-        status AS incident_status,
-        tenant,
-        risk_score,
-        arrayJoin(alert_ids) AS alert_id
-    FROM incidents FINAL
-)
-ANY LEFT JOIN
-(
-    SELECT
-        id AS alert_id,
-        detector AS alert_detector,
-        toString(severity) AS alert_severity,
-        title AS alert_title,
-        first_seen AS alert_first_seen,
-        last_seen AS alert_last_seen,
-        event_ids AS alert_event_ids
-    FROM alerts FINAL
-) USING (alert_id);
+-- copy: migrations/0012_incident_views.sql CREATE VIEW IF NOT EXISTS incident_alerts
 
 -- incident_events: one row per (incident, alert, evidence event), with the
 -- event's columns. The events side is filtered to the incidents' evidence
@@ -176,16 +101,7 @@ CREATE TABLE IF NOT EXISTS incident_decisions ON CLUSTER '{cluster}' AS incident
 ENGINE = Distributed('{cluster}', currentDatabase(), incident_decisions_local, cityHash64(incident_id));
 
 -- incident_decision: the decision in force for each incident.
-CREATE VIEW IF NOT EXISTS incident_decision ON CLUSTER '{cluster}' AS
-SELECT
-    incident_id,
-    argMax(action, decided_at) AS action,
-    argMax(reason, decided_at) AS reason,
-    argMax(actor, decided_at) AS actor,
-    argMax(until, decided_at) AS until,
-    max(decided_at) AS last_decided_at
-FROM incident_decisions
-GROUP BY incident_id;
+-- copy: migrations/0015_incident_decisions.sql CREATE VIEW IF NOT EXISTS incident_decision
 
 -- The respond stage's audit trail (schemas.Response).
 CREATE TABLE IF NOT EXISTS responses_local ON CLUSTER '{cluster}' (
@@ -218,14 +134,4 @@ CREATE TABLE IF NOT EXISTS responses ON CLUSTER '{cluster}' AS responses_local
 ENGINE = Distributed('{cluster}', currentDatabase(), responses_local, cityHash64(incident_id));
 
 -- response_state: where each action stands (its latest step).
-CREATE VIEW IF NOT EXISTS response_state ON CLUSTER '{cluster}' AS
-SELECT
-    id,
-    any(incident_id) AS incident_id,
-    any(integration_id) AS integration_id,
-    any(action) AS action,
-    argMax(status, recorded_ns) AS status,
-    argMax(error, recorded_ns) AS error,
-    max(recorded_at) AS last_recorded_at
-FROM responses
-GROUP BY id;
+-- copy: migrations/0017_responses.sql CREATE VIEW IF NOT EXISTS response_state
