@@ -74,6 +74,9 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if len(cfg.Kafka.Brokers) > 0 {
 		brokers = fmt.Sprint(cfg.Kafka.Brokers)
 	}
+	for _, n := range prog.RuleNotes() {
+		fmt.Fprintf(stdout, "%s: note: %s\n", path, n)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d detectors, %d sinks, %d pollers, %d push sources, kafka %s)\n", path, len(dets),
 		len(cfg.Deliver.Sinks), len(cfg.Ingest.Pollers), len(cfg.Ingest.Push.Sources), brokers)
 	return nil

@@ -49,10 +49,11 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 	type row struct {
 		id, kind, enabled string
 		meta              detect.Meta
+		note              string // sigma.Rule.TypeNote
 	}
 	var rows []row
 	for _, s := range detect.Specs() {
-		rows = append(rows, row{s.ID, "go", "no", s.Meta})
+		rows = append(rows, row{s.ID, "go", "no", s.Meta, ""})
 	}
 	running := map[string]bool{}
 	for _, st := range prog.Stages {
@@ -60,9 +61,9 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 			running[d.ID()] = true
 			switch r := d.(type) {
 			case *sigma.Detector:
-				rows = append(rows, row{d.ID(), "sigma", "no", r.Meta()})
+				rows = append(rows, row{d.ID(), "sigma", "no", r.Meta(), r.Rule().TypeNote})
 			case *sigma.CorrDetector:
-				rows = append(rows, row{d.ID(), "sigma-correlation", "no", r.Meta()})
+				rows = append(rows, row{d.ID(), "sigma-correlation", "no", r.Meta(), ""})
 			}
 		}
 	}
@@ -90,11 +91,11 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		case running[r.DetectorID()]:
 		case r.Silent:
 			// Runs inside its correlations only: no alerts of its own.
-			rows = append(rows, row{r.DetectorID(), "sigma-part", "in:" + strings.Join(r.PartOf, ","), r.Meta()})
+			rows = append(rows, row{r.DetectorID(), "sigma-part", "in:" + strings.Join(r.PartOf, ","), r.Meta(), r.TypeNote})
 		case r.Correlation != nil:
-			rows = append(rows, row{r.DetectorID(), "sigma-correlation", "no", r.Meta()})
+			rows = append(rows, row{r.DetectorID(), "sigma-correlation", "no", r.Meta(), ""})
 		default:
-			rows = append(rows, row{r.DetectorID(), "sigma", "no", r.Meta()})
+			rows = append(rows, row{r.DetectorID(), "sigma", "no", r.Meta(), r.TypeNote})
 		}
 	}
 	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.id, b.id) })
@@ -138,8 +139,22 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintln(stdout)
 		}
 		writeLong(stdout, r.id, r.kind, tech, r.enabled, shadow, r.meta)
+		if r.note != "" {
+			fmt.Fprintf(stdout, "  note: %s\n", r.note)
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !long {
+		// A rule that may never fire is said here too, not only in its long form.
+		for _, r := range rows {
+			if r.note != "" {
+				fmt.Fprintf(stdout, "note: %s %s\n", r.id, r.note)
+			}
+		}
+	}
+	return nil
 }
 
 // writeLong is one detector in full: what the table says, then what an

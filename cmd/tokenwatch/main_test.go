@@ -332,3 +332,35 @@ func TestReplayHonoursDecisions(t *testing.T) {
 		}
 	})
 }
+
+// A rule that loads but may never fire (it names no event type the Okta
+// connector reads) is said wherever an engineer looks: the detectors table
+// and long form, and config check.
+func TestARuleThatMayNeverFireIsSaid(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	rule, err := filepath.Abs("../../detect/sigma/testdata/sigmahq/okta_user_account_locked_out.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("detect:\n  rules: {paths: ["+rule+"]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const id, note = "sigma.14701da0-4b0f-4ee6-9c95-2ffb4e73bb9a", "names no eventtype: it runs on every okta event tokenwatch reads (app.oauth2.* and system.api_token.*"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"detectors", "--config", cfg}, "\nnote: " + id + " " + note},
+		{[]string{"detectors", "--config", cfg, id}, "\n  note: " + note},
+		{[]string{"config", "check", cfg}, cfg + ": note: " + id + ": " + note},
+	} {
+		code, out, errOut := tokenwatch(t, c.args...)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, want %q in\n%s%s", c.args, code, c.want, out, errOut)
+		}
+	}
+	// A rule on a read event type has nothing to say.
+	if code, out, _ := tokenwatch(t, "detectors"); code != 0 || strings.Contains(out, "note:") {
+		t.Errorf("the default detectors carry a note:\n%s", out)
+	}
+}

@@ -85,6 +85,11 @@ func runRule(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := ruleSource(rules, source); err != nil {
 		return err
 	}
+	for _, r := range rules {
+		if r.TypeNote != "" {
+			fmt.Fprintf(stderr, "tokenwatch rule test: note: %s %s\n", r.DetectorID(), r.TypeNote)
+		}
+	}
 	n, err := ingest.NewNormalizer(*source, *tenant)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)

@@ -78,6 +78,8 @@ func TestRuleTestPrintsEachMatch(t *testing.T) {
 		{"a geo field without GeoIP matches nothing", []string{geo, oktaRecords}, 0, nil, "matched 0 of 9"},
 		{"with GeoIP the Lagos grant matches both selections", []string{geo, "--geoip-city", city, "--geoip-asn", asn, oktaRecords}, 0,
 			[]string{"4b7e3f2a-7c1d-11f0-9a8b-1b2c3d4e5f60 sel_grant,sel_ng"}, "matched 1 of 9"},
+		{"a SigmaHQ rule that names no event type says it may never fire", []string{"../../detect/sigma/testdata/sigmahq/okta_user_account_locked_out.yml", oktaRecords}, 0, nil,
+			"note: sigma.14701da0-4b0f-4ee6-9c95-2ffb4e73bb9a names no eventtype: it runs on every okta event tokenwatch reads (app.oauth2.* and system.api_token.*"},
 		{"unsupported modifier", []string{bad, oktaRecords}, 1, nil, bad + ":6: modifier |base64"},
 		{"a SigmaHQ rule on an event type the Okta connector does not read", []string{userCreated, oktaRecords}, 1, nil,
 			userCreated + ":16: eventtype: okta rule watches eventtype user.lifecycle.create, which tokenwatch's Okta connector does not read, so the rule could never fire: it reads app.oauth2.* and system.api_token.* (integration activity"},

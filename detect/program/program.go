@@ -193,6 +193,11 @@ func Build(cfg Config, opt Options) (_ *Program, err error) {
 		}
 	}
 	p.rules.Store(&ruleSet{detectors: p.Stages[0].Detectors, shadow: shadow})
+	if opt.Logger != nil {
+		for _, n := range p.RuleNotes() {
+			opt.Logger.Info("sigma rule may never fire", "note", n)
+		}
+	}
 	cc := correlate.DefaultConfig()
 	if cfg.Correlate != nil {
 		cc = *cfg.Correlate
@@ -465,6 +470,19 @@ func (p *Program) DetectorIDs() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// RuleNotes are the running rules' load notes ("sigma.<id>: …"), sorted:
+// rules that load but may never fire (sigma.Rule.TypeNote).
+func (p *Program) RuleNotes() []string {
+	var out []string
+	for _, d := range p.rules.Load().detectors {
+		if r, ok := d.(interface{ Rule() *sigma.Rule }); ok && r.Rule().TypeNote != "" {
+			out = append(out, d.ID()+": "+r.Rule().TypeNote)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Shadow reports whether detector id runs in shadow mode (detect.detectors.<id>.shadow,

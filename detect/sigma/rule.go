@@ -64,6 +64,10 @@ type Rule struct {
 	// its own: none of them says generate: true.
 	PartOf []string
 	Silent bool
+	// TypeNote is set on a rule of a source whose connector reads only some
+	// record types (typesRead) when its condition names none: it loads, and
+	// may never fire. tokenwatch detectors, rule test and config check show it.
+	TypeNote string
 
 	nth        int    // place in a collection of several rules (1-based), 0 alone
 	ruleDigest string // digest of the rule's YAML document

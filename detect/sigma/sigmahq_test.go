@@ -361,6 +361,18 @@ func TestSigmaHQRules(t *testing.T) {
 				t.Fatalf("%d rules, source %q", len(rs), rs[0].Source)
 			}
 			r := rs[0]
+			// A rule that may never fire says so at load (detectors, rule
+			// test and config check print it); an Okta rule that names an
+			// eventtype read has nothing to say.
+			// okta_admin_activity_from_proxy_query names none either, and
+			// fires on what the connector reads.
+			wantNote := c.unread || c.file == "okta_admin_activity_from_proxy_query.yml"
+			if note := "names no eventtype: it runs on every okta event tokenwatch reads (app.oauth2.* and system.api_token.*"; wantNote != strings.Contains(r.TypeNote, note) {
+				t.Errorf("TypeNote = %q, want it (%v) to say %q", r.TypeNote, wantNote, note)
+			}
+			if !wantNote && r.TypeNote != "" {
+				t.Errorf("TypeNote = %q, want none", r.TypeNote)
+			}
 			miss := edit(c.hit, map[string]any{c.missPath: c.missValue})
 			if miss == edit(c.hit, nil) {
 				t.Fatalf("near miss %s=%v changes nothing", c.missPath, c.missValue)

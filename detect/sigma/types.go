@@ -188,6 +188,11 @@ func (r *Rule) checkTypes() error {
 	}
 	c := r.exprTypes(r.cond, t.fields)
 	if c.free {
+		// Nothing proves it never fires (it may match a field every read
+		// event carries), so it loads; but say so, so that a rule written
+		// for records the connector never reads is not silently idle.
+		r.TypeNote = fmt.Sprintf("names no %s: it runs on every %s event tokenwatch reads (%s: %s) and fires only when one of those matches; a rule written for other %s records never fires here",
+			t.field, r.Source, t.reads(), t.what, t.connector)
 		return nil
 	}
 	for _, p := range c.pats {
@@ -207,11 +212,7 @@ func (r *Rule) checkTypes() error {
 			bad = append(bad, v)
 		}
 	}
-	read := make([]string, len(t.prefixes))
-	for i, p := range t.prefixes {
-		read[i] = p + "*"
-	}
-	reads := strings.Join(read, " and ")
+	reads := t.reads()
 	if len(bad) == 0 {
 		// Each value is read, but no one value is all the condition asks.
 		return &LoadError{File: r.Path, Line: from[0].node.Line, Construct: t.field,
@@ -220,6 +221,15 @@ func (r *Rule) checkTypes() error {
 	return &LoadError{File: r.Path, Line: bad[0].node.Line, Construct: t.field,
 		Msg: fmt.Sprintf("%s rule watches %s %s, which tokenwatch's %s connector does not read, so the rule could never fire: it reads %s (%s)",
 			r.Source, t.field, listValues(bad, ", "), t.connector, reads, t.what)}
+}
+
+// reads names the types read: "app.oauth2.* and system.api_token.*".
+func (t typeFields) reads() string {
+	read := make([]string, len(t.prefixes))
+	for i, p := range t.prefixes {
+		read[i] = p + "*"
+	}
+	return strings.Join(read, " and ")
 }
 
 // listValues names values, with their lines when they are on several.
