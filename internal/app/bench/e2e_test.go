@@ -83,17 +83,20 @@ func (s *stack) start(tb testing.TB, ctx context.Context, roles ...string) (*wir
 // e2eResult is one end-to-end run.
 type e2eResult struct {
 	events, alerts          int
-	ingested, detected, all time.Duration // from the first record to: all published, all detected, all events and alerts in ClickHouse
-	latencies               []time.Duration
+	ingested, detected, all time.Duration   // from the first record to: all published, all detected, all events and alerts in ClickHouse
+	latencies               []time.Duration // event → alert in ClickHouse, sorted
+	incidents               []time.Duration // event → incident (first version) in ClickHouse, sorted
 }
 
 func (r e2eResult) rate() float64 { return float64(r.events) / r.all.Seconds() }
 
-func (r e2eResult) pct(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r e2eResult) pct(p float64) time.Duration { return pct(r.latencies, p) }
+
+func pct(ls []time.Duration, p float64) time.Duration {
+	if len(ls) == 0 {
 		return 0
 	}
-	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+	return ls[min(len(ls)-1, int(p*float64(len(ls))))]
 }
 
 // runE2E pushes w's raw records through ingest (normalize → publish to
@@ -117,7 +120,8 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 	n := len(w.Records)
 	arrival := make([]time.Time, n)
 	var mu sync.Mutex
-	seen := map[string]time.Time{}
+	seen := map[string]time.Time{}    // alert id → first seen in ClickHouse
+	seenInc := map[string]time.Time{} // incident id → first seen
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -130,22 +134,27 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 				return
 			case <-t.C:
 			}
-			rows, err := c.Conn().Query(watchCtx, "SELECT id FROM alerts")
-			if err != nil {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			for rows.Next() {
-				var id string
-				if rows.Scan(&id) == nil {
-					if _, ok := seen[id]; !ok {
-						seen[id] = now
+			for _, q := range []struct {
+				sql  string
+				seen map[string]time.Time
+			}{{"SELECT id FROM alerts", seen}, {"SELECT DISTINCT id FROM incidents", seenInc}} {
+				rows, err := c.Conn().Query(watchCtx, q.sql)
+				if err != nil {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				for rows.Next() {
+					var id string
+					if rows.Scan(&id) == nil {
+						if _, ok := q.seen[id]; !ok {
+							q.seen[id] = now
+						}
 					}
 				}
+				mu.Unlock()
+				rows.Close()
 			}
-			mu.Unlock()
-			rows.Close()
 		}
 	}()
 
@@ -193,15 +202,15 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 			res.detected = time.Since(start)
 		}
 		mu.Lock()
-		alerts := len(seen)
+		alerts, incidents := len(seen), len(seenInc)
 		mu.Unlock()
-		if p.Stats.EventsWritten.Load() >= int64(n) && alerts >= len(w.Trigger) {
+		if p.Stats.EventsWritten.Load() >= int64(n) && alerts >= len(w.Trigger) && incidents >= len(w.IncidentTrigger) {
 			res.all = time.Since(start)
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("after 15 min: %d of %d events written, %d detected, %d of %d alerts in ClickHouse",
-				p.Stats.EventsWritten.Load(), n, p.Stats.EventsDetected.Load(), alerts, len(w.Trigger))
+			b.Fatalf("after 15 min: %d of %d events written, %d detected, %d of %d alerts and %d of %d incidents in ClickHouse",
+				p.Stats.EventsWritten.Load(), n, p.Stats.EventsDetected.Load(), alerts, len(w.Trigger), incidents, len(w.IncidentTrigger))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -222,6 +231,15 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 		res.latencies = append(res.latencies, at.Sub(arrival[i]))
 	}
 	slices.Sort(res.latencies)
+	for id, at := range seenInc {
+		i, ok := w.IncidentTrigger[id]
+		if !ok {
+			b.Errorf("incident %s was not opened offline", id)
+			continue
+		}
+		res.incidents = append(res.incidents, at.Sub(arrival[i]))
+	}
+	slices.Sort(res.incidents)
 	return res
 }
 
@@ -230,7 +248,9 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 // detect role (enrich, every detector) → tokenwatch.alerts → deliver role →
 // ClickHouse events and alerts tables (a throwaway clickhouse-server). First
 // as fast as it goes (events/s: every event and alert in ClickHouse), then
-// at half that rate for the event-to-alert latency. TOKENWATCH_BENCH_REPLICAS
+// at half that rate for the event-to-alert and event-to-incident latency
+// (from the record whose event raised the alert or opened the incident to
+// the row's first sight in ClickHouse). TOKENWATCH_BENCH_REPLICAS
 // (default 12, ~17.6k events each) sizes the input. Needs clickhouse-server.
 //
 //	go test -run '^$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/app/bench/
@@ -250,12 +270,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 		name string
 		e2eResult
 	}{{"max rate", full}, {"half rate", half}} {
-		b.Logf("%-9s: %8.0f events/s end to end (ingest done %.1fs, detect done %.1fs, ClickHouse complete %.1fs); alert latency p50 %v p99 %v max %v over %d alerts",
+		b.Logf("%-9s: %8.0f events/s end to end (ingest done %.1fs, detect done %.1fs, ClickHouse complete %.1fs); alert latency p50 %v p99 %v max %v over %d alerts; incident latency p50 %v p99 %v max %v over %d incidents",
 			r.name, r.rate(), r.ingested.Seconds(), r.detected.Seconds(), r.all.Seconds(),
-			r.pct(0.50).Round(time.Millisecond), r.pct(0.99).Round(time.Millisecond), r.pct(1).Round(time.Millisecond), len(r.latencies))
+			r.pct(0.50).Round(time.Millisecond), r.pct(0.99).Round(time.Millisecond), r.pct(1).Round(time.Millisecond), len(r.latencies),
+			pct(r.incidents, 0.50).Round(time.Millisecond), pct(r.incidents, 0.99).Round(time.Millisecond), pct(r.incidents, 1).Round(time.Millisecond), len(r.incidents))
 	}
 	b.ReportMetric(full.rate(), "events/s")
 	b.ReportMetric(float64(half.pct(0.50).Milliseconds()), "p50-ms@half")
 	b.ReportMetric(float64(half.pct(0.99).Milliseconds()), "p99-ms@half")
 	b.ReportMetric(half.rate(), "events/s@half")
+	b.ReportMetric(float64(pct(half.incidents, 0.99).Milliseconds()), "incident-p99-ms@half")
 }

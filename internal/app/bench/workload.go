@@ -43,6 +43,9 @@ type Workload struct {
 	// Trigger maps each alert id the workload raises to the index of the
 	// record whose event raised it (computed offline, single engine).
 	Trigger map[string]int
+	// IncidentTrigger maps each incident id to the index of the record
+	// whose event opened it (its first version), computed the same way.
+	IncidentTrigger map[string]int
 }
 
 // Source is the normalizer the workload's records are for.
@@ -87,7 +90,7 @@ func NewWorkload(replicas int) (*Workload, error) {
 		}
 		return all[i].id < all[j].id
 	})
-	w := &Workload{Records: make([]ingest.RawRecord, len(all)), Trigger: map[string]int{}}
+	w := &Workload{Records: make([]ingest.RawRecord, len(all)), Trigger: map[string]int{}, IncidentTrigger: map[string]int{}}
 	for i := range all {
 		w.Records[i] = all[i].rec
 	}
@@ -103,6 +106,11 @@ func NewWorkload(replicas int) (*Workload, error) {
 	r.OnAlert = func(a schemas.Alert, _ schemas.Time) {
 		if _, dup := w.Trigger[a.ID]; !dup {
 			w.Trigger[a.ID] = at
+		}
+	}
+	r.OnIncident = func(inc schemas.Incident, _ schemas.Time) {
+		if _, dup := w.IncidentTrigger[inc.ID]; !dup {
+			w.IncidentTrigger[inc.ID] = at
 		}
 	}
 	for i, rc := range w.Records {
