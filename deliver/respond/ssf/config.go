@@ -34,6 +34,11 @@ type Config struct {
 	SigningKey secret.Secret `yaml:"signing_key"`
 	// KeyID is the kid in every SET header and in the JWKS.
 	KeyID string `yaml:"key_id"`
+	// PreviousKeys are retired signing keys, still published in the JWKS
+	// until their Until: SETs they signed (queued in the outbox before a
+	// rotation, or in a receiver's hands) go on verifying, and a SET still
+	// queued when its key's overlap ends is re-signed with the current key.
+	PreviousKeys []PreviousKey `yaml:"previous_keys"`
 	// Receivers may call the management API, each with its bearer token;
 	// a receiver sees and manages only the streams of its audience. An
 	// audience listed twice has two valid tokens (rotation).
@@ -75,6 +80,18 @@ type Config struct {
 	// created through the API push to loopback. Never in production: SSF
 	// and RFC 8935 want TLS.
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+}
+
+// PreviousKey is a retired signing key: its kid and PEM (the public key,
+// or the old private key of which only the public half is used; a secret,
+// env:NAME or file:PATH), published until Until.
+type PreviousKey struct {
+	KeyID string        `yaml:"key_id"`
+	Key   secret.Secret `yaml:"key"`
+	// Until ends the overlap (RFC 3339): from then on the JWKS no longer
+	// lists the key. Past, the key is ignored (a config need not be edited
+	// the moment an overlap ends).
+	Until time.Time `yaml:"until"`
 }
 
 // Receiver is one party allowed to call the management API.
@@ -170,6 +187,27 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyID == "" {
 		add(yamlstrict.Field("key_id", errors.New("required (the kid of the SETs and the JWKS)")))
+	}
+	kids := map[string]bool{c.KeyID: true}
+	for i, pk := range c.PreviousKeys {
+		p := fmt.Sprintf("previous_keys[%d]", i)
+		switch {
+		case pk.KeyID == "":
+			add(yamlstrict.Field(p+".key_id", errors.New("required (the kid the key signed with)")))
+		case kids[pk.KeyID]:
+			// RFC 7517 §4.5: keys of one JWK Set SHOULD have distinct kids;
+			// a receiver picks the key by it.
+			add(yamlstrict.Field(p+".key_id", fmt.Errorf("%q: used twice (key_id and previous_keys[].key_id must differ)", pk.KeyID)))
+		}
+		kids[pk.KeyID] = true
+		if pk.Key.IsZero() {
+			add(yamlstrict.Field(p+".key", errors.New("required (a PEM public key, or the old private key: env:NAME or file:PATH)")))
+		} else if _, _, err := publicKey(pk.Key); err != nil {
+			add(yamlstrict.Field(p+".key", err))
+		}
+		if pk.Until.IsZero() {
+			add(yamlstrict.Field(p+".until", errors.New("required (RFC 3339: when the JWKS stops listing the key)")))
+		}
 	}
 	if c.DefaultSubjects != "ALL" && c.DefaultSubjects != "NONE" {
 		add(yamlstrict.Field("default_subjects", fmt.Errorf("%q: want ALL or NONE", c.DefaultSubjects)))

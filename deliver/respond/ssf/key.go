@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -76,7 +77,48 @@ func (s *signer) sign(claims jwt.MapClaims) (string, error) {
 	return out, nil
 }
 
-// JWK is the public half of the signing key (RFC 7517; RFC 7518 §6.2 and
+// publicKey parses the PEM of a retired key: its public key (PKIX "PUBLIC
+// KEY", PKCS#1 "RSA PUBLIC KEY") or the old private key, of which only the
+// public half is kept. The same key types as parseKey; errors never quote
+// the PEM.
+func publicKey(pemKey secret.Secret) (crypto.PublicKey, jwt.SigningMethod, error) {
+	block, _ := pem.Decode([]byte(pemKey.Reveal()))
+	if block == nil {
+		return nil, nil, errors.New("not a PEM block (want a PUBLIC KEY, or the old private key)")
+	}
+	var pub any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		s, err := parseKey(pemKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.key.Public(), s.method, nil
+	}
+	if err != nil {
+		return nil, nil, errors.New("the PEM public key does not parse")
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, nil, fmt.Errorf("RSA key of %d bits: want at least 2048 (RFC 7518 §3.3)", k.N.BitLen())
+		}
+		return k, jwt.SigningMethodRS256, nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, nil, fmt.Errorf("EC key on %s: want P-256 (ES256)", k.Curve.Params().Name)
+		}
+		return k, jwt.SigningMethodES256, nil
+	}
+	return nil, nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", pub)
+}
+
+// JWK is the public half of a signing key (RFC 7517; RFC 7518 §6.2 and
 // §6.3 for the EC and RSA members).
 type JWK struct {
 	Kty string `json:"kty"`
@@ -92,11 +134,11 @@ type JWK struct {
 	Y   string `json:"y,omitempty"`
 }
 
-// jwks is the key set published at jwks_uri: public keys only.
-func (s *signer) jwks() map[string][]JWK {
+// jwkOf is the JWK of a public key, for signatures (use sig) with alg.
+func jwkOf(pub crypto.PublicKey, alg, kid string) JWK {
 	b64 := base64.RawURLEncoding.EncodeToString
-	k := JWK{Use: "sig", Alg: s.method.Alg(), Kid: s.kid}
-	switch pub := s.key.Public().(type) {
+	k := JWK{Use: "sig", Alg: alg, Kid: kid}
+	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		k.Kty, k.N, k.E = "RSA", b64(pub.N.Bytes()), b64(big.NewInt(int64(pub.E)).Bytes())
 	case *ecdsa.PublicKey:
@@ -107,5 +149,45 @@ func (s *signer) jwks() map[string][]JWK {
 			k.Kty, k.Crv, k.X, k.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:65])
 		}
 	}
-	return map[string][]JWK{"keys": {k}}
+	return k
+}
+
+// jwks is the key set of the signing key alone: public keys only.
+func (s *signer) jwks() map[string][]JWK {
+	return map[string][]JWK{"keys": {jwkOf(s.key.Public(), s.method.Alg(), s.kid)}}
+}
+
+// retiredKey is a previous signing key, published until until so that
+// SETs it signed still verify after a rotation.
+type retiredKey struct {
+	kid   string
+	jwk   JWK
+	until time.Time
+}
+
+// keySet is what jwks_uri publishes at now: the current key first, then
+// the retired keys whose overlap has not ended (RFC 7517 §5: a JWK Set is
+// the "keys" array; the kid tells the receiver which one signed a SET).
+func (t *Transmitter) keySet(now time.Time) map[string][]JWK {
+	set := t.signer.jwks()
+	for _, r := range t.retired {
+		if now.Before(r.until) {
+			set["keys"] = append(set["keys"], r.jwk)
+		}
+	}
+	return set
+}
+
+// published reports whether the JWKS lists kid at now: a SET it signed
+// verifies for a receiver that fetches the JWKS.
+func (t *Transmitter) published(kid string, now time.Time) bool {
+	if kid == t.signer.kid {
+		return true
+	}
+	for _, r := range t.retired {
+		if r.kid == kid && now.Before(r.until) {
+			return true
+		}
+	}
+	return false
 }

@@ -366,8 +366,8 @@ func (o *outbox) close() {
 func (t *Transmitter) outboxFile() string { return t.cfg.StateFile + ".queue" }
 
 // loadOutbox replays the journal: each stream gets back its SETs not
-// completed, in order (re-signed if signed with a key_id no longer
-// published); a SET for a stream that is gone is dropped and logged, a
+// completed, in order (re-signed if signed with a key the JWKS no longer
+// publishes); a SET for a stream that is gone is dropped and logged, a
 // disabled stream's are dropped (it holds nothing), and hold_limit keeps
 // the newest of each stream. The journal is then rewritten with what was
 // kept. A torn tail is cut off and logged; damage before the end is an
@@ -440,10 +440,11 @@ func (t *Transmitter) loadOutbox() error {
 	return nil
 }
 
-// resign returns set unchanged when it was signed with the current key_id;
-// otherwise (the key was rotated: receivers can no longer fetch the old
-// key) the same claims, jti included, signed with the current key, iat
-// now.
+// resign returns set unchanged while the JWKS publishes the key that
+// signed it (the current key, or a previous one within its overlap), so a
+// receiver that saw it deduplicates it byte for byte; otherwise (its key is
+// gone: no receiver could verify it) the same claims, jti included, signed
+// with the current key, iat now.
 func (t *Transmitter) resign(set string) (string, error) {
 	parts := strings.Split(set, ".")
 	if len(parts) != 3 {
@@ -459,7 +460,8 @@ func (t *Transmitter) resign(set string) (string, error) {
 	if err := json.Unmarshal(h, &hdr); err != nil {
 		return set, err
 	}
-	if hdr.Kid == t.signer.kid {
+	now := t.Now()
+	if t.published(hdr.Kid, now) {
 		return set, nil
 	}
 	pl, err := base64.RawURLEncoding.DecodeString(parts[1])
@@ -472,6 +474,22 @@ func (t *Transmitter) resign(set string) (string, error) {
 	if err := d.Decode(&claims); err != nil {
 		return set, err
 	}
-	claims["iat"] = t.Now().Unix()
+	claims["iat"] = now.Unix()
 	return t.signer.sign(jwt.MapClaims(claims))
+}
+
+// refresh re-signs a queued SET about to be sent whose key is no longer
+// published (a previous key's overlap ended while it waited), so the
+// receiver can verify it (s.mu held). The journal keeps the old token: a
+// restart re-signs it again on load.
+func (t *Transmitter) refresh(s *stream, p *pending) {
+	set, err := t.resign(p.set)
+	if err != nil {
+		t.log.Warn("SSF queued SET not re-signed with the current key; sent as it was", "stream_id", s.id, "jti", p.jti, "err", err)
+		return
+	}
+	if set != p.set {
+		t.log.Info("SSF queued SET re-signed: the key that signed it is no longer published", "stream_id", s.id, "jti", p.jti, "key_id", t.signer.kid)
+		p.set = set
+	}
 }

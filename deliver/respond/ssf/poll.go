@@ -103,8 +103,9 @@ func (t *Transmitter) poll(w http.ResponseWriter, r *http.Request, rc *Receiver)
 		if s.status == StatusEnabled && s.method == DeliveryPoll {
 			n := min(limit, len(s.queue))
 			out.Sets = make(map[string]string, n)
-			for _, p := range s.queue[:n] {
-				out.Sets[p.jti] = p.set
+			for i := range s.queue[:n] {
+				t.refresh(s, &s.queue[i])
+				out.Sets[s.queue[i].jti] = s.queue[i].set
 			}
 			out.MoreAvailable = len(s.queue) > n
 		}

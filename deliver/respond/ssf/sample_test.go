@@ -14,8 +14,9 @@ import (
 // TestSampleConfigIsValid decodes sample.yaml strictly, as respond.ssf is
 // decoded, and validates it with a real key standing in for the secret.
 func TestSampleConfigIsValid(t *testing.T) {
-	_, ec := keys(t)
+	rk, ec := keys(t)
 	t.Setenv("TOKENWATCH_SSF_SIGNING_KEY", ec)
+	t.Setenv("TOKENWATCH_SSF_PREVIOUS_KEY", publicPEM(t, rk))
 	doc, err := os.ReadFile("sample.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,8 @@ func TestSampleConfigIsValid(t *testing.T) {
 	if err := s.SSF.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.SSF.Streams) != 1 || len(s.SSF.Streams[0].EventsRequested) != 4 || s.SSF.Retry.MaxAttempts != 6 {
+	if len(s.SSF.Streams) != 1 || len(s.SSF.Streams[0].EventsRequested) != 4 || s.SSF.Retry.MaxAttempts != 6 ||
+		len(s.SSF.PreviousKeys) != 1 || s.SSF.PreviousKeys[0].Until.IsZero() {
 		t.Errorf("decoded %+v", s.SSF)
 	}
 }

@@ -60,12 +60,13 @@ func (t *Transmitter) Handler() http.Handler {
 	return mux
 }
 
-// jwks serves the public key; receivers may cache it for a while (a
-// rotation publishes the new key before signing with it).
+// jwks serves the public keys: the current one and the previous ones
+// whose overlap has not ended. Receivers may cache it for a while; one that
+// meets a kid it has not seen refetches it.
 func (t *Transmitter) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_ = json.NewEncoder(w).Encode(t.signer.jwks())
+	_ = json.NewEncoder(w).Encode(t.keySet(t.Now()))
 }
 
 // metadata is the transmitter configuration metadata (SSF 1.0 "Transmitter Configuration Metadata").

@@ -246,6 +246,7 @@ func (t *Transmitter) work(parent context.Context, s *stream) {
 		ready := s.status == StatusEnabled && len(s.queue) > 0 && s.method != DeliveryPoll
 		held := ready && s.blocked != ""
 		if ready && !held {
+			t.refresh(s, &s.queue[0])
 			p, s.sending = s.queue[0], true
 		}
 		endpoint, auth := s.endpoint, s.auth

@@ -102,7 +102,10 @@ const toldFlush = 5 * time.Second
 type Transmitter struct {
 	cfg    Config
 	signer *signer
-	client *http.Client // configured streams: the operator chose their endpoints
+	// retired are the previous keys still published until their overlap
+	// ends (keySet).
+	retired []retiredKey
+	client  *http.Client // configured streams: the operator chose their endpoints
 	// apiClient pushes for streams created through the API: its dialer
 	// refuses private, link-local, loopback and unspecified addresses.
 	apiClient *http.Client
@@ -156,6 +159,16 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	t := &Transmitter{cfg: cfg, signer: sg, client: client, apiClient: guardedClient(cfg.Timeout, cfg.AllowInsecureHTTP), log: log.With("component", "ssf"),
 		metrics: m, Now: time.Now, streams: map[string]*stream{}, blockedProbe: 5 * time.Minute, pollWait: pollWait}
 	t.seen, _ = lru.New[string, told](seenIncidents)
+	for _, pk := range cfg.PreviousKeys {
+		pub, method, err := publicKey(pk.Key) // Validate parsed it
+		if err != nil {
+			return nil, fmt.Errorf("respond.ssf.previous_keys %s: %w", pk.KeyID, err)
+		}
+		if !t.Now().Before(pk.Until) {
+			t.log.Info("SSF previous key not published: its overlap has ended", "key_id", pk.KeyID, "until", pk.Until)
+		}
+		t.retired = append(t.retired, retiredKey{kid: pk.KeyID, jwk: jwkOf(pub, method.Alg(), pk.KeyID), until: pk.Until})
+	}
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
