@@ -120,8 +120,13 @@ type StreamConfig struct {
 	// EventsRequested are event type URIs; empty requests all supported.
 	EventsRequested []string `yaml:"events_requested"`
 	Description     string   `yaml:"description"`
-	// Status is enabled (default), paused or disabled at start.
+	// Status is enabled (default), paused or disabled at start, and
+	// whenever it is changed here; a change the receiver has not asked for
+	// is told to it as a stream-updated event.
 	Status string `yaml:"status"`
+	// StatusReason is the reason shown with Status (the status endpoint's
+	// and the stream-updated event's reason); 500 characters kept.
+	StatusReason string `yaml:"status_reason"`
 }
 
 // Compromise is when an incident is reported as RISC credential-compromise.

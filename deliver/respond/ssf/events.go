@@ -21,10 +21,13 @@ const (
 	EventRiskLevelChange      = "https://schemas.openid.net/secevent/caep/event-type/risk-level-change"
 	EventCredentialCompromise = "https://schemas.openid.net/secevent/risc/event-type/credential-compromise"
 	EventVerification         = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+	EventStreamUpdated        = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 )
 
 // EventsSupported are the events_supported of every stream. Verification
-// is not requested: it is sent when asked for.
+// is not requested: it is sent when asked for; nor is stream-updated: it is
+// sent when the transmitter changes a stream's status (SSF 1.0 lets both go
+// outside events_delivered).
 var EventsSupported = []string{EventSessionRevoked, EventCredentialChange, EventRiskLevelChange, EventCredentialCompromise}
 
 // event is one SET before it is addressed and signed.
@@ -221,5 +224,17 @@ func verification(streamID, state string, now time.Time) event {
 		p["state"] = state
 	}
 	return event{typ: EventVerification, key: streamID + "\x00" + state + "\x00" + strconv.FormatInt(now.UnixNano(), 10), at: now,
+		subject: map[string]any{"format": "opaque", "id": streamID}, payload: p}
+}
+
+// streamUpdated is the SSF stream-updated event of a stream whose status
+// the transmitter changed by itself: status and reason (left out when
+// empty); the subject is the stream, as for verification.
+func streamUpdated(streamID, status, reason string, now time.Time) event {
+	p := map[string]any{"status": status}
+	if reason != "" {
+		p["reason"] = reason
+	}
+	return event{typ: EventStreamUpdated, key: streamID + "\x00" + status + "\x00" + reason + "\x00" + strconv.FormatInt(now.UnixNano(), 10), at: now,
 		subject: map[string]any{"format": "opaque", "id": streamID}, payload: p}
 }

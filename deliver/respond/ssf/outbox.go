@@ -407,17 +407,23 @@ func (t *Transmitter) loadOutbox() error {
 	}
 	var kept []queued
 	for _, s := range order {
+		// Control SETs (stream-updated) first, as enqueue puts them, each
+		// part in the order queued; a disabled stream keeps only those,
+		// and hold_limit drops none of them.
 		ps := by[s]
-		if s.status == StatusDisabled {
+		ctl := slices.DeleteFunc(slices.Clone(ps), func(p pending) bool { return !p.control() })
+		ps = slices.DeleteFunc(ps, func(p pending) bool { return p.control() })
+		if s.status == StatusDisabled && len(ps) > 0 {
 			t.metrics.count(s.id, "dropped", len(ps))
 			t.log.Warn("SSF queued SETs dropped: their stream is disabled", "stream_id", s.id, "dropped", len(ps))
-			continue
+			ps = nil
 		}
-		if over := len(ps) - t.cfg.HoldLimit; over > 0 {
+		if over := min(len(ps)+len(ctl)-t.cfg.HoldLimit, len(ps)); over > 0 {
 			ps = ps[over:]
 			t.metrics.count(s.id, "dropped", over)
 			t.log.Warn("SETs dropped: stream hold limit reached", "stream_id", s.id, "dropped", over, "hold_limit", t.cfg.HoldLimit)
 		}
+		ps = append(ctl, ps...)
 		for i := range ps {
 			set, err := t.resign(ps[i].set)
 			if err != nil {

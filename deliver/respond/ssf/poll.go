@@ -50,7 +50,8 @@ type pollResponse struct {
 // to maxEvents unacknowledged SETs, waiting up to pollWait for one unless
 // returnImmediately (or maxEvents is 0: an acknowledgement only). A stream
 // that is not the receiver's is 403 (whether or not it exists); a push
-// stream is 400. A paused stream holds its SETs: the answer has none.
+// stream is 400. A paused or disabled stream holds its SETs: the answer
+// has only its stream-updated events.
 func (t *Transmitter) poll(w http.ResponseWriter, r *http.Request, rc *Receiver) {
 	id := r.PathValue("stream_id")
 	t.mu.Lock()
@@ -100,14 +101,20 @@ func (t *Transmitter) poll(w http.ResponseWriter, r *http.Request, rc *Receiver)
 	for {
 		s.mu.Lock()
 		var out pollResponse
-		if s.status == StatusEnabled && s.method == DeliveryPoll {
-			n := min(limit, len(s.queue))
+		if s.method == DeliveryPoll {
+			// Paused or disabled, only the control SETs at the head go
+			// (a stream-updated event tells why nothing else does).
+			ready := len(s.queue)
+			if s.status != StatusEnabled {
+				ready = leading(s.queue)
+			}
+			n := min(limit, ready)
 			out.Sets = make(map[string]string, n)
 			for i := range s.queue[:n] {
 				t.refresh(s, &s.queue[i])
 				out.Sets[s.queue[i].jti] = s.queue[i].set
 			}
-			out.MoreAvailable = len(s.queue) > n
+			out.MoreAvailable = ready > n
 		}
 		avail := s.avail
 		s.mu.Unlock()

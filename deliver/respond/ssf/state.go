@@ -215,9 +215,18 @@ func (t *Transmitter) load() error {
 		}
 		switch {
 		case v.Static && v.ConfigStatus != s.configStatus:
-			// The operator changed streams[].status since: theirs wins.
+			// The operator changed streams[].status since: theirs wins,
+			// and the receiver, who did not ask for it, is told.
 			t.log.Info("SSF configured stream: streams[].status changed, it replaces the status saved", "stream_id", v.ID,
 				"status", s.status, "saved", v.Status)
+			if s.status != v.Status {
+				why := s.reason
+				if why == "" {
+					why = "set by the transmitter's operator"
+					s.reason = why
+				}
+				t.changed = append(t.changed, statusChange{s: s, from: v.Status, to: s.status, why: why})
+			}
 		default:
 			s.status, s.reason = v.Status, truncate(v.Reason, maxReason)
 		}

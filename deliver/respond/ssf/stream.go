@@ -77,6 +77,21 @@ type pending struct {
 	seq           uint64 // its number in the outbox (0 without one)
 }
 
+// control reports whether p tells the receiver of the stream itself (a
+// stream-updated event): it goes out ahead of the stream's SETs and while
+// the stream is paused or disabled (SSF 1.0: the transmitter "MUST send
+// this event to the Receiver before stopping the stream").
+func (p *pending) control() bool { return p.typ == EventStreamUpdated }
+
+// leading is how many SETs at the head of q are control SETs.
+func leading(q []pending) int {
+	n := 0
+	for n < len(q) && q[n].control() {
+		n++
+	}
+	return n
+}
+
 func newStream(id, aud string, static bool) *stream {
 	return &stream{id: id, aud: aud, static: static, status: StatusEnabled, added: newSubjectSet(), removed: newSubjectSet(),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), avail: make(chan struct{})}
@@ -243,7 +258,7 @@ func (t *Transmitter) work(parent context.Context, s *stream) {
 	for {
 		s.mu.Lock()
 		var p pending
-		ready := s.status == StatusEnabled && len(s.queue) > 0 && s.method != DeliveryPoll
+		ready := len(s.queue) > 0 && s.method != DeliveryPoll && (s.status == StatusEnabled || s.queue[0].control())
 		held := ready && s.blocked != ""
 		if ready && !held {
 			t.refresh(s, &s.queue[0])
@@ -365,20 +380,30 @@ func seqs(ps []pending) []uint64 {
 
 // enqueue adds a signed SET and journals it in the outbox; disabled streams
 // drop it (SSF 1.0: "will not hold any events"), a full queue drops its
-// oldest (journaled as done).
+// oldest (journaled as done). A control SET goes ahead of the stream's
+// SETs (after the one being pushed and the control SETs before it), is
+// kept by a disabled stream and is not dropped for hold_limit.
 func (t *Transmitter) enqueue(s *stream, p pending) {
 	s.mu.Lock()
-	if s.status == StatusDisabled {
+	if s.status == StatusDisabled && !p.control() {
 		s.mu.Unlock()
 		t.metrics.count(s.id, "dropped", 1)
 		return
 	}
 	t.ob.append(s.id, &p)
-	s.queue = append(s.queue, p)
+	if p.control() {
+		at := 0
+		if s.sending && len(s.queue) > 0 {
+			at = 1
+		}
+		at += leading(s.queue[at:])
+		s.queue = slices.Insert(s.queue, at, p)
+	} else {
+		s.queue = append(s.queue, p)
+	}
 	dropped := 0
 	if over := len(s.queue) - t.cfg.HoldLimit; over > 0 {
-		t.ob.done(seqs(s.queue[:over])...)
-		s.queue, dropped = s.queue[over:], over
+		dropped = t.dropOldest(s, over)
 	}
 	close(s.avail)
 	s.avail = make(chan struct{})
@@ -388,4 +413,26 @@ func (t *Transmitter) enqueue(s *stream, p pending) {
 		t.log.Warn("SETs dropped: stream hold limit reached", "stream_id", s.id, "dropped", dropped, "hold_limit", t.cfg.HoldLimit)
 	}
 	s.poke()
+}
+
+// dropOldest drops up to n of the oldest SETs but control SETs, journaled
+// as done (s.mu held); it returns how many.
+func (t *Transmitter) dropOldest(s *stream, n int) int {
+	if !slices.ContainsFunc(s.queue[:n], func(p pending) bool { return p.control() }) {
+		t.ob.done(seqs(s.queue[:n])...)
+		s.queue = s.queue[n:]
+		return n
+	}
+	keep := s.queue[:0:0]
+	var gone []pending
+	for _, p := range s.queue {
+		if len(gone) < n && !p.control() {
+			gone = append(gone, p)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	t.ob.done(seqs(gone)...)
+	s.queue = keep
+	return len(gone)
 }

@@ -139,6 +139,8 @@ type Transmitter struct {
 	// ob is the durable copy of the queues, <state_file>.queue (nil
 	// without state_file).
 	ob *outbox
+	// changed are the statuses load set by itself, told by tellChanges.
+	changed []statusChange
 }
 
 // New validates cfg and builds the transmitter; nothing runs until Start
@@ -172,7 +174,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	for _, sc := range cfg.Streams {
 		s := newStream(sc.ID, sc.Audience, true)
 		s.endpoint, s.auth, s.requested, s.description, s.status = sc.EndpointURL, sc.AuthorizationHeader, sc.EventsRequested, sc.Description, sc.Status
-		s.configStatus = sc.Status
+		s.configStatus, s.reason = sc.Status, truncate(sc.StatusReason, maxReason)
 		s.method = sc.DeliveryMethod
 		if len(s.requested) == 0 {
 			s.requested = slices.Clone(EventsSupported) // the config's default: all
@@ -185,7 +187,35 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Transmitter, error) {
 	if err := t.loadOutbox(); err != nil {
 		return nil, err
 	}
+	t.tellChanges()
 	return t, nil
+}
+
+// statusChange is a stream status the transmitter set by itself: the
+// receiver did not ask for it.
+type statusChange struct {
+	s             *stream
+	from, to, why string
+}
+
+// tellChanges queues a stream-updated event on each stream whose status
+// load changed (SSF 1.0 "Stream Updated Event": "If a Transmitter decides
+// to change the status of an Event Stream from "enabled" to either "paused"
+// or "disabled", then the Transmitter MUST send this event to the Receiver
+// before stopping the stream", and upon re-enabling it). It goes ahead of
+// the stream's SETs and past a pause or a disable. state_file is then
+// saved, every start, so that it holds each configured stream's status
+// (the next start compares the config with it) and does not tell a change
+// again; a crash before that save tells it twice, never not at all.
+func (t *Transmitter) tellChanges() {
+	for _, c := range t.changed {
+		e := streamUpdated(c.s.id, c.to, c.why, t.Now())
+		t.send(c.s, &e)
+		t.log.Info("SSF stream status changed by the transmitter; stream-updated queued for its receiver", "stream_id", c.s.id,
+			"from", c.from, "status", c.to, "reason", c.why)
+	}
+	t.changed = nil
+	t.save()
 }
 
 func (t *Transmitter) add(s *stream) {
