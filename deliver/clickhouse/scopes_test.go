@@ -74,7 +74,7 @@ func TestScopeUsageSetsHeldAgainstNeeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"archiver microsoft held=Mail.ReadWrite,Sites.ReadWrite.All,User.Read.All calls=5 mapped=4 unmapped=1 needed=Mail.Read,User.ReadBasic.All unused=Sites.ReadWrite.All unmapped_methods=get /print/printers",
+		"archiver microsoft held=Mail.ReadWrite,Sites.ReadWrite.All,User.Read.All calls=5 mapped=4 unmapped=1 needed=Mail.Read,User.Read.All unused=Sites.ReadWrite.All unmapped_methods=get /print/printers",
 		"planner google_workspace held=" + mail + "," + cal + " calls=3 mapped=2 unmapped=1 needed=https://www.googleapis.com/auth/calendar.events.readonly unused=" + mail + " unmapped_methods=tasks.tasks.list",
 	}
 	if !slices.Equal(got, want) {

@@ -2,6 +2,7 @@ package scopemap
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,13 +134,15 @@ func TestUsage(t *testing.T) {
 		b.Add(&evs[i])
 	}
 	got := b.Usage()
+	// archiver's GET /users is app-only: it needs User.Read.All, as the
+	// page's Application row does not list User.ReadBasic.All.
 	want := []Usage{{
 		Tenant: "acme", IntegrationID: "archiver", Name: "archiver", Source: Microsoft,
 		Held:      []string{"Mail.ReadWrite", "Sites.ReadWrite.All", "User.Read.All"},
-		Needed:    []string{"AuditLog.Read.All", "Mail.Read", "User.ReadBasic.All"},
+		Needed:    []string{"AuditLog.Read.All", "Mail.Read", "User.Read.All"},
 		Exercised: []string{"Mail.ReadWrite", "User.Read.All"},
 		Unused:    []string{"Sites.ReadWrite.All"},
-		Narrower:  []Narrowing{{"Mail.ReadWrite", []string{"Mail.Read"}}, {"User.Read.All", []string{"User.ReadBasic.All"}}},
+		Narrower:  []Narrowing{{"Mail.ReadWrite", []string{"Mail.Read"}}},
 		Uncovered: []Count{{"GET /auditLogs/signIns", 1}},
 		Calls:     4, Mapped: 4, Unmapped: []Count{}, From: b.From, To: b.To,
 	}, {
@@ -181,5 +184,43 @@ func TestPartialScopesCountOnlyWithoutAFullOne(t *testing.T) {
 	}
 	if !strings.HasPrefix(Canonical(Google, "gmail.readonly"), googleScopePrefix) || Canonical(Microsoft, "Mail.Read") != "Mail.Read" {
 		t.Error("Canonical")
+	}
+}
+
+// TestCheckedEntries pins entries corrected against the vendor pages
+// (docs/scopes.md, "How the map was checked"): the scope to request for a
+// delegated and an app-only token, and a scope each page lists as serving
+// part of the data only.
+func TestCheckedEntries(t *testing.T) {
+	m := embedded(t)
+	byCall := map[string]*Entry{}
+	for _, e := range m.Entries() {
+		byCall[e.Source+" "+e.Call] = e
+	}
+	g := func(s string) string { return Canonical(Google, s) }
+	for _, tc := range []struct {
+		call, needs, needsApp, partial string
+	}{
+		{"google_workspace calendar.calendarList.list", g("calendar.calendarlist.readonly"), g("calendar.calendarlist.readonly"), ""},
+		{"google_workspace calendar.events.list", g("calendar.events.readonly"), g("calendar.events.readonly"), g("calendar.events.owned.readonly")},
+		{"google_workspace gmail.users.messages.get", g("gmail.readonly"), g("gmail.readonly"), g("gmail.addons.current.message.readonly")},
+		{"google_workspace drive.files.list", g("drive.metadata.readonly"), g("drive.metadata.readonly"), g("drive.meet.readonly")},
+		{"microsoft GET /users", "User.ReadBasic.All", "User.Read.All", ""},
+		{"microsoft GET /users/{id}", "User.ReadBasic.All", "User.Read.All", "User.Read"},
+		{"microsoft PATCH /users/{id}", "User.ReadWrite.All", "User.ReadWrite.All", "User.ReadWrite"},
+		{"microsoft GET /applications", "Application.Read.All", "Application.Read.All", "Application.ReadWrite.OwnedBy"},
+		{"microsoft GET /chats/{id}/messages", "Chat.Read", "Chat.Read.All", "ChatMessage.Read.Chat"},
+	} {
+		e := byCall[tc.call]
+		if e == nil {
+			t.Errorf("%s: not in the map", tc.call)
+			continue
+		}
+		if e.Needs != tc.needs || e.NeedsApp != tc.needsApp {
+			t.Errorf("%s: needs %q / %q, want %q / %q", tc.call, e.Needs, e.NeedsApp, tc.needs, tc.needsApp)
+		}
+		if tc.partial != "" && !slices.Contains(e.Partial, tc.partial) {
+			t.Errorf("%s: partial %v lacks %q", tc.call, e.Partial, tc.partial)
+		}
 	}
 }
