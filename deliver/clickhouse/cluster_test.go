@@ -224,13 +224,16 @@ func checkClusterAnalystViews(t *testing.T, ctx context.Context, c *clickhouse.C
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The newest fill counts: each refill (0020 on) truncates first.
 	for _, m := range migs {
 		for _, st := range m.Statements {
-			single += uint64(strings.Count(st, "\n    ('"))
+			if strings.HasPrefix(strings.TrimSpace(st), "INSERT INTO api_method_scopes") {
+				single = uint64(strings.Count(st, "\n    ('"))
+			}
 		}
 	}
 	if mapRows != single {
-		t.Fatalf("api_method_scopes on the cluster has %d rows, the single-server migration inserts %d", mapRows, single)
+		t.Fatalf("api_method_scopes on the cluster has %d rows, the newest single-server fill inserts %d", mapRows, single)
 	}
 	var held, needed []string
 	var mapped uint64
