@@ -158,7 +158,13 @@ func (p *Planner) targets(inc *schemas.Incident, integration string) ([]Target, 
 	}
 	vendorID, ok := Resolve(rv, p.catalog, inc.Source, integration)
 	if !ok {
-		return nil, fmt.Sprintf("integration %q cannot be resolved to a %s identity", integration, inc.Source)
+		why := fmt.Sprintf("integration %q cannot be resolved to a %s identity", integration, inc.Source)
+		if e, ok := rv.(Explainer); ok {
+			if s := e.Unresolved(integration); s != "" {
+				why += ": " + s
+			}
+		}
+		return nil, why
 	}
 	t := Target{Source: inc.Source, Tenant: inc.Tenant, IntegrationID: integration, VendorID: vendorID}
 	if !rv.PerPrincipal() {

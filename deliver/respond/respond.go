@@ -92,6 +92,15 @@ type Revoker interface {
 	Forbidden() string
 }
 
+// Explainer is an optional power of revokers: why an id Resolve refuses
+// cannot be revoked through this vendor's API, and what the operator can do
+// instead (an OAuth app GitHub has no org-side API for is denied in the
+// organization's settings). The planner puts it in the skipped record's
+// reason; "" keeps the generic one.
+type Explainer interface {
+	Unresolved(id string) string
+}
+
 // Discoverer is an optional power of revokers whose lever acts on things
 // no event names, listed from the vendor at send time (Salesforce revokes a
 // connected app's OAuth tokens one by one, as its OauthToken object lists

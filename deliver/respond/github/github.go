@@ -120,6 +120,24 @@ func (r *Revoker) Resolve(id string) (string, bool) {
 	return "", false
 }
 
+// Unresolved says why an integration the connector names has no lever
+// here, and what an organization owner can do (README, "What is not
+// revoked").
+func (r *Revoker) Unresolved(id string) string {
+	kind, _, _ := strings.Cut(id, ":")
+	switch kind {
+	case "oauth_app":
+		return "GitHub documents no API for an organization to revoke an OAuth app's access: deny the app under the organization's Settings > Third-party Access > OAuth app policy, or, with SAML SSO, catalog one of its tokens as " + SSOPrefix + "<login>/<last eight>"
+	case "pat", "token":
+		return "the audit log names this token by its hash, which no GitHub API takes: with SAML SSO, catalog it as " + SSOPrefix + "<login>/<last eight>, or have its owner delete it"
+	case "github_app":
+		return "suspending an app installation needs the app owner's JWT: uninstall the app under the organization's Settings > Third-party Access > GitHub Apps"
+	case "deploy_key", "ssh_key":
+		return "no revoke lever for keys here: remove the key from its repository or its owner's account"
+	}
+	return ""
+}
+
 // Plan is one revoke of a fine-grained PAT's access to the organization,
 // or the listing of the owner's SAML SSO authorizations that decides which
 // to remove.
