@@ -132,11 +132,18 @@ const maxDiscovery = 50
 
 // discover sends the listing request first and those Expand asks for next
 // (pages, follow-up queries), and returns the revokes Expand found and the
-// follow-up listings sent. A listing answered 404 lists nothing.
+// follow-up listings sent. A listing answered 404 lists nothing; nothing
+// listed is an error for a Scarce revoker.
 func (e *Executor) discover(ctx context.Context, rv Revoker, p Planned, first Request) (revokes, follow []Request, err error) {
 	d, ok := rv.(Discoverer)
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: a discovery request, but the %s revoker cannot read listings", first, p.Target.Source)
+	}
+	done := func() ([]Request, []Request, error) {
+		if s, ok := rv.(Scarce); ok && len(revokes) == 0 {
+			return nil, follow, s.NothingListed(p.Target)
+		}
+		return revokes, follow, nil
 	}
 	q := first
 	for n := 0; ; n++ {
@@ -145,7 +152,7 @@ func (e *Executor) discover(ctx context.Context, rv Revoker, p Planned, first Re
 		}
 		body, err := e.Sender.Fetch(ctx, rv, q)
 		if errors.Is(err, ErrAlreadyDone) {
-			return revokes, follow, nil
+			return done()
 		}
 		if err != nil {
 			return nil, follow, err
@@ -157,7 +164,7 @@ func (e *Executor) discover(ctx context.Context, rv Revoker, p Planned, first Re
 		e.log().Debug("discovered", "response_id", p.Response.ID, "request", q.String(), "revokes", len(rs), "more", next != nil)
 		revokes = append(revokes, rs...)
 		if next == nil {
-			return revokes, follow, nil
+			return done()
 		}
 		q = *next
 		q.Discover = true

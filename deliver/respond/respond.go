@@ -120,6 +120,16 @@ type Discoverer interface {
 	Expand(t Target, answered Request, body []byte) (next *Request, revokes []Request, err error)
 }
 
+// A Scarce discoverer's listing that finds nothing to revoke is no proof
+// that nothing is left (a GitHub SAML SSO authorization named by its token's
+// last eight characters may be misnamed, or the organization may not use
+// SAML SSO): NothingListed is the error the revoke fails with, where another
+// Discoverer's empty listing is already_done. A security tool must not
+// record a credential as cut off on a guess.
+type Scarce interface {
+	NothingListed(t Target) error
+}
+
 // Factory builds a revoker from its `respond.vendors.<source>` config; no
 // network.
 type Factory func(decode func(any) error) (Revoker, error)

@@ -226,6 +226,16 @@ func (r *Revoker) Expand(t respond.Target, answered respond.Request, body []byte
 	return &next, revokes, nil
 }
 
+// NothingListed: no authorization of the owner ends in the identity's
+// last eight. That is not proof the token is cut off (a typo, a token
+// other than a personal access token, which alone carries
+// token_last_eight, or an organization without SAML SSO, whose listing
+// GitHub answers 404), so the revoke fails rather than being recorded done.
+func (r *Revoker) NothingListed(t respond.Target) error {
+	owner, last, _ := ssoToken(t.VendorID)
+	return fmt.Errorf("github: no SAML SSO authorization of %s's personal access token ending %s in organization %s: nothing removed (it was removed already, the identity names another token, or the organization does not use SAML SSO)", owner, last, r.cfg.Org)
+}
+
 func (r *Revoker) Authorize(req *http.Request) {
 	req.Header.Set("Authorization", "Bearer "+r.cfg.Token.Reveal())
 	req.Header.Set("Accept", "application/vnd.github+json")
