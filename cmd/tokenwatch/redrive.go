@@ -29,6 +29,10 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: redrive needs kafka.brokers (the in-process broker of another process is not reachable)", errUsage)
 	}
 	cfg.HTTP.Listen = ""
+	// Only the sinks are needed. The respond stage would open the SSF
+	// transmitter's state and outbox files, which the running process owns:
+	// rewriting its outbox under it would lose the SETs it queues next.
+	cfg.Respond = nil
 	p, closeFn, err := wiring.Build(ctx, cfg, newLogger(stderr, cfg.Log.Level, cfg.Log.Format))
 	if err != nil {
 		return err
