@@ -467,7 +467,9 @@ func (t *Transmitter) resign(set string) (string, error) {
 		return set, err
 	}
 	now := t.Now()
-	if t.published(hdr.Kid, now) {
+	// Still listed for a receiver's whole cache time (the JWKS's max-age):
+	// one that verifies a little later, or polls, still finds the key.
+	if t.published(hdr.Kid, now.Add(jwksMaxAge)) {
 		return set, nil
 	}
 	pl, err := base64.RawURLEncoding.DecodeString(parts[1])

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -188,6 +189,16 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if resigned["jti"] != jtiOf(t, old[1].set) || resigned["iat"] != float64(now().Unix()) {
 		t.Errorf("re-signed r-2 jti %v iat %v: want the same jti, iat when re-signed", resigned["jti"], resigned["iat"])
+	}
+	// Every other claim as it was signed (events, sub_id, toe, txn, aud …).
+	was := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(old[1].set, was); err != nil {
+		t.Fatal(err)
+	}
+	delete(was, "iat")
+	delete(resigned, "iat")
+	if !reflect.DeepEqual(map[string]any(was), map[string]any(resigned)) {
+		t.Errorf("re-signing changed claims other than iat:\n was %v\n now %v", was, resigned)
 	}
 	if got[3].body != after {
 		t.Error("the SET signed with the current key was not sent as it was signed")

@@ -60,12 +60,15 @@ func (t *Transmitter) Handler() http.Handler {
 	return mux
 }
 
+// jwksMaxAge is how long receivers may cache the JWKS.
+const jwksMaxAge = 300 * time.Second
+
 // jwks serves the public keys: the current one and the previous ones
 // whose overlap has not ended. Receivers may cache it for a while; one that
 // meets a kid it has not seen refetches it.
 func (t *Transmitter) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(jwksMaxAge.Seconds())))
 	_ = json.NewEncoder(w).Encode(t.keySet(t.Now()))
 }
 

@@ -214,6 +214,11 @@ func (t *Transmitter) tellChanges() {
 		t.log.Info("SSF stream status changed by the transmitter; stream-updated queued for its receiver", "stream_id", c.s.id,
 			"from", c.from, "status", c.to, "reason", c.why)
 	}
+	// The queued events on disk before the state that says they were told:
+	// a crash between the two then tells a change twice, never not at all.
+	if len(t.changed) > 0 {
+		t.ob.sync()
+	}
 	t.changed = nil
 	t.save()
 }
