@@ -511,6 +511,10 @@ type Runner struct {
 	Engine  *engine.Engine
 	rekeyer []*detect.Rekeyer // by stage index; nil for the stage itself
 	gen     int               // the rule set generation the engine runs
+	// rec holds the re-keyed record handed to emit: one per runner rather
+	// than a heap copy per record (a record is about 500 bytes, and half the
+	// events make one).
+	rec schemas.Event
 }
 
 // Refresh switches the runner to the program's current rule set if a
@@ -559,7 +563,9 @@ func (p *Program) NewRunner(i int) *Runner {
 // integration stage is enriched, observed, and handed to emit re-keyed for
 // each other stage; a re-keyed record (carrying its event's enrichment)
 // is observed as it is. It returns the alerts raised; the incident versions
-// they produced wait in Engine.TakeIncidents.
+// they produced wait in Engine.TakeIncidents. The record emit gets is the
+// runner's own and is reused: emit must not keep the pointer past its call
+// (the strings and pointers in it stay valid).
 func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Event)) []schemas.Alert {
 	if r.stage != 0 {
 		return r.Engine.Observe(ev)
@@ -572,8 +578,8 @@ func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Ev
 	}
 	for j := 1; j < len(r.rekeyer); j++ {
 		if rec, ok := r.rekeyer[j].Rekey(ev); ok {
-			out := rec // only a record sent escapes to the heap
-			emit(j, &out)
+			r.rec = rec
+			emit(j, &r.rec)
 		}
 	}
 	return alerts
