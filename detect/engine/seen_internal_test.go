@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"hash/fnv"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +47,16 @@ func TestSeenIDsBounds(t *testing.T) {
 	var s seenIDs
 	if err := s.unmarshal([]byte{1, 2, 3}); err == nil {
 		t.Error("a truncated set restored without an error")
+	}
+}
+
+// hashID is hash/fnv's FNV-1a 64, the hash the checkpoints hold.
+func TestHashIDIsFNV1a(t *testing.T) {
+	for _, id := range []string{"", "a", "event-1", "4f1c2a9e-0b6d-4c55-9a2e-5d8f7b3c1e60", strings.Repeat("x", 300)} {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		if got, want := hashID(id), h.Sum64(); got != want {
+			t.Errorf("hashID(%q) = %#x, want %#x", id, got, want)
+		}
 	}
 }
