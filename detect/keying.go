@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"hash/maphash"
+
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -65,15 +67,20 @@ var BySourceIP = Keying{
 // Rekeyer applies a keying's Rekey and Coalesce to a stream of events. Its
 // memory is bounded: after a reset (or a restart) a record may come again.
 type Rekeyer struct {
-	k    Keying
-	seen map[CoalesceKey]struct{}
+	k Keying
+	// seen is the set of names sent, by a hash of the name: a map keyed by
+	// a uint64 hashes, compares and grows far cheaper than one keyed by
+	// two strings. A second name with the same hash goes to clash.
+	seed  maphash.Seed
+	seen  map[uint64]CoalesceKey
+	clash map[CoalesceKey]struct{}
 	// last is the latest name looked up and found or added in seen.
 	last    CoalesceKey
 	hasLast bool
 }
 
 // NewRekeyer returns a Rekeyer for k.
-func NewRekeyer(k Keying) *Rekeyer { return &Rekeyer{k: k} }
+func NewRekeyer(k Keying) *Rekeyer { return &Rekeyer{k: k, seed: maphash.MakeSeed()} }
 
 // coalesceMemory bounds the names a Rekeyer remembers before it starts over.
 const coalesceMemory = 100_000
@@ -89,9 +96,17 @@ func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
 		if r.hasLast && name == r.last {
 			return schemas.Event{}, false
 		}
-		if _, dup := r.seen[name]; dup {
+		h := maphash.Comparable(r.seed, name)
+		had, taken := r.seen[h]
+		if taken && had == name {
 			r.last, r.hasLast = name, true
 			return schemas.Event{}, false
+		}
+		if taken {
+			if _, dup := r.clash[name]; dup {
+				r.last, r.hasLast = name, true
+				return schemas.Event{}, false
+			}
 		}
 		rec, ok := r.k.Rekey(ev)
 		if !ok {
@@ -99,13 +114,20 @@ func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
 		}
 		switch {
 		case r.seen == nil:
-			r.seen = make(map[CoalesceKey]struct{}, 1024)
-		case len(r.seen) >= coalesceMemory:
+			r.seen = make(map[uint64]CoalesceKey, 1024)
+		case len(r.seen)+len(r.clash) >= coalesceMemory:
 			// It filled once and will again: made at full size, it does not
 			// grow (rehash) its way there a second time.
-			r.seen = make(map[CoalesceKey]struct{}, coalesceMemory)
+			r.seen, r.clash, taken = make(map[uint64]CoalesceKey, coalesceMemory), nil, false
 		}
-		r.seen[name] = struct{}{}
+		if taken {
+			if r.clash == nil {
+				r.clash = map[CoalesceKey]struct{}{}
+			}
+			r.clash[name] = struct{}{}
+		} else {
+			r.seen[h] = name
+		}
 		r.last, r.hasLast = name, true
 		return rec, true
 	}
