@@ -1,7 +1,7 @@
 // Package geoip enriches events with city and ASN from MaxMind DB files
 // (GeoIP2/GeoLite2 City and ASN layouts) through geoip2-golang, with a small
-// LRU cache in front: integrations call from few addresses, so the hit rate is
-// high and lookups stay off the hot path.
+// cache in front (cache.go): integrations call from few addresses, so the hit
+// rate is high and lookups stay off the hot path.
 package geoip
 
 import (
@@ -10,21 +10,20 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/oschwald/geoip2-golang"
 
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
-// DefaultCacheSize is the number of IPs remembered.
+// DefaultCacheSize is about the number of IPs remembered.
 const DefaultCacheSize = 16384
 
 // Enricher resolves event IPs. Either database may be absent. Safe for
 // concurrent use.
 type Enricher struct {
 	city, asn *geoip2.Reader
-	cache     *lru.Cache[string, *schemas.Geo]
+	cache     *cache
 	mu        sync.Mutex // guards Close against lookups
 }
 
@@ -48,7 +47,7 @@ func Open(cityPath, asnPath string, cacheSize int) (*Enricher, error) {
 			return nil, fmt.Errorf("geoip asn database %s: %w", asnPath, err)
 		}
 	}
-	e.cache, _ = lru.New[string, *schemas.Geo](cacheSize)
+	e.cache = newCache(cacheSize)
 	return e, nil
 }
 
@@ -78,11 +77,11 @@ func (e *Enricher) Enrich(ev *schemas.Event) {
 
 // Lookup resolves one address; nil when nothing is known.
 func (e *Enricher) Lookup(addr string) *schemas.Geo {
-	if g, ok := e.cache.Get(addr); ok {
+	if g, ok := e.cache.get(addr); ok {
 		return g
 	}
 	g := e.lookup(addr)
-	e.cache.Add(addr, g)
+	e.cache.add(addr, g)
 	return g
 }
 
