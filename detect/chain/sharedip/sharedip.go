@@ -141,8 +141,8 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	// the one after it (a late record).
 	var out []detect.Finding
 	for _, later := range []int64{start, start + w} {
-		ids := s.union(later-w, later)
-		if len(ids) < d.cfg.MinIntegrations {
+		// Counted before the union is built: most records complete nothing.
+		if s.distinct(later-w, later) < d.cfg.MinIntegrations {
 			continue
 		}
 		day := later / (24 * time.Hour).Milliseconds()
@@ -150,7 +150,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 			continue
 		}
 		s.Fired = append(s.Fired, day)
-		out = append(out, d.finding(ev, ids, later))
+		out = append(out, d.finding(ev, s.union(later-w, later), later))
 	}
 	s.pruneFired()
 	return out
@@ -176,6 +176,31 @@ func (b *bucket) add(x seen) {
 		}
 	}
 	b.Seen = append(b.Seen, x)
+}
+
+// distinct is how many integrations the buckets starting at a and b hold
+// (len of union), counted without building it.
+func (s *State) distinct(a, b int64) int {
+	var ba, bb []seen
+	for _, bk := range s.Buckets {
+		switch bk.Start {
+		case a:
+			ba = bk.Seen
+		case b:
+			bb = bk.Seen
+		}
+	}
+	all := [2][]seen{ba, bb}
+	n := 0
+	for k, list := range all {
+		for i, x := range list {
+			same := func(y seen) bool { return y.ID == x.ID }
+			if !slices.ContainsFunc(list[:i], same) && (k == 0 || !slices.ContainsFunc(ba, same)) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // union is the integrations of the buckets starting at a and b, each at its
