@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -137,12 +138,16 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		cred = "integration"
 	}
 	cur := Fix{Time: t.UnixMilli(), Lat: g.Lat, Lon: g.Lon, AccuracyKM: g.AccuracyKM, Country: g.Country, City: g.City, IP: ev.Network.IP, ASN: g.ASN, EventID: ev.EventID}
-	prev, had := s.Last.Get(cred)
-	if !had || cur.Time >= prev.Time {
-		s.Last.Set(cred, cur)
-	}
+	// One search for the get and the set (the credential's fix is most often
+	// there): the same as SmallMap's Get then Set.
+	i, had := slices.BinarySearchFunc(s.Last, cred, func(e baseline.SmallEntry[Fix], k string) int { return strings.Compare(e.K, k) })
 	if !had {
+		s.Last = slices.Insert(s.Last, i, baseline.SmallEntry[Fix]{K: cred, V: cur})
 		return nil
+	}
+	prev := s.Last[i].V
+	if cur.Time >= prev.Time {
+		s.Last[i].V = cur
 	}
 	// Both radii come off the distance: the two uses may have been that much
 	// closer than their GeoIP centres. When one fix's radius covers the other
