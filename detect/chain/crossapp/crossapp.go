@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -120,8 +121,14 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if ev.TargetApp == "" {
 		return nil
 	}
-	if u, ok := s.Apps.Get(ev.TargetApp); !ok || ms >= u.Time {
-		s.Apps.Set(ev.TargetApp, Use{Time: ms, EventID: ev.EventID})
+	// One search for the get and the set: the same as SmallMap's Get then Set.
+	i, ok := slices.BinarySearchFunc(s.Apps, ev.TargetApp, func(e baseline.SmallEntry[Use], k string) int { return strings.Compare(e.K, k) })
+	if !ok || ms >= s.Apps[i].V.Time {
+		if u := (Use{Time: ms, EventID: ev.EventID}); ok {
+			s.Apps[i].V = u
+		} else {
+			s.Apps = slices.Insert(s.Apps, i, baseline.SmallEntry[Use]{K: ev.TargetApp, V: u})
+		}
 		if s.oldest != 0 && ms < s.oldest {
 			s.oldest = ms
 		}
