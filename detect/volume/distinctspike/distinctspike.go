@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/axiomhq/hyperloglog"
 
@@ -214,22 +215,27 @@ func (d *Detector) NewState() detect.State {
 // maxGapHours bounds the zero-filling after a silence, as in volume.spike.
 const maxGapHours = 7 * 24
 
-// value appends ev's value of dim to buf (nothing when it has none).
+// value is ev's value of dim (empty when it has none), built in buf only
+// when it joins two fields; otherwise the field's own bytes, which are only
+// hashed, never kept or written.
 func value(buf []byte, ev *schemas.Event, dim string) []byte {
 	switch dim {
 	case DimResource:
 		if ev.Resource.ID == "" {
-			return buf
+			return nil
 		}
 		buf = append(buf, ev.Resource.Type...)
 		buf = append(buf, 0)
 		return append(buf, ev.Resource.ID...)
 	case DimPrincipal:
-		return append(buf, ev.Principal.ID...)
+		return bytesOf(ev.Principal.ID)
 	default:
-		return append(buf, ev.Network.IP...)
+		return bytesOf(ev.Network.IP)
 	}
 }
+
+// bytesOf views s as bytes without a copy; the caller must not write them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // Observe implements detect.Detector.
 func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding {
@@ -251,7 +257,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if len(s.Evidence) < d.cfg.MaxEvidence {
 		s.Evidence = append(s.Evidence, ev.EventID)
 	}
-	var buf [256]byte // values are hashed, not kept: no allocation per event
+	var buf [128]byte // values are hashed, not kept: no allocation per event
 	for _, dim := range d.cfg.Dimensions {
 		if v := value(buf[:0], ev, dim); len(v) > 0 {
 			s.Counts[dimIndex(dim)].insert(v)
