@@ -100,8 +100,11 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.Users == nil {
 		s.Users = baseline.Seen{}
 	}
+	if !ev.Impersonation {
+		return nil // most events: no need to normalise the user
+	}
 	user := strings.ToLower(strings.TrimSpace(ev.Principal.ID))
-	if !ev.Impersonation || user == "" || s.Users.Has(user) {
+	if user == "" || s.Users.Has(user) {
 		return nil
 	}
 	known := s.Users.Keys()
