@@ -129,6 +129,11 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if s.Fired || t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
 		return nil
 	}
+	// Each threshold is at least its floor (threshold): an hour under both
+	// floors cannot fire and needs no look at the profiles (most hours).
+	if float64(s.Events) <= float64(d.cfg.MinEvents) && float64(s.Bytes) <= float64(d.cfg.MinBytes) {
+		return nil
+	}
 	hourStart := time.Unix(s.Hour*3600, 0).UTC()
 	em, es, _ := s.EventsP.At(hourStart)
 	bm, bs, _ := s.BytesP.At(hourStart)
