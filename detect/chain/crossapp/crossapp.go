@@ -149,7 +149,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	}
 	n, prevMax := len(s.Apps), s.Max
 	s.Max = max(s.Max, n)
-	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod || n <= prevMax || n < d.cfg.MinApps {
+	if detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod || n <= prevMax || n < d.cfg.MinApps {
 		return nil
 	}
 	type appUse struct {

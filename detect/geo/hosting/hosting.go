@@ -223,7 +223,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if ev.Geo != nil && ev.Geo.ASOrg != "" && strings.HasPrefix(key, "AS") {
 		s.Orgs.Set(key, ev.Geo.ASOrg)
 	}
-	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+	if detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod {
 		return nil
 	}
 	// One provider is one network: a new ASN of a provider the integration

@@ -216,7 +216,7 @@ func (s *State) prune(t time.Time, horizon time.Duration) {
 	}
 	s.PrunedAt = t.UnixMilli()
 	s.Last = slices.DeleteFunc(s.Last, func(e baseline.SmallEntry[Fix]) bool {
-		return t.Sub(time.UnixMilli(e.V.Time)) > horizon
+		return detect.SinceMilli(t, e.V.Time) > horizon
 	})
 }
 

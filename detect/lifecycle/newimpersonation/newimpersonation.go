@@ -111,7 +111,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if len(s.Users) < d.cfg.MaxUsers {
 		s.Users.Add(user, t)
 	}
-	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+	if detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod {
 		return nil
 	}
 	name := ev.Integration.Name

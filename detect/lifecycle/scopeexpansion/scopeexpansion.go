@@ -121,7 +121,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if ev.Inventory != nil {
 		approved = ev.Inventory.ApprovedScopes
 	}
-	learning := t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod
+	learning := detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod
 	var known []string
 	var out []detect.Finding
 	for _, scope := range ev.Scopes {

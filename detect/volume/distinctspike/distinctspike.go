@@ -263,7 +263,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 			s.Counts[dimIndex(dim)].insert(v)
 		}
 	}
-	if t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+	if detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod {
 		return nil
 	}
 	// Estimate merges the sketch's sparse buffer, so on a busy hour check only

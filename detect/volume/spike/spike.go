@@ -126,7 +126,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if len(s.Evidence) < d.cfg.MaxEvidence {
 		s.Evidence = append(s.Evidence, ev.EventID)
 	}
-	if s.Fired || t.Sub(time.UnixMilli(s.FirstSeen)) < d.cfg.LearningPeriod {
+	if s.Fired || detect.SinceMilli(t, s.FirstSeen) < d.cfg.LearningPeriod {
 		return nil
 	}
 	// Each threshold is at least its floor (threshold): an hour under both
