@@ -9,12 +9,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch/detect"
@@ -110,6 +112,12 @@ type Detector struct {
 	// maxClasses; detectors are shared by the partitions' goroutines.
 	mu      sync.RWMutex
 	classes map[network]string
+	// verdicts caches classify by IP, read without a lock on every event:
+	// parsing the address, the Tor set, the ranges and the classes map
+	// each time were most of the detector's cost. Entries are checked
+	// against everything classify reads (verdictKey), so a hit is the
+	// answer classify would give.
+	verdicts []atomic.Pointer[verdict]
 }
 
 type network struct {
@@ -139,7 +147,8 @@ func New(decode func(any) error) (detect.Detector, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	d := &Detector{cfg: cfg, asns: map[uint32]bool{}, tor: map[netip.Addr]bool{}, classes: map[network]string{}}
+	d := &Detector{cfg: cfg, asns: map[uint32]bool{}, tor: map[netip.Addr]bool{}, classes: map[network]string{},
+		verdicts: make([]atomic.Pointer[verdict], verdictSlots)}
 	for _, a := range cfg.HostingASNs {
 		d.asns[a] = true
 	}
@@ -300,6 +309,43 @@ func (s *State) sameProvider(g *schemas.Geo, known []string) bool {
 // AS. The ranges file wins over hosting_asns and hosting_org_patterns, and
 // a CIDR over an AS.
 func (d *Detector) classify(ev *schemas.Event) (key, kind, src, provider string) {
+	r := d.ranges.current()
+	v := verdictKey{ip: ev.Network.IP, ranges: r}
+	if g := ev.Geo; g != nil {
+		v.geo, v.asn, v.org = true, g.ASN, g.ASOrg
+	}
+	slot := &d.verdicts[maphash.String(verdictSeed, v.ip)%uint64(len(d.verdicts))]
+	if e := slot.Load(); e != nil && e.verdictKey == v {
+		return e.key, e.kind, e.src, e.provider
+	}
+	key, kind, src, provider = d.classifyOnce(ev, r)
+	slot.Store(&verdict{v, key, kind, src, provider})
+	return key, kind, src, provider
+}
+
+// verdictKey is everything classify reads from an event and the detector's
+// changing config: the IP, its GeoIP network and the ranges in force (the
+// Tor list, the ASNs and the patterns are fixed at New).
+type verdictKey struct {
+	ip     string
+	geo    bool // ev.Geo != nil
+	asn    uint32
+	org    string
+	ranges *Ranges
+}
+
+type verdict struct {
+	verdictKey
+	key, kind, src, provider string
+}
+
+// verdictSlots sizes the verdict cache (a direct-mapped table: a clash
+// only classifies again).
+const verdictSlots = 4096
+
+var verdictSeed = maphash.MakeSeed()
+
+func (d *Detector) classifyOnce(ev *schemas.Event, r *Ranges) (key, kind, src, provider string) {
 	var addr netip.Addr
 	if ev.Network.IP != "" {
 		if a, err := netip.ParseAddr(ev.Network.IP); err == nil {
@@ -314,7 +360,6 @@ func (d *Detector) classify(ev *schemas.Event) (key, kind, src, provider string)
 	if g != nil {
 		asn = g.ASN
 	}
-	r := d.ranges.current()
 	l, ok := r.LookupIP(addr)
 	src = "ranges_ip"
 	if !ok {
