@@ -18,10 +18,12 @@ type Keying struct {
 	// Name is "" for the integration; otherwise a short word ("source_ip")
 	// that names the stage, its topics and its consumer group.
 	Name string
-	// Rekey returns the record the keying's detectors observe for ev: a copy
-	// whose Integration.ID is the key (and so the partition and state key).
-	// ok is false when ev has no such key. Nil for ByIntegration.
-	Rekey func(ev *schemas.Event) (rec schemas.Event, ok bool)
+	// Rekey writes into rec the record the keying's detectors observe for
+	// ev: a copy whose Integration.ID is the key (and so the partition and
+	// state key); ok is false, and rec unspecified, when ev has no such key.
+	// Into the caller's record rather than returned: an Event is some 600
+	// bytes, copied at each return. Nil for ByIntegration.
+	Rekey func(ev, rec *schemas.Event) (ok bool)
 	// Coalesce, when set, names the record ev would be re-keyed to; records
 	// with the same name are sent once (within a bounded memory), so a busy
 	// integration does not repeat itself on the repartition topic. Detectors
@@ -46,16 +48,17 @@ const IPKeyPrefix = "ip:"
 // integration seen at that IP as its Principal.
 var BySourceIP = Keying{
 	Name: "source_ip",
-	Rekey: func(ev *schemas.Event) (schemas.Event, bool) {
+	Rekey: func(ev, rec *schemas.Event) bool {
 		if ev.Network.IP == "" || ev.Integration.ID == "" {
-			return schemas.Event{}, false
+			return false
 		}
-		return schemas.Event{
+		*rec = schemas.Event{
 			EventID: ev.EventID, Source: ev.Source, Tenant: ev.Tenant, Time: ev.Time,
 			Integration: schemas.Integration{ID: IPKeyPrefix + ev.Network.IP},
 			Principal:   schemas.Principal{ID: ev.Integration.ID, Type: "integration"},
 			Action:      ev.Action, Network: schemas.Network{IP: ev.Network.IP}, Geo: ev.Geo,
-		}, true
+		}
+		return true
 	},
 	// Once per integration, IP and hour: the stage only needs to know an
 	// integration was there, not every call it made.
@@ -85,8 +88,9 @@ func NewRekeyer(k Keying) *Rekeyer { return &Rekeyer{k: k, seed: maphash.MakeSee
 // coalesceMemory bounds the names a Rekeyer remembers before it starts over.
 const coalesceMemory = 100_000
 
-// Rekey returns the record to publish for ev, if any.
-func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
+// Rekey writes into rec the record to publish for ev, and reports whether
+// there is one (rec is unspecified when not).
+func (r *Rekeyer) Rekey(ev, rec *schemas.Event) bool {
 	if r.k.Coalesce != nil {
 		// Named first: most events repeat a record already sent, and
 		// building the record costs more than naming it.
@@ -94,23 +98,22 @@ func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
 		// A run of events with one name (a busy integration at one IP in
 		// one hour) compares with the last name instead of hashing it.
 		if r.hasLast && name == r.last {
-			return schemas.Event{}, false
+			return false
 		}
 		h := maphash.Comparable(r.seed, name)
 		had, taken := r.seen[h]
 		if taken && had == name {
 			r.last, r.hasLast = name, true
-			return schemas.Event{}, false
+			return false
 		}
 		if taken {
 			if _, dup := r.clash[name]; dup {
 				r.last, r.hasLast = name, true
-				return schemas.Event{}, false
+				return false
 			}
 		}
-		rec, ok := r.k.Rekey(ev)
-		if !ok {
-			return rec, false
+		if !r.k.Rekey(ev, rec) {
+			return false
 		}
 		switch {
 		case r.seen == nil:
@@ -129,7 +132,7 @@ func (r *Rekeyer) Rekey(ev *schemas.Event) (schemas.Event, bool) {
 			r.seen[h] = name
 		}
 		r.last, r.hasLast = name, true
-		return rec, true
+		return true
 	}
-	return r.k.Rekey(ev)
+	return r.k.Rekey(ev, rec)
 }

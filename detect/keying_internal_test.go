@@ -30,7 +30,8 @@ func TestRekeyerMatchesAPlainSet(t *testing.T) {
 			ref[name] = struct{}{}
 		}
 		for range 1 + i%2 { // every other event comes twice in a row
-			_, ok := r.Rekey(&ev)
+			var rec schemas.Event
+			ok := r.Rekey(&ev, &rec)
 			if ok != !dup {
 				t.Fatalf("event %d (%v): sent %v, a plain set says %v", i, name, ok, !dup)
 			}
@@ -58,7 +59,8 @@ func TestRekeyerHashClash(t *testing.T) {
 		want bool
 	}{{&b, true}, {&b, false}, {&a, true}, {&a, false}, {&b, false}} {
 		r.hasLast = false // look in the set, not at the last name
-		if _, ok := r.Rekey(tc.ev); ok != tc.want {
+		var rec schemas.Event
+		if ok := r.Rekey(tc.ev, &rec); ok != tc.want {
 			t.Errorf("step %d (%s): sent %v, want %v", i, tc.ev.Integration.ID, ok, tc.want)
 		}
 	}

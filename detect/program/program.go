@@ -577,8 +577,7 @@ func (r *Runner) Process(ev *schemas.Event, emit func(stage int, rec *schemas.Ev
 		return alerts // a repeat: the other stages saw it the first time
 	}
 	for j := 1; j < len(r.rekeyer); j++ {
-		if rec, ok := r.rekeyer[j].Rekey(ev); ok {
-			r.rec = rec
+		if r.rekeyer[j].Rekey(ev, &r.rec) {
 			emit(j, &r.rec)
 		}
 	}

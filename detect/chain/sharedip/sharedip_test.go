@@ -44,7 +44,8 @@ func sightings(uses ...any) []schemas.Event {
 		ev := schemas.Event{EventID: fmt.Sprintf("e%d", i/3), Source: "okta", Tenant: "acme", Time: schemas.NewTime(t0.Add(uses[i+2].(time.Duration))),
 			Integration: schemas.Integration{ID: uses[i].(string)}, Action: schemas.Action{Name: "token", Category: "access"},
 			Network: schemas.Network{IP: uses[i+1].(string)}}
-		if sg, ok := s.Rekey(&ev); ok {
+		var sg schemas.Event
+		if s.Rekey(&ev, &sg) {
 			out = append(out, sg)
 		}
 	}
