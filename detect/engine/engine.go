@@ -81,6 +81,9 @@ func live(as []schemas.Alert) []schemas.Alert {
 	return slices.DeleteFunc(slices.Clone(as), shadow)
 }
 
+// IncidentsWaiting reports whether TakeIncidents has any to return.
+func (e *Engine) IncidentsWaiting() bool { return len(e.incidents) > 0 }
+
 // TakeIncidents returns the incident versions produced since the last call.
 func (e *Engine) TakeIncidents() []schemas.Incident {
 	out := e.incidents

@@ -616,6 +616,9 @@ func (r *Replay) Observe(ev *schemas.Event) {
 }
 
 func (r *Replay) add(as []schemas.Alert) {
+	if len(as) == 0 && !r.incidentsWaiting() {
+		return // most events: nothing raised, no watermark to stamp
+	}
 	wm := schemas.NewTime(r.runners[0].Engine.Watermark())
 	for _, a := range as {
 		if r.OnAlert != nil {
@@ -631,6 +634,15 @@ func (r *Replay) add(as []schemas.Alert) {
 			r.incidents = append(r.incidents, inc)
 		}
 	}
+}
+
+func (r *Replay) incidentsWaiting() bool {
+	for _, rn := range r.runners {
+		if rn.Engine.IncidentsWaiting() {
+			return true
+		}
+	}
+	return false
 }
 
 // Finish flushes every stage at its watermark and returns all alerts raised.
