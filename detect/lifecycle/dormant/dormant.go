@@ -92,12 +92,13 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if t.UnixMilli() <= s.LastSeen {
 		return nil
 	}
-	prev, prevID := time.UnixMilli(s.LastSeen).UTC(), s.LastEventID
+	last, prevID := s.LastSeen, s.LastEventID
 	s.LastSeen, s.LastEventID = t.UnixMilli(), ev.EventID
-	silence := t.Sub(prev)
+	silence := detect.SinceMilli(t, last)
 	if silence < d.cfg.DormantAfter {
 		return nil
 	}
+	prev := time.UnixMilli(last).UTC()
 	name := ev.Integration.Name
 	if name == "" {
 		name = ev.Integration.ID
