@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/baseline"
@@ -314,7 +315,7 @@ func (d *Detector) classify(ev *schemas.Event) (key, kind, src, provider string)
 	if g := ev.Geo; g != nil {
 		v.geo, v.asn, v.org = true, g.ASN, g.ASOrg
 	}
-	slot := &d.verdicts[maphash.String(verdictSeed, v.ip)%uint64(len(d.verdicts))]
+	slot := &d.verdicts[verdictSlot(ev.Geo, v.ip)]
 	if e := slot.Load(); e != nil && e.verdictKey == v {
 		return e.key, e.kind, e.src, e.provider
 	}
@@ -340,8 +341,20 @@ type verdict struct {
 }
 
 // verdictSlots sizes the verdict cache (a direct-mapped table: a clash
-// only classifies again).
-const verdictSlots = 4096
+// only classifies again), a power of two.
+const verdictSlots = 1 << verdictBits
+
+const verdictBits = 12
+
+// verdictSlot picks an event's slot: by its Geo's address when it has one
+// (GeoIP hands one shared Geo per address, so this spares hashing the IP
+// again; the entry is still checked by value), else by the IP.
+func verdictSlot(g *schemas.Geo, ip string) uint64 {
+	if g != nil {
+		return uint64(uintptr(unsafe.Pointer(g))>>3) * 0x9e3779b97f4a7c15 >> (64 - verdictBits)
+	}
+	return maphash.String(verdictSeed, ip) & (verdictSlots - 1)
+}
 
 var verdictSeed = maphash.MakeSeed()
 
