@@ -181,15 +181,7 @@ func (b *bucket) add(x seen) {
 // distinct is how many integrations the buckets starting at a and b hold
 // (len of union), counted without building it.
 func (s *State) distinct(a, b int64) int {
-	var ba, bb []seen
-	for _, bk := range s.Buckets {
-		switch bk.Start {
-		case a:
-			ba = bk.Seen
-		case b:
-			bb = bk.Seen
-		}
-	}
+	ba, bb := s.seenAt(a), s.seenAt(b)
 	all := [2][]seen{ba, bb}
 	n := 0
 	for k, list := range all {
@@ -201,6 +193,16 @@ func (s *State) distinct(a, b int64) int {
 		}
 	}
 	return n
+}
+
+// seenAt is the bucket starting at start's integrations (nil without one):
+// the buckets are in order of start (bucket), so a search, not a scan of the
+// retention's dozens of buckets.
+func (s *State) seenAt(start int64) []seen {
+	if i, ok := slices.BinarySearchFunc(s.Buckets, start, func(b bucket, t int64) int { return cmp.Compare(b.Start, t) }); ok {
+		return s.Buckets[i].Seen
+	}
+	return nil
 }
 
 // union is the integrations of the buckets starting at a and b, each at its
