@@ -195,12 +195,18 @@ func (s *State) distinct(a, b int64) int {
 	return n
 }
 
-// seenAt is the bucket starting at start's integrations (nil without one):
-// the buckets are in order of start (bucket), so a search, not a scan of the
-// retention's dozens of buckets.
+// seenAt is the bucket starting at start's integrations (nil without one).
+// The buckets are in order of start (bucket) and a record's are nearly
+// always the newest, so it looks from the end and stops at an older one
+// rather than scanning the retention's dozens of buckets.
 func (s *State) seenAt(start int64) []seen {
-	if i, ok := slices.BinarySearchFunc(s.Buckets, start, func(b bucket, t int64) int { return cmp.Compare(b.Start, t) }); ok {
-		return s.Buckets[i].Seen
+	for i := len(s.Buckets) - 1; i >= 0; i-- {
+		switch b := &s.Buckets[i]; {
+		case b.Start == start:
+			return b.Seen
+		case b.Start < start:
+			return nil
+		}
 	}
 	return nil
 }
