@@ -79,8 +79,10 @@ func (s *seenIDs) add(h uint64, at, latest int64) {
 	}
 	if s.idx != nil {
 		for _, x := range s.hs[:drop] {
-			if s.idx[x]--; s.idx[x] <= 0 {
+			if c := s.idx[x] - 1; c <= 0 { // two map operations, not three
 				delete(s.idx, x)
+			} else {
+				s.idx[x] = c
 			}
 		}
 	}
