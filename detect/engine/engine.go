@@ -8,6 +8,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -43,7 +44,7 @@ type Engine struct {
 	// cold holds evicted integrations as compressed snapshots: an idle
 	// integration costs a few hundred bytes instead of its live baselines,
 	// and comes back on its next event.
-	cold map[Key][]byte
+	cold coldStore
 	// corr, when set, correlates each key's alerts into incidents; its
 	// state lives beside the detectors' and moves with it.
 	corr      Correlator
@@ -364,22 +365,6 @@ func (e *Engine) newIntegration() *integration {
 	return in
 }
 
-// snapshot is one integration's checkpoint: every detector's state by
-// detector id (so adding or removing a detector keeps the others' state) and
-// the alert ids it already raised.
-type snapshot struct {
-	Tenant string `json:"tenant"`
-	ID     string `json:"id"`
-	// States holds the detectors' states that are JSON, inline (readable in
-	// the state topic, and compressible when evicted); Detectors the others,
-	// base64 (binary sketches).
-	States    map[string]json.RawMessage `json:"states,omitempty"`
-	Detectors map[string][]byte          `json:"detectors,omitempty"`
-	Emitted   map[string]int64           `json:"emitted,omitempty"`
-	// Seen is the key's recent event ids (seen.go), base64 in JSON.
-	Seen []byte `json:"seen,omitempty"`
-}
-
 func (e *Engine) markDirty(k Key, in *integration) {
 	if !in.dirty {
 		in.dirty = true
@@ -406,7 +391,13 @@ func (e *Engine) ClearDirty() {
 			in.dirty = false
 		}
 	}
-	e.dirty = e.dirty[:0]
+	// A big batch's list is let go rather than held (32 bytes a key) until
+	// the next checkpoint; appends make it again as fast.
+	if cap(e.dirty) > 4096 {
+		e.dirty = nil
+	} else {
+		e.dirty = e.dirty[:0]
+	}
 }
 
 // Evict moves integrations whose latest event is older than before, and that
@@ -422,29 +413,53 @@ func (e *Engine) Evict(before time.Time) (n int) {
 		if err != nil {
 			continue // stays live; the next checkpoint reports the error
 		}
-		if e.cold == nil {
-			e.cold = map[Key][]byte{}
+		if err := e.cold.put(k, b); err != nil {
+			continue
 		}
-		// EncodeAll sizes its buffer for the worst case: keep an exact copy.
-		e.cold[k] = append([]byte(nil), zstdEnc.EncodeAll(b, nil)...)
 		delete(e.ints, k)
-		e.changed()
 		n++
+	}
+	if err := e.cold.flush(); err != nil {
+		// The dictionary could not be made: the held snapshots go back.
+		for _, p := range e.cold.pending {
+			if _, err := e.Restore(p.b); err == nil {
+				n--
+			}
+		}
+		e.cold.pending = nil
+	}
+	if n > 0 {
+		e.changed()
+		// A Go map never shrinks: after evicting most of it, copy what
+		// stays so the emptied slots are freed; likewise the tick order.
+		if n > len(e.ints) {
+			ints := make(map[Key]*integration, len(e.ints))
+			maps.Copy(ints, e.ints)
+			e.ints, e.order = ints, nil
+		}
 	}
 	return n
 }
 
 // Cold is how many integrations are evicted.
-func (e *Engine) Cold() int { return len(e.cold) }
+func (e *Engine) Cold() int { return len(e.cold.m) + len(e.cold.pending) }
+
+// ColdBytes is the size of the evicted integrations' compressed snapshots.
+func (e *Engine) ColdBytes() (n int) {
+	for _, z := range e.cold.m {
+		n += len(z)
+	}
+	return n
+}
 
 // thaw restores an evicted integration, or returns nil.
 func (e *Engine) thaw(k Key) *integration {
-	z, ok := e.cold[k]
+	z, ok := e.cold.m[k]
 	if !ok {
 		return nil
 	}
-	delete(e.cold, k)
-	b, err := zstdDec.DecodeAll(z, nil)
+	delete(e.cold.m, k)
+	b, err := e.cold.dec.DecodeAll([]byte(z), nil)
 	if err != nil {
 		return nil
 	}
@@ -454,31 +469,102 @@ func (e *Engine) thaw(k Key) *integration {
 	return e.ints[k]
 }
 
-var (
-	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+// coldStore holds evicted integrations' snapshots compressed with zstd and
+// a dictionary made of the first snapshots this engine evicted. Snapshots
+// of one detector set share most of their bytes (detector ids, state field
+// names, a quiet profile's zeros, the tenant, id prefixes), which the
+// dictionary makes nearly free: a quiet integration's snapshot (~2.5 KB)
+// compressed to ~890 bytes alone and ~300 with the dictionary. The store
+// never leaves the process, so the dictionary need not be stable across
+// runs. Values are strings: 8 bytes less a map slot than a slice.
+type coldStore struct {
+	m       map[Key]string
+	enc     *zstd.Encoder
+	dec     *zstd.Decoder
+	scratch []byte
+	// pending holds the first evicted snapshots, uncompressed, until there
+	// are enough of them to make the dictionary (or the Evict call ends).
+	pending []coldEntry
+	dict    int // bytes in pending
+}
+
+type coldEntry struct {
+	k Key
+	b []byte
+}
+
+// The dictionary is up to coldDictSamples snapshots, the first
+// coldSampleMax bytes of each (a busy integration's snapshot can be large),
+// coldDictMax in all. Measured on quiet integrations: one sample 334 B a
+// snapshot, 16 samples 288 B.
+const (
+	coldDictSamples = 16
+	coldSampleMax   = 4 << 10
+	coldDictMax     = 32 << 10
 )
 
-// Snapshot serialises one integration's state for a checkpoint.
+func (c *coldStore) put(k Key, b []byte) error {
+	if c.enc == nil && len(c.pending) < coldDictSamples && c.dict < coldDictMax {
+		c.pending = append(c.pending, coldEntry{k, b})
+		c.dict += min(len(b), coldSampleMax)
+		return nil
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if c.m == nil {
+		c.m = map[Key]string{}
+	}
+	c.scratch = c.enc.EncodeAll(b, c.scratch[:0])
+	c.m[k] = string(c.scratch)
+	return nil
+}
+
+// flush makes the dictionary from the pending snapshots, and stores them.
+func (c *coldStore) flush() error {
+	if c.enc != nil || len(c.pending) == 0 {
+		return nil
+	}
+	dict := make([]byte, 0, c.dict)
+	for _, p := range c.pending {
+		dict = append(dict, p.b[:min(len(p.b), coldSampleMax, coldDictMax-len(dict))]...)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(1, dict))
+	if err != nil {
+		return fmt.Errorf("engine: cold store encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderDictRaw(1, dict))
+	if err != nil {
+		return fmt.Errorf("engine: cold store decoder: %w", err)
+	}
+	c.enc, c.dec = enc, dec
+	pending := c.pending
+	c.pending, c.dict = nil, 0
+	for _, p := range pending {
+		if err := c.put(p.k, p.b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Snapshot serialises one integration's state for a checkpoint: every
+// detector's state by detector id (so adding or removing a detector keeps
+// the others' state), the alert ids it already raised and its recent event
+// ids, in the binary form of codec.go.
 func (e *Engine) Snapshot(k Key) ([]byte, error) {
 	in := e.ints[k]
 	if in == nil {
 		return nil, fmt.Errorf("engine: no state for %s/%s", k.Tenant, k.ID)
 	}
-	s := snapshot{Tenant: k.Tenant, ID: k.ID, States: make(map[string]json.RawMessage, len(e.detectors)), Emitted: in.emitted, Seen: in.seen.marshal()}
+	states := make([]stateBytes, 0, len(e.detectors)+1)
 	for i, d := range e.detectors {
 		b, err := in.states[i].MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("engine: snapshot %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
 		}
-		if json.Valid(b) {
-			s.States[d.ID()] = b
-			continue
-		}
-		if s.Detectors == nil {
-			s.Detectors = map[string][]byte{}
-		}
-		s.Detectors[d.ID()] = b
+		states = append(states, stateBytes{d.ID(), b})
 	}
 	if e.corr != nil {
 		b, err := in.corr.MarshalBinary()
@@ -486,41 +572,38 @@ func (e *Engine) Snapshot(k Key) ([]byte, error) {
 			return nil, fmt.Errorf("engine: snapshot correlation of %s/%s: %w", k.Tenant, k.ID, err)
 		}
 		if string(b) != "{}" {
-			s.States[correlateID] = b
+			states = append(states, stateBytes{correlateID, b})
 		}
 	}
-	return json.Marshal(&s)
+	return encodeSnapshot(k.Tenant, k.ID, in.seen.marshal(), in.emitted, states), nil
 }
 
-// Restore loads an integration's checkpoint, replacing any state held for it.
-// A detector missing from the snapshot starts empty.
+// Restore loads an integration's checkpoint (the binary form, or the JSON
+// one checkpoints were written in before it), replacing any state held for
+// it. A detector missing from the snapshot starts empty.
 func (e *Engine) Restore(b []byte) (Key, error) {
-	var s snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := decodeSnapshot(b)
+	if err != nil {
 		return Key{}, fmt.Errorf("engine: restore: %w", err)
 	}
-	k := Key{s.Tenant, s.ID}
+	k := Key{s.tenant, s.id}
 	in := e.newIntegration()
 	for i, d := range e.detectors {
-		raw, ok := s.States[d.ID()]
-		if !ok {
-			raw, ok = s.Detectors[d.ID()]
-		}
-		if ok {
+		if raw, ok := s.states[d.ID()]; ok {
 			if err := in.states[i].UnmarshalBinary(raw); err != nil {
 				return k, fmt.Errorf("engine: restore %s of %s/%s: %w", d.ID(), k.Tenant, k.ID, err)
 			}
 		}
 	}
-	if raw, ok := s.States[correlateID]; ok && e.corr != nil {
+	if raw, ok := s.states[correlateID]; ok && e.corr != nil {
 		if err := in.corr.UnmarshalBinary(raw); err != nil {
 			return k, fmt.Errorf("engine: restore correlation of %s/%s: %w", k.Tenant, k.ID, err)
 		}
 	}
-	if s.Emitted != nil {
-		in.emitted = s.Emitted
+	if s.emitted != nil {
+		in.emitted = s.emitted
 	}
-	if err := in.seen.unmarshal(s.Seen); err != nil {
+	if err := in.seen.unmarshal(s.seen); err != nil {
 		return k, fmt.Errorf("engine: restore %s/%s: %w", k.Tenant, k.ID, err)
 	}
 	if old := e.ints[k]; old != nil && old.dirty {

@@ -119,7 +119,7 @@ func BenchmarkMemoryPerIntegration(b *testing.B) {
 	b.Run("all", func(b *testing.B) { run(b, all) })
 	// The same integrations once idle: evicted to compressed snapshots.
 	b.Run("all_evicted", func(b *testing.B) {
-		var per float64
+		var per, z float64
 		for i := 0; i < b.N; i++ {
 			before := heapInUse()
 			e, _ := feedQuiet(b, all, g, ips)
@@ -128,9 +128,11 @@ func BenchmarkMemoryPerIntegration(b *testing.B) {
 			}
 			after := heapInUse()
 			per = float64(after-before) / quietIntegrations
+			z = float64(e.ColdBytes()) / quietIntegrations
 			runtime.KeepAlive(e)
 		}
 		b.ReportMetric(per, "B/integration")
+		b.ReportMetric(z, "compressed-B/integration")
 	})
 	b.Run("engine_only", func(b *testing.B) { run(b, nil) })
 	for _, d := range all {
