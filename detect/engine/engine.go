@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -189,6 +190,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 		in = e.ints[k]
 	}
 	if in == nil {
+		k.Tenant = unique.Make(k.Tenant).Value() // one copy for all its keys
 		in = e.thaw(k)
 		if in == nil {
 			in = e.newIntegration()
@@ -586,7 +588,7 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("engine: restore: %w", err)
 	}
-	k := Key{s.tenant, s.id}
+	k := Key{unique.Make(s.tenant).Value(), s.id}
 	in := e.newIntegration()
 	for i, d := range e.detectors {
 		if raw, ok := s.states[d.ID()]; ok {

@@ -26,11 +26,16 @@ const (
 
 // seenIDs holds 64-bit FNV-1a hashes of event ids in arrival order with
 // their event times (Unix ms). A collision (p ≈ n²/2⁶⁵ per key) would skip
-// one event; the hash keeps the set at 16 bytes an id.
+// one event; the hash keeps the set at 16 bytes an id. Hash and time sit
+// in one slice (one header and one allocation a key, not two).
 type seenIDs struct {
-	hs  []uint64
-	ms  []int64
+	ids []seenID
 	idx map[uint64]int32 // hash → count held, built past seenLinear
+}
+
+type seenID struct {
+	h  uint64
+	ms int64
 }
 
 // hashID is FNV-1a 64 (hash/fnv's New64a, whose values the checkpoints
@@ -49,8 +54,8 @@ func (s *seenIDs) has(h uint64) bool {
 	if s.idx != nil {
 		return s.idx[h] > 0
 	}
-	for _, x := range s.hs {
-		if x == h {
+	for _, x := range s.ids {
+		if x.h == h {
 			return true
 		}
 	}
@@ -60,35 +65,30 @@ func (s *seenIDs) has(h uint64) bool {
 // add records h at event time at (Unix ms), dropping ids older than the
 // window behind latest and the oldest beyond SeenMax.
 func (s *seenIDs) add(h uint64, at, latest int64) {
-	s.hs = append(s.hs, h)
-	s.ms = append(s.ms, at)
+	s.ids = append(s.ids, seenID{h, at})
 	if s.idx != nil {
 		s.idx[h]++
-	} else if len(s.hs) > seenLinear {
-		s.idx = make(map[uint64]int32, len(s.hs))
-		for _, x := range s.hs {
-			s.idx[x]++
-		}
+	} else if len(s.ids) > seenLinear {
+		s.index()
 	}
 	drop := 0
-	for drop < len(s.hs) && (len(s.hs)-drop > SeenMax || s.ms[drop] < latest-SeenWindow) {
+	for drop < len(s.ids) && (len(s.ids)-drop > SeenMax || s.ids[drop].ms < latest-SeenWindow) {
 		drop++
 	}
 	if drop == 0 {
 		return
 	}
 	if s.idx != nil {
-		for _, x := range s.hs[:drop] {
-			if c := s.idx[x] - 1; c <= 0 { // two map operations, not three
-				delete(s.idx, x)
+		for _, x := range s.ids[:drop] {
+			if c := s.idx[x.h] - 1; c <= 0 { // two map operations, not three
+				delete(s.idx, x.h)
 			} else {
-				s.idx[x] = c
+				s.idx[x.h] = c
 			}
 		}
 	}
-	s.hs = append(s.hs[:0], s.hs[drop:]...)
-	s.ms = append(s.ms[:0], s.ms[drop:]...)
-	if len(s.hs) <= seenLinear/2 {
+	s.ids = append(s.ids[:0], s.ids[drop:]...)
+	if len(s.ids) <= seenLinear/2 {
 		s.idx = nil
 	}
 }
@@ -96,17 +96,24 @@ func (s *seenIDs) add(h uint64, at, latest int64) {
 // marshal encodes the set as (hash uint64 LE, zigzag varint of the time
 // delta from the previous id) pairs.
 func (s *seenIDs) marshal() []byte {
-	if len(s.hs) == 0 {
+	if len(s.ids) == 0 {
 		return nil
 	}
-	b := make([]byte, 0, len(s.hs)*11)
+	b := make([]byte, 0, len(s.ids)*11)
 	var prev int64
-	for i, h := range s.hs {
-		b = binary.LittleEndian.AppendUint64(b, h)
-		b = binary.AppendVarint(b, s.ms[i]-prev)
-		prev = s.ms[i]
+	for _, x := range s.ids {
+		b = binary.LittleEndian.AppendUint64(b, x.h)
+		b = binary.AppendVarint(b, x.ms-prev)
+		prev = x.ms
 	}
 	return b
+}
+
+func (s *seenIDs) index() {
+	s.idx = make(map[uint64]int32, len(s.ids))
+	for _, x := range s.ids {
+		s.idx[x.h]++
+	}
 }
 
 func (s *seenIDs) unmarshal(b []byte) error {
@@ -123,14 +130,10 @@ func (s *seenIDs) unmarshal(b []byte) error {
 		}
 		b = b[8+n:]
 		prev += d
-		s.hs = append(s.hs, h)
-		s.ms = append(s.ms, prev)
+		s.ids = append(s.ids, seenID{h, prev})
 	}
-	if len(s.hs) > seenLinear {
-		s.idx = make(map[uint64]int32, len(s.hs))
-		for _, x := range s.hs {
-			s.idx[x]++
-		}
+	if len(s.ids) > seenLinear {
+		s.index()
 	}
 	return nil
 }

@@ -27,8 +27,8 @@ func TestSeenIDsBounds(t *testing.T) {
 				at := int64(i) * tt.step
 				s.add(hashID(fmt.Sprint("ev", i)), at, at)
 			}
-			if len(s.hs) != tt.wantHeld {
-				t.Fatalf("held %d ids, want %d", len(s.hs), tt.wantHeld)
+			if len(s.ids) != tt.wantHeld {
+				t.Fatalf("held %d ids, want %d", len(s.ids), tt.wantHeld)
 			}
 			for i := 0; i < tt.n; i++ {
 				if want := i >= tt.wantFirst; s.has(hashID(fmt.Sprint("ev", i))) != want {
@@ -39,7 +39,7 @@ func TestSeenIDsBounds(t *testing.T) {
 			if err := r.unmarshal(s.marshal()); err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(r.hs, r.ms) != fmt.Sprint(s.hs, s.ms) || (r.idx == nil) != (len(r.hs) <= seenLinear) {
+			if fmt.Sprint(r.ids) != fmt.Sprint(s.ids) || (r.idx == nil) != (len(r.ids) <= seenLinear) {
 				t.Fatal("round trip changed the set")
 			}
 		})
