@@ -1,8 +1,14 @@
 package engine_test
 
 import (
+	"bufio"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -137,5 +143,130 @@ func BenchmarkMemoryPerIntegration(b *testing.B) {
 	b.Run("engine_only", func(b *testing.B) { run(b, nil) })
 	for _, d := range all {
 		b.Run(d.ID(), func(b *testing.B) { run(b, []detect.Detector{d}) })
+	}
+}
+
+// BenchmarkMillionIntegrations holds 1,000,000 quiet integrations (five
+// events each, through every detector) the way the detect role does: fed
+// in ten waves of 100,000, four hours of event time apart, each wave
+// followed by a checkpoint (every changed integration snapshotted, to a
+// file standing in for the state topic) and an eviction of the
+// integrations idle for an hour. It reports the live heap holding them
+// all (and the most held after any checkpoint, before its eviction), how long the checkpoints took, and how long a fresh engine takes to
+// restore all 1,000,000 snapshots (evicting after each 100,000, so the
+// restore also stays in bounds). Run with -benchtime 1x; it needs ~3 GB of
+// disk for the snapshots and a few minutes.
+func BenchmarkMillionIntegrations(b *testing.B) {
+	const total, wave = 1_000_000, 100_000
+	g := enricher(b)
+	ips := quietIPs()
+	dets, err := buildDetectors(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for n := 0; n < b.N; n++ {
+		path := filepath.Join(b.TempDir(), "state")
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		base := heapInUse()
+		e := engine.New(dets)
+		var ev schemas.Event
+		var checkpoint, evict time.Duration
+		var written, peak uint64
+		start := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+		for first := 0; first < total; first += wave {
+			at := start.Add(time.Duration(first/wave) * 4 * time.Hour)
+			for k := range quietOffsets {
+				for i := first; i < first+wave; i++ {
+					quietEvent(&ev, g, ips, at, i, k)
+					if a := e.Observe(&ev); len(a) > 0 {
+						b.Fatalf("a quiet integration raised %s: %s", a[0].Detector, a[0].Title)
+					}
+				}
+			}
+			t0 := time.Now()
+			for _, k := range e.Dirty() {
+				s, err := e.Snapshot(k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(binary.AppendUvarint(nil, uint64(len(s))))
+				w.Write(s)
+				written += uint64(len(s))
+			}
+			e.ClearDirty()
+			checkpoint += time.Since(t0)
+			// The most held at once: two waves live, the earlier ones cold.
+			peak = max(peak, heapInUse()-base)
+			t0 = time.Now()
+			e.Evict(e.Watermark().Add(-time.Hour))
+			evict += time.Since(t0)
+		}
+		ev = schemas.Event{}
+		held := heapInUse() - base
+		if got := e.Integrations() + e.Cold(); got != total {
+			b.Fatalf("holding %d integrations, want %d", got, total)
+		}
+		live := e.Integrations()
+		if err := w.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		runtime.KeepAlive(e)
+		e = nil
+
+		// Restore: a fresh engine reads every snapshot back.
+		base = heapInUse()
+		f, err = os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := bufio.NewReaderSize(f, 1<<20)
+		re := engine.New(dets)
+		var restore, revict time.Duration
+		var buf []byte
+		for i := 0; ; i++ {
+			l, err := binary.ReadUvarint(r)
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+			buf = slices.Grow(buf[:0], int(l))[:l]
+			if _, err := io.ReadFull(r, buf); err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if _, err := re.Restore(buf); err != nil {
+				b.Fatal(err)
+			}
+			restore += time.Since(t0)
+			if i%wave == wave-1 {
+				t0 = time.Now()
+				re.Evict(start) // restored integrations have no event yet: all go
+				revict += time.Since(t0)
+			}
+		}
+		f.Close()
+		restoredHeap := heapInUse() - base
+		if got := re.Integrations() + re.Cold(); got != total {
+			b.Fatalf("restored %d integrations, want %d", got, total)
+		}
+		runtime.KeepAlive(re)
+		b.ReportMetric(float64(held)/(1<<20), "MiB-held")
+		b.ReportMetric(float64(peak)/(1<<20), "MiB-peak")
+		b.ReportMetric(float64(live), "live")
+		b.ReportMetric(checkpoint.Seconds(), "s-checkpoint")
+		b.ReportMetric(float64(written)/(1<<20), "MiB-checkpointed")
+		b.ReportMetric(evict.Seconds(), "s-evict")
+		b.ReportMetric(restore.Seconds(), "s-restore")
+		b.ReportMetric(revict.Seconds(), "s-restore-evict")
+		b.ReportMetric(float64(restoredHeap)/(1<<20), "MiB-restored")
+		if held > 2<<30 || peak > 2<<30 {
+			b.Errorf("1,000,000 integrations took %d MiB (peak %d MiB), over 2 GiB", held>>20, peak>>20)
+		}
 	}
 }
