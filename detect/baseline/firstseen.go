@@ -2,8 +2,8 @@ package baseline
 
 import (
 	"fmt"
-	"strings"
 	"time"
+	"unique"
 
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/schemas"
@@ -128,7 +128,7 @@ func (f FirstSeen) Observe(start *int64, seen *Seen, v string, t time.Time) Sigh
 		limit = DefaultFirstSeenLimit
 	}
 	if len(*seen) < limit {
-		seen.Add(strings.Clone(v), t)
+		seen.Add(unique.Make(v).Value(), t)
 	}
 	return s
 }
