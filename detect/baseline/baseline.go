@@ -23,13 +23,42 @@ import (
 // since silent hours are folded in as zeros — are not stored: a zero
 // observation leaves a zero bucket exactly zero, so the arithmetic is the
 // float64 one it always was, bit for bit. The stored buckets sit in hour
-// order in mv, one per set bit of mask. A profile costs 80 bytes plus 16 a
-// non-zero hour, where 24 dense buckets cost 480. It marshals to, and reads
-// from, the JSON the dense struct gave ({"mean":[24],"var":[24],"n":[24]}).
+// order in mv, one per set bit of mask. The observation counts are bytes
+// until one passes 255 (a bucket is observed once a day: 255 days), then
+// all move to big, capped at 65,535. A profile costs 64 bytes plus 16 a
+// non-zero hour (and 48 once counts pass 255), where 24 dense buckets cost
+// 480. It marshals to, and reads from, the JSON the dense struct gave
+// ({"mean":[24],"var":[24],"n":[24]}).
 type Profile struct {
-	n    [24]uint16 // observations per bucket, capped (65,535 days of a bucket)
-	mask uint32     // buckets with a non-zero mean or variance
-	mv   []moments  // those buckets' moments, in hour order
+	n    [24]uint8   // observations per bucket, while every one is below 256
+	big  *[24]uint16 // the counts once one passed 255 (n is then unused)
+	mask uint32      // buckets with a non-zero mean or variance
+	mv   []moments   // those buckets' moments, in hour order
+}
+
+// count is bucket h's observations.
+func (p *Profile) count(h int) uint32 {
+	if p.big != nil {
+		return uint32(p.big[h])
+	}
+	return uint32(p.n[h])
+}
+
+// setCount sets bucket h's observations (capped at 65,535), moving the
+// counts to big when v needs it.
+func (p *Profile) setCount(h int, v uint32) {
+	if p.big == nil && v > math.MaxUint8 {
+		p.big = new([24]uint16)
+		for i, c := range p.n {
+			p.big[i] = uint16(c)
+		}
+		p.n = [24]uint8{}
+	}
+	if p.big != nil {
+		p.big[h] = uint16(min(v, math.MaxUint16))
+		return
+	}
+	p.n[h] = uint8(v)
 }
 
 type moments struct{ mean, v float64 }
@@ -52,7 +81,8 @@ func (p *Profile) AddHour(h int, v float64) {
 	if ok {
 		m = p.mv[i]
 	}
-	if p.n[h] == 0 {
+	c := p.count(h)
+	if c == 0 {
 		m = moments{v, 0}
 	} else {
 		// West's incremental EWMA variance.
@@ -61,9 +91,7 @@ func (p *Profile) AddHour(h int, v float64) {
 		m.mean += incr
 		m.v = (1 - Alpha) * (m.v + d*incr)
 	}
-	if p.n[h] < math.MaxUint16 {
-		p.n[h]++
-	}
+	p.setCount(h, c+1)
 	p.set(h, i, ok, m)
 }
 
@@ -81,9 +109,9 @@ func (p *Profile) set(h, i int, ok bool, m moments) {
 func (p *Profile) At(t time.Time) (mean, std float64, n uint32) {
 	h := t.UTC().Hour()
 	if i, ok := p.slot(h); ok {
-		return p.mv[i].mean, math.Sqrt(p.mv[i].v), uint32(p.n[h])
+		return p.mv[i].mean, math.Sqrt(p.mv[i].v), p.count(h)
 	}
-	return 0, 0, uint32(p.n[h])
+	return 0, 0, p.count(h)
 }
 
 // profileJSON is the dense form a Profile is written and read as.
@@ -100,7 +128,7 @@ func (p Profile) MarshalJSON() ([]byte, error) {
 		if i, ok := p.slot(h); ok {
 			d.Mean[h], d.Var[h] = p.mv[i].mean, p.mv[i].v
 		}
-		d.N[h] = uint32(p.n[h])
+		d.N[h] = p.count(h)
 	}
 	return json.Marshal(d)
 }
@@ -113,7 +141,7 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 	}
 	*p = Profile{}
 	for h := range 24 {
-		p.n[h] = uint16(min(d.N[h], math.MaxUint16))
+		p.setCount(h, d.N[h])
 		i, _ := p.slot(h)
 		p.set(h, i, false, moments{d.Mean[h], d.Var[h]})
 	}

@@ -1,7 +1,9 @@
 package baseline
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"testing"
@@ -133,13 +135,20 @@ func (p *denseProfile) add(hour time.Time, v float64) {
 }
 
 // The sparse Profile must compute bit for bit what the dense one did, write
-// the same JSON, and read a checkpoint the dense one wrote.
+// the same JSON, and read a checkpoint the dense one wrote: over 40 days
+// (byte counts) and 300 (counts past 255, moved to 16 bits).
 func TestProfileMatchesTheDenseProfile(t *testing.T) {
+	for _, days := range []int{40, 300} {
+		t.Run(fmt.Sprint(days, "days"), func(t *testing.T) { profileMatchesDense(t, days) })
+	}
+}
+
+func profileMatchesDense(t *testing.T, days int) {
 	var p Profile
 	var d denseProfile
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	rnd := uint64(1)
-	for i := 0; i < 24*40; i++ {
+	for i := 0; i < 24*days; i++ {
 		rnd = rnd*6364136223846793005 + 1442695040888963407
 		hour := start.Add(time.Duration(i) * time.Hour)
 		v := 0.0
@@ -155,7 +164,7 @@ func TestProfileMatchesTheDenseProfile(t *testing.T) {
 				t.Fatalf("step %d hour %d: sparse %v %v %d, dense %v %v %d", i, k, m, s, n, d.Mean[k], math.Sqrt(d.Var[k]), d.N[k])
 			}
 		}
-		if i == 5 || i == 24*40-1 {
+		if i == 5 || i == 24*255+3 || i == 24*days-1 {
 			got, err := json.Marshal(p)
 			want, _ := json.Marshal(d)
 			if err != nil || string(got) != string(want) {
@@ -166,12 +175,36 @@ func TestProfileMatchesTheDenseProfile(t *testing.T) {
 				t.Fatal(err)
 			}
 			again, _ := json.Marshal(&back)
-			if string(again) != string(want) || back.mask != p.mask || len(back.mv) != len(p.mv) {
+			if string(again) != string(want) || back.mask != p.mask || len(back.mv) != len(p.mv) || (back.big == nil) != (p.big == nil) {
 				t.Fatalf("dense JSON read back as %s (mask %x, %d stored), want %s (mask %x)", again, back.mask, len(back.mv), want, p.mask)
 			}
 		}
 	}
 	if n := bits.OnesCount32(p.mask); n != 4 {
 		t.Fatalf("%d buckets stored, want the 4 hours that saw non-zero values", n)
+	}
+	if wantBig := days > 255; (p.big != nil) != wantBig {
+		t.Fatalf("after %d days the counts are 16-bit: %v, want %v", days, p.big != nil, wantBig)
+	}
+}
+
+// Counts stop at 65,535 observations of a bucket, written and read back so.
+func TestProfileCountsSaturate(t *testing.T) {
+	var p Profile
+	for range 70_000 {
+		p.AddHour(7, 1)
+	}
+	if _, _, n := p.At(time.Date(2026, 1, 1, 7, 0, 0, 0, time.UTC)); n != math.MaxUint16 {
+		t.Fatalf("count %d, want %d", n, math.MaxUint16)
+	}
+	var back Profile
+	if err := json.Unmarshal([]byte(`{"mean":[0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"var":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"n":[0,0,0,0,0,0,0,70000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,3]}`), &back); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(p)
+	b, _ := json.Marshal(back)
+	wantB := `{"mean":[0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"var":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"n":[0,0,0,0,0,0,0,65535,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,3]}`
+	if string(b) != wantB || !bytes.Contains(a, []byte(`,65535,`)) {
+		t.Fatalf("saturated profile %s, read back %s", a, b)
 	}
 }
