@@ -87,16 +87,17 @@ func New(decode func(any) error) (detect.Detector, error) {
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
 
-// Fix is a credential's last located use.
+// Fix is a credential's last located use. The two small numbers sit
+// together so an entry (with its credential key) is 112 bytes, not 128.
 type Fix struct {
 	Time       int64   `json:"t"` // Unix ms
 	Lat        float64 `json:"lat"`
 	Lon        float64 `json:"lon"`
 	AccuracyKM uint16  `json:"acc,omitempty"`
+	ASN        uint32  `json:"asn,omitempty"`
 	Country    string  `json:"country,omitempty"`
 	City       string  `json:"city,omitempty"`
 	IP         string  `json:"ip,omitempty"`
-	ASN        uint32  `json:"asn,omitempty"`
 	EventID    string  `json:"event_id"`
 }
 
