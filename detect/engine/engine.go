@@ -391,6 +391,7 @@ func (e *Engine) ClearDirty() {
 	for _, k := range e.dirty {
 		if in := e.ints[k]; in != nil {
 			in.dirty = false
+			in.seen.trim()
 		}
 	}
 	// A big batch's list is let go rather than held (32 bytes a key) until

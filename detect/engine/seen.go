@@ -93,6 +93,15 @@ func (s *seenIDs) add(h uint64, at, latest int64) {
 	}
 }
 
+// trim gives back what append's doubling left unused past a quarter of the
+// set (called at a checkpoint: a quiet key may then sit unchanged for
+// hours; a busy one grows again from its exact size).
+func (s *seenIDs) trim() {
+	if n := len(s.ids); cap(s.ids)-n > n/4 {
+		s.ids = append(make([]seenID, 0, n), s.ids...)
+	}
+}
+
 // marshal encodes the set as (hash uint64 LE, zigzag varint of the time
 // delta from the previous id) pairs.
 func (s *seenIDs) marshal() []byte {

@@ -42,6 +42,16 @@ func TestSeenIDsBounds(t *testing.T) {
 			if fmt.Sprint(r.ids) != fmt.Sprint(s.ids) || (r.idx == nil) != (len(r.ids) <= seenLinear) {
 				t.Fatal("round trip changed the set")
 			}
+			before := fmt.Sprint(s.ids)
+			s.trim()
+			if fmt.Sprint(s.ids) != before || cap(s.ids)-len(s.ids) > len(s.ids)/4 {
+				t.Fatalf("trim: %d held in a capacity of %d, or the set changed", len(s.ids), cap(s.ids))
+			}
+			for i := 0; i < tt.n; i++ {
+				if want := i >= tt.wantFirst; s.has(hashID(fmt.Sprint("ev", i))) != want {
+					t.Fatalf("after trim id %d held=%v, want %v", i, !want, want)
+				}
+			}
 		})
 	}
 	var s seenIDs
