@@ -39,6 +39,8 @@ type Engine struct {
 	lastK     Key
 	lastIn    *integration
 	watermark time.Time
+	// restoredUpTo: the newest event (Unix ms) of a restored integration.
+	restoredUpTo int64
 	// dirty lists the integrations changed since the last ClearDirty; each
 	// integration's own flag keeps it listed once (cheaper than a set).
 	dirty []Key
@@ -609,12 +611,28 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 	if err := in.seen.unmarshal(s.seen); err != nil {
 		return k, fmt.Errorf("engine: restore %s/%s: %w", k.Tenant, k.ID, err)
 	}
+	// Its latest event, for eviction: without it a restored integration
+	// looks idle since 1970 and the next Evict takes it whatever its use.
+	in.last = in.seen.latest()
+	e.restoredUpTo = max(e.restoredUpTo, in.last)
 	if old := e.ints[k]; old != nil && old.dirty {
 		in.dirty = true // still listed in e.dirty
 	}
+	delete(e.cold.m, k) // an evicted copy is older: this one replaces it
 	e.ints[k] = in
 	e.changed()
 	return k, nil
+}
+
+// RestoredUpTo is the newest event of any integration restored so far: a
+// restore that evicts as it reads (detect/stream) has no marker yet while it
+// reads a partition's first checkpoint, and the marker, read later, is never
+// behind it. Zero before any restore.
+func (e *Engine) RestoredUpTo() time.Time {
+	if e.restoredUpTo == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(e.restoredUpTo).UTC()
 }
 
 // SetWatermark restores the event-time watermark from a checkpoint.

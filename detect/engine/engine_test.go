@@ -165,3 +165,59 @@ func buildDetectors(cfg map[string]yaml.Node) ([]detect.Detector, error) {
 	}
 	return p.Stages[0].Detectors, nil
 }
+
+// A restored integration keeps the time of its latest event, so eviction
+// after a restart takes the idle ones only (as the process that wrote the
+// checkpoint would have), and a restore of an evicted key replaces the
+// evicted copy rather than holding both.
+func TestRestoreKeepsLastEventForEviction(t *testing.T) {
+	evs := scenarioEvents(t)
+	dets, _ := buildDetectors(nil)
+	e := engine.New(dets)
+	last := map[engine.Key]time.Time{}
+	for i := range evs {
+		e.Observe(&evs[i])
+		last[engine.Key{Tenant: evs[i].Tenant, ID: evs[i].Integration.ID}] = evs[i].Time.Time
+	}
+	wm := e.Watermark()
+	cut := wm.Add(-time.Hour)
+	var snaps [][]byte
+	wantLive := 0
+	for k, t0 := range last {
+		b, err := e.Snapshot(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, b)
+		if !t0.Before(cut) {
+			wantLive++
+		}
+	}
+	if wantLive == 0 || wantLive == len(last) {
+		t.Fatalf("%d of %d integrations active in the last hour: the test needs both kinds", wantLive, len(last))
+	}
+	r := engine.New(dets)
+	for _, b := range snaps {
+		if _, err := r.Restore(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.RestoredUpTo(); !got.Equal(wm.Truncate(time.Millisecond)) {
+		t.Errorf("RestoredUpTo %v, want the newest event %v", got, wm)
+	}
+	r.Evict(cut)
+	if r.Integrations() != wantLive || r.Cold() != len(last)-wantLive {
+		t.Fatalf("after restore and evict: %d live, %d cold; want %d live (active in the last hour), %d cold",
+			r.Integrations(), r.Cold(), wantLive, len(last)-wantLive)
+	}
+	// The same snapshots again (a key listed twice in the state topic):
+	// each replaces what is held, live or evicted.
+	for _, b := range snaps {
+		if _, err := r.Restore(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Integrations() != len(last) || r.Cold() != 0 {
+		t.Fatalf("after restoring again: %d live, %d cold; want %d live, 0 cold", r.Integrations(), r.Cold(), len(last))
+	}
+}

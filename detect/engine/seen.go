@@ -50,6 +50,14 @@ func hashID(id string) uint64 {
 	return h
 }
 
+// latest is the newest event time held (Unix ms), 0 when none.
+func (s *seenIDs) latest() (ms int64) {
+	for _, x := range s.ids {
+		ms = max(ms, x.ms)
+	}
+	return ms
+}
+
 func (s *seenIDs) has(h uint64) bool {
 	if s.idx != nil {
 		return s.idx[h] > 0

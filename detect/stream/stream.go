@@ -510,11 +510,20 @@ func (p *partition) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// restore reads the partition's state to its end: the latest snapshot per
-// key and the latest marker.
+// restore reads the partition's state to its end and loads each
+// integration's latest snapshot, and the latest marker. Snapshots are loaded
+// as they are read (a later one for the same key replaces the earlier), not
+// gathered first, and every restoreEvictEvery of them the restored
+// integrations idle for evict_idle at the latest marker's watermark are
+// evicted to the compressed store, as the checkpoint that wrote them did, so
+// a partition of a million mostly idle integrations restores in the memory
+// of their evicted form, not in their raw snapshots plus their live form
+// (BENCHMARKS.md, 1,000,000 integrations). An
+// unreadable snapshot is skipped; the key keeps an earlier one if it had one.
 func (p *partition) restore(ctx context.Context) (*marker, int, error) {
-	latest := map[string][]byte{}
+	e := p.runner.Engine
 	var mk *marker
+	since := 0
 	err := broker.ReadPartition(ctx, p.role.kafka, p.st.StateTopic(), p.part, func(m kafka.Message) {
 		switch {
 		case string(m.Key) == markerKey:
@@ -523,20 +532,40 @@ func (p *partition) restore(ctx context.Context) (*marker, int, error) {
 				mk = &v
 			}
 		case m.Value == nil:
-			delete(latest, string(m.Key))
+			// No writer deletes state today; a tombstone would drop the key.
+			p.log.Warn("ignoring a state tombstone", "key", string(m.Key))
 		default:
-			latest[string(m.Key)] = m.Value
+			if _, err := e.Restore(m.Value); err != nil {
+				p.log.Warn("skipping unreadable state", "key", string(m.Key), "err", err)
+				return
+			}
+			if since++; since == restoreEvictEvery {
+				e.ClearDirty()
+				e.Evict(restoredWatermark(e, mk).Add(-p.role.cfg.EvictIdle))
+				since = 0
+			}
 		}
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("restore partition %d: %w", p.part, err)
 	}
-	e := p.runner.Engine
-	for k, b := range latest {
-		if _, err := e.Restore(b); err != nil {
-			p.log.Warn("skipping unreadable state", "key", k, "err", err)
-		}
-	}
 	e.ClearDirty()
-	return mk, len(latest), nil
+	// What the last checkpoint before the restart left evicted is evicted
+	// again: idle as long as evict_idle at its watermark.
+	e.Evict(restoredWatermark(e, mk).Add(-p.role.cfg.EvictIdle))
+	return mk, e.Integrations() + e.Cold(), nil
 }
+
+// restoredWatermark is the event time a restore has reached: the latest
+// marker's watermark, or the newest restored event when that is later or no
+// marker was read yet.
+func restoredWatermark(e *engine.Engine, mk *marker) time.Time {
+	if w := e.RestoredUpTo(); mk == nil || w.After(mk.Watermark.Time) {
+		return w
+	}
+	return mk.Watermark.Time
+}
+
+// restoreEvictEvery bounds how many restored integrations are held live
+// before they are evicted.
+const restoreEvictEvery = 10_000
