@@ -120,11 +120,21 @@ func scaleConfig(brokers []string) config.Config {
 // alertCounts reads every alert on tokenwatch.alerts: id → times produced.
 func alertCounts(t *testing.T, ctx context.Context, cfg config.Config) map[string]int {
 	t.Helper()
+	out, err := tryAlertCounts(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryAlertCounts is alertCounts for a broker that may be restarting: its
+// error is the caller's to retry.
+func tryAlertCounts(ctx context.Context, cfg config.Config) (map[string]int, error) {
 	out := map[string]int{}
 	for part := 0; part < cfg.Kafka.Partitions; part++ {
 		end, err := broker.EndOffset(ctx, cfg.Kafka, schemas.TopicAlerts, part)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if end == 0 {
 			continue
@@ -133,7 +143,8 @@ func alertCounts(t *testing.T, ctx context.Context, cfg config.Config) map[strin
 		for {
 			m, err := r.ReadMessage(ctx)
 			if err != nil {
-				t.Fatal(err)
+				r.Close()
+				return nil, err
 			}
 			var a schemas.Alert
 			json.Unmarshal(m.Value, &a)
@@ -144,7 +155,7 @@ func alertCounts(t *testing.T, ctx context.Context, cfg config.Config) map[strin
 		}
 		r.Close()
 	}
-	return out
+	return out, nil
 }
 
 func startBroker(t *testing.T) ([]string, config.Config) {
@@ -465,7 +476,11 @@ func TestBrokerFaultsAndRestartLoseNothing(t *testing.T) {
 	}
 	var got map[string]int
 	ok := wiring.WaitFor(ctx, 2*time.Minute, func() bool {
-		got = alertCounts(t, ctx, cfg)
+		// The restarted broker may drop the first requests (EOF): retried.
+		c, err := tryAlertCounts(ctx, cfg)
+		if err == nil {
+			got = c
+		}
 		return len(got) >= len(want)
 	})
 	stop()
