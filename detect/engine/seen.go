@@ -22,6 +22,11 @@ const (
 	// seenLinear: below this many ids a scan beats a map (and a quiet
 	// integration, the common case, holds a few dozen bytes).
 	seenLinear = 32
+	// seenShift: past this many ids a drop re-slices instead of moving the
+	// rest down. At SeenMax every event drops one id, and moving 8,191 of
+	// them (128 KiB) per event was a tenth of the detection core; re-slicing
+	// lets append's growth copy the set once per ~2,000 drops instead.
+	seenShift = 256
 )
 
 // seenIDs holds 64-bit FNV-1a hashes of event ids in arrival order with
@@ -95,7 +100,11 @@ func (s *seenIDs) add(h uint64, at, latest int64) {
 			}
 		}
 	}
-	s.ids = append(s.ids[:0], s.ids[drop:]...)
+	if len(s.ids)-drop > seenShift {
+		s.ids = s.ids[drop:]
+	} else {
+		s.ids = append(s.ids[:0], s.ids[drop:]...)
+	}
 	if len(s.ids) <= seenLinear/2 {
 		s.idx = nil
 	}
@@ -103,9 +112,11 @@ func (s *seenIDs) add(h uint64, at, latest int64) {
 
 // trim gives back what append's doubling left unused past a quarter of the
 // set (called at a checkpoint: a quiet key may then sit unchanged for
-// hours; a busy one grows again from its exact size).
+// hours; a busy one grows again from its exact size). Past seenShift ids
+// the array may also hold dropped ids before the slice, which cap does not
+// show, so such a set is copied anyway.
 func (s *seenIDs) trim() {
-	if n := len(s.ids); cap(s.ids)-n > n/4 {
+	if n := len(s.ids); cap(s.ids)-n > n/4 || n > seenShift {
 		s.ids = append(make([]seenID, 0, n), s.ids...)
 	}
 }

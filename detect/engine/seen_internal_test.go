@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -19,6 +21,9 @@ func TestSeenIDsBounds(t *testing.T) {
 		{"past the linear scan", 100, 1000, 100, 0},
 		{"count bound keeps the newest", SeenMax + 500, 1, SeenMax, 500},
 		{"time bound", 10, SeenWindow / 4, 5, 5},
+		// Past seenShift ids a drop re-slices; append's growth moves the set.
+		{"count bound over many growths", 3*SeenMax + 7, 1, SeenMax, 2*SeenMax + 7},
+		{"time bound past the shift size", 1000, SeenWindow / 500, 501, 499},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,6 +39,18 @@ func TestSeenIDsBounds(t *testing.T) {
 				if want := i >= tt.wantFirst; s.has(hashID(fmt.Sprint("ev", i))) != want {
 					t.Fatalf("id %d held=%v, want %v", i, !want, want)
 				}
+			}
+			// The encoding, built here from the ids that must be held.
+			var want []byte
+			var prev int64
+			for i := tt.wantFirst; i < tt.n; i++ {
+				at := int64(i) * tt.step
+				want = binary.LittleEndian.AppendUint64(want, hashID(fmt.Sprint("ev", i)))
+				want = binary.AppendVarint(want, at-prev)
+				prev = at
+			}
+			if !bytes.Equal(s.marshal(), want) {
+				t.Fatal("the encoding differs from the held ids' in arrival order")
 			}
 			var r seenIDs
 			if err := r.unmarshal(s.marshal()); err != nil {
@@ -68,5 +85,18 @@ func TestHashIDIsFNV1a(t *testing.T) {
 		if got, want := hashID(id), h.Sum64(); got != want {
 			t.Errorf("hashID(%q) = %#x, want %#x", id, got, want)
 		}
+	}
+}
+
+// A key at SeenMax drops one id per event.
+func BenchmarkSeenAddAtMax(b *testing.B) {
+	var s seenIDs
+	for i := 0; i < SeenMax; i++ {
+		s.add(uint64(i)*0x9e3779b97f4a7c15, int64(i), int64(i))
+	}
+	i := int64(SeenMax)
+	for b.Loop() {
+		s.add(uint64(i)*0x9e3779b97f4a7c15, i, i)
+		i++
 	}
 }
