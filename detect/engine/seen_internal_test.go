@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -98,5 +99,57 @@ func BenchmarkSeenAddAtMax(b *testing.B) {
 	for b.Loop() {
 		s.add(uint64(i)*0x9e3779b97f4a7c15, i, i)
 		i++
+	}
+}
+
+// seenTable against the count map it replaced, over random adds and
+// removes of held hashes, with runs of clashing homes, the hash 0 and
+// hashes held twice.
+func TestSeenTableIsACountMap(t *testing.T) {
+	tests := []struct {
+		name   string
+		values uint64 // hashes drawn from [0, values) scaled to clash
+		ops    int
+	}{
+		{"few values, many repeats", 8, 20000},
+		{"growth past many sizes", 1 << 40, 20000},
+		{"clashing homes", 300, 50000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			tab, want := newSeenTable(0), map[uint64]int{}
+			var held []uint64
+			for op := 0; op < tt.ops; op++ {
+				// Few distinct values (per test) give repeats and holds of two.
+				h := rng.Uint64N(tt.values) << 32
+				if len(held) > 0 && rng.IntN(3) == 0 {
+					j := rng.IntN(len(held))
+					h = held[j]
+					held[j] = held[len(held)-1]
+					held = held[:len(held)-1]
+					tab.remove(h)
+					if want[h]--; want[h] == 0 {
+						delete(want, h)
+					}
+				} else {
+					tab.add(h)
+					want[h]++
+					held = append(held, h)
+				}
+				if op%97 == 0 || op == tt.ops-1 {
+					for v := uint64(0); v < min(tt.values, 400); v++ {
+						if got := tab.has(v << 32); got != (want[v<<32] > 0) {
+							t.Fatalf("op %d: has(%#x) = %v, want %v", op, v<<32, got, !got)
+						}
+					}
+					for _, h := range held {
+						if !tab.has(h) {
+							t.Fatalf("op %d: a held hash %#x is missing", op, h)
+						}
+					}
+				}
+			}
+		})
 	}
 }
