@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Profile is an hour-of-day seasonal baseline of one hourly quantity: for each
@@ -23,17 +24,27 @@ import (
 // since silent hours are folded in as zeros — are not stored: a zero
 // observation leaves a zero bucket exactly zero, so the arithmetic is the
 // float64 one it always was, bit for bit. The stored buckets sit in hour
-// order in mv, one per set bit of mask. The observation counts are bytes
-// until one passes 255 (a bucket is observed once a day: 255 days), then
-// all move to big, capped at 65,535. A profile costs 64 bytes plus 16 a
-// non-zero hour (and 48 once counts pass 255), where 24 dense buckets cost
-// 480. It marshals to, and reads from, the JSON the dense struct gave
+// order in an array of exactly one per set bit of mask (its length is the
+// mask's, so the profile keeps only its first element's address: a slice
+// header would cost 16 bytes more, and append's spare capacity more still).
+// The observation counts are bytes until one passes 255 (a bucket is
+// observed once a day: 255 days), then all move to big, capped at 65,535.
+// A profile costs 48 bytes plus 16 a non-zero hour (and 48 once counts pass
+// 255), where 24 dense buckets cost 480. It marshals to, and reads from, the JSON the dense struct gave
 // ({"mean":[24],"var":[24],"n":[24]}).
 type Profile struct {
 	n    [24]uint8   // observations per bucket, while every one is below 256
 	big  *[24]uint16 // the counts once one passed 255 (n is then unused)
 	mask uint32      // buckets with a non-zero mean or variance
-	mv   []moments   // those buckets' moments, in hour order
+	mv0  *moments    // those buckets' moments, in hour order (see mv)
+}
+
+// mv is the stored buckets' moments: popcount(mask) of them from mv0.
+func (p *Profile) mv() []moments {
+	if p.mv0 == nil {
+		return nil
+	}
+	return unsafe.Slice(p.mv0, bits.OnesCount32(p.mask))
 }
 
 // count is bucket h's observations.
@@ -79,7 +90,7 @@ func (p *Profile) AddHour(h int, v float64) {
 	i, ok := p.slot(h)
 	var m moments
 	if ok {
-		m = p.mv[i]
+		m = p.mv()[i]
 	}
 	c := p.count(h)
 	if c == 0 {
@@ -98,10 +109,16 @@ func (p *Profile) AddHour(h int, v float64) {
 func (p *Profile) set(h, i int, ok bool, m moments) {
 	switch {
 	case ok:
-		p.mv[i] = m
+		p.mv()[i] = m
 	case math.Float64bits(m.mean) != 0 || math.Float64bits(m.v) != 0:
+		// A bucket turns non-zero at most 24 times: copy to an exact array.
+		old := p.mv()
+		mv := make([]moments, len(old)+1)
+		copy(mv, old[:i])
+		mv[i] = m
+		copy(mv[i+1:], old[i:])
 		p.mask |= 1 << h
-		p.mv = slices.Insert(p.mv, i, m)
+		p.mv0 = &mv[0]
 	}
 }
 
@@ -109,7 +126,8 @@ func (p *Profile) set(h, i int, ok bool, m moments) {
 func (p *Profile) At(t time.Time) (mean, std float64, n uint32) {
 	h := t.UTC().Hour()
 	if i, ok := p.slot(h); ok {
-		return p.mv[i].mean, math.Sqrt(p.mv[i].v), p.count(h)
+		m := p.mv()[i]
+		return m.mean, math.Sqrt(m.v), p.count(h)
 	}
 	return 0, 0, p.count(h)
 }
@@ -124,9 +142,10 @@ type profileJSON struct {
 // MarshalJSON writes the dense form.
 func (p Profile) MarshalJSON() ([]byte, error) {
 	var d profileJSON
+	mv := p.mv()
 	for h := range 24 {
 		if i, ok := p.slot(h); ok {
-			d.Mean[h], d.Var[h] = p.mv[i].mean, p.mv[i].v
+			d.Mean[h], d.Var[h] = mv[i].mean, mv[i].v
 		}
 		d.N[h] = p.count(h)
 	}
@@ -144,9 +163,6 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 		p.setCount(h, d.N[h])
 		i, _ := p.slot(h)
 		p.set(h, i, false, moments{d.Mean[h], d.Var[h]})
-	}
-	if len(p.mv) > 0 {
-		p.mv = slices.Clip(p.mv)
 	}
 	return nil
 }

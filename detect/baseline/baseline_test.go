@@ -175,8 +175,8 @@ func profileMatchesDense(t *testing.T, days int) {
 				t.Fatal(err)
 			}
 			again, _ := json.Marshal(&back)
-			if string(again) != string(want) || back.mask != p.mask || len(back.mv) != len(p.mv) || (back.big == nil) != (p.big == nil) {
-				t.Fatalf("dense JSON read back as %s (mask %x, %d stored), want %s (mask %x)", again, back.mask, len(back.mv), want, p.mask)
+			if string(again) != string(want) || back.mask != p.mask || len(back.mv()) != len(p.mv()) || (back.big == nil) != (p.big == nil) {
+				t.Fatalf("dense JSON read back as %s (mask %x, %d stored), want %s (mask %x)", again, back.mask, len(back.mv()), want, p.mask)
 			}
 		}
 	}

@@ -26,12 +26,12 @@ import (
 type counter struct {
 	keys   []uint32
 	merged uint8
-	fresh  uint64
+	fresh  uint32 // smallMax bits; beside merged, 8 bytes a counter less than a uint64
 	sk     *hyperloglog.Sketch
 }
 
 // smallMax is the distinct values a counter keeps exactly before it makes a
-// sketch (at most 64, the bits of fresh; below the 164 insertions at which a
+// sketch (at most 32, the bits of fresh; below the 164 insertions at which a
 // sparse sketch first compacts itself on insert).
 const smallMax = 32
 
@@ -155,7 +155,7 @@ type smallWire struct {
 }
 
 func (c *counter) marshalSmall() ([]byte, error) {
-	w := smallWire{Keys: make([]byte, 0, 4*len(c.keys)), Merged: c.merged, Fresh: c.fresh}
+	w := smallWire{Keys: make([]byte, 0, 4*len(c.keys)), Merged: c.merged, Fresh: uint64(c.fresh)}
 	for _, k := range c.keys {
 		w.Keys = binary.BigEndian.AppendUint32(w.Keys, k)
 	}
@@ -175,6 +175,6 @@ func (c *counter) unmarshalSmall(b []byte) error {
 	for i := range keys {
 		keys[i] = binary.BigEndian.Uint32(w.Keys[4*i:])
 	}
-	c.keys, c.merged, c.fresh, c.sk = keys, w.Merged, w.Fresh, nil
+	c.keys, c.merged, c.fresh, c.sk = keys, w.Merged, uint32(w.Fresh), nil
 	return nil
 }
