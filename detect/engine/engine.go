@@ -107,9 +107,11 @@ type keyed struct {
 func (e *Engine) changed() { e.orderStale, e.order, e.lastIn = true, e.order[:0], nil }
 
 type integration struct {
-	dirty  bool
+	dirty bool
+	// states are the detectors' states, in the engine's order, then the
+	// correlator's when there is one (see corrState): its own field would
+	// take the struct past a size class.
 	states []detect.State
-	corr   detect.State // the correlator's, nil without one
 	// emitted remembers alert ids already raised for this integration (with
 	// the event time they were raised at), so a finding re-raised with the
 	// same key after a restore or a reprocessed offset is not a second
@@ -121,6 +123,14 @@ type integration struct {
 	catalog *schemas.Inventory
 	last    int64 // event time (Unix ms) of the latest event, for eviction
 	seen    seenIDs
+}
+
+// corrState is in's correlator state, nil without one.
+func (e *Engine) corrState(in *integration) detect.State {
+	if len(in.states) > len(e.detectors) {
+		return in.states[len(e.detectors)]
+	}
+	return nil
 }
 
 // DedupWindow is how long (in event time) an alert id is remembered.
@@ -155,7 +165,13 @@ func (e *Engine) SetDetectors(ds []detect.Detector) {
 		old[d.ID()] = i
 	}
 	for _, in := range e.ints {
-		states := make([]detect.State, len(ds))
+		var states []detect.State
+		if corr := e.corrState(in); corr != nil {
+			states = make([]detect.State, len(ds)+1)
+			states[len(ds)] = corr
+		} else {
+			states = make([]detect.State, len(ds))
+		}
 		for j, d := range ds {
 			if i, ok := old[d.ID()]; ok {
 				states[j] = in.states[i]
@@ -225,8 +241,8 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	}
 	// Shadow alerts stay out of correlation altogether: with only those
 	// raised, the correlator sees the event exactly as if nothing fired.
-	if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(in.corr)) {
-		e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, ev, raised, e.watermark, in.corr)...)
+	if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(e.corrState(in))) {
+		e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, ev, raised, e.watermark, e.corrState(in))...)
 	}
 	return alerts
 }
@@ -289,10 +305,11 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 				}
 			}
 		}
-		if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(in.corr)) {
+		if raised := live(alerts[own:]); e.corr != nil && (len(raised) > 0 || e.corr.Active(e.corrState(in))) {
 			e.markDirty(k, in)
-			e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, nil, raised, wm, in.corr)...)
-			e.incidents = append(e.incidents, e.corr.Tick(k.Tenant, k.ID, wm, in.corr)...)
+			cs := e.corrState(in)
+			e.incidents = append(e.incidents, e.corr.Observe(k.Tenant, k.ID, nil, raised, wm, cs)...)
+			e.incidents = append(e.incidents, e.corr.Tick(k.Tenant, k.ID, wm, cs)...)
 		}
 	}
 	return alerts
@@ -359,12 +376,16 @@ func mustJSON(v any) json.RawMessage {
 
 func (e *Engine) newIntegration() *integration {
 	// emitted stays nil until the integration's first alert: most never raise one.
-	in := &integration{states: make([]detect.State, len(e.detectors))}
+	n := len(e.detectors)
+	if e.corr != nil {
+		n++
+	}
+	in := &integration{states: make([]detect.State, n)}
 	for i, d := range e.detectors {
 		in.states[i] = d.NewState()
 	}
 	if e.corr != nil {
-		in.corr = e.corr.NewState()
+		in.states[len(e.detectors)] = e.corr.NewState()
 	}
 	return in
 }
@@ -411,7 +432,7 @@ func (e *Engine) ClearDirty() {
 func (e *Engine) Evict(before time.Time) (n int) {
 	cut := before.UnixMilli()
 	for k, in := range e.ints {
-		if in.dirty || in.last >= cut || (e.corr != nil && e.corr.Active(in.corr)) {
+		if in.dirty || in.last >= cut || (e.corr != nil && e.corr.Active(e.corrState(in))) {
 			continue // an incident in progress stays live: it must tick
 		}
 		b, err := e.Snapshot(k)
@@ -572,7 +593,7 @@ func (e *Engine) Snapshot(k Key) ([]byte, error) {
 		states = append(states, stateBytes{d.ID(), b})
 	}
 	if e.corr != nil {
-		b, err := in.corr.MarshalBinary()
+		b, err := e.corrState(in).MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("engine: snapshot correlation of %s/%s: %w", k.Tenant, k.ID, err)
 		}
@@ -601,7 +622,7 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 		}
 	}
 	if raw, ok := s.states[correlateID]; ok && e.corr != nil {
-		if err := in.corr.UnmarshalBinary(raw); err != nil {
+		if err := e.corrState(in).UnmarshalBinary(raw); err != nil {
 			return k, fmt.Errorf("engine: restore correlation of %s/%s: %w", k.Tenant, k.ID, err)
 		}
 	}
