@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/axiomhq/hyperloglog"
 	metro "github.com/dgryski/go-metro"
@@ -24,10 +25,30 @@ import (
 // are the keys inserted before the last Estimate (its compacted list), and
 // fresh marks the keys inserted since (its insertion set).
 type counter struct {
-	keys   []uint32
+	// k0 is the keys' array (see keys): a pointer and two byte counts
+	// rather than a slice header, 16 bytes less a counter.
+	k0     *uint32
+	n, c   uint8 // keys held, and the array's length
 	merged uint8
-	fresh  uint32 // smallMax bits; beside merged, 8 bytes a counter less than a uint64
+	fresh  uint32 // smallMax bits
 	sk     *hyperloglog.Sketch
+}
+
+// keys are the counter's exact keys (at most smallMax).
+func (c *counter) keys() []uint32 {
+	if c.k0 == nil {
+		return nil
+	}
+	return unsafe.Slice(c.k0, c.c)[:c.n]
+}
+
+// setKeys makes ks (at most smallMax, in an array of at most 255) the keys.
+func (c *counter) setKeys(ks []uint32) {
+	if cap(ks) == 0 {
+		c.k0, c.n, c.c = nil, 0, 0
+		return
+	}
+	c.k0, c.n, c.c = &ks[:cap(ks)][0], uint8(len(ks)), uint8(cap(ks))
 }
 
 // smallMax is the distinct values a counter keeps exactly before it makes a
@@ -71,37 +92,40 @@ func (c *counter) insert(v []byte) {
 		return
 	}
 	k := sparseKey(metro.Hash64(v, hllSeed))
-	for i, have := range c.keys {
+	keys := c.keys()
+	for i, have := range keys {
 		if have == k {
 			c.fresh |= 1 << i
 			return
 		}
 	}
-	if len(c.keys) == smallMax {
+	if len(keys) == smallMax {
 		c.promote()
 		c.sk.InsertHash(keyHash(k))
 		return
 	}
-	c.fresh |= 1 << len(c.keys)
-	c.keys = append(c.keys, k)
+	c.fresh |= 1 << len(keys)
+	c.setKeys(append(keys, k))
 }
 
 // promote moves the keys into a sketch in the state the sketch would be in
 // had it counted them from the start.
 func (c *counter) promote() {
 	sk := hyperloglog.New()
-	for _, k := range c.keys[:c.merged] {
+	keys := c.keys()
+	for _, k := range keys[:c.merged] {
 		sk.InsertHash(keyHash(k))
 	}
 	if c.merged > 0 {
 		sk.Estimate() // compacts them, as the Estimate that followed them did
 	}
-	for i, k := range c.keys {
+	for i, k := range keys {
 		if c.fresh&(1<<i) != 0 {
 			sk.InsertHash(keyHash(k))
 		}
 	}
-	c.sk, c.keys, c.merged, c.fresh = sk, nil, 0, 0
+	c.sk, c.merged, c.fresh = sk, 0, 0
+	c.setKeys(nil)
 }
 
 // estimate is the sketch's Estimate.
@@ -109,14 +133,14 @@ func (c *counter) estimate() uint64 {
 	if c.sk != nil {
 		return c.sk.Estimate()
 	}
-	c.merged, c.fresh = uint8(len(c.keys)), 0
-	if len(c.keys) == 0 {
+	c.merged, c.fresh = c.n, 0
+	if c.n == 0 {
 		return 0
 	}
 	// A sparse sketch's estimate: linear counting over 2^25 registers.
 	const m = uint32(1) << hllPP
 	fm := float64(m)
-	return uint64(fm * math.Log(fm/float64(m-min(uint32(len(c.keys)), m-1))))
+	return uint64(fm * math.Log(fm/float64(m-min(uint32(c.n), m-1))))
 }
 
 // reset empties the counter for a new hour, as the detector always did: a
@@ -130,10 +154,10 @@ func (c *counter) reset(events int64) {
 		return
 	}
 	c.sk, c.merged, c.fresh = nil, 0, 0
-	if cap(c.keys) > 8 {
-		c.keys = nil
+	if c.c > 8 {
+		c.setKeys(nil)
 	} else {
-		c.keys = c.keys[:0]
+		c.n = 0
 	}
 }
 
@@ -143,7 +167,7 @@ func (c *counter) reset(events int64) {
 const reuseBelow = 1000
 
 // empty reports whether the counter has seen nothing since its reset.
-func (c *counter) empty() bool { return c.sk == nil && len(c.keys) == 0 }
+func (c *counter) empty() bool { return c.sk == nil && c.n == 0 }
 
 // smallWire is a small counter's JSON form: the keys packed big-endian, 4
 // bytes each (base64 in the JSON, a third the size of a list of numbers,
@@ -155,8 +179,8 @@ type smallWire struct {
 }
 
 func (c *counter) marshalSmall() ([]byte, error) {
-	w := smallWire{Keys: make([]byte, 0, 4*len(c.keys)), Merged: c.merged, Fresh: uint64(c.fresh)}
-	for _, k := range c.keys {
+	w := smallWire{Keys: make([]byte, 0, 4*int(c.n)), Merged: c.merged, Fresh: uint64(c.fresh)}
+	for _, k := range c.keys() {
 		w.Keys = binary.BigEndian.AppendUint32(w.Keys, k)
 	}
 	return json.Marshal(w)
@@ -175,6 +199,7 @@ func (c *counter) unmarshalSmall(b []byte) error {
 	for i := range keys {
 		keys[i] = binary.BigEndian.Uint32(w.Keys[4*i:])
 	}
-	c.keys, c.merged, c.fresh, c.sk = keys, w.Merged, uint32(w.Fresh), nil
+	c.merged, c.fresh, c.sk = w.Merged, uint32(w.Fresh), nil
+	c.setKeys(keys)
 	return nil
 }

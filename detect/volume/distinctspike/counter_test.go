@@ -119,7 +119,7 @@ func TestSmallCounterRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, want := back.Counts[1], s.Counts[1]
-	if fmt.Sprint(got.keys) != fmt.Sprint(want.keys) || got.merged != want.merged || got.fresh != want.fresh || got.sk != nil {
+	if fmt.Sprint(got.keys()) != fmt.Sprint(want.keys()) || got.merged != want.merged || got.fresh != want.fresh || got.sk != nil {
 		t.Fatalf("restored %+v, want %+v (%s)", got, want, b)
 	}
 	if err := back.UnmarshalBinary([]byte(`{"small":{"ip":{"keys":"AAAAAQ==","merged":2}}}`)); err == nil {

@@ -159,7 +159,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 				return nil, fmt.Errorf("sketch %s: %w", dim, err)
 			}
 			w.Sketches[dim] = b
-		case len(c.keys) > 0:
+		case c.n > 0:
 			b, err := c.marshalSmall()
 			if err != nil {
 				return nil, fmt.Errorf("counter %s: %w", dim, err)
