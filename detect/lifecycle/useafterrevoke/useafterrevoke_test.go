@@ -136,3 +136,49 @@ func TestUseAfterRevokeRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// A state without revocations holds no map (a quiet integration's), yet
+// writes the bytes the state always did, and reads back every form one was
+// ever written in; a revoke after a restore still records and fires.
+func TestUseAfterRevokeStateWithoutRevocations(t *testing.T) {
+	d := newDetector(t)
+	quiet := d.NewState()
+	use := act("e0", time.Hour, "c1", schemas.CategoryAccess)
+	d.Observe(&use, quiet)
+	grant := act("e1", time.Hour, "c1", schemas.CategoryAuthorize)
+	d.Observe(&grant, quiet)
+	if quiet.(*State).Revoked != nil {
+		t.Fatalf("a state without revocations made its map: %v", quiet.(*State).Revoked)
+	}
+	for _, tc := range []struct{ name, in string }{
+		{"new", ""},
+		{"empty map", `{"revoked":{}}`},
+		{"null", `{"revoked":null}`},
+		{"no field", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := quiet
+			if tc.in != "" {
+				st = d.NewState()
+				if err := st.UnmarshalBinary([]byte(tc.in)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := st.MarshalBinary()
+			if err != nil || string(b) != `{"revoked":{}}` {
+				t.Fatalf("wrote %s (%v), want {\"revoked\":{}}", b, err)
+			}
+			if st.(*State).Revoked != nil {
+				t.Fatalf("read back a map: %v", st.(*State).Revoked)
+			}
+			st = d.NewState()
+			_ = st.UnmarshalBinary(b)
+			rev := act("e2", 2*time.Hour, "c1", schemas.CategoryRevoke)
+			d.Observe(&rev, st)
+			after := act("e3", 3*time.Hour, "c1", schemas.CategoryAccess)
+			if fs := d.Observe(&after, st); len(fs) != 1 || !slices.Equal(fs[0].EventIDs, []string{"e2", "e3"}) {
+				t.Fatalf("a revoke after the restore: %+v", fs)
+			}
+		})
+	}
+}
