@@ -112,6 +112,15 @@ type integration struct {
 	// correlator's when there is one (see corrState): its own field would
 	// take the struct past a size class.
 	states []detect.State
+	// extra is nil until the integration raises an alert or an event
+	// carries its catalog entry: most quiet ones never do, and a field
+	// less keeps the struct a size class smaller.
+	extra *extra
+	last  int64 // event time (Unix ms) of the latest event, for eviction
+	seen  seenIDs
+}
+
+type extra struct {
 	// emitted remembers alert ids already raised for this integration (with
 	// the event time they were raised at), so a finding re-raised with the
 	// same key after a restore or a reprocessed offset is not a second
@@ -121,8 +130,22 @@ type integration struct {
 	// (not checkpointed: the next event restores it). Alerts carry its
 	// owner, purpose and criticality.
 	catalog *schemas.Inventory
-	last    int64 // event time (Unix ms) of the latest event, for eviction
-	seen    seenIDs
+}
+
+// more is in's extra, made if need be.
+func (in *integration) more() *extra {
+	if in.extra == nil {
+		in.extra = &extra{}
+	}
+	return in.extra
+}
+
+// emitted is in's raised alert ids (nil when none).
+func (in *integration) emitted() map[string]int64 {
+	if in.extra == nil {
+		return nil
+	}
+	return in.extra.emitted
 }
 
 // corrState is in's correlator state, nil without one.
@@ -228,7 +251,7 @@ func (e *Engine) Observe(ev *schemas.Event) []schemas.Alert {
 	in.last = t.UnixMilli()
 	e.markDirty(k, in)
 	if ev.Inventory != nil {
-		in.catalog = ev.Inventory
+		in.more().catalog = ev.Inventory
 	}
 	own := len(alerts)
 	for i, d := range e.detectors {
@@ -317,21 +340,22 @@ func (e *Engine) tick(wm time.Time) []schemas.Alert {
 
 func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding) (schemas.Alert, bool) {
 	id := schemas.AlertID(detector, k.Tenant, k.ID, f.Key)
-	if _, dup := in.emitted[id]; dup {
+	if _, dup := in.emitted()[id]; dup {
 		return schemas.Alert{}, false
 	}
+	x := in.more()
 	now := e.watermark.UnixMilli()
-	if len(in.emitted) >= 64 {
-		for old, at := range in.emitted {
+	if len(x.emitted) >= 64 {
+		for old, at := range x.emitted {
 			if now-at > DedupWindow.Milliseconds() {
-				delete(in.emitted, old)
+				delete(x.emitted, old)
 			}
 		}
 	}
-	if in.emitted == nil {
-		in.emitted = map[string]int64{}
+	if x.emitted == nil {
+		x.emitted = map[string]int64{}
 	}
-	in.emitted[id] = now
+	x.emitted[id] = now
 	a := schemas.Alert{
 		ID:            id,
 		Detector:      detector,
@@ -354,7 +378,7 @@ func (e *Engine) alert(detector string, k Key, in *integration, f detect.Finding
 		a.EventIDs = []string{}
 	}
 	a.Query, _ = schemas.EvidenceQuery("events", a.EventIDs, 0)
-	if c := in.catalog; c != nil {
+	if c := x.catalog; c != nil {
 		a.Severity = schemas.AdjustSeverity(f.Severity, c.Criticality)
 		a.Criticality, a.Owner, a.Purpose = c.Criticality, c.Owner, c.Purpose
 	}
@@ -375,7 +399,7 @@ func mustJSON(v any) json.RawMessage {
 }
 
 func (e *Engine) newIntegration() *integration {
-	// emitted stays nil until the integration's first alert: most never raise one.
+	// extra stays nil until the integration's first alert or catalog entry.
 	n := len(e.detectors)
 	if e.corr != nil {
 		n++
@@ -601,7 +625,7 @@ func (e *Engine) Snapshot(k Key) ([]byte, error) {
 			states = append(states, stateBytes{correlateID, b})
 		}
 	}
-	return encodeSnapshot(k.Tenant, k.ID, in.seen.marshal(), in.emitted, states), nil
+	return encodeSnapshot(k.Tenant, k.ID, in.seen.marshal(), in.emitted(), states), nil
 }
 
 // Restore loads an integration's checkpoint (the binary form, or the JSON
@@ -627,7 +651,7 @@ func (e *Engine) Restore(b []byte) (Key, error) {
 		}
 	}
 	if s.emitted != nil {
-		in.emitted = s.emitted
+		in.extra = &extra{emitted: s.emitted}
 	}
 	if err := in.seen.unmarshal(s.seen); err != nil {
 		return k, fmt.Errorf("engine: restore %s/%s: %w", k.Tenant, k.ID, err)
