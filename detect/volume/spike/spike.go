@@ -78,24 +78,54 @@ func New(decode func(any) error) (detect.Detector, error) {
 // ID implements detect.Detector.
 func (d *Detector) ID() string { return ID }
 
-// State is the per-integration memory: the open hour and the seasonal profiles.
+// State is the per-integration memory: the open hour and the seasonal
+// profiles. Its JSON is wireState's.
 type State struct {
-	FirstSeen int64            `json:"first_seen"` // Unix ms
-	Hour      int64            `json:"hour"`       // open hour, Unix hours
+	FirstSeen int64    `json:"first_seen"` // Unix ms
+	Events    int64    `json:"events"`
+	Bytes     int64    `json:"bytes"`
+	Evidence  []string `json:"evidence,omitempty"`
+	First     int64    `json:"first,omitempty"` // Unix ms of the open hour's first event
+	// Hour is the open hour in Unix hours (32 bits reach 245,000 years),
+	// beside Fired: 8 bytes less, a size class less for the state.
+	Hour    int32            `json:"hour"`
+	Fired   bool             `json:"fired,omitempty"`
+	EventsP baseline.Profile `json:"events_profile"`
+	BytesP  baseline.Profile `json:"bytes_profile"`
+}
+
+// wireState is the state's JSON, its fields in the order they were always
+// written (State orders them for size).
+type wireState struct {
+	FirstSeen int64            `json:"first_seen"`
+	Hour      int64            `json:"hour"`
 	Events    int64            `json:"events"`
 	Bytes     int64            `json:"bytes"`
 	Evidence  []string         `json:"evidence,omitempty"`
-	First     int64            `json:"first,omitempty"` // Unix ms of the open hour's first event
+	First     int64            `json:"first,omitempty"`
 	Fired     bool             `json:"fired,omitempty"`
 	EventsP   baseline.Profile `json:"events_profile"`
 	BytesP    baseline.Profile `json:"bytes_profile"`
 }
 
 // MarshalBinary implements detect.State.
-func (s *State) MarshalBinary() ([]byte, error) { return json.Marshal(s) }
+func (s *State) MarshalBinary() ([]byte, error) {
+	return json.Marshal(wireState{s.FirstSeen, int64(s.Hour), s.Events, s.Bytes, s.Evidence, s.First, s.Fired, s.EventsP, s.BytesP})
+}
 
 // UnmarshalBinary implements detect.State.
-func (s *State) UnmarshalBinary(b []byte) error { return json.Unmarshal(b, s) }
+func (s *State) UnmarshalBinary(b []byte) error {
+	var w wireState
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.Hour != int64(int32(w.Hour)) {
+		return fmt.Errorf("hour %d out of range", w.Hour)
+	}
+	*s = State{FirstSeen: w.FirstSeen, Events: w.Events, Bytes: w.Bytes, Evidence: w.Evidence, First: w.First,
+		Hour: int32(w.Hour), Fired: w.Fired, EventsP: w.EventsP, BytesP: w.BytesP}
+	return nil
+}
 
 // NewState implements detect.Detector.
 func (d *Detector) NewState() detect.State { return &State{} }
@@ -111,9 +141,9 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	h := t.Unix() / 3600
 	if s.FirstSeen == 0 {
 		s.FirstSeen = t.UnixMilli()
-		s.Hour = h
+		s.Hour = int32(h)
 	}
-	if h > s.Hour {
+	if h > int64(s.Hour) {
 		s.close(h)
 	}
 	// A late event from an hour already closed counts toward the open hour: the
@@ -134,7 +164,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	if float64(s.Events) <= float64(d.cfg.MinEvents) && float64(s.Bytes) <= float64(d.cfg.MinBytes) {
 		return nil
 	}
-	hourStart := time.Unix(s.Hour*3600, 0).UTC()
+	hourStart := time.Unix(int64(s.Hour)*3600, 0).UTC()
 	em, es, _ := s.EventsP.At(hourStart)
 	bm, bs, _ := s.BytesP.At(hourStart)
 	et := threshold(em, es, d.cfg.Sigmas, d.cfg.Ratio, float64(d.cfg.MinEvents))
@@ -168,9 +198,9 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 // close folds the open hour and the silent hours after it into the profiles
 // and opens hour next.
 func (s *State) close(next int64) {
-	s.EventsP.AddHour(baseline.HourOfDay(s.Hour), float64(s.Events))
-	s.BytesP.AddHour(baseline.HourOfDay(s.Hour), float64(s.Bytes))
-	from := s.Hour + 1
+	s.EventsP.AddHour(baseline.HourOfDay(int64(s.Hour)), float64(s.Events))
+	s.BytesP.AddHour(baseline.HourOfDay(int64(s.Hour)), float64(s.Bytes))
+	from := int64(s.Hour) + 1
 	if next-from > maxGapHours {
 		from = next - maxGapHours
 	}
@@ -178,7 +208,7 @@ func (s *State) close(next int64) {
 		s.EventsP.AddHour(baseline.HourOfDay(h), 0)
 		s.BytesP.AddHour(baseline.HourOfDay(h), 0)
 	}
-	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = next, 0, 0, baseline.NextEvidence(s.Evidence), 0, false
+	s.Hour, s.Events, s.Bytes, s.Evidence, s.First, s.Fired = int32(next), 0, 0, baseline.NextEvidence(s.Evidence), 0, false
 }
 
 func threshold(mean, std, sigmas, ratio, floor float64) float64 {

@@ -3,6 +3,7 @@ package spike
 import (
 	_ "embed"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -97,5 +98,38 @@ func TestSpikeStateRoundTrip(t *testing.T) {
 	}
 	if m, _, n := back.(*State).EventsP.At(detecttest.T0); m != 3 || n != 1 {
 		t.Errorf("restored profile for 00:00 = mean %v n %d, want 3, 1", m, n)
+	}
+}
+
+// The state keeps its open hour in 32 bits and its JSON in wireState's
+// order: a state written by the code before (testdata/state-cd05efa.json,
+// cd05efa, thirty hours of 0–3 events) reads back and writes the same
+// bytes, and the same events fed now write them too.
+func TestStateJSONAsBefore(t *testing.T) {
+	golden, err := os.ReadFile("testdata/state-cd05efa.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDetector(t)
+	fed := d.NewState()
+	for h := 0; h < 30; h++ {
+		for i := 0; i < h%4; i++ {
+			ev := detecttest.Event(fmt.Sprintf("g%d-%d", h, i), time.Duration(h)*time.Hour+time.Duration(i)*time.Minute)
+			ev.Bytes = int64(1000 * (h + i))
+			d.Observe(&ev, fed)
+		}
+	}
+	back := d.NewState()
+	if err := back.UnmarshalBinary(golden); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]detect.State{"fed": fed, "read back": back} {
+		b, err := st.MarshalBinary()
+		if err != nil || string(b) != string(golden) {
+			t.Errorf("%s: wrote (%v)\n%s\nwant\n%s", name, err, b, golden)
+		}
+	}
+	if err := back.UnmarshalBinary([]byte(`{"hour":3000000000}`)); err == nil {
+		t.Error("an hour past 32 bits read without an error")
 	}
 }
