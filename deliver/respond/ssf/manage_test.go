@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -763,9 +764,16 @@ func TestStateFileOnLoad(t *testing.T) {
 // nothing); the bearer scheme is case-insensitive.
 func TestVerificationRequests(t *testing.T) {
 	_, ec := keys(t)
+	// The clock is read by the stream's worker too (a queued SET's key is
+	// checked when it is sent): guarded.
+	var clock sync.Mutex
 	now := at1
 	f := newTransmitter(t, ec, func(c *Config) { c.MinVerificationInterval = 90 * time.Second })
-	f.tr.Now = func() time.Time { return now }
+	f.tr.Now = func() time.Time {
+		clock.Lock()
+		defer clock.Unlock()
+		return now
+	}
 	rc := newReceiver(t)
 	id := createStream(t, f.srv.URL+PathConfiguration, rc.srv.URL, nil)
 	f.tr.mu.Lock()
@@ -798,7 +806,9 @@ func TestVerificationRequests(t *testing.T) {
 		{"90 s later", "Bearer", 500 * time.Millisecond, "", http.StatusNoContent, ""},
 		{"disabled", "Bearer", time.Hour, StatusDisabled, http.StatusBadRequest, ""},
 	} {
+		clock.Lock()
 		now = now.Add(tc.advance)
+		clock.Unlock()
 		if tc.status != "" {
 			setStatus(t, f, id, tc.status)
 		}
