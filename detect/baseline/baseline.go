@@ -273,7 +273,10 @@ type SmallEntry[V any] struct {
 	V V
 }
 
-func (m SmallMap[V]) find(k string) (int, bool) {
+// Find is k's index, or where it would go, and whether it is there (a
+// binary search written out: slices.BinarySearchFunc calls a comparison
+// closure at every probe). Callers that read then write an entry search once.
+func (m SmallMap[V]) Find(k string) (int, bool) {
 	lo, hi := 0, len(m)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
@@ -288,7 +291,7 @@ func (m SmallMap[V]) find(k string) (int, bool) {
 
 // Get returns k's value.
 func (m SmallMap[V]) Get(k string) (V, bool) {
-	if i, ok := m.find(k); ok {
+	if i, ok := m.Find(k); ok {
 		return m[i].V, true
 	}
 	var zero V
@@ -297,7 +300,7 @@ func (m SmallMap[V]) Get(k string) (V, bool) {
 
 // Set sets k's value.
 func (m *SmallMap[V]) Set(k string, v V) {
-	i, ok := m.find(k)
+	i, ok := m.Find(k)
 	if ok {
 		(*m)[i].V = v
 		return
@@ -307,7 +310,7 @@ func (m *SmallMap[V]) Set(k string, v V) {
 
 // Delete removes k.
 func (m *SmallMap[V]) Delete(k string) {
-	if i, ok := m.find(k); ok {
+	if i, ok := m.Find(k); ok {
 		*m = slices.Delete(*m, i, i+1)
 	}
 }

@@ -49,19 +49,34 @@ func parseKey(pemKey secret.Secret) (*signer, error) {
 	if err != nil {
 		return nil, errors.New("the PEM private key does not parse") // x509's text may quote bytes
 	}
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
+	k, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", key)
+	}
+	m, err := signingMethod(k.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return &signer{key: k, method: m}, nil
+}
+
+// signingMethod is the JWS algorithm of a public key, and refuses the keys
+// this transmitter does not sign with: RSA under 2048 bits, EC off P-256,
+// anything else (named by the key as configured, of type of).
+func signingMethod(pub crypto.PublicKey, of any) (jwt.SigningMethod, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("RSA key of %d bits: want at least 2048 (RFC 7518 §3.3)", k.N.BitLen())
 		}
-		return &signer{key: k, method: jwt.SigningMethodRS256}, nil
-	case *ecdsa.PrivateKey:
+		return jwt.SigningMethodRS256, nil
+	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("EC key on %s: want P-256 (ES256)", k.Curve.Params().Name)
 		}
-		return &signer{key: k, method: jwt.SigningMethodES256}, nil
+		return jwt.SigningMethodES256, nil
 	}
-	return nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", key)
+	return nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", of)
 }
 
 // sign returns the compact JWS of claims, explicitly typed secevent+jwt
@@ -103,19 +118,11 @@ func publicKey(pemKey secret.Secret) (crypto.PublicKey, jwt.SigningMethod, error
 	if err != nil {
 		return nil, nil, errors.New("the PEM public key does not parse")
 	}
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, nil, fmt.Errorf("RSA key of %d bits: want at least 2048 (RFC 7518 §3.3)", k.N.BitLen())
-		}
-		return k, jwt.SigningMethodRS256, nil
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return nil, nil, fmt.Errorf("EC key on %s: want P-256 (ES256)", k.Curve.Params().Name)
-		}
-		return k, jwt.SigningMethodES256, nil
+	m, err := signingMethod(pub, pub)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("a %T key: want RSA (RS256) or EC P-256 (ES256)", pub)
+	return pub, m, nil
 }
 
 // JWK is the public half of a signing key (RFC 7517; RFC 7518 §6.2 and

@@ -121,7 +121,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		return nil
 	}
 	// One search for the get and the set: the same as SmallMap's Get then Set.
-	i, ok := find(s.Apps, ev.TargetApp)
+	i, ok := s.Apps.Find(ev.TargetApp)
 	if !ok || ms >= s.Apps[i].V.Time {
 		if u := (Use{Time: ms, EventID: ev.EventID}); ok {
 			s.Apps[i].V = u
@@ -188,19 +188,4 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 		Baseline: map[string]any{"max_apps": prevMax, "min_apps": d.cfg.MinApps, "window": d.cfg.Window.String(), "since": schemas.UnixMilli(s.FirstSeen)},
 		EventIDs: ids, FirstSeen: time.UnixMilli(uses[0].Time).UTC(), LastSeen: time.UnixMilli(uses[n-1].Time).UTC(),
 	}}
-}
-
-// find is SmallMap's own search (the index of k, or where it goes), written
-// out: slices.BinarySearchFunc calls a comparison closure at every probe.
-func find(m baseline.SmallMap[Use], k string) (int, bool) {
-	lo, hi := 0, len(m)
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if m[h].K < k {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
-	return lo, lo < len(m) && m[lo].K == k
 }

@@ -140,7 +140,7 @@ func (d *Detector) Observe(ev *schemas.Event, st detect.State) []detect.Finding 
 	cur := Fix{Time: t.UnixMilli(), Lat: g.Lat, Lon: g.Lon, AccuracyKM: g.AccuracyKM, Country: g.Country, City: g.City, IP: ev.Network.IP, ASN: g.ASN, EventID: ev.EventID}
 	// One search for the get and the set (the credential's fix is most often
 	// there): the same as SmallMap's Get then Set.
-	i, had := find(s.Last, cred)
+	i, had := s.Last.Find(cred)
 	if !had {
 		s.Last = slices.Insert(s.Last, i, baseline.SmallEntry[Fix]{K: cred, V: cur})
 		return nil
@@ -242,19 +242,4 @@ func haversineKM(lat1, lon1, lat2, lon2 float64) float64 {
 	dLat, dLon := (lat2-lat1)*rad, (lon2-lon1)*rad
 	a := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
 	return 2 * earthRadiusKM * math.Asin(math.Min(1, math.Sqrt(a)))
-}
-
-// find is SmallMap's own search (the index of k, or where it goes), written
-// out: slices.BinarySearchFunc calls a comparison closure at every probe.
-func find(m baseline.SmallMap[Fix], k string) (int, bool) {
-	lo, hi := 0, len(m)
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if m[h].K < k {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
-	return lo, lo < len(m) && m[lo].K == k
 }

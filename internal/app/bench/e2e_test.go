@@ -222,24 +222,22 @@ func runE2E(b *testing.B, ctx context.Context, w *Workload, srv *chtest.Server, 
 		b.Fatalf("events table holds %d rows (%v), want %d", rows, err, n)
 	}
 	res.events, res.alerts = n, len(seen)
-	for id, at := range seen {
-		i, ok := w.Trigger[id]
-		if !ok {
-			b.Errorf("alert %s was not raised offline", id)
-			continue
+	// Each row's latency from the arrival of the record that raised it.
+	latencies := func(what, verb string, seen map[string]time.Time, trigger map[string]int) []time.Duration {
+		var out []time.Duration
+		for id, at := range seen {
+			i, ok := trigger[id]
+			if !ok {
+				b.Errorf("%s %s was not %s offline", what, id, verb)
+				continue
+			}
+			out = append(out, at.Sub(arrival[i]))
 		}
-		res.latencies = append(res.latencies, at.Sub(arrival[i]))
+		slices.Sort(out)
+		return out
 	}
-	slices.Sort(res.latencies)
-	for id, at := range seenInc {
-		i, ok := w.IncidentTrigger[id]
-		if !ok {
-			b.Errorf("incident %s was not opened offline", id)
-			continue
-		}
-		res.incidents = append(res.incidents, at.Sub(arrival[i]))
-	}
-	slices.Sort(res.incidents)
+	res.latencies = latencies("alert", "raised", seen, w.Trigger)
+	res.incidents = latencies("incident", "opened", seenInc, w.IncidentTrigger)
 	return res
 }
 
