@@ -111,6 +111,33 @@ type peerRun struct {
 	// streaming INSERT): elapsed - first excludes start-up and group joins.
 	first   time.Duration
 	skipped string
+	// CPU used while it ran: by clickhouse-server, by this process (the
+	// in-process broker serves every contender, so it is in each), by
+	// child processes (kcat, clickhouse-client, Telegraf).
+	server, self, children time.Duration
+}
+
+// cpuMark is the CPU used so far by the server, this process and its
+// waited-for children.
+type cpuMark struct{ server, self, children time.Duration }
+
+func markCPU(srv *chtest.Server) cpuMark {
+	var m cpuMark
+	m.server, _ = srv.CPUTime()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
+		m.children = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return m
+}
+
+// since records the CPU used since m on r.
+func (r *peerRun) since(srv *chtest.Server, m cpuMark) {
+	n := markCPU(srv)
+	r.server, r.self, r.children = n.server-m.server, n.self-m.self, n.children-m.children
 }
 
 // BenchmarkPeers feeds the same 500,000 small JSON events (normalized
@@ -185,7 +212,7 @@ func BenchmarkPeers(b *testing.B) {
 	} else if skip(kc.key) {
 		kc.skipped = "not in TOKENWATCH_PEERS_ONLY"
 	} else {
-		t0 := time.Now()
+		m0, t0 := markCPU(srv), time.Now()
 		cmd := exec.CommandContext(ctx, "bash", "-c", fmt.Sprintf(
 			"set -o pipefail; kcat -C -b %s -t %s -o beginning -e -q | clickhouse-client --host 127.0.0.1 --port %s --input_format_skip_unknown_fields=1 --query 'INSERT INTO peers.kcat FORMAT JSONEachRow'",
 			broker, schemas.TopicEvents, chPort))
@@ -193,6 +220,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("kcat | clickhouse-client: %v: %s", err, out)
 		}
 		kc.elapsed = time.Since(t0)
+		kc.since(srv, m0)
 		if got := count("peers.kcat"); got != uint64(n) {
 			b.Fatalf("kcat floor wrote %d rows, want %d", got, n)
 		}
@@ -218,7 +246,7 @@ func BenchmarkPeers(b *testing.B) {
 		}
 		os.WriteFile(conf, []byte(telegrafConfig(s.cfg.Kafka.Brokers, srv.TCPAddr, "telegraf", batch, undelivered, flush, version)), 0o644)
 		logf, _ := os.Create(filepath.Join(dir, "telegraf.log"))
-		t0 := time.Now()
+		m0, t0 := markCPU(srv), time.Now()
 		cmd := exec.Command(bin, "--config", conf)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -241,6 +269,7 @@ func BenchmarkPeers(b *testing.B) {
 		tg.elapsed = time.Since(t0)
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
+		tg.since(srv, m0)
 		logf.Close()
 	}
 	runs = append(runs, tg)
@@ -252,7 +281,7 @@ func BenchmarkPeers(b *testing.B) {
 		tw.skipped = "not in TOKENWATCH_PEERS_ONLY"
 	} else {
 		s.cfg.Kafka.GroupPrefix = "bench-deliver"
-		t0 := time.Now()
+		m0, t0 := markCPU(srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
 			if tw.first == 0 && p.Stats.EventsWritten.Load() > 0 {
@@ -263,6 +292,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("tokenwatch deliver: %d of %d events written", p.Stats.EventsWritten.Load(), n)
 		}
 		tw.elapsed = time.Since(t0)
+		tw.since(srv, m0)
 		stop()
 	}
 	runs = append(runs, tw)
@@ -278,7 +308,7 @@ func BenchmarkPeers(b *testing.B) {
 		if _, err := clickhouse.Migrate(ctx, s.cfg.ClickHouse); err != nil {
 			b.Fatal(err)
 		}
-		t0 := time.Now()
+		m0, t0 := markCPU(srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDetect, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
 			if full.first == 0 && p.Stats.EventsWritten.Load() > 0 {
@@ -290,6 +320,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("tokenwatch detect+deliver: %d written, %d detected of %d", p.Stats.EventsWritten.Load(), p.Stats.EventsDetected.Load(), n)
 		}
 		full.elapsed = time.Since(t0)
+		full.since(srv, m0)
 		stop()
 	}
 	runs = append(runs, full)
@@ -315,6 +346,8 @@ func BenchmarkPeers(b *testing.B) {
 			steady = fmt.Sprintf("; first row after %.1fs, %.0f events/s from it", r.first.Seconds(), float64(n)/(r.elapsed-r.first).Seconds())
 		}
 		b.Logf("%-60s %6.1fs %9.0f events/s  ×%s of floor  (%s%s)", r.name, r.elapsed.Seconds(), rate, ratio, r.what, steady)
+		b.Logf("%-60s CPU: clickhouse-server %.2fs, this process (broker included) %.2fs, child processes %.2fs; %.1f µs of CPU an event", "",
+			r.server.Seconds(), r.self.Seconds(), r.children.Seconds(), float64((r.server+r.self+r.children).Microseconds())/float64(n))
 		b.ReportMetric(rate, r.key+"-events/s")
 	}
 }
