@@ -33,26 +33,33 @@ import (
 // (non_replicated_deduplication_window came in 20.x) and no insert_deduplication_token.
 
 // freshEvents returns evs without events already stored and without repeats
-// inside the batch (first occurrence kept), and how many it left out.
+// inside the batch (first occurrence kept), and how many it left out. evs
+// itself is returned when nothing is left out (the common case: no copy).
 func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schemas.Event, int, error) {
 	type key struct{ tenant, integ, id string }
-	inBatch := make(map[key]bool, len(evs))
-	tbl, err := ext.NewTable("batch", ext.Column("tenant", "String"), ext.Column("integration_id", "String"), ext.Column("event_id", "String"))
-	if err != nil {
-		return nil, 0, err
-	}
+	first := make(map[key]struct{}, len(evs))
+	var repeats []int // indexes of in-batch repeats, ascending
+	tenants, integs, ids := make([]string, 0, len(evs)), make([]string, 0, len(evs)), make([]string, 0, len(evs))
 	lo, hi := evs[0].Time.Unix(), evs[0].Time.Unix()
 	for i := range evs {
 		e := &evs[i]
 		k := key{e.Tenant, e.Integration.ID, e.EventID}
-		if inBatch[k] {
+		if _, dup := first[k]; dup {
+			repeats = append(repeats, i)
 			continue
 		}
-		inBatch[k] = true
-		if err := tbl.Append(k.tenant, k.integ, k.id); err != nil {
+		first[k] = struct{}{}
+		tenants, integs, ids = append(tenants, k.tenant), append(integs, k.integ), append(ids, k.id)
+		lo, hi = min(lo, e.Time.Unix()), max(hi, e.Time.Unix())
+	}
+	tbl, err := ext.NewTable("batch", ext.Column("tenant", "String"), ext.Column("integration_id", "String"), ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, 0, err
+	}
+	for i, col := range [...][]string{tenants, integs, ids} { // whole columns: no per-row boxing
+		if _, err := tbl.Block().Columns[i].Append(col); err != nil {
 			return nil, 0, err
 		}
-		lo, hi = min(lo, e.Time.Unix()), max(hi, e.Time.Unix())
 	}
 	const q = `SELECT tenant, integration_id, event_id FROM events
 		WHERE time >= toDateTime(?) AND time <= toDateTime(?)
@@ -76,14 +83,19 @@ func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schema
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("clickhouse: look up stored event ids: %w", err)
 	}
-	out := evs[:0:0]
+	if len(repeats) == 0 && len(stored) == 0 {
+		return evs, 0, nil
+	}
+	out := make([]schemas.Event, 0, len(evs)-len(repeats))
 	for i := range evs {
-		e := &evs[i]
-		k := key{e.Tenant, e.Integration.ID, e.EventID}
-		if stored[k] {
+		if len(repeats) > 0 && repeats[0] == i {
+			repeats = repeats[1:]
 			continue
 		}
-		stored[k] = true // a later repeat in the batch is left out too
+		e := &evs[i]
+		if stored[key{e.Tenant, e.Integration.ID, e.EventID}] {
+			continue // every later occurrence is in repeats
+		}
 		out = append(out, *e)
 	}
 	return out, len(evs) - len(out), nil
