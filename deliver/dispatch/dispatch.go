@@ -324,7 +324,8 @@ func (d *Role) RunSink(ctx context.Context, s deliver.Sink) error {
 }
 
 // RunEventWriter consumes tokenwatch.events in its own group and writes them,
-// enriched, to the ClickHouse events table in batches.
+// enriched, to the ClickHouse events table in batches. Decoding a batch
+// overlaps the INSERT of the one before (broker.ConsumePipelined).
 func (d *Role) RunEventWriter(ctx context.Context) error {
 	if d.ch == nil {
 		return fmt.Errorf("events writer: no ClickHouse configured")
@@ -336,41 +337,47 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 	defer dead.Close()
 	log := d.log.With("component", "deliver", "sink", "clickhouse-events")
 	lag := &committedLag{kafka: d.kafka, group: group, gauge: d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents), every: 5 * time.Second}
-	retrying := false // the previous attempt at this batch failed
-	return broker.Consume(ctx, r, d.cfg.BatchSize, d.cfg.FlushInterval, log, func(ctx context.Context, batch []kafka.Message) error {
-		if retrying {
-			d.m.eventsRetries.Inc()
-		}
-		retrying = true // until this attempt succeeds
-		evs := make([]schemas.Event, 0, len(batch))
-		var deadMsgs []kafka.Message
+	type decoded struct {
+		evs  []schemas.Event
+		dead []kafka.Message
+	}
+	prepare := func(batch []kafka.Message) decoded {
+		p := decoded{evs: make([]schemas.Event, 0, len(batch))}
 		for _, m := range batch {
 			var ev schemas.Event
 			if err := json.Unmarshal(m.Value, &ev); err != nil {
-				deadMsgs = append(deadMsgs, broker.DeadLetterMessage("decode", "clickhouse-events", broker.Where(m), err.Error(), m.Value))
+				p.dead = append(p.dead, broker.DeadLetterMessage("decode", "clickhouse-events", broker.Where(m), err.Error(), m.Value))
 				continue
 			}
 			if d.enr != nil {
 				d.enr.Enrich(&ev)
 			}
-			evs = append(evs, ev)
+			p.evs = append(p.evs, ev)
 		}
-		// ClickHouse down: this errors, Consume retries the same batch, and the
-		// bounded fetch channel stops reading: backpressure, not loss.
+		return p
+	}
+	retrying := false // the previous attempt at this batch failed
+	return broker.ConsumePipelined(ctx, r, d.cfg.BatchSize, d.cfg.FlushInterval, log, prepare, func(ctx context.Context, p decoded) error {
+		if retrying {
+			d.m.eventsRetries.Inc()
+		}
+		retrying = true // until this attempt succeeds
+		// ClickHouse down: this errors and is retried, the bounded channels
+		// stop the reading: backpressure, not loss.
 		lag.measure(ctx) // before the write too, so an outage shows as lag
-		skipped, err := d.ch.WriteNewEvents(ctx, evs)
+		skipped, err := d.ch.WriteNewEvents(ctx, p.evs)
 		if err != nil {
 			d.m.eventsFailures.Inc()
 			return err
 		}
 		d.m.eventsDuplicates.Add(float64(skipped))
-		if len(deadMsgs) > 0 {
-			if err := dead.WriteMessages(ctx, deadMsgs...); err != nil {
+		if len(p.dead) > 0 {
+			if err := dead.WriteMessages(ctx, p.dead...); err != nil {
 				return err
 			}
 		}
-		d.Stats.EventsWritten.Add(int64(len(evs))) // handled: written, or already stored
-		d.m.eventsWritten.Add(float64(len(evs) - skipped))
+		d.Stats.EventsWritten.Add(int64(len(p.evs))) // handled: written, or already stored
+		d.m.eventsWritten.Add(float64(len(p.evs) - skipped))
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
 		retrying = false
 		return nil

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -160,6 +161,53 @@ func Consume(ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Du
 		}
 		return r.CommitMessages(ctx, batch...)
 	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", r.Config().Topic, err)
+	}
+	return nil
+}
+
+// ConsumePipelined is Consume in two stages, so that preparing a batch
+// (decoding it) overlaps writing the one before (the sink's round trips):
+// prepare runs in the batch loop, write and the offset commit in a goroutine
+// of their own, one batch behind. prepare must have no effect beyond what it
+// returns. Each prepared batch is written (retried until it is) and then
+// committed, in batch order, so a crash loses nothing and re-reads at most
+// the two batches in flight; a failed commit is retried without repeating
+// the write.
+func ConsumePipelined[T any](ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Duration, log *slog.Logger,
+	prepare func(batch []kafka.Message) T, write func(ctx context.Context, prepared T) error) error {
+	type item struct {
+		msgs []kafka.Message
+		v    T
+	}
+	ready := make(chan item, 1) // one batch prepared ahead of the one being written
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for it := range ready {
+			// retry returns an error only once ctx has ended: what is not
+			// committed is read again by the next consumer.
+			if retry(ctx, log, func(actx context.Context) error { return write(actx, it.v) }) != nil {
+				return
+			}
+			if retry(ctx, log, func(actx context.Context) error { return r.CommitMessages(actx, it.msgs...) }) != nil {
+				return
+			}
+		}
+	}()
+	err := Batches(ctx, r.FetchMessage, maxBatch, maxWait, log, func(ctx context.Context, batch []kafka.Message) error {
+		msgs := slices.Clone(batch) // Batches reuses batch for the next one
+		it := item{msgs: msgs, v: prepare(msgs)}
+		select {
+		case ready <- it:
+			return nil
+		case <-written:
+			return errors.New("writer stopped") // only after ctx ended
+		}
+	})
+	close(ready)
+	<-written
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", r.Config().Topic, err)
 	}
