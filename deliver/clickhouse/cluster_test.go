@@ -68,6 +68,10 @@ func TestClusterLayoutServesTheWriters(t *testing.T) {
 	if err := c.WriteEvents(wctx, evs); err != nil {
 		t.Fatal(err)
 	}
+	// The stored-id lookup reads key_hash through the Distributed table.
+	if skipped, err := c.WriteNewEvents(wctx, evs); err != nil || skipped != 1 {
+		t.Fatalf("the same event again through the Distributed table: %d left out (%v), want 1", skipped, err)
+	}
 	if err := c.WriteAlerts(wctx, []schemas.Alert{{ID: "a1", Detector: "geo.new_country", Severity: "high", IntegrationID: "app", Tenant: "t", FirstSeen: ts, LastSeen: ts}}); err != nil {
 		t.Fatal(err)
 	}

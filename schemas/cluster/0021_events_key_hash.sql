@@ -1,0 +1,7 @@
+-- key_hash on the cluster layout (see migrations/0021_events_key_hash.sql):
+-- each shard's local table computes and stores it at insert. The Distributed
+-- table names it as an ALIAS of the same expression, so the writer's lookup
+-- reads through it: a MATERIALIZED column there is sent with every INSERT,
+-- and the shards refuse a value for a MATERIALIZED column.
+ALTER TABLE events_local ON CLUSTER '{cluster}' ADD COLUMN key_hash UInt64 MATERIALIZED cityHash64(tenant, integration_id, event_id);
+ALTER TABLE events ON CLUSTER '{cluster}' ADD COLUMN key_hash UInt64 ALIAS cityHash64(tenant, integration_id, event_id);
