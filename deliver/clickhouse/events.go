@@ -201,12 +201,15 @@ func (c *eventColumns) appendTo(b driver.Batch) error {
 	return nil
 }
 
+// insertChunk is how many rows the writer appends before it hands them to the
+// driver (batch.Flush): the column buffers, the driver's and ours, stay a
+// few megabytes and are reused, where a whole 50,000-event batch grew
+// fresh ones of tens of megabytes each time. The server squashes the blocks
+// of one INSERT (min_insert_block_size_rows) and writes them as it would
+// one block.
+const insertChunk = 8192
+
 func (c *Client) insertEvents(ctx context.Context, events []schemas.Event) error {
-	cols := eventColumnsPool.Get().(*eventColumns)
-	defer func() { cols.reset(); eventColumnsPool.Put(cols) }()
-	for i := range events {
-		cols.add(&events[i])
-	}
 	b, err := c.conn.PrepareBatch(ctx, insertEvents)
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare events batch: %w", err)
@@ -215,8 +218,21 @@ func (c *Client) insertEvents(ctx context.Context, events []schemas.Event) error
 	if len(b.Columns()) != len(strCols)+16 {
 		return fmt.Errorf("clickhouse: events insert has %d columns, the writer fills %d", len(b.Columns()), len(strCols)+16)
 	}
-	if err := cols.appendTo(b); err != nil {
-		return fmt.Errorf("clickhouse: append %d events: %w", len(events), err)
+	cols := eventColumnsPool.Get().(*eventColumns)
+	defer func() { cols.reset(); eventColumnsPool.Put(cols) }()
+	for start := 0; start < len(events); start += insertChunk {
+		cols.reset()
+		for i := start; i < min(start+insertChunk, len(events)); i++ {
+			cols.add(&events[i])
+		}
+		if err := cols.appendTo(b); err != nil {
+			return fmt.Errorf("clickhouse: append %d events: %w", len(events), err)
+		}
+		if start+insertChunk < len(events) {
+			if err := b.Flush(); err != nil {
+				return fmt.Errorf("clickhouse: insert %d events: %w", len(events), err)
+			}
+		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("clickhouse: insert %d events: %w", len(events), err)

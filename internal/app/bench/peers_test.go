@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,6 +116,25 @@ type peerRun struct {
 	// in-process broker serves every contender, so it is in each), by
 	// child processes (kcat, clickhouse-client, Telegraf).
 	server, self, children time.Duration
+}
+
+// profile writes a CPU profile of one contender's run to
+// $TOKENWATCH_PEERS_CPUPROFILE-<key>.cpu when that is set (go test's
+// -cpuprofile would mix in the workload's generation); the returned func
+// stops it.
+func profile(b *testing.B, key string) func() {
+	prefix := os.Getenv("TOKENWATCH_PEERS_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + key + ".cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // cpuMark is the CPU used so far by the server, this process and its
@@ -281,6 +301,7 @@ func BenchmarkPeers(b *testing.B) {
 		tw.skipped = "not in TOKENWATCH_PEERS_ONLY"
 	} else {
 		s.cfg.Kafka.GroupPrefix = "bench-deliver"
+		unprofile := profile(b, tw.key)
 		m0, t0 := markCPU(srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
@@ -293,6 +314,7 @@ func BenchmarkPeers(b *testing.B) {
 		}
 		tw.elapsed = time.Since(t0)
 		tw.since(srv, m0)
+		unprofile()
 		stop()
 	}
 	runs = append(runs, tw)
@@ -308,6 +330,7 @@ func BenchmarkPeers(b *testing.B) {
 		if _, err := clickhouse.Migrate(ctx, s.cfg.ClickHouse); err != nil {
 			b.Fatal(err)
 		}
+		unprofile := profile(b, full.key)
 		m0, t0 := markCPU(srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDetect, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
@@ -321,6 +344,7 @@ func BenchmarkPeers(b *testing.B) {
 		}
 		full.elapsed = time.Since(t0)
 		full.since(srv, m0)
+		unprofile()
 		stop()
 	}
 	runs = append(runs, full)
