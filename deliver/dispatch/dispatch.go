@@ -341,20 +341,39 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		evs  []schemas.Event
 		dead []kafka.Message
 	}
+	// Batches' event slices (some 600 bytes an event) are reused once
+	// written: the one being prepared and the two in flight.
+	free := make(chan []schemas.Event, 3)
 	prepare := func(batch []kafka.Message) decoded {
-		p := decoded{evs: make([]schemas.Event, 0, len(batch))}
+		var evs []schemas.Event
+		select {
+		case evs = <-free:
+		default:
+		}
+		if cap(evs) < len(batch) {
+			evs = make([]schemas.Event, 0, len(batch))
+		}
+		p := decoded{evs: evs[:0]}
 		for _, m := range batch {
-			var ev schemas.Event
-			if err := json.Unmarshal(m.Value, &ev); err != nil {
+			p.evs = append(p.evs, schemas.Event{}) // decoded in place: no copy of the struct
+			ev := &p.evs[len(p.evs)-1]
+			if err := json.Unmarshal(m.Value, ev); err != nil {
+				p.evs = p.evs[:len(p.evs)-1]
 				p.dead = append(p.dead, broker.DeadLetterMessage("decode", "clickhouse-events", broker.Where(m), err.Error(), m.Value))
 				continue
 			}
 			if d.enr != nil {
-				d.enr.Enrich(&ev)
+				d.enr.Enrich(ev)
 			}
-			p.evs = append(p.evs, ev)
 		}
 		return p
+	}
+	recycle := func(evs []schemas.Event) {
+		clear(evs[:min(len(evs)+1, cap(evs))]) // and a failed decode's leftovers past the end
+		select {
+		case free <- evs[:0]:
+		default:
+		}
 	}
 	retrying := false // the previous attempt at this batch failed
 	return broker.ConsumePipelined(ctx, r, d.cfg.BatchSize, d.cfg.FlushInterval, log, prepare, func(ctx context.Context, p decoded) error {
@@ -380,6 +399,7 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		d.m.eventsWritten.Add(float64(len(p.evs) - skipped))
 		d.km.ConsumerLag.WithLabelValues(group, schemas.TopicEvents).Set(float64(r.Stats().Lag))
 		retrying = false
+		recycle(p.evs) // written: nothing holds it now (a retry would have reused it)
 		return nil
 	})
 }
