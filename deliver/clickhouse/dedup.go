@@ -19,8 +19,8 @@ import (
 //
 // Before each INSERT the writer asks which of the batch's ids are already
 // stored and leaves them out (an external table carries the ids; the lookup
-// is bounded to the batch's time range and compares the stored key_hash,
-// one UInt64 a row, before the strings). Kafka Connect's ClickHouse sink stores the consumed
+// is bounded to the batch's tenants, integrations and time range, and
+// compares the stored key_hash, one UInt64 a row, before the strings). Kafka Connect's ClickHouse sink stores the consumed
 // offsets beside the data for the same end; an id lookup also catches the
 // repeats that reached Kafka at new offsets, which an offset cannot.
 //
@@ -61,10 +61,14 @@ func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schema
 			return nil, 0, err
 		}
 	}
-	// key_hash (migration 0021) narrows to candidates; the strings returned
-	// are compared exactly below, so a hash collision cannot drop an event.
+	// The batch's tenants and integrations, a prefix of the sorting key, and
+	// its time range bound what is read; key_hash (migration 0021) then
+	// narrows to candidates, whose strings are compared exactly below, so a
+	// hash collision cannot drop an event.
 	const q = `SELECT tenant, integration_id, event_id FROM events
 		WHERE time >= toDateTime(?) AND time <= toDateTime(?)
+		  AND tenant IN (SELECT tenant FROM batch)
+		  AND integration_id IN (SELECT integration_id FROM batch)
 		  AND key_hash IN (SELECT cityHash64(tenant, integration_id, event_id) FROM batch)`
 	stored := map[key]bool{}
 	qctx := ch.Context(ctx, ch.WithExternalTable(tbl))

@@ -2,6 +2,7 @@ package clickhouse_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -91,5 +92,55 @@ func TestEveryEventColumnLandsInItsPlace(t *testing.T) {
 		Req: ev.RequestedScopes, Roles: ev.DirectoryRoles, Chain: ev.Network.IPChain}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("non-string columns:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A batch larger than the driver chunk goes in several blocks of one INSERT:
+// every event lands once (a repeat across a chunk boundary left out), the
+// server writes one part per partition, and the pooled buffers serve a
+// smaller batch next without leftovers.
+func TestBatchOverSeveralChunksLandsOnce(t *testing.T) {
+	ctx, _, c := migrated(t)
+	base := time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC) // crosses into November
+	ev := func(i int) schemas.Event {
+		return schemas.Event{EventID: fmt.Sprintf("e%05d", i), Source: "okta", Tenant: "T1",
+			Time: schemas.NewTime(base.Add(time.Duration(i) * time.Minute)), Integration: schemas.Integration{ID: "app1"}, Bytes: int64(i)}
+	}
+	// No merges: each part counted below is one an INSERT wrote.
+	if err := c.Conn().Exec(ctx, "SYSTEM STOP MERGES events"); err != nil {
+		t.Fatal(err)
+	}
+	var big []schemas.Event
+	for i := 0; i < 2*8192+1; i++ {
+		big = append(big, ev(i))
+		if i == 8192 { // the first event of the second chunk repeats the last of the first
+			big = append(big, ev(8191))
+		}
+	}
+	skipped, err := c.WriteNewEvents(ctx, big)
+	if err != nil || skipped != 1 {
+		t.Fatalf("%d events over three chunks: %d left out (%v), want 1", len(big), skipped, err)
+	}
+	small := []schemas.Event{ev(20000), ev(20001)} // November too
+	if err := c.WriteEvents(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	var n, distinct, sum uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT count(), uniqExact(event_id), sum(bytes) FROM events").Scan(&n, &distinct, &sum); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(2*8192+1) + 2
+	wantSum := uint64((2*8192)*(2*8192+1)/2) + 20000 + 20001
+	if n != want || distinct != want || sum != wantSum {
+		t.Fatalf("count %d, distinct ids %d, bytes %d: want %d, %d, %d", n, distinct, sum, want, want, wantSum)
+	}
+	var parts, partitions uint64
+	if err := c.Conn().QueryRow(ctx, "SELECT count(), uniqExact(partition) FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active").Scan(&parts, &partitions); err != nil {
+		t.Fatal(err)
+	}
+	// Two INSERTs: the big one spans two months (two parts, one per
+	// partition, where one per chunk would be four), the small one one.
+	if parts != 3 || partitions != 2 {
+		t.Fatalf("%d parts over %d partitions, want 3 over 2: the big INSERT was written in pieces", parts, partitions)
 	}
 }

@@ -2,8 +2,8 @@
 -- event_id), computed by the server at insert. The events writer asks,
 -- before each INSERT, which of its batch are already stored
 -- (deliver/clickhouse/dedup.go); comparing one UInt64 column instead of
--- three strings made that lookup about 7× cheaper for the server
--- (BENCHMARKS.md section 4). A match is only a candidate: the writer compares
+-- three strings cut the server's CPU for that lookup 4–10× (BENCHMARKS.md
+-- section 4). A match is only a candidate: the writer compares
 -- the three strings of the rows it gets back, so a collision can never drop
 -- an event. MATERIALIZED: never in SELECT *, never sent by a writer; rows of
 -- parts written before this migration compute it when read.

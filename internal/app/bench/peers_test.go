@@ -141,9 +141,12 @@ func profile(b *testing.B, key string) func() {
 // waited-for children.
 type cpuMark struct{ server, self, children time.Duration }
 
-func markCPU(srv *chtest.Server) cpuMark {
+func markCPU(b *testing.B, srv *chtest.Server) cpuMark {
 	var m cpuMark
-	m.server, _ = srv.CPUTime()
+	var err error
+	if m.server, err = srv.CPUTime(); err != nil {
+		b.Fatal(err)
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -155,8 +158,8 @@ func markCPU(srv *chtest.Server) cpuMark {
 }
 
 // since records the CPU used since m on r.
-func (r *peerRun) since(srv *chtest.Server, m cpuMark) {
-	n := markCPU(srv)
+func (r *peerRun) since(b *testing.B, srv *chtest.Server, m cpuMark) {
+	n := markCPU(b, srv)
 	r.server, r.self, r.children = n.server-m.server, n.self-m.self, n.children-m.children
 }
 
@@ -232,7 +235,7 @@ func BenchmarkPeers(b *testing.B) {
 	} else if skip(kc.key) {
 		kc.skipped = "not in TOKENWATCH_PEERS_ONLY"
 	} else {
-		m0, t0 := markCPU(srv), time.Now()
+		m0, t0 := markCPU(b, srv), time.Now()
 		cmd := exec.CommandContext(ctx, "bash", "-c", fmt.Sprintf(
 			"set -o pipefail; kcat -C -b %s -t %s -o beginning -e -q | clickhouse-client --host 127.0.0.1 --port %s --input_format_skip_unknown_fields=1 --query 'INSERT INTO peers.kcat FORMAT JSONEachRow'",
 			broker, schemas.TopicEvents, chPort))
@@ -240,7 +243,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("kcat | clickhouse-client: %v: %s", err, out)
 		}
 		kc.elapsed = time.Since(t0)
-		kc.since(srv, m0)
+		kc.since(b, srv, m0)
 		if got := count("peers.kcat"); got != uint64(n) {
 			b.Fatalf("kcat floor wrote %d rows, want %d", got, n)
 		}
@@ -266,7 +269,7 @@ func BenchmarkPeers(b *testing.B) {
 		}
 		os.WriteFile(conf, []byte(telegrafConfig(s.cfg.Kafka.Brokers, srv.TCPAddr, "telegraf", batch, undelivered, flush, version)), 0o644)
 		logf, _ := os.Create(filepath.Join(dir, "telegraf.log"))
-		m0, t0 := markCPU(srv), time.Now()
+		m0, t0 := markCPU(b, srv), time.Now()
 		cmd := exec.Command(bin, "--config", conf)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -289,7 +292,7 @@ func BenchmarkPeers(b *testing.B) {
 		tg.elapsed = time.Since(t0)
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-		tg.since(srv, m0)
+		tg.since(b, srv, m0)
 		logf.Close()
 	}
 	runs = append(runs, tg)
@@ -302,7 +305,7 @@ func BenchmarkPeers(b *testing.B) {
 	} else {
 		s.cfg.Kafka.GroupPrefix = "bench-deliver"
 		unprofile := profile(b, tw.key)
-		m0, t0 := markCPU(srv), time.Now()
+		m0, t0 := markCPU(b, srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
 			if tw.first == 0 && p.Stats.EventsWritten.Load() > 0 {
@@ -313,7 +316,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("tokenwatch deliver: %d of %d events written", p.Stats.EventsWritten.Load(), n)
 		}
 		tw.elapsed = time.Since(t0)
-		tw.since(srv, m0)
+		tw.since(b, srv, m0)
 		unprofile()
 		stop()
 	}
@@ -331,7 +334,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatal(err)
 		}
 		unprofile := profile(b, full.key)
-		m0, t0 := markCPU(srv), time.Now()
+		m0, t0 := markCPU(b, srv), time.Now()
 		p, stop := s.start(b, ctx, wiring.RoleDetect, wiring.RoleDeliver)
 		if !wiring.WaitFor(ctx, 20*time.Minute, func() bool {
 			if full.first == 0 && p.Stats.EventsWritten.Load() > 0 {
@@ -343,7 +346,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Fatalf("tokenwatch detect+deliver: %d written, %d detected of %d", p.Stats.EventsWritten.Load(), p.Stats.EventsDetected.Load(), n)
 		}
 		full.elapsed = time.Since(t0)
-		full.since(srv, m0)
+		full.since(b, srv, m0)
 		unprofile()
 		stop()
 	}

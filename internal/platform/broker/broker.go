@@ -170,11 +170,13 @@ func Consume(ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Du
 // ConsumePipelined is Consume in two stages, so that preparing a batch
 // (decoding it) overlaps writing the one before (the sink's round trips):
 // prepare runs in the batch loop, write and the offset commit in a goroutine
-// of their own, one batch behind. prepare must have no effect beyond what it
+// of their own, behind it. prepare must have no effect beyond what it
 // returns. Each prepared batch is written (retried until it is) and then
-// committed, in batch order, so a crash loses nothing and re-reads at most
-// the two batches in flight; a failed commit is retried without repeating
-// the write.
+// committed, in batch order, so a crash loses nothing: it re-reads what was
+// not committed, at most the three batches prepared or being written and
+// the messages fetched behind them. A failed commit is retried without
+// repeating the write (if the reader left its group meanwhile, the rejoined
+// reader fetches from the last commit again: Kafka's at-least-once).
 func ConsumePipelined[T any](ctx context.Context, r *kafka.Reader, maxBatch int, maxWait time.Duration, log *slog.Logger,
 	prepare func(batch []kafka.Message) T, write func(ctx context.Context, prepared T) error) error {
 	type item struct {
