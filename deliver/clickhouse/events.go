@@ -42,19 +42,22 @@ func (c *Client) WriteNewEvents(ctx context.Context, events []schemas.Event) (sk
 // eventColumns holds a batch column by column. Appending whole columns to
 // the driver's block costs a fraction of a row-wise Append, which boxes
 // each of a row's 44 values in an interface and converts it through a type
-// switch (BENCHMARKS.md section 4). Pooled: a 50,000-event batch is tens of
-// megabytes of slices.
+// switch (BENCHMARKS.md section 4). Filled insertChunk rows at a time and
+// pooled, so its slices are reused from batch to batch.
 type eventColumns struct {
-	str     [len(strCols)][]string // the String columns, in strCols order
-	time    []time.Time
-	u64     [4][]uint64 // time_ms, token_issued_at_ms, bytes, records
-	u8      [2][]uint8  // impersonation, proxy
-	status  []uint16
-	u32     [2][]uint32 // network_asn, asn
-	f64     [2][]float64
-	arrays  [4][][]string // scopes, requested_scopes, directory_roles, ip_chain
-	numRows int
+	str    [len(strCols)][]string // the String columns, in strCols order
+	time   []time.Time
+	u64    [4][]uint64 // time_ms, token_issued_at_ms, bytes, records
+	u8     [2][]uint8  // impersonation, proxy
+	status []uint16
+	u32    [2][]uint32 // network_asn, asn
+	f64    [2][]float64
+	arrays [4][][]string // scopes, requested_scopes, directory_roles, ip_chain
 }
+
+// otherCols is how many of insertEvents' columns are not in strCols: time,
+// the four u64, two u8, status, two u32, two f64 and four arrays.
+const otherCols = 16
 
 var eventColumnsPool = sync.Pool{New: func() any { return new(eventColumns) }}
 
@@ -81,7 +84,6 @@ func (c *eventColumns) reset() {
 	for i := range c.f64 {
 		c.f64[i] = c.f64[i][:0]
 	}
-	c.numRows = 0
 }
 
 // add appends one event's row.
@@ -121,7 +123,6 @@ func (c *eventColumns) add(e *schemas.Event) {
 	c.arrays[1] = append(c.arrays[1], strings0(e.RequestedScopes))
 	c.arrays[2] = append(c.arrays[2], strings0(e.DirectoryRoles))
 	c.arrays[3] = append(c.arrays[3], strings0(e.Network.IPChain))
-	c.numRows++
 }
 
 // strCols are the String columns in the order add fills c.str.
@@ -215,8 +216,8 @@ func (c *Client) insertEvents(ctx context.Context, events []schemas.Event) error
 		return fmt.Errorf("clickhouse: prepare events batch: %w", err)
 	}
 	defer b.Abort()
-	if len(b.Columns()) != len(strCols)+16 {
-		return fmt.Errorf("clickhouse: events insert has %d columns, the writer fills %d", len(b.Columns()), len(strCols)+16)
+	if len(b.Columns()) != len(strCols)+otherCols {
+		return fmt.Errorf("clickhouse: events insert has %d columns, the writer fills %d", len(b.Columns()), len(strCols)+otherCols)
 	}
 	cols := eventColumnsPool.Get().(*eventColumns)
 	defer func() { cols.reset(); eventColumnsPool.Put(cols) }()
