@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
@@ -37,18 +38,33 @@ import (
 // itself is returned when nothing is left out (the common case: no copy).
 func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schemas.Event, int, error) {
 	type key struct{ tenant, integ, id string }
-	first := make(map[key]struct{}, len(evs))
+	// In-batch repeats: a map keyed by a hash of the key hashes and compares
+	// far cheaper than one keyed by three strings; the first event with each
+	// hash is its value, and a second key with the same hash goes to clash.
+	seed := maphash.MakeSeed()
+	first := make(map[uint64]int32, len(evs))
+	var clash map[key]struct{}
 	var repeats []int // indexes of in-batch repeats, ascending
 	tenants, integs, ids := make([]string, 0, len(evs)), make([]string, 0, len(evs)), make([]string, 0, len(evs))
 	lo, hi := evs[0].Time.Unix(), evs[0].Time.Unix()
 	for i := range evs {
 		e := &evs[i]
 		k := key{e.Tenant, e.Integration.ID, e.EventID}
-		if _, dup := first[k]; dup {
+		h := batchKeyHash(seed, k.tenant, k.integ, k.id)
+		if j, taken := first[h]; !taken {
+			first[h] = int32(i)
+		} else if o := &evs[j]; o.Tenant == k.tenant && o.Integration.ID == k.integ && o.EventID == k.id {
 			repeats = append(repeats, i)
 			continue
+		} else if _, dup := clash[k]; dup {
+			repeats = append(repeats, i)
+			continue
+		} else {
+			if clash == nil {
+				clash = map[key]struct{}{}
+			}
+			clash[k] = struct{}{}
 		}
-		first[k] = struct{}{}
 		tenants, integs, ids = append(tenants, k.tenant), append(integs, k.integ), append(ids, k.id)
 		lo, hi = min(lo, e.Time.Unix()), max(hi, e.Time.Unix())
 	}
@@ -104,6 +120,12 @@ func (c *Client) freshEvents(ctx context.Context, evs []schemas.Event) ([]schema
 		out = append(out, *e)
 	}
 	return out, len(evs) - len(out), nil
+}
+
+// batchKeyHash hashes an event's identity for freshEvents' repeat check; a
+// variable so a test can make every key collide.
+var batchKeyHash = func(seed maphash.Seed, tenant, integ, id string) uint64 {
+	return maphash.Comparable(seed, [3]string{tenant, integ, id})
 }
 
 // storedIDs returns which of ids already have a row in table (column col).
