@@ -147,13 +147,7 @@ func markCPU(b *testing.B, srv *chtest.Server) cpuMark {
 	if m.server, err = srv.CPUTime(); err != nil {
 		b.Fatal(err)
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
-		m.children = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	m.self, m.children = cpuTime(), rusageCPU(syscall.RUSAGE_CHILDREN)
 	return m
 }
 
