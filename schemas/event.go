@@ -5,6 +5,20 @@ import (
 	"time"
 )
 
+// The binary encoding of events on the internal topics (wire.go): MessagePack
+// maps keyed by the JSON names and omitting what JSON omits, so a record reads
+// as its JSON twin in any MessagePack viewer and a field added later is
+// skipped by older readers. Time travels as epoch milliseconds, its
+// precision; Raw as opaque bytes. An array may hold 100,000 elements: a
+// record is allocated what its headers claim, and a corrupt header must not
+// claim gigabytes.
+//
+//go:generate go tool msgp -file event.go -o event_msgp.go -tests=false -io=false
+//msgp:tag json
+//msgp:limit arrays:100000
+//msgp:shim Time as:int64 using:timeToMillis/timeFromMillis
+//msgp:replace json.RawMessage with:[]byte
+
 // Action categories: the coarse verbs detectors reason about, whatever the vendor calls them.
 const (
 	CategoryAuthorize   = "authorize"
@@ -80,7 +94,7 @@ type Event struct {
 	// an export catching up). Alerts raised from it carry Backfill too.
 	Backfill bool `json:"backfill,omitempty"`
 	// Raw is the original vendor record, kept for evidence and re-normalization.
-	Raw json.RawMessage `json:"raw,omitempty"`
+	Raw json.RawMessage `json:"raw,omitempty,zerocopy"`
 }
 
 // Integration names the non-human identity: an OAuth app, API key owner, GitHub App…

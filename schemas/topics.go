@@ -1,8 +1,10 @@
 package schemas
 
 import (
+	"encoding/base64"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kafka topics. Every topic but the cursor and state topics is keyed by
@@ -53,12 +55,29 @@ type DeadLetter struct {
 	Source string `json:"source"` // connector or sink name
 	Reason string `json:"reason"`
 	Input  string `json:"input,omitempty"` // file, URL or topic
-	// Record is the raw bytes as received (a string, since they may not be JSON).
-	Record string `json:"record"`
-	Time   Time   `json:"time"` // when it was dead-lettered (wall clock: operational only)
+	// Record is the raw bytes as received (a string, since they may not be
+	// JSON) when they are UTF-8 text; RecordBase64 holds them otherwise (a
+	// binary event record), which a JSON string could not carry intact.
+	Record       string `json:"record"`
+	RecordBase64 string `json:"record_base64,omitempty"`
+	Time         Time   `json:"time"` // when it was dead-lettered (wall clock: operational only)
 }
 
 // NewDeadLetter fills Time with the current wall clock.
 func NewDeadLetter(stage, source, input, reason string, record []byte) DeadLetter {
-	return DeadLetter{Stage: stage, Source: source, Input: input, Reason: reason, Record: string(record), Time: NewTime(time.Now())}
+	d := DeadLetter{Stage: stage, Source: source, Input: input, Reason: reason, Time: NewTime(time.Now())}
+	if utf8.Valid(record) {
+		d.Record = string(record)
+	} else {
+		d.RecordBase64 = base64.StdEncoding.EncodeToString(record)
+	}
+	return d
+}
+
+// Bytes returns the dead-lettered record as it was received.
+func (d DeadLetter) Bytes() ([]byte, error) {
+	if d.RecordBase64 != "" {
+		return base64.StdEncoding.DecodeString(d.RecordBase64)
+	}
+	return []byte(d.Record), nil
 }

@@ -357,7 +357,7 @@ func (d *Role) RunEventWriter(ctx context.Context) error {
 		for _, m := range batch {
 			p.evs = append(p.evs, schemas.Event{}) // decoded in place: no copy of the struct
 			ev := &p.evs[len(p.evs)-1]
-			if err := json.Unmarshal(m.Value, ev); err != nil {
+			if err := broker.DecodeEvent(m, ev); err != nil {
 				p.evs = p.evs[:len(p.evs)-1]
 				p.dead = append(p.dead, broker.DeadLetterMessage("decode", "clickhouse-events", broker.Where(m), err.Error(), m.Value))
 				continue

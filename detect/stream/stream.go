@@ -381,18 +381,18 @@ func (p *partition) compute(batch []kafka.Message) *output {
 	dups := p.runner.Engine.Duplicates()
 	o := &output{end: batch[len(batch)-1].Offset + 1, events: int64(len(batch)), rekeyed: make([][]kafka.Message, len(p.w.rekeyed))}
 	emit := func(j int, rec *schemas.Event) {
-		v, err := json.Marshal(rec)
+		m, err := broker.EventMessage(r.kafka.Encoding, []byte(rec.Tenant+"/"+rec.Integration.ID), rec)
 		if err != nil {
 			return
 		}
-		o.rekeyed[j-1] = append(o.rekeyed[j-1], kafka.Message{Key: []byte(rec.Tenant + "/" + rec.Integration.ID), Value: v})
+		o.rekeyed[j-1] = append(o.rekeyed[j-1], m)
 	}
 	for _, m := range batch {
 		if m.Offset < p.next {
 			continue
 		}
 		var ev schemas.Event
-		if err := json.Unmarshal(m.Value, &ev); err != nil {
+		if err := broker.DecodeEvent(m, &ev); err != nil {
 			o.dead = append(o.dead, broker.DeadLetterMessage("decode", p.st.Name(), broker.Where(m), err.Error(), m.Value))
 			continue
 		}

@@ -2,7 +2,6 @@ package poll
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"sync/atomic"
@@ -124,8 +123,12 @@ func readTopic(t *testing.T, ctx context.Context, cfg broker.Config, topic strin
 				}
 				off = r.Offset + 1
 				v, _ := kafka.ReadAll(r.Value)
+				m := kafka.Message{Value: v}
+				for _, h := range r.Headers {
+					m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+				}
 				var ev schemas.Event
-				if err := json.Unmarshal(v, &ev); err != nil {
+				if err := broker.DecodeEvent(m, &ev); err != nil {
 					t.Fatalf("%s/%d@%d: %v", topic, p, r.Offset, err)
 				}
 				ids = append(ids, ev.EventID)

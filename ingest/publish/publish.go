@@ -19,11 +19,12 @@ import (
 // Publisher writes events and dead letters.
 type Publisher struct {
 	events, dead *kafka.Writer
+	encoding     string // of the events (broker.Config.Encoding)
 }
 
 // New builds a publisher on the configured brokers.
 func New(cfg broker.Config) *Publisher {
-	return &Publisher{events: broker.NewWriter(cfg, schemas.TopicEvents), dead: broker.NewWriter(cfg, schemas.TopicDeadLetter)}
+	return &Publisher{events: broker.NewWriter(cfg, schemas.TopicEvents), dead: broker.NewWriter(cfg, schemas.TopicDeadLetter), encoding: cfg.Encoding}
 }
 
 // Key is the partition key of an event: tenant and integration, so the same
@@ -37,12 +38,12 @@ func (p *Publisher) Events(ctx context.Context, evs []schemas.Event) error {
 	}
 	msgs := make([]kafka.Message, len(evs))
 	for i := range evs {
-		v, err := json.Marshal(&evs[i])
+		m, err := broker.EventMessage(p.encoding, Key(&evs[i]), &evs[i])
 		if err != nil {
 			return fmt.Errorf("publish: encode event %s: %w", evs[i].EventID, err)
 		}
-		msgs[i] = kafka.Message{Key: Key(&evs[i]), Value: v,
-			Headers: []kafka.Header{broker.Header(broker.HeaderSource, evs[i].Source)}}
+		m.Headers = append(m.Headers, broker.Header(broker.HeaderSource, evs[i].Source))
+		msgs[i] = m
 	}
 	// In slices, each acknowledged before the next is sent, stopping at the
 	// first failure. One WriteMessages call splits a partition's messages

@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/internal/app/wiring"
+	kafkabroker "github.com/tokenwatch/tokenwatch/internal/platform/broker"
 	"github.com/tokenwatch/tokenwatch/internal/platform/chtest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -101,7 +104,7 @@ func telegrafConfig(brokers []string, chAddr, table string, batch, undelivered i
     unsigned         = "UInt64"
     bool             = "UInt8"
     real             = "Float64"
-`, strings.Join(brokers, `", "`), chAddr, table, batch, undelivered, flush, schemas.TopicEvents, kafkaVersion)
+`, strings.Join(brokers, `", "`), chAddr, table, batch, undelivered, flush, peersJSONTopic, kafkaVersion)
 }
 
 // peerRun is one contender's result.
@@ -157,10 +160,12 @@ func (r *peerRun) since(b *testing.B, srv *chtest.Server, m cpuMark) {
 	r.server, r.self, r.children = n.server-m.server, n.self-m.self, n.children-m.children
 }
 
-// BenchmarkPeers feeds the same 500,000 small JSON events (normalized
-// tokenwatch events without their raw record, ~0.5 KB each) on the in-process
-// broker's tokenwatch.events topic to each contender in turn, each reading
-// it from the beginning into ClickHouse: the raw floor (kcat | clickhouse-client
+// BenchmarkPeers feeds the same 500,000 small events (normalized tokenwatch
+// events without their raw record, ~0.5 KB each as JSON) on the in-process
+// broker to each contender in turn, each reading them from the beginning
+// into ClickHouse: the peers as JSON, tokenwatch from tokenwatch.events in
+// the encoding its ingest writes (TOKENWATCH_PEERS_ENCODING=json for the
+// JSON it wrote before MessagePack): the raw floor (kcat | clickhouse-client
 // INSERT … FORMAT JSONEachRow), Telegraf (kafka_consumer + json_v2 →
 // outputs.sql, clickhouse driver; skipped when no binary), tokenwatch's
 // deliver role alone (events → enrich → events table) and tokenwatch's
@@ -187,13 +192,53 @@ func BenchmarkPeers(b *testing.B) {
 		b.Fatalf("workload has %d events, want %d", len(evs), n)
 	}
 	s := newStack(b, ctx, srv, "peers_tw")
-	pub := publish.New(s.cfg.Kafka)
+	// tokenwatch.events holds the events as tokenwatch's ingest writes them
+	// (kafka.encoding, MessagePack unless TOKENWATCH_PEERS_ENCODING says
+	// json); the peers, which can read only JSON, read the same events,
+	// keys and partitions as JSON from a topic of their own.
+	if enc := os.Getenv("TOKENWATCH_PEERS_ENCODING"); enc != "" {
+		s.cfg.Kafka.Encoding = enc
+	}
+	if err := s.cfg.Kafka.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	if err := kafkabroker.EnsureTopics(ctx, s.cfg.Kafka, peersJSONTopic); err != nil {
+		b.Fatal(err)
+	}
+	pub, peersPub := publish.New(s.cfg.Kafka), kafkabroker.NewWriter(s.cfg.Kafka, peersJSONTopic)
+	var twBytes, jsonBytes int64
 	for i := 0; i < n; i += 5000 {
-		if err := pub.Events(ctx, evs[i:min(i+5000, n)]); err != nil {
+		part := evs[i:min(i+5000, n)]
+		if err := pub.Events(ctx, part); err != nil {
 			b.Fatal(err)
+		}
+		msgs := make([]kafka.Message, len(part))
+		for j := range part {
+			m, err := kafkabroker.EventMessage(schemas.EncodingJSON, publish.Key(&part[j]), &part[j])
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs[j] = m
+			jsonBytes += int64(len(m.Value))
+			tw, _ := schemas.AppendEvent(nil, s.cfg.Kafka.Encoding, &part[j])
+			twBytes += int64(len(tw))
+		}
+		// In the slices publish.Events sends (1,000 messages, 256 KiB), so
+		// both topics hold record batches of the same sizes.
+		for lo := 0; lo < len(msgs); {
+			hi, size := lo, 0
+			for hi < len(msgs) && (hi == lo || (hi-lo < 1000 && size+len(msgs[hi].Value) <= 256<<10)) {
+				size += len(msgs[hi].Value)
+				hi++
+			}
+			if err := peersPub.WriteMessages(ctx, msgs[lo:hi]...); err != nil {
+				b.Fatal(err)
+			}
+			lo = hi
 		}
 	}
 	pub.Close()
+	peersPub.Close()
 	evs = nil
 	c, err := clickhouse.Open(ctx, s.cfg.ClickHouse)
 	if err != nil {
@@ -232,7 +277,7 @@ func BenchmarkPeers(b *testing.B) {
 		m0, t0 := markCPU(b, srv), time.Now()
 		cmd := exec.CommandContext(ctx, "bash", "-c", fmt.Sprintf(
 			"set -o pipefail; kcat -C -b %s -t %s -o beginning -e -q | clickhouse-client --host 127.0.0.1 --port %s --input_format_skip_unknown_fields=1 --query 'INSERT INTO peers.kcat FORMAT JSONEachRow'",
-			broker, schemas.TopicEvents, chPort))
+			broker, peersJSONTopic, chPort))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("kcat | clickhouse-client: %v: %s", err, out)
 		}
@@ -351,7 +396,8 @@ func BenchmarkPeers(b *testing.B) {
 	if runs[0].skipped == "" {
 		floor = float64(n) / runs[0].elapsed.Seconds()
 	}
-	b.Logf("%d small JSON events (%s topic, 4 partitions, in-process broker), ClickHouse %s", n, schemas.TopicEvents, srv.TCPAddr)
+	b.Logf("%d small events (4 partitions, in-process broker): the peers read them as JSON from %s (%.0f B an event), tokenwatch as %s from %s (%.0f B an event); ClickHouse %s",
+		n, peersJSONTopic, float64(jsonBytes)/float64(n), s.cfg.Kafka.Encoding, schemas.TopicEvents, float64(twBytes)/float64(n), srv.TCPAddr)
 	for _, r := range runs {
 		if r.skipped != "" {
 			b.Logf("%-60s skipped: %s", r.name, r.skipped)
@@ -372,6 +418,9 @@ func BenchmarkPeers(b *testing.B) {
 		b.ReportMetric(rate, r.key+"-events/s")
 	}
 }
+
+// peersJSONTopic holds the benchmark's events as JSON for the peers.
+const peersJSONTopic = "peers.events.json"
 
 func tail(s string, lines int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")

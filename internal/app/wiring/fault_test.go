@@ -858,9 +858,11 @@ func topicLateArrivals(t *testing.T, ctx context.Context, cfg broker.Config) int
 		var evs []schemas.Event
 		err := broker.ReadPartition(ctx, cfg, schemas.TopicEvents, part, func(m kafka.Message) {
 			var e schemas.Event
-			if json.Unmarshal(m.Value, &e) == nil {
-				evs = append(evs, e)
+			if err := broker.DecodeEvent(m, &e); err != nil {
+				t.Errorf("%s: %v", broker.Where(m), err)
+				return
 			}
+			evs = append(evs, e)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -923,7 +925,7 @@ func pipelineState(ctx context.Context, cfg broker.Config, input string) string 
 		err := broker.ReadPartition(ctx, cfg, schemas.TopicEvents, part, func(m kafka.Message) {
 			total++
 			var e schemas.Event
-			if json.Unmarshal(m.Value, &e) == nil {
+			if broker.DecodeEvent(m, &e) == nil { // a diagnostic dump: every record it can read
 				seen[key{e.Tenant, e.Integration.ID, e.EventID}] = true
 			}
 		})

@@ -29,11 +29,17 @@ type Config struct {
 	GroupPrefix string `yaml:"group_prefix"`
 	// DataDir makes the embedded broker persist its log (survives restarts).
 	DataDir string `yaml:"data_dir"`
+	// Encoding is how tokenwatch writes events to its internal topics
+	// (tokenwatch.events and the re-key topics): schemas.EncodingMsgpack or
+	// schemas.EncodingJSON. Readers take either, by the record's
+	// HeaderEncoding, so the setting can change while records of the other
+	// encoding are still on the topics.
+	Encoding string `yaml:"encoding"`
 }
 
 // DefaultConfig: embedded broker, 4 partitions.
 func DefaultConfig() Config {
-	return Config{Partitions: 4, ReplicationFactor: 1, GroupPrefix: "tokenwatch"}
+	return Config{Partitions: 4, ReplicationFactor: 1, GroupPrefix: "tokenwatch", Encoding: schemas.EncodingMsgpack}
 }
 
 // Validate checks the config.
@@ -51,6 +57,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupPrefix == "" {
 		return errors.New("kafka.group_prefix: must not be empty")
+	}
+	if err := schemas.CheckEncoding(c.Encoding); err != nil {
+		return fmt.Errorf("kafka.encoding: %w", err)
 	}
 	return nil
 }
@@ -326,7 +335,43 @@ var (
 const (
 	HeaderSource = "tokenwatch-source"
 	HeaderReason = "tokenwatch-reason"
+	// HeaderEncoding names an event record's encoding (schemas.Encodings);
+	// a record without it is JSON.
+	HeaderEncoding = "tokenwatch-encoding"
 )
+
+// EventMessage encodes ev in enc ("" is JSON) as a keyed message naming its
+// encoding.
+func EventMessage(enc string, key []byte, ev *schemas.Event) (kafka.Message, error) {
+	if enc == "" {
+		enc = schemas.EncodingJSON
+	}
+	v, err := schemas.AppendEvent(nil, enc, ev)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	return kafka.Message{Key: key, Value: v, Headers: []kafka.Header{Header(HeaderEncoding, enc)}}, nil
+}
+
+// DecodeEvent decodes an event record in the encoding its header names into
+// ev, which must be the zero Event.
+func DecodeEvent(m kafka.Message, ev *schemas.Event) error {
+	enc := ""
+	for _, h := range m.Headers {
+		if h.Key == HeaderEncoding {
+			switch string(h.Value) { // the constants, not a copy per record
+			case schemas.EncodingMsgpack:
+				enc = schemas.EncodingMsgpack
+			case schemas.EncodingJSON:
+				enc = schemas.EncodingJSON
+			default:
+				enc = string(h.Value)
+			}
+			break
+		}
+	}
+	return schemas.DecodeEvent(enc, m.Value, ev)
+}
 
 // Header builds a kafka header.
 func Header(k, v string) kafka.Header { return kafka.Header{Key: k, Value: []byte(v)} }
