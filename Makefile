@@ -57,10 +57,10 @@ clickhouse:
 
 ## bench: Go benchmarks of the hot paths; figures go to BENCHMARKS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./detect/program/ ./enrich/geoip/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./detect/engine/ ./detect/program/ ./enrich/geoip/ ./schemas/ | tee bench.txt
 	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 60m ./internal/app/bench/ | tee -a bench.txt
 
-## bench-peers: the same 500,000 JSON events through kcat | clickhouse-client, Telegraf and tokenwatch.
+## bench-peers: the same 500,000 events through kcat | clickhouse-client and Telegraf (as JSON) and tokenwatch (as its ingest writes them).
 .PHONY: bench-peers
 bench-peers: clickhouse
 	./internal/app/bench/peers/run.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Peer comparison (BENCHMARKS.md, "Peers"): the same 500,000 small JSON events
-# on an in-process Kafka topic, into a throwaway clickhouse-server, by
+# Peer comparison (BENCHMARKS.md, "Peers"): the same 500,000 small events on
+# the in-process Kafka broker (as JSON for the peers, on a topic of their own;
+# as tokenwatch's ingest writes them on tokenwatch.events, MessagePack unless
+# TOKENWATCH_PEERS_ENCODING=json), into a throwaway clickhouse-server, by
 #   (a) kcat | clickhouse-client INSERT … FORMAT JSONEachRow   (the raw floor)
 #   (b) Telegraf: inputs.kafka_consumer (json_v2) → outputs.sql (clickhouse)
 #   (c) tokenwatch's deliver role, (d) tokenwatch's detect + deliver roles.
