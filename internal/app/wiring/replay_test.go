@@ -73,15 +73,20 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 		// side deliver them, rather than one whole file after another (a
 		// backfill, whose late records do not tick closed hours).
 		merged   bool
-		sharedIP bool // the input must exercise the source-IP stage
+		sharedIP bool   // the input must exercise the source-IP stage
+		encoding string // kafka.encoding, when not the default (MessagePack)
 	}{
-		{"bundled scenario", scenarioFile, "", false, false},
-		{"bundled scenario with a catalog", scenarioFile, catalog, false, false},
-		{"eval corpus", corpusFiles, "", true, true},
+		{"bundled scenario", scenarioFile, "", false, false, ""},
+		{"bundled scenario, events as JSON", scenarioFile, "", false, false, schemas.EncodingJSON},
+		{"bundled scenario with a catalog", scenarioFile, catalog, false, false, ""},
+		{"eval corpus", corpusFiles, "", true, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, cfg := startBroker(t)
+			if tt.encoding != "" {
+				cfg.Kafka.Encoding = tt.encoding
+			}
 			cfg.Ingest.Files = tt.files
 			cfg.Inventory.Path = tt.catalog
 			offline, about, offlineIncidents := replayIDs(t, cfg)
