@@ -9,13 +9,14 @@ import (
 // maps keyed by the JSON names and omitting what JSON omits, so a record reads
 // as its JSON twin in any MessagePack viewer and a field added later is
 // skipped by older readers. Time travels as epoch milliseconds, its
-// precision; Raw as opaque bytes. An array may hold 100,000 elements: a
-// record is allocated what its headers claim, and a corrupt header must not
-// claim gigabytes.
+// precision; Raw as opaque bytes. An array or byte string may claim at most
+// 1 MiB elements, the largest record a writer sends (broker BatchBytes,
+// Kafka's message.max.bytes): a record is allocated what its headers claim,
+// and a corrupt header must not claim gigabytes.
 //
 //go:generate go tool msgp -file event.go -o event_msgp.go -tests=false -io=false
 //msgp:tag json
-//msgp:limit arrays:100000
+//msgp:limit arrays:1048576
 //msgp:shim Time as:int64 using:timeToMillis/timeFromMillis
 //msgp:replace json.RawMessage with:[]byte
 

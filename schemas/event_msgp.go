@@ -10,7 +10,7 @@ import (
 
 // Size limits for msgp deserialization
 const (
-	zfaa3c519limitArrays = 100000
+	zfaa3c519limitArrays = 1048576
 )
 
 // MarshalMsg implements msgp.Marshaler

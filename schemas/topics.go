@@ -60,18 +60,35 @@ type DeadLetter struct {
 	// binary event record), which a JSON string could not carry intact.
 	Record       string `json:"record"`
 	RecordBase64 string `json:"record_base64,omitempty"`
-	Time         Time   `json:"time"` // when it was dead-lettered (wall clock: operational only)
+	// RecordTruncated says Record (or RecordBase64) holds only the start of
+	// a record too large for a dead letter; RecordLength is its whole length
+	// and Input says where the whole record still is.
+	RecordTruncated bool `json:"record_truncated,omitempty"`
+	RecordLength    int  `json:"record_length,omitempty"`
+	Time            Time `json:"time"` // when it was dead-lettered (wall clock: operational only)
 }
 
 // NewDeadLetter fills Time with the current wall clock.
 func NewDeadLetter(stage, source, input, reason string, record []byte) DeadLetter {
 	d := DeadLetter{Stage: stage, Source: source, Input: input, Reason: reason, Time: NewTime(time.Now())}
+	d.setRecord(record)
+	return d
+}
+
+// Truncate keeps the first n bytes of the record (n below its length),
+// marking the dead letter truncated.
+func (d *DeadLetter) Truncate(record []byte, n int) {
+	d.RecordTruncated, d.RecordLength = true, len(record)
+	d.setRecord(record[:n])
+}
+
+func (d *DeadLetter) setRecord(record []byte) {
+	d.Record, d.RecordBase64 = "", ""
 	if utf8.Valid(record) {
 		d.Record = string(record)
 	} else {
 		d.RecordBase64 = base64.StdEncoding.EncodeToString(record)
 	}
-	return d
 }
 
 // Bytes returns the dead-lettered record as it was received.

@@ -290,3 +290,20 @@ func TestDeadLetterKeepsBinaryRecords(t *testing.T) {
 		}
 	}
 }
+
+// A vendor record as large as a Kafka record may be (1 MiB less the rest)
+// travels in both encodings: the array limit must not cap it.
+func TestLargeRawRecordTravels(t *testing.T) {
+	ev := schemas.Event{EventID: "big", Time: schemas.UnixMilli(1_790_000_000_000)}
+	ev.Raw = json.RawMessage(`{"blob":"` + strings.Repeat("x", 1000_000) + `"}`)
+	for _, enc := range schemas.Encodings {
+		b, err := schemas.AppendEvent(nil, enc, &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got schemas.Event
+		if err := schemas.DecodeEvent(enc, b, &got); err != nil || !bytes.Equal(got.Raw, ev.Raw) {
+			t.Errorf("%s: %d-byte raw record: %v", enc, len(ev.Raw), err)
+		}
+	}
+}

@@ -46,7 +46,11 @@ func TestRefusedProduceLeavesAPrefix(t *testing.T) {
 	}
 	var got []string
 	if err := broker.ReadPartition(ctx, cfg, schemas.TopicEvents, 0, func(m kafka.Message) {
-		got = append(got, string(m.Value[strings.Index(string(m.Value), `"event_id":"`)+12:][:5]))
+		var ev schemas.Event
+		if err := broker.DecodeEvent(m, &ev); err != nil {
+			t.Errorf("%s: %v", broker.Where(m), err)
+		}
+		got = append(got, ev.EventID)
 	}); err != nil {
 		t.Fatal(err)
 	}

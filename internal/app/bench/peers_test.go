@@ -165,7 +165,8 @@ func (r *peerRun) since(b *testing.B, srv *chtest.Server, m cpuMark) {
 // broker to each contender in turn, each reading them from the beginning
 // into ClickHouse: the peers as JSON, tokenwatch from tokenwatch.events in
 // the encoding its ingest writes (TOKENWATCH_PEERS_ENCODING=json for the
-// JSON it wrote before MessagePack): the raw floor (kcat | clickhouse-client
+// JSON it wrote before MessagePack; TOKENWATCH_PEERS_COMPRESSION=none for
+// uncompressed batches on every topic, as before lz4 was the default): the raw floor (kcat | clickhouse-client
 // INSERT … FORMAT JSONEachRow), Telegraf (kafka_consumer + json_v2 →
 // outputs.sql, clickhouse driver; skipped when no binary), tokenwatch's
 // deliver role alone (events → enrich → events table) and tokenwatch's
@@ -198,6 +199,9 @@ func BenchmarkPeers(b *testing.B) {
 	// keys and partitions as JSON from a topic of their own.
 	if enc := os.Getenv("TOKENWATCH_PEERS_ENCODING"); enc != "" {
 		s.cfg.Kafka.Encoding = enc
+	}
+	if c := os.Getenv("TOKENWATCH_PEERS_COMPRESSION"); c != "" { // of every topic, the peers' too
+		s.cfg.Kafka.Compression = c
 	}
 	if err := s.cfg.Kafka.Validate(); err != nil {
 		b.Fatal(err)
@@ -396,8 +400,8 @@ func BenchmarkPeers(b *testing.B) {
 	if runs[0].skipped == "" {
 		floor = float64(n) / runs[0].elapsed.Seconds()
 	}
-	b.Logf("%d small events (4 partitions, in-process broker): the peers read them as JSON from %s (%.0f B an event), tokenwatch as %s from %s (%.0f B an event); ClickHouse %s",
-		n, peersJSONTopic, float64(jsonBytes)/float64(n), s.cfg.Kafka.Encoding, schemas.TopicEvents, float64(twBytes)/float64(n), srv.TCPAddr)
+	b.Logf("%d small events (4 partitions, in-process broker, %s compression): the peers read them as JSON from %s (%.0f B an event), tokenwatch as %s from %s (%.0f B an event); ClickHouse %s",
+		n, s.cfg.Kafka.Compression, peersJSONTopic, float64(jsonBytes)/float64(n), s.cfg.Kafka.Encoding, schemas.TopicEvents, float64(twBytes)/float64(n), srv.TCPAddr)
 	for _, r := range runs {
 		if r.skipped != "" {
 			b.Logf("%-60s skipped: %s", r.name, r.skipped)

@@ -268,8 +268,8 @@ func readDeadLetters(t *testing.T, ctx context.Context, brokers []string, n int)
 			if err := json.Unmarshal(m.Value, &d); err != nil {
 				t.Fatal(err)
 			}
-			if d.Record == "" {
-				t.Errorf("dead letter without its record: %+v", d)
+			if rec, err := d.Bytes(); err != nil || len(rec) == 0 {
+				t.Errorf("dead letter without its record: %+v (%v)", d, err)
 			}
 			reasons = append(reasons, d.Reason)
 		}

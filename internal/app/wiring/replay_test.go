@@ -79,7 +79,7 @@ func TestReplayAndLiveRolesRaiseTheSameAlerts(t *testing.T) {
 		{"bundled scenario", scenarioFile, "", false, false, ""},
 		{"bundled scenario, events as JSON", scenarioFile, "", false, false, schemas.EncodingJSON},
 		{"bundled scenario with a catalog", scenarioFile, catalog, false, false, ""},
-		{"eval corpus", corpusFiles, "", true, true, ""},
+		{"eval corpus, published as JSON and MessagePack in turn", corpusFiles, "", true, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,7 +187,17 @@ func liveIDs(t *testing.T, cfg config.Config, events []schemas.Event) (alerts, i
 	go func() { done <- p.Run(runCtx, []string{wiring.RoleIngest, wiring.RoleDetect}) }()
 	want := func() int64 { return p.Stats.EventsPublished.Load() }
 	if events != nil {
-		publishAll(t, ctx, cfg, events)
+		// In slices alternately as JSON and as MessagePack: one topic holding
+		// both, as while kafka.encoding changes on a running deployment.
+		jsonCfg := cfg
+		jsonCfg.Kafka.Encoding = schemas.EncodingJSON
+		for i, lo := 0, 0; lo < len(events); i, lo = i+1, lo+5000 {
+			c := cfg
+			if i%2 == 0 {
+				c = jsonCfg
+			}
+			publishAll(t, ctx, c, events[lo:min(lo+5000, len(events))])
+		}
 		want = func() int64 { return int64(len(events)) }
 	}
 	detected := func() bool {

@@ -35,11 +35,27 @@ type Config struct {
 	// HeaderEncoding, so the setting can change while records of the other
 	// encoding are still on the topics.
 	Encoding string `yaml:"encoding"`
+	// Compression of the record batches tokenwatch produces: lz4 (default),
+	// zstd, snappy, gzip or none. Consumers read any. lz4 costs little CPU
+	// and cuts what the brokers store, copy and send several times; on the
+	// embedded broker, which copies every batch into each fetch, it saves
+	// more CPU than it takes (BENCHMARKS.md section 4).
+	Compression string `yaml:"compression"`
 }
+
+// compressions maps kafka.compression's names to kafka-go's codecs.
+var compressions = map[string]kafka.Compression{"lz4": kafka.Lz4, "zstd": kafka.Zstd, "snappy": kafka.Snappy, "gzip": kafka.Gzip, "none": 0}
+
+// Compressions lists kafka.compression's values.
+var Compressions = []string{"lz4", "zstd", "snappy", "gzip", "none"}
+
+// codec is Compression as kafka-go's setting ("" is none: a Config built
+// in code rather than from DefaultConfig); Validate has checked the name.
+func (c Config) codec() kafka.Compression { return compressions[c.Compression] }
 
 // DefaultConfig: embedded broker, 4 partitions.
 func DefaultConfig() Config {
-	return Config{Partitions: 4, ReplicationFactor: 1, GroupPrefix: "tokenwatch", Encoding: schemas.EncodingMsgpack}
+	return Config{Partitions: 4, ReplicationFactor: 1, GroupPrefix: "tokenwatch", Encoding: schemas.EncodingMsgpack, Compression: "lz4"}
 }
 
 // Validate checks the config.
@@ -60,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if err := schemas.CheckEncoding(c.Encoding); err != nil {
 		return fmt.Errorf("kafka.encoding: %w", err)
+	}
+	if _, ok := compressions[c.Compression]; !ok {
+		return fmt.Errorf("kafka.compression %q: want lz4, zstd, snappy, gzip or none", c.Compression)
 	}
 	return nil
 }
@@ -124,6 +143,7 @@ func NewWriter(cfg Config, topic string) *kafka.Writer {
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        2 * time.Second,
 		AllowAutoTopicCreation: false,
+		Compression:            cfg.codec(),
 	}
 }
 
@@ -356,21 +376,19 @@ func EventMessage(enc string, key []byte, ev *schemas.Event) (kafka.Message, err
 // DecodeEvent decodes an event record in the encoding its header names into
 // ev, which must be the zero Event.
 func DecodeEvent(m kafka.Message, ev *schemas.Event) error {
-	enc := ""
 	for _, h := range m.Headers {
-		if h.Key == HeaderEncoding {
-			switch string(h.Value) { // the constants, not a copy per record
-			case schemas.EncodingMsgpack:
-				enc = schemas.EncodingMsgpack
-			case schemas.EncodingJSON:
-				enc = schemas.EncodingJSON
-			default:
-				enc = string(h.Value)
-			}
-			break
+		if h.Key != HeaderEncoding {
+			continue
 		}
+		switch string(h.Value) { // the constants, not a copy per record
+		case schemas.EncodingMsgpack:
+			return schemas.DecodeEvent(schemas.EncodingMsgpack, m.Value, ev)
+		case schemas.EncodingJSON:
+			return schemas.DecodeEvent(schemas.EncodingJSON, m.Value, ev)
+		}
+		return schemas.DecodeEvent(string(h.Value), m.Value, ev)
 	}
-	return schemas.DecodeEvent(enc, m.Value, ev)
+	return schemas.DecodeEvent("", m.Value, ev)
 }
 
 // Header builds a kafka header.

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,5 +58,51 @@ func TestConfigRefusesUnknownEncoding(t *testing.T) {
 	c.Encoding = "JSON"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "kafka.encoding") {
 		t.Errorf("kafka.encoding JSON: %v", err)
+	}
+}
+
+// Every kafka.compression value is valid, and nothing else is.
+func TestConfigRefusesUnknownCompression(t *testing.T) {
+	if len(Compressions) != len(compressions) {
+		t.Fatalf("Compressions %v does not list every codec of %v", Compressions, compressions)
+	}
+	for _, name := range Compressions {
+		c := DefaultConfig()
+		c.Compression = name
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for _, bad := range []string{"", "LZ4", "3", "brotli"} {
+		c := DefaultConfig()
+		c.Compression = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "kafka.compression") {
+			t.Errorf("kafka.compression %q: %v", bad, err)
+		}
+	}
+}
+
+// A dead letter always fits in one produce request: a record that would make
+// it too large keeps its start and says it was cut, and how long it was.
+func TestDeadLetterFitsAProduceRequest(t *testing.T) {
+	bin := bytes.Repeat([]byte{0xff, 0x00, 0x81}, 340_000) // not UTF-8: base64, 4/3 the size
+	text := bytes.Repeat([]byte("\x01"), 1_000_000)        // each byte escaped as \u0001 in JSON
+	small := []byte(`{"broken":`)
+	for name, rec := range map[string][]byte{"binary": bin, "escaped text": text, "small": small} {
+		m := DeadLetterMessage("decode", "detect", "tokenwatch.events[0]@7", "msgpack event: bad", rec)
+		if len(m.Value) > deadLetterBytes {
+			t.Errorf("%s: dead letter of %d bytes, over %d", name, len(m.Value), deadLetterBytes)
+		}
+		var d schemas.DeadLetter
+		if err := json.Unmarshal(m.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Bytes()
+		if err != nil || !bytes.HasPrefix(rec, got) || len(got) == 0 {
+			t.Errorf("%s: record %d bytes (%v), want a start of the %d", name, len(got), err, len(rec))
+		}
+		if cut := len(got) < len(rec); cut != d.RecordTruncated || (cut && d.RecordLength != len(rec)) {
+			t.Errorf("%s: kept %d of %d bytes, truncated %v, length %d", name, len(got), len(rec), d.RecordTruncated, d.RecordLength)
+		}
 	}
 }

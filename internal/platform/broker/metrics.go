@@ -35,12 +35,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // DeadLetterMessage wraps a record that could not be processed for a
 // dead-letter topic, with the reason in the value and the headers.
+//
+// A dead letter must fit in one produce request, or producing it fails for
+// good and the consumer behind it stops: a record whose dead letter would
+// not (a JSON record near the size limit, escaped; a binary one, in base64)
+// keeps only as much of its start as fits, and says so.
 func DeadLetterMessage(stage, source, input, reason string, record []byte) kafka.Message {
 	d := schemas.NewDeadLetter(stage, source, input, reason, record)
 	v, _ := json.Marshal(&d)
+	for n := len(record) / 2; len(v) > deadLetterBytes && n > 0; n /= 2 {
+		d.Truncate(record, n)
+		v, _ = json.Marshal(&d)
+	}
 	return kafka.Message{Key: []byte(source), Value: v, Headers: []kafka.Header{
 		Header(HeaderSource, source), Header(HeaderReason, reason)}}
 }
+
+// deadLetterBytes bounds a dead letter's value: the writer's BatchBytes
+// less room for the key, headers and the record batch's own framing.
+const deadLetterBytes = 1<<20 - 16<<10
 
 // Where names a consumed message for a dead letter: "topic[partition]@offset".
 func Where(m kafka.Message) string {
