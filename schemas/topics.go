@@ -43,6 +43,13 @@ func StateTopic(keying string) string {
 	return TopicState + "." + keying
 }
 
+// IsEventTopic reports whether topic carries events (schemas.Event in the
+// encoding each record's header names): tokenwatch.events and the re-key
+// topics.
+func IsEventTopic(topic string) bool {
+	return topic == TopicEvents || strings.HasPrefix(topic, RekeyTopic(""))
+}
+
 // IsStateTopic reports whether topic is a detect stage's state topic.
 func IsStateTopic(topic string) bool {
 	return topic == TopicState || strings.HasPrefix(topic, TopicState+".")

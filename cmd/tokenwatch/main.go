@@ -41,6 +41,7 @@ func commands() []command {
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"run", "run the long-running roles (ingest, detect, deliver) from a config file", runRun},
 		{"redrive", "send the alerts a sink dead-lettered to it again", runRedrive},
+		{"topic", "topic --config FILE [--partition N] [--last N] [--meta] [--follow] TOPIC: print a topic's records as JSON lines (events decoded from MessagePack or JSON)", runTopic},
 		{"incident", "incident list | timeline ID | ack | resolve | suppress ID: review incidents, their alerts and actions, and record decisions the correlator honours", runIncident},
 		{"respond", "respond revoke --source S --integration ID [--principal P] [--dry-run] | list | approve ID | deny ID: revoke through the vendor's admin API, print the requests, answer approval requests", runRespond},
 		{"eval", "score every detector against a labelled multi-source corpus (eval --generate DIR writes one)", runEval},

@@ -455,21 +455,34 @@ func Partitions(ctx context.Context, cfg Config, topic string) (int, error) {
 
 // EndOffset returns the offset after the last message of a partition.
 func EndOffset(ctx context.Context, cfg Config, topic string, partition int) (int64, error) {
+	return listOffset(ctx, cfg, topic, kafka.LastOffsetOf(partition), "end")
+}
+
+// FirstOffset is the offset of the oldest record partition still holds (its
+// end offset when it holds none).
+func FirstOffset(ctx context.Context, cfg Config, topic string, partition int) (int64, error) {
+	return listOffset(ctx, cfg, topic, kafka.FirstOffsetOf(partition), "first")
+}
+
+func listOffset(ctx context.Context, cfg Config, topic string, req kafka.OffsetRequest, what string) (int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
 	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		topic: {kafka.LastOffsetOf(partition)}}})
+		topic: {req}}})
 	if err != nil {
-		return 0, fmt.Errorf("kafka: end offset of %s[%d]: %w", topic, partition, err)
+		return 0, fmt.Errorf("kafka: %s offset of %s[%d]: %w", what, topic, req.Partition, err)
 	}
 	for _, po := range resp.Topics[topic] {
-		if po.Partition == partition {
+		if po.Partition == req.Partition {
 			if po.Error != nil {
 				return 0, po.Error
+			}
+			if req.Timestamp == kafka.FirstOffset {
+				return po.FirstOffset, nil
 			}
 			return po.LastOffset, nil
 		}
 	}
-	return 0, fmt.Errorf("kafka: no offset for %s[%d]", topic, partition)
+	return 0, fmt.Errorf("kafka: no offset for %s[%d]", topic, req.Partition)
 }
 
 // GroupLag is how many messages of topic the consumer group has not
