@@ -109,7 +109,9 @@ func TestTopicPrintsEventsOfEitherEncodingAsJSON(t *testing.T) {
 	fctx, stop := context.WithCancel(ctx)
 	var fo, fe syncBuffer
 	done := make(chan int)
-	go func() { done <- run(fctx, []string{"topic", "--config", cfg, "--last", "1", "--follow", schemas.TopicEvents}, &fo, &fe) }()
+	go func() {
+		done <- run(fctx, []string{"topic", "--config", cfg, "--last", "1", "--follow", schemas.TopicEvents}, &fo, &fe)
+	}()
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(fo.String(), `"e4"`) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
