@@ -370,7 +370,9 @@ func EventMessage(enc string, key []byte, ev *schemas.Event) (kafka.Message, err
 	if err != nil {
 		return kafka.Message{}, err
 	}
-	return kafka.Message{Key: key, Value: v, Headers: []kafka.Header{Header(HeaderEncoding, enc)}}, nil
+	headers := make([]kafka.Header, 1, 2) // room for the caller's source header
+	headers[0] = Header(HeaderEncoding, enc)
+	return kafka.Message{Key: key, Value: v, Headers: headers}, nil
 }
 
 // DecodeEvent decodes an event record in the encoding its header names into
