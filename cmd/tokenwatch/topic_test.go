@@ -14,7 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/brokertest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -25,13 +25,7 @@ import (
 func TestTopicPrintsEventsOfEitherEncodingAsJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := embedded.Start(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kc := broker.DefaultConfig()
-	kc.Brokers, kc.Partitions = b.Addrs(), 1
+	kc, b := brokertest.Start(t, 1)
 	if err := broker.EnsureTopics(ctx, kc, schemas.TopicEvents, schemas.TopicState); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/ingest/publish"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/brokertest"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -24,13 +24,7 @@ import (
 func TestRefusedProduceLeavesAPrefix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := embedded.Start(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := broker.DefaultConfig()
-	cfg.Brokers, cfg.Partitions = b.Addrs(), 1
+	cfg, b := brokertest.Start(t, 1)
 	p := publish.New(cfg)
 	defer p.Close()
 	evs := make([]schemas.Event, 1500)

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/brokertest"
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
@@ -101,13 +102,7 @@ func TestRestartKeepsOffsetsNotMembers(t *testing.T) {
 func TestTheLargestMessageFitsOneFetch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := embedded.Start(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := broker.DefaultConfig()
-	cfg.Brokers, cfg.Partitions = b.Addrs(), 1
+	cfg, _ := brokertest.Start(t, 1)
 	w := broker.NewWriter(cfg, schemas.TopicEvents)
 	big := bytes.Repeat([]byte("x"), int(w.BatchBytes)-512) // the record's own framing takes the rest
 	msgs := []kafka.Message{{Key: []byte("k"), Value: []byte("before")}, {Key: []byte("k"), Value: big}, {Key: []byte("k"), Value: []byte("after")}}
@@ -145,14 +140,10 @@ func TestTheLargestMessageFitsOneFetch(t *testing.T) {
 func TestEveryCompressionRoundTrips(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := embedded.Start(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	base, _ := brokertest.Start(t, 1)
 	for _, name := range broker.Compressions {
-		cfg := broker.DefaultConfig()
-		cfg.Brokers, cfg.Partitions, cfg.Compression = b.Addrs(), 1, name
+		cfg := base
+		cfg.Compression = name
 		topic := "compression." + name
 		if err := broker.EnsureTopics(ctx, cfg, topic); err != nil {
 			t.Fatal(err)
