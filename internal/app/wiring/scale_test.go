@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -500,14 +501,23 @@ func TestBrokerFaultsAndRestartLoseNothing(t *testing.T) {
 	}
 }
 
+// freePort returns a port free now for a listener the test starts later.
+// It is below Linux's ephemeral range (32768–60999): a port the kernel
+// handed out for ":0" and freed at once is soon handed to the next ":0"
+// bind or outgoing connection (the in-process broker's, a client's), and the
+// test's own listener then fails with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 // TestSharedIPAcrossIntegrationsThroughTheSecondStage: three integrations on

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -71,12 +71,7 @@ func TestRunWithSlackApprovals(t *testing.T) {
 		}
 		return ""
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // below the ephemeral ports the broker takes
 	t.Setenv("TW_TEST_SLACK_SIGNING", "signing-secret-0123456789")
 	cfg, err := config.Parse([]byte(`
 http: {listen: "`+addr+`"}

@@ -9,9 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,12 +60,7 @@ func TestRunWithSSFTransmitsIncidents(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer rcv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // below the ephemeral ports the broker takes
 
 	cfg, err := config.Parse([]byte(`
 http: {listen: ""}
