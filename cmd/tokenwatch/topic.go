@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
@@ -62,7 +60,7 @@ func runTopic(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := &recordPrinter{w: bufio.NewWriter(stdout), events: schemas.IsEventTopic(topic), meta: *meta, flush: *follow}
 	defer out.w.Flush()
 	read := func(ctx context.Context, p int) error {
-		return readPartition(ctx, cfg.Kafka, topic, p, *last, *follow, out.print)
+		return broker.ReadRange(ctx, cfg.Kafka, topic, p, *last, *follow, out.print)
 	}
 	if !*follow {
 		for _, p := range parts {
@@ -84,48 +82,6 @@ func runTopic(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// readPartition calls fn on partition's records from the oldest, or the last
-// `last` of them, to the end; with follow, on every record after too, until
-// ctx ends.
-func readPartition(ctx context.Context, cfg broker.Config, topic string, partition int, last int64, follow bool, fn func(kafka.Message) error) error {
-	first, err := broker.FirstOffset(ctx, cfg, topic, partition)
-	if err != nil {
-		return err
-	}
-	end, err := broker.EndOffset(ctx, cfg, topic, partition)
-	if err != nil {
-		return err
-	}
-	start := first
-	if last > 0 {
-		start = max(first, end-last)
-	}
-	if start >= end && !follow {
-		return nil
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: broker.FetchMaxBytes, MaxWait: 200 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return err
-	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if follow && errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return fmt.Errorf("read %s[%d]: %w", topic, partition, err)
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-		if !follow && m.Offset+1 >= end {
-			return nil
-		}
-	}
 }
 
 // recordPrinter writes one JSON line per record; safe for concurrent use.

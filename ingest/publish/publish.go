@@ -45,30 +45,38 @@ func (p *Publisher) Events(ctx context.Context, evs []schemas.Event) error {
 		m.Headers = append(m.Headers, broker.Header(broker.HeaderSource, evs[i].Source))
 		msgs[i] = m
 	}
-	// In slices, each acknowledged before the next is sent, stopping at the
-	// first failure. One WriteMessages call splits a partition's messages
-	// into several produce batches, and a batch that fails without retry
-	// does not stop the ones after it: the partition then holds a gap, the
-	// caller publishes the whole set again, and the gap's events land after
-	// later ones of their integration. Order-sensitive detectors see that
-	// (the fault suite caught volume.spike firing on benign integrations
-	// after a broker restart). A slice is small enough that each partition's
-	// share is one batch even with a few other callers' messages in it.
+	if acked, err := WriteInSlices(ctx, p.events, msgs); err != nil {
+		return fmt.Errorf("publish %d events (%d already acknowledged): %w", len(msgs), acked, broker.Condense(err))
+	}
+	return nil
+}
+
+// WriteInSlices writes msgs in slices, each acknowledged before the next is
+// sent, stopping at the first failure; acked is how many were acknowledged.
+// One WriteMessages call splits a partition's messages into several produce
+// batches, and a batch that fails without retry does not stop the ones after
+// it: the partition then holds a gap, the caller publishes the whole set
+// again, and the gap's events land after later ones of their integration.
+// Order-sensitive detectors see that (the fault suite caught volume.spike
+// firing on benign integrations after a broker restart). A slice is small
+// enough that each partition's share is one batch even with a few other
+// callers' messages in it.
+func WriteInSlices(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) (acked int, err error) {
 	for lo := 0; lo < len(msgs); {
 		hi, size := lo, 0
 		for hi < len(msgs) && (hi == lo || (hi-lo < sliceMessages && size+len(msgs[hi].Value) <= sliceBytes)) {
 			size += len(msgs[hi].Value)
 			hi++
 		}
-		if err := p.events.WriteMessages(ctx, msgs[lo:hi]...); err != nil {
-			return fmt.Errorf("publish %d events (%d already acknowledged): %w", len(msgs), lo, broker.Condense(err))
+		if err := w.WriteMessages(ctx, msgs[lo:hi]...); err != nil {
+			return lo, err
 		}
 		lo = hi
 	}
-	return nil
+	return len(msgs), nil
 }
 
-// Slice bounds for Events: a quarter of the writer's batch limits (5,000
+// Slice bounds for WriteInSlices: a quarter of the writer's batch limits (5,000
 // messages, 1 MiB in broker.NewWriter).
 const (
 	sliceMessages = 1000

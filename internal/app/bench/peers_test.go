@@ -227,18 +227,10 @@ func BenchmarkPeers(b *testing.B) {
 			tw, _ := schemas.AppendEvent(nil, s.cfg.Kafka.Encoding, &part[j])
 			twBytes += int64(len(tw))
 		}
-		// In the slices publish.Events sends (1,000 messages, 256 KiB), so
-		// both topics hold record batches of the same sizes.
-		for lo := 0; lo < len(msgs); {
-			hi, size := lo, 0
-			for hi < len(msgs) && (hi == lo || (hi-lo < 1000 && size+len(msgs[hi].Value) <= 256<<10)) {
-				size += len(msgs[hi].Value)
-				hi++
-			}
-			if err := peersPub.WriteMessages(ctx, msgs[lo:hi]...); err != nil {
-				b.Fatal(err)
-			}
-			lo = hi
+		// In the slices publish.Events sends, so both topics hold record
+		// batches of the same sizes.
+		if _, err := publish.WriteInSlices(ctx, peersPub, msgs); err != nil {
+			b.Fatal(err)
 		}
 	}
 	pub.Close()

@@ -526,23 +526,47 @@ func GroupLag(ctx context.Context, cfg Config, group, topic string) (int64, erro
 // to the one before the end offset at call time: how compacted topics (state,
 // deliveries) are read back at start.
 func ReadPartition(ctx context.Context, cfg Config, topic string, partition int, fn func(kafka.Message)) error {
-	end, err := EndOffset(ctx, cfg, topic, partition)
-	if err != nil || end == 0 {
+	return ReadRange(ctx, cfg, topic, partition, 0, false, func(m kafka.Message) error { fn(m); return nil })
+}
+
+// ReadRange calls fn for the messages of one partition from its oldest, or
+// only the last `last` of them (last > 0), to the end offset at call time;
+// with follow, for every message after that too, until ctx ends (which then
+// returns nil). An error from fn stops the read and is returned.
+func ReadRange(ctx context.Context, cfg Config, topic string, partition int, last int64, follow bool, fn func(kafka.Message) error) error {
+	first, err := FirstOffset(ctx, cfg, topic, partition)
+	if err != nil {
 		return err
+	}
+	end, err := EndOffset(ctx, cfg, topic, partition)
+	if err != nil {
+		return err
+	}
+	start := first // past what retention deleted: a fetch from before it would wait for nothing
+	if last > 0 {
+		start = max(first, end-last)
+	}
+	if start >= end && !follow {
+		return nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+	if err := r.SetOffset(start); err != nil {
 		return err
 	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
+			if follow && errors.Is(err, context.Canceled) {
+				return nil
+			}
 			return fmt.Errorf("read %s[%d]: %w", topic, partition, err)
 		}
-		fn(m)
-		if m.Offset+1 >= end {
+		if err := fn(m); err != nil {
+			return err
+		}
+		if !follow && m.Offset+1 >= end {
 			return nil
 		}
 	}
