@@ -323,7 +323,7 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 	}
 	p.log.Info("partition assigned", "committed", committed, "resume", p.next, "restored_integrations", n)
 	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: r.kafka.Brokers, Topic: p.st.Input(), Partition: p.part,
-		MinBytes: 1, MaxBytes: broker.FetchMaxBytes, MaxWait: 100 * time.Millisecond,
+		MinBytes: 1, MaxBytes: broker.FetchMaxBytes, MaxWait: 100 * time.Millisecond, QueueCapacity: broker.QueueDepth,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { p.log.Warn("partition reader: " + fmt.Sprintf(msg, args...)) })})
 	defer reader.Close()
 	start := p.next
