@@ -116,7 +116,10 @@ func TestBatchesCutsRetriesAndFinishesTheBatchInHand(t *testing.T) {
 	// A fetch error that is not ctx's end is returned.
 	boom := errors.New("reader closed under us")
 	err = broker.Batches(ctx, func(context.Context) (kafka.Message, error) { return kafka.Message{}, boom }, 10, time.Second, log,
-		func(context.Context, []kafka.Message) error { t.Error("handled a batch that was never fetched"); return nil })
+		func(context.Context, []kafka.Message) error {
+			t.Error("handled a batch that was never fetched")
+			return nil
+		})
 	if !errors.Is(err, boom) {
 		t.Fatalf("fetch error: got %v, want %v", err, boom)
 	}
