@@ -12,23 +12,19 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch/internal/platform/broker"
-	"github.com/tokenwatch/tokenwatch/internal/platform/broker/embedded"
+	"github.com/tokenwatch/tokenwatch/internal/platform/broker/brokertest"
 )
 
 // Batches cuts a batch at maxBatch messages or maxWait after its first, in
-// offset order; retries a failed batch whole; handles the batch in hand when
-// ctx ends during its fill and then returns nil; and returns a fetch error
-// that is not ctx's end. The fetches are a real partition reader's.
+// offset order, leaving a record whose fetch met the deadline for the next
+// batch; retries a failed batch whole; handles the batch in hand when ctx
+// ends during its fill and then returns nil without another; and returns a
+// fetch error that is not ctx's end. The fetches are a real partition
+// reader's.
 func TestBatchesCutsRetriesAndFinishesTheBatchInHand(t *testing.T) {
-	b, err := embedded.Start(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	cfg, _ := brokertest.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cfg := broker.DefaultConfig()
-	cfg.Brokers, cfg.Partitions = b.Addrs(), 1
 	const topic = "batches"
 	if err := broker.EnsureTopics(ctx, cfg, topic); err != nil {
 		t.Fatal(err)
@@ -58,7 +54,7 @@ func TestBatchesCutsRetriesAndFinishesTheBatchInHand(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	var got [][]int64
 	failed := false
-	err = broker.Batches(runCtx, r.FetchMessage, 4, 300*time.Millisecond, log, func(_ context.Context, batch []kafka.Message) error {
+	err := broker.Batches(runCtx, r.FetchMessage, 4, 300*time.Millisecond, log, func(_ context.Context, batch []kafka.Message) error {
 		var offs []int64
 		for _, m := range batch {
 			offs = append(offs, m.Offset)
@@ -113,14 +109,53 @@ func TestBatchesCutsRetriesAndFinishesTheBatchInHand(t *testing.T) {
 		t.Fatalf("shutdown mid-fill: err %v, batches %v: want nil and one batch starting 10, 11", err, got)
 	}
 
-	// A fetch error that is not ctx's end is returned.
+	// Every fill fetch ends on the batch's deadline with records waiting in
+	// the reader: each is left there for the next batch, none lost or repeated.
+	r = reader()
+	if err := r.SetOffset(0); err != nil {
+		t.Fatal(err)
+	}
+	late := func(c context.Context) (kafka.Message, error) {
+		if dl, ok := c.Deadline(); ok {
+			time.Sleep(time.Until(dl) + time.Millisecond)
+		}
+		return r.FetchMessage(c)
+	}
+	noDeadline, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	guard := time.AfterFunc(30*time.Second, stop2)
+	defer guard.Stop()
+	var offs []int64
+	err = broker.Batches(noDeadline, late, 100, 20*time.Millisecond, log, func(_ context.Context, batch []kafka.Message) error {
+		for _, m := range batch {
+			offs = append(offs, m.Offset)
+		}
+		if len(offs) >= 13 {
+			stop2()
+		}
+		return nil
+	})
+	if err != nil || !slices.Equal(offs, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}) {
+		t.Fatalf("fills cut by their deadline: err %v, offsets %v: want nil and 0 to 12 once each, in order", err, offs)
+	}
+
+	// A fetch error that is not ctx's end is returned: at once, or after
+	// the batch it cut short is handled.
 	boom := errors.New("reader closed under us")
-	err = broker.Batches(ctx, func(context.Context) (kafka.Message, error) { return kafka.Message{}, boom }, 10, time.Second, log,
-		func(context.Context, []kafka.Message) error {
-			t.Error("handled a batch that was never fetched")
+	for _, ok := range []int{0, 1} {
+		calls, handled := 0, 0
+		fetch := func(context.Context) (kafka.Message, error) {
+			if calls++; calls <= ok {
+				return kafka.Message{Offset: int64(calls)}, nil
+			}
+			return kafka.Message{}, boom
+		}
+		err = broker.Batches(ctx, fetch, 10, time.Minute, log, func(_ context.Context, b []kafka.Message) error {
+			handled += len(b)
 			return nil
 		})
-	if !errors.Is(err, boom) {
-		t.Fatalf("fetch error: got %v, want %v", err, boom)
+		if !errors.Is(err, boom) || handled != ok {
+			t.Fatalf("fetch error after %d records: got %v with %d handled, want %v with %d", ok, err, handled, boom, ok)
+		}
 	}
 }
