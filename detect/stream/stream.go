@@ -322,9 +322,8 @@ func (p *partition) run(ctx context.Context, committed int64) error {
 		p.runner.Engine.SetWatermark(mk.Watermark.Time)
 	}
 	p.log.Info("partition assigned", "committed", committed, "resume", p.next, "restored_integrations", n)
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: r.kafka.Brokers, Topic: p.st.Input(), Partition: p.part,
-		MinBytes: 1, MaxBytes: broker.FetchMaxBytes, MaxWait: 100 * time.Millisecond, QueueCapacity: broker.QueueDepth,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { p.log.Warn("partition reader: " + fmt.Sprintf(msg, args...)) })})
+	reader := broker.NewPartitionReader(r.kafka, p.st.Input(), p.part,
+		kafka.LoggerFunc(func(msg string, args ...any) { p.log.Warn("partition reader: " + fmt.Sprintf(msg, args...)) }))
 	defer reader.Close()
 	start := p.next
 	if start < 0 {

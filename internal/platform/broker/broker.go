@@ -176,6 +176,15 @@ func NewReader(cfg Config, topic, group string) *kafka.Reader {
 	})
 }
 
+// NewPartitionReader returns a reader of one partition, outside any group
+// (the caller sets its offset), with the group readers' fetch sizes and
+// queue; errLog, when not nil, receives kafka-go's errors.
+func NewPartitionReader(cfg Config, topic string, partition int, errLog kafka.Logger) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
+		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond, QueueCapacity: QueueDepth,
+		ErrorLogger: errLog})
+}
+
 // QueueDepth is how many fetched messages a reader holds for its consumer,
 // enough to keep fetching while a batch is handled (Batches); kafka-go's
 // default, 100, is a fraction of one fetch, and 1,024 made detect + deliver
@@ -568,8 +577,7 @@ func ReadRange(ctx context.Context, cfg Config, topic string, partition int, las
 	if start >= end && !follow {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond})
+	r := NewPartitionReader(cfg, topic, partition, nil)
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {
 		return err
