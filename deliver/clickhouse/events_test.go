@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwatch/tokenwatch/deliver/clickhouse"
 	"github.com/tokenwatch/tokenwatch/schemas"
 )
 
@@ -101,27 +102,29 @@ func TestEveryEventColumnLandsInItsPlace(t *testing.T) {
 // smaller batch next without leftovers.
 func TestBatchOverSeveralChunksLandsOnce(t *testing.T) {
 	ctx, _, c := migrated(t)
-	base := time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC) // crosses into November
+	const chunk = clickhouse.InsertChunk
+	// The big batch crosses into November whatever the chunk size.
+	base, step := time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC), 8*24*time.Hour/(2*chunk)
 	ev := func(i int) schemas.Event {
 		return schemas.Event{EventID: fmt.Sprintf("e%05d", i), Source: "okta", Tenant: "T1",
-			Time: schemas.NewTime(base.Add(time.Duration(i) * time.Minute)), Integration: schemas.Integration{ID: "app1"}, Bytes: int64(i)}
+			Time: schemas.NewTime(base.Add(time.Duration(i) * step)), Integration: schemas.Integration{ID: "app1"}, Bytes: int64(i)}
 	}
 	// No merges: each part counted below is one an INSERT wrote.
 	if err := c.Conn().Exec(ctx, "SYSTEM STOP MERGES events"); err != nil {
 		t.Fatal(err)
 	}
 	var big []schemas.Event
-	for i := 0; i < 2*8192+1; i++ {
+	for i := 0; i < 2*chunk+1; i++ {
 		big = append(big, ev(i))
-		if i == 8192 { // the first event of the second chunk repeats the last of the first
-			big = append(big, ev(8191))
+		if i == chunk { // the first event of the second chunk repeats the last of the first
+			big = append(big, ev(chunk-1))
 		}
 	}
 	skipped, err := c.WriteNewEvents(ctx, big)
 	if err != nil || skipped != 1 {
-		t.Fatalf("%d events over three chunks: %d left out (%v), want 1", len(big), skipped, err)
+		t.Fatalf("%d events over four chunks: %d left out (%v), want 1", len(big), skipped, err)
 	}
-	small := []schemas.Event{ev(20000), ev(20001)} // November too
+	small := []schemas.Event{ev(2*chunk + 10), ev(2*chunk + 11)} // November too
 	if err := c.WriteEvents(ctx, small); err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +132,8 @@ func TestBatchOverSeveralChunksLandsOnce(t *testing.T) {
 	if err := c.Conn().QueryRow(ctx, "SELECT count(), uniqExact(event_id), sum(bytes) FROM events").Scan(&n, &distinct, &sum); err != nil {
 		t.Fatal(err)
 	}
-	want := uint64(2*8192+1) + 2
-	wantSum := uint64((2*8192)*(2*8192+1)/2) + 20000 + 20001
+	want := uint64(2*chunk+1) + 2
+	wantSum := uint64((2*chunk)*(2*chunk+1)/2) + (2*chunk + 10) + (2*chunk + 11)
 	if n != want || distinct != want || sum != wantSum {
 		t.Fatalf("count %d, distinct ids %d, bytes %d: want %d, %d, %d", n, distinct, sum, want, want, wantSum)
 	}
