@@ -122,7 +122,7 @@ func TestBatchOverSeveralChunksLandsOnce(t *testing.T) {
 	}
 	skipped, err := c.WriteNewEvents(ctx, big)
 	if err != nil || skipped != 1 {
-		t.Fatalf("%d events over four chunks: %d left out (%v), want 1", len(big), skipped, err)
+		t.Fatalf("%d events over three chunks: %d left out (%v), want 1", len(big), skipped, err)
 	}
 	small := []schemas.Event{ev(2*chunk + 10), ev(2*chunk + 11)} // November too
 	if err := c.WriteEvents(ctx, small); err != nil {

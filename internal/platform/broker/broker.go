@@ -154,35 +154,37 @@ func NewWriter(cfg Config, topic string) *kafka.Writer {
 // came, was retried the same size, and the partition never advanced.
 const FetchMaxBytes = 2 << 20
 
+// readerConfig is what every reader shares: the fetch sizes and wait, and
+// the queue that keeps fetching while a batch is handled.
+func readerConfig(cfg Config, topic string) kafka.ReaderConfig {
+	return kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic,
+		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond, QueueCapacity: QueueDepth}
+}
+
 // NewReader returns a consumer-group reader of topic that starts at the
 // earliest offset when the group has none, and commits only when told.
 func NewReader(cfg Config, topic, group string) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:               cfg.Brokers,
-		Topic:                 topic,
-		GroupID:               group,
-		MinBytes:              1,
-		MaxBytes:              FetchMaxBytes,
-		MaxWait:               100 * time.Millisecond,
-		ReadBatchTimeout:      2 * time.Second,
-		StartOffset:           kafka.FirstOffset,
-		CommitInterval:        0, // synchronous commits, after results are durable
-		HeartbeatInterval:     1 * time.Second,
-		SessionTimeout:        10 * time.Second,
-		RebalanceTimeout:      10 * time.Second,
-		JoinGroupBackoff:      500 * time.Millisecond,
-		WatchPartitionChanges: true,
-		QueueCapacity:         QueueDepth,
-	})
+	rc := readerConfig(cfg, topic)
+	rc.GroupID = group
+	rc.ReadBatchTimeout = 2 * time.Second
+	rc.StartOffset = kafka.FirstOffset
+	rc.CommitInterval = 0 // synchronous commits, after results are durable
+	rc.HeartbeatInterval = 1 * time.Second
+	rc.SessionTimeout = 10 * time.Second
+	rc.RebalanceTimeout = 10 * time.Second
+	rc.JoinGroupBackoff = 500 * time.Millisecond
+	rc.WatchPartitionChanges = true
+	return kafka.NewReader(rc)
 }
 
 // NewPartitionReader returns a reader of one partition, outside any group
-// (the caller sets its offset), with the group readers' fetch sizes and
-// queue; errLog, when not nil, receives kafka-go's errors.
+// (the caller sets its offset); errLog, when not nil, receives kafka-go's
+// errors.
 func NewPartitionReader(cfg Config, topic string, partition int, errLog kafka.Logger) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: FetchMaxBytes, MaxWait: 100 * time.Millisecond, QueueCapacity: QueueDepth,
-		ErrorLogger: errLog})
+	rc := readerConfig(cfg, topic)
+	rc.Partition = partition
+	rc.ErrorLogger = errLog
+	return kafka.NewReader(rc)
 }
 
 // QueueDepth is how many fetched messages a reader holds for its consumer,
